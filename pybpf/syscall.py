@@ -1,0 +1,406 @@
+"""The one narrow door to the kernel: bpf(2), perf_event_open(2) and ioctl(2).
+
+Each wrapper fills one ``bpf_attr`` member from :mod:`pybpf.uapi`, makes the
+call, and turns a failure into a :class:`~pybpf.errors.BPFError` that carries
+``errno``.  Nothing here keeps state except :class:`Fd`, the owner of one
+kernel file descriptor.
+"""
+from __future__ import annotations
+
+import ctypes
+import errno as _errno
+import os
+import platform
+from typing import Callable, Optional, Tuple, Type, TypeVar
+
+from . import uapi
+from .errors import BPFError, VerifierError, from_errno
+
+# (bpf, perf_event_open) syscall numbers per architecture.
+_SYSCALL_NUMBERS = {
+    "x86_64": (321, 298), "aarch64": (280, 241), "riscv64": (280, 241),
+    "loongarch64": (280, 241), "s390x": (351, 331), "ppc64le": (361, 319),
+    "ppc64": (361, 319), "armv7l": (386, 364), "i686": (357, 336),
+    "i386": (357, 336), "mips64": (5315, 5296),
+}
+_NR_BPF, _NR_PERF_EVENT_OPEN = _SYSCALL_NUMBERS.get(platform.machine(), (None, None))
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_syscall = _libc.syscall
+_syscall.restype = ctypes.c_long
+_ioctl = _libc.ioctl
+_ioctl.restype = ctypes.c_int
+_ioctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong]
+
+
+class Fd:
+    """Owns one kernel fd: closed exactly once, by close(), ``with`` or GC."""
+
+    __slots__ = ("_fd", "__weakref__")
+
+    def __init__(self, fd: int):
+        self._fd = fd
+
+    @property
+    def fd(self) -> int:
+        if self._fd < 0:
+            raise BPFError("file descriptor already closed", _errno.EBADF)
+        return self._fd
+
+    @property
+    def closed(self) -> bool:
+        return self._fd < 0
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def close(self) -> None:
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+    def detach(self) -> int:
+        """Give up ownership and return the raw fd."""
+        fd, self._fd = self._fd, -1
+        return fd
+
+    def __enter__(self) -> "Fd":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if getattr(self, "_fd", -1) >= 0:
+            try:
+                os.close(self._fd)
+            except OSError:
+                pass
+
+    def __repr__(self) -> str:
+        return f"Fd({self._fd})"
+
+
+def _addr(buf) -> int:
+    return ctypes.addressof(buf) if buf is not None else 0
+
+
+def _check_arch() -> None:
+    if _NR_BPF is None:
+        raise BPFError(f"bpf(2) syscall number unknown for {platform.machine()}",
+                       _errno.ENOSYS)
+
+
+def bpf(cmd: int, attr: ctypes.Structure, what: str = "") -> int:
+    """Raw bpf(2): returns the result, raises BPFError on failure.
+
+    EINTR and EAGAIN (the kernel returns EAGAIN from BPF_PROG_LOAD when a signal
+    interrupts verification) are retried a bounded number of times.
+    """
+    _check_arch()
+    for _ in range(5):
+        ret = _syscall(_NR_BPF, ctypes.c_int(cmd), ctypes.byref(attr),
+                       ctypes.c_uint(ctypes.sizeof(attr)))
+        if ret >= 0:
+            return ret
+        err = ctypes.get_errno()
+        if err not in (_errno.EINTR, _errno.EAGAIN) or cmd == uapi.BPF_MAP_LOOKUP_ELEM:
+            break
+    raise from_errno(err, what or uapi.bpf_cmd(cmd).name)
+
+
+def bpf_fd(cmd: int, attr: ctypes.Structure, what: str = "") -> Fd:
+    return Fd(bpf(cmd, attr, what))
+
+
+# ------------------------------------------------------------------ maps
+
+def map_create(map_type: int, key_size: int, value_size: int, max_entries: int,
+               flags: int = 0, name: str = "", btf_fd: int = 0,
+               btf_key_type_id: int = 0, btf_value_type_id: int = 0,
+               inner_map_fd: int = 0, map_extra: int = 0, numa_node: int = 0,
+               ifindex: int = 0, btf_vmlinux_value_type_id: int = 0) -> Fd:
+    attr = uapi.bpf_attr_map_create(
+        map_type=map_type, key_size=key_size, value_size=value_size,
+        max_entries=max_entries, map_flags=flags, inner_map_fd=inner_map_fd,
+        numa_node=numa_node, map_name=name.encode()[:uapi.BPF_OBJ_NAME_LEN - 1],
+        map_ifindex=ifindex, btf_fd=btf_fd, btf_key_type_id=btf_key_type_id,
+        btf_value_type_id=btf_value_type_id,
+        btf_vmlinux_value_type_id=btf_vmlinux_value_type_id, map_extra=map_extra)
+    return bpf_fd(uapi.BPF_MAP_CREATE, attr, f"creating map {name!r}")
+
+
+def _elem_attr(fd: int, key, value, flags: int) -> uapi.bpf_attr_map_elem:
+    return uapi.bpf_attr_map_elem(map_fd=fd, key=_addr(key), value=_addr(value), flags=flags)
+
+
+def map_lookup(fd: int, key: bytes, value_size: int, flags: int = 0) -> Optional[bytes]:
+    """Value for key, or None when the key is absent (ENOENT)."""
+    kbuf = ctypes.create_string_buffer(key, len(key))
+    vbuf = ctypes.create_string_buffer(value_size)
+    try:
+        bpf(uapi.BPF_MAP_LOOKUP_ELEM, _elem_attr(fd, kbuf, vbuf, flags))
+    except BPFError as e:
+        if e.errno == _errno.ENOENT:
+            return None
+        raise
+    return vbuf.raw
+
+
+def map_update(fd: int, key: bytes, value: bytes, flags: int = uapi.BPF_ANY) -> None:
+    kbuf = ctypes.create_string_buffer(key, len(key))
+    vbuf = ctypes.create_string_buffer(value, len(value))
+    bpf(uapi.BPF_MAP_UPDATE_ELEM, _elem_attr(fd, kbuf, vbuf, flags))
+
+
+def map_delete(fd: int, key: bytes) -> bool:
+    """Delete key; False when it was absent."""
+    kbuf = ctypes.create_string_buffer(key, len(key))
+    try:
+        bpf(uapi.BPF_MAP_DELETE_ELEM, _elem_attr(fd, kbuf, None, 0))
+    except BPFError as e:
+        if e.errno == _errno.ENOENT:
+            return False
+        raise
+    return True
+
+
+def map_get_next_key(fd: int, key: Optional[bytes], key_size: int) -> Optional[bytes]:
+    """Key after ``key`` (the first key when None); None at the end."""
+    kbuf = ctypes.create_string_buffer(key, key_size) if key is not None else None
+    nbuf = ctypes.create_string_buffer(key_size)
+    try:
+        bpf(uapi.BPF_MAP_GET_NEXT_KEY, _elem_attr(fd, kbuf, nbuf, 0))
+    except BPFError as e:
+        if e.errno == _errno.ENOENT:
+            return None
+        raise
+    return nbuf.raw
+
+
+def map_freeze(fd: int) -> None:
+    bpf(uapi.BPF_MAP_FREEZE, uapi.bpf_attr_fd(fd=fd))
+
+
+# ------------------------------------------------------------------ BTF and programs
+
+LogAttr = TypeVar("LogAttr", uapi.bpf_attr_btf_load, uapi.bpf_attr_prog_load)
+
+
+def _load_with_log(cmd: int, attr: LogAttr, set_log: Callable[[LogAttr, object, int, int], None],
+                   true_size: Callable[[LogAttr], int], what: str,
+                   log_level: int) -> Tuple[int, str]:
+    """Run a load command; on failure repeat it with a verifier log that grows.
+
+    Returns (fd, log).  The first attempt runs without a log (fast path, as
+    libbpf does) unless ``log_level`` asks for one.  On failure the log buffer
+    starts at 64 KiB and grows to the kernel's ``log_true_size`` (6.4+) or by
+    x4, at most 5 times, up to ``BPF_LOG_MAX_SIZE``.
+    """
+    size = 1 << 16
+    level = log_level
+    for _ in range(6):
+        buf = ctypes.create_string_buffer(size) if level else None
+        set_log(attr, buf, size if level else 0, level)
+        _check_arch()
+        ret = _syscall(_NR_BPF, ctypes.c_int(cmd), ctypes.byref(attr),
+                       ctypes.c_uint(ctypes.sizeof(attr)))
+        err = ctypes.get_errno() if ret < 0 else 0
+        log = buf.value.decode(errors="replace") if buf is not None else ""
+        if ret >= 0:
+            return ret, log
+        if err in (_errno.EINTR, _errno.EAGAIN):
+            continue
+        if not level:            # first failure: retry with a log to explain it
+            level = 1
+            continue
+        if err == _errno.ENOSPC and size < uapi.BPF_LOG_MAX_SIZE:
+            size = min(max(true_size(attr) + 1, size * 4), uapi.BPF_LOG_MAX_SIZE)
+            continue
+        break
+    if err in (_errno.EPERM, _errno.EACCES) and not log.strip():
+        raise from_errno(err, what)
+    raise VerifierError(f"{what}: {os.strerror(err)}"
+                        + (f"\n{_tail(log)}" if log else ""), log, err)
+
+
+def _tail(log: str, lines: int = 8) -> str:
+    return "\n".join(log.rstrip().splitlines()[-lines:])
+
+
+def _set_btf_log(attr: uapi.bpf_attr_btf_load, buf, size: int, level: int) -> None:
+    attr.btf_log_buf, attr.btf_log_size, attr.btf_log_level = _addr(buf), size, level
+
+
+def _set_prog_log(attr: uapi.bpf_attr_prog_load, buf, size: int, level: int) -> None:
+    attr.log_buf, attr.log_size, attr.log_level = _addr(buf), size, level
+
+
+def btf_load(data: bytes, log_level: int = 0) -> Fd:
+    """BPF_BTF_LOAD; VerifierError (with the BTF verifier log) on rejection."""
+    raw = ctypes.create_string_buffer(data, len(data))
+    attr = uapi.bpf_attr_btf_load(btf=_addr(raw), btf_size=len(data))
+    fd, _ = _load_with_log(uapi.BPF_BTF_LOAD, attr, _set_btf_log,
+                           lambda a: a.btf_log_true_size, "loading BTF", log_level)
+    return Fd(fd)
+
+
+def prog_load(prog_type: int, insns: bytes, license: str, name: str = "",
+              expected_attach_type: int = 0, prog_flags: int = 0, kern_version: int = 0,
+              btf_fd: int = 0, func_info: bytes = b"", func_info_rec_size: int = 0,
+              line_info: bytes = b"", line_info_rec_size: int = 0,
+              attach_btf_id: int = 0, attach_prog_fd: int = 0, ifindex: int = 0,
+              log_level: int = 0) -> Tuple[Fd, str]:
+    """BPF_PROG_LOAD; returns (fd, verifier log) or raises VerifierError."""
+    ibuf = ctypes.create_string_buffer(insns, len(insns))
+    lic = ctypes.create_string_buffer(license.encode())
+    fbuf = ctypes.create_string_buffer(func_info, len(func_info)) if func_info else None
+    lbuf = ctypes.create_string_buffer(line_info, len(line_info)) if line_info else None
+    attr = uapi.bpf_attr_prog_load(
+        prog_type=prog_type, insn_cnt=len(insns) // 8, insns=_addr(ibuf),
+        license=_addr(lic), kern_version=kern_version, prog_flags=prog_flags,
+        prog_name=name.encode()[:uapi.BPF_OBJ_NAME_LEN - 1], prog_ifindex=ifindex,
+        expected_attach_type=expected_attach_type, prog_btf_fd=btf_fd,
+        attach_btf_id=attach_btf_id, attach_prog_fd=attach_prog_fd)
+    if fbuf is not None:
+        attr.func_info_rec_size, attr.func_info = func_info_rec_size, _addr(fbuf)
+        attr.func_info_cnt = len(func_info) // func_info_rec_size
+    if lbuf is not None:
+        attr.line_info_rec_size, attr.line_info = line_info_rec_size, _addr(lbuf)
+        attr.line_info_cnt = len(line_info) // line_info_rec_size
+    fd, log = _load_with_log(uapi.BPF_PROG_LOAD, attr, _set_prog_log,
+                             lambda a: a.log_true_size, f"loading program {name!r}",
+                             log_level)
+    return Fd(fd), log
+
+
+def prog_test_run(prog_fd: int, data_in: bytes = b"", data_out_size: int = 0,
+                  ctx_in: bytes = b"", ctx_out_size: int = 0, repeat: int = 1,
+                  flags: int = 0, cpu: int = 0) -> Tuple[int, bytes, bytes, int]:
+    """BPF_PROG_TEST_RUN; returns (retval, data_out, ctx_out, duration_ns)."""
+    din = ctypes.create_string_buffer(data_in, len(data_in)) if data_in else None
+    dout = ctypes.create_string_buffer(data_out_size) if data_out_size else None
+    cin = ctypes.create_string_buffer(ctx_in, len(ctx_in)) if ctx_in else None
+    cout = ctypes.create_string_buffer(ctx_out_size) if ctx_out_size else None
+    attr = uapi.bpf_attr_test_run(
+        prog_fd=prog_fd, data_size_in=len(data_in), data_size_out=data_out_size,
+        data_in=_addr(din), data_out=_addr(dout), repeat=repeat,
+        ctx_size_in=len(ctx_in), ctx_size_out=ctx_out_size, ctx_in=_addr(cin),
+        ctx_out=_addr(cout), flags=flags, cpu=cpu)
+    bpf(uapi.BPF_PROG_TEST_RUN, attr)
+    return (attr.retval, dout.raw[:attr.data_size_out] if dout is not None else b"",
+            cout.raw[:attr.ctx_size_out] if cout is not None else b"", attr.duration)
+
+
+# ------------------------------------------------------------------ attachment
+
+def link_create(prog_fd: int, target_fd: int, attach_type: int, flags: int = 0,
+                **extra) -> Fd:
+    """BPF_LINK_CREATE.  ``extra`` sets the per-type union, e.g.
+    ``perf_event={"bpf_cookie": 1}`` or ``target_btf_id=5``."""
+    attr = uapi.bpf_attr_link_create(prog_fd=prog_fd, target_fd=target_fd,
+                                     attach_type=attach_type, flags=flags)
+    for member, value in extra.items():
+        if isinstance(value, dict):
+            sub = getattr(attr.u, member)
+            for k, v in value.items():
+                setattr(sub, k, v)
+        else:
+            setattr(attr.u, member, value)
+    return bpf_fd(uapi.BPF_LINK_CREATE, attr,
+                  f"creating {uapi.bpf_attach_type(attach_type).name} link")
+
+
+def link_detach(link_fd: int) -> None:
+    bpf(uapi.BPF_LINK_DETACH, uapi.bpf_attr_fd(fd=link_fd))
+
+
+def raw_tracepoint_open(name: Optional[str], prog_fd: int) -> Fd:
+    """BPF_RAW_TRACEPOINT_OPEN (name None for tp_btf/fentry/fexit/lsm programs)."""
+    nbuf = ctypes.create_string_buffer(name.encode()) if name else None
+    attr = uapi.bpf_attr_raw_tracepoint_open(name=_addr(nbuf), prog_fd=prog_fd)
+    return bpf_fd(uapi.BPF_RAW_TRACEPOINT_OPEN, attr,
+                  f"opening raw tracepoint {name or '(from BTF)'}")
+
+
+def prog_attach(prog_fd: int, target_fd: int, attach_type: int, flags: int = 0) -> None:
+    attr = uapi.bpf_attr_prog_attach(target_fd=target_fd, attach_bpf_fd=prog_fd,
+                                     attach_type=attach_type, attach_flags=flags)
+    bpf(uapi.BPF_PROG_ATTACH, attr, f"attaching to {uapi.bpf_attach_type(attach_type).name}")
+
+
+def prog_detach(prog_fd: int, target_fd: int, attach_type: int) -> None:
+    attr = uapi.bpf_attr_prog_attach(target_fd=target_fd, attach_bpf_fd=prog_fd,
+                                     attach_type=attach_type)
+    bpf(uapi.BPF_PROG_DETACH, attr)
+
+
+def iter_create(link_fd: int) -> Fd:
+    return bpf_fd(uapi.BPF_ITER_CREATE, uapi.bpf_attr_iter_create(link_fd=link_fd))
+
+
+# ------------------------------------------------------------------ objects, ids, pinning
+
+def obj_pin(fd: int, path: str) -> None:
+    pbuf = ctypes.create_string_buffer(os.fsencode(path))
+    bpf(uapi.BPF_OBJ_PIN, uapi.bpf_attr_obj_pin(pathname=_addr(pbuf), bpf_fd=fd),
+        f"pinning at {path}")
+
+
+def obj_get(path: str, flags: int = 0) -> Fd:
+    pbuf = ctypes.create_string_buffer(os.fsencode(path))
+    return bpf_fd(uapi.BPF_OBJ_GET, uapi.bpf_attr_obj_pin(pathname=_addr(pbuf),
+                                                          file_flags=flags),
+                  f"opening pinned object {path}")
+
+
+def next_id(cmd: int, start_id: int) -> Optional[int]:
+    """BPF_{PROG,MAP,LINK,BTF}_GET_NEXT_ID: next id after start_id, None at the end."""
+    attr = uapi.bpf_attr_get_id(start_id=start_id)
+    try:
+        bpf(cmd, attr)
+    except BPFError as e:
+        if e.errno == _errno.ENOENT:
+            return None
+        raise
+    return attr.next_id
+
+
+def fd_by_id(cmd: int, obj_id: int) -> Fd:
+    """BPF_{PROG,MAP,LINK,BTF}_GET_FD_BY_ID."""
+    return bpf_fd(cmd, uapi.bpf_attr_get_id(start_id=obj_id))
+
+
+Info = TypeVar("Info", bound=ctypes.Structure)
+
+
+def obj_info(fd: int, info_type: Type[Info], info: Optional[Info] = None) -> Info:
+    """BPF_OBJ_GET_INFO_BY_FD into a fresh (or the given) info struct."""
+    info = info if info is not None else info_type()
+    attr = uapi.bpf_attr_info_by_fd(bpf_fd=fd, info_len=ctypes.sizeof(info),
+                                    info=ctypes.addressof(info))
+    bpf(uapi.BPF_OBJ_GET_INFO_BY_FD, attr)
+    return info
+
+
+# ------------------------------------------------------------------ perf events
+
+def perf_event_open(attr: uapi.perf_event_attr, pid: int = -1, cpu: int = 0,
+                    group_fd: int = -1, flags: int = uapi.PERF_FLAG_FD_CLOEXEC,
+                    what: str = "perf_event_open") -> Fd:
+    if _NR_PERF_EVENT_OPEN is None:
+        raise BPFError(f"perf_event_open number unknown for {platform.machine()}",
+                       _errno.ENOSYS)
+    attr.size = ctypes.sizeof(attr)
+    ret = _syscall(_NR_PERF_EVENT_OPEN, ctypes.byref(attr), ctypes.c_int(pid),
+                   ctypes.c_int(cpu), ctypes.c_int(group_fd), ctypes.c_ulong(flags))
+    if ret < 0:
+        raise from_errno(ctypes.get_errno(), what)
+    return Fd(ret)
+
+
+def ioctl(fd: int, request: int, arg: int = 0, what: str = "ioctl") -> int:
+    ret = _ioctl(fd, request, arg)
+    if ret < 0:
+        raise from_errno(ctypes.get_errno(), what)
+    return ret

@@ -1,0 +1,43 @@
+"""Shared fixtures: where the built objects are, and the kernel-test gate.
+
+Kernel tests call ``require_kernel()`` (or use the ``kernel`` fixture).  They
+skip when not root, unless PYBPF_REQUIRE_KERNEL=1 (as CI sets), in which case
+a test that cannot reach the kernel fails instead of skipping.
+"""
+from __future__ import annotations
+
+import os
+import pathlib
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+BUILD = ROOT / "build"
+
+
+def require_kernel() -> None:
+    if os.geteuid() == 0:
+        return
+    if os.environ.get("PYBPF_REQUIRE_KERNEL") == "1":
+        pytest.fail("PYBPF_REQUIRE_KERNEL=1 but not running as root")
+    pytest.skip("kernel test: needs root (CAP_BPF, CAP_PERFMON)")
+
+
+def skip_missing_feature(reason: str) -> None:
+    """Skip for a kernel feature this machine lacks, even under PYBPF_REQUIRE_KERNEL.
+
+    The reason must name the missing feature (e.g. CONFIG_KPROBES)."""
+    pytest.skip(f"kernel feature missing: {reason}")
+
+
+def built(name: str) -> pathlib.Path:
+    """Path of build/NAME, failing with the command to run when it is missing."""
+    path = BUILD / name
+    if not path.exists():
+        pytest.fail(f"{path} missing: run 'make' first")
+    return path
+
+
+@pytest.fixture
+def kernel() -> None:
+    require_kernel()
