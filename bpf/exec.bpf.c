@@ -11,6 +11,11 @@ struct {
 	__uint(max_entries, 256 * 1024);
 } rb SEC(".maps");
 
+/* Puts struct event into the object's BTF (the reserve API never names it), so
+ * user space can decode records through BTF: pybpf matches records to the
+ * object's structs by size. */
+const struct event *unused_event __attribute__((unused));
+
 /* 0: every process; otherwise only this tgid (set with --set target_pid=N). */
 const volatile int target_pid = 0;
 

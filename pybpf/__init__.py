@@ -1,0 +1,14 @@
+"""pybpf: a pure-Python eBPF loader (ELF, BTF, CO-RE, maps, programs, links, ring buffers).
+
+The public surface (see API.md): BPFObject, Map, Program, RingBuffer,
+PerfBuffer and the BPFError family.
+"""
+from .errors import (AttachError, BPFError, BPFPermissionError, ObjectError,
+                     VerifierError)
+from .maps import GlobalData, Map
+from .object import BPFObject
+from .programs import Program
+
+__all__ = ["AttachError", "BPFError", "BPFObject", "BPFPermissionError", "GlobalData",
+           "Map", "ObjectError", "Program", "VerifierError"]
+__version__ = "0.1.0"

@@ -469,6 +469,10 @@ BPF_F_XDP_DEV_BOUND_ONLY = 1 << 6  # 6.3
 BPF_F_ALLOW_OVERRIDE = 1 << 0
 BPF_F_ALLOW_MULTI = 1 << 1
 BPF_F_REPLACE = 1 << 2
+# mprog attach flags (tcx, netkit; 6.6): position relative to another program or link
+BPF_F_BEFORE = 1 << 3
+BPF_F_AFTER = 1 << 4
+BPF_F_ID = 1 << 5
 
 # BPF_LINK_CREATE with BPF_TRACE_UPROBE_MULTI / KPROBE_MULTI
 BPF_F_KPROBE_MULTI_RETURN = 1 << 0
@@ -770,6 +774,31 @@ class _link_create_extra(ctypes.Union):
 class bpf_attr_link_create(_Attr):
     _fields_ = [("prog_fd", c_u32), ("target_fd", c_u32),  # target_fd: also target_ifindex
                 ("attach_type", c_u32), ("flags", c_u32), ("u", _link_create_extra)]
+
+
+# enum bpf_cgroup_iter_order (6.1)
+BPF_CGROUP_ITER_ORDER_UNSPEC, BPF_CGROUP_ITER_SELF_ONLY = 0, 1
+BPF_CGROUP_ITER_DESCENDANTS_PRE, BPF_CGROUP_ITER_DESCENDANTS_POST = 2, 3
+BPF_CGROUP_ITER_ANCESTORS_UP = 4
+
+
+class _iter_link_info_map(ctypes.Structure):
+    _fields_ = [("map_fd", c_u32)]
+
+
+class _iter_link_info_cgroup(ctypes.Structure):
+    _fields_ = [("order", c_u32), ("cgroup_fd", c_u32), ("cgroup_id", c_u64)]
+
+
+class _iter_link_info_task(ctypes.Structure):
+    _fields_ = [("tid", c_u32), ("pid", c_u32), ("pid_fd", c_u32)]
+
+
+class bpf_iter_link_info(ctypes.Union):
+    """Pointed to by link_create.iter.iter_info: which map/cgroup/task to iterate."""
+
+    _fields_ = [("map", _iter_link_info_map), ("cgroup", _iter_link_info_cgroup),
+                ("task", _iter_link_info_task)]
 
 
 class bpf_attr_iter_create(_Attr):

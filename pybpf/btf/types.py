@@ -83,6 +83,7 @@ class Restrict(_Ref):
 
 @dataclass
 class TypeTag(_Ref):
+    attr: bool = False       # the kind_flag: an __attribute__, not a btf_type_tag
     kind: ClassVar[int] = BTF_KIND_TYPE_TAG
 
 
@@ -185,6 +186,7 @@ class Float(Type):
 class DeclTag(Type):
     type: int = 0
     component_idx: int = -1  # -1: the tag is on the type itself
+    attr: bool = False       # the kind_flag: an __attribute__, not a btf_decl_tag
     kind: ClassVar[int] = BTF_KIND_DECL_TAG
 
 

@@ -1,0 +1,374 @@
+"""BPFObject: open -> configure -> load -> attach -> close, as libbpf's bpf_object.
+
+``open()`` only parses (see :mod:`pybpf.spec`).  ``load()`` loads BTF, creates
+maps (pinning, global data, map-in-map), relocates and loads programs.
+``close()`` (or leaving the ``with`` block) detaches every link and closes
+every fd the object owns, exactly once, also after a failed load.
+"""
+from __future__ import annotations
+
+import os
+import struct
+import re
+import warnings
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, TypeVar, Union
+
+from . import syscall, uapi
+from .btf import BTF, BTFExt
+from .elf import read_elf
+from .errors import BPFError, ObjectError, VerifierError
+from .maps import GlobalData, Map
+from .programs import Program
+from .relocate import LinkedProgram, Linker
+from .sections import ATTACH_BTF, SLEEPABLE, XDP_FRAGS
+from .spec import LIBBPF_PIN_BY_NAME, ObjectSpec, data_variables
+from .syscall import Fd
+
+V = TypeVar("V")
+DEFAULT_PIN_ROOT = "/sys/fs/bpf"
+_POISON_CALL = re.compile(r"^(\d+): \(85\) call unknown#195896080$", re.M)
+_LAST_INSN = re.compile(r"^(\d+): \(", re.M)
+
+
+class NamedCollection(Mapping[str, V]):
+    """Read-only name -> item mapping with a helpful KeyError."""
+
+    def __init__(self, kind: str, items: Dict[str, V]):
+        self._kind, self._items = kind, items
+
+    def __getitem__(self, name: str) -> V:
+        try:
+            return self._items[name]
+        except KeyError:
+            raise KeyError(f"no {self._kind} named {name!r} (there are: "
+                           f"{', '.join(self._items) or 'none'})") from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        return f"{{{', '.join(f'{k!r}: {v!r}' for k, v in self._items.items())}}}"
+
+
+class BPFObject:
+    def __init__(self, spec: ObjectSpec, pin_root: str = DEFAULT_PIN_ROOT,
+                 core_targets: Optional[Sequence[BTF]] = None):
+        self.spec = spec
+        self.name = spec.name
+        self.pin_root = pin_root
+        self.core_targets = core_targets
+        self._maps: Dict[str, Map] = {m.name: Map(m, spec.btf, spec.name) for m in spec.maps}
+        self.maps: NamedCollection[Map] = NamedCollection("map", self._maps)
+        self._programs: Dict[str, Program] = {
+            p.name: Program(p.name, p.section, p.sec_def, p.attach_target, bytearray(), 0)
+            for p in spec.programs}
+        self.programs: NamedCollection[Program] = NamedCollection("program", self._programs)
+        self._globals: Dict[str, GlobalData] = {
+            m.name: GlobalData(self._maps[m.name], data_variables(spec.btf, m, spec.elf))
+            for m in spec.maps if m.is_global_data}
+        self.sections: NamedCollection[GlobalData] = NamedCollection("data section",
+                                                                     self._globals)
+        self.links: List[Any] = []
+        self.linked: Dict[str, LinkedProgram] = {}
+        self._btf_fd: Optional[Fd] = None
+        self._btf_strings: Dict[str, int] = {}
+        self._linker: Optional[Linker] = None
+        self._loaded = False
+        self._closed = False
+
+    # ---------------------------------------------------------------- open
+
+    @classmethod
+    def open(cls, source: Union[str, bytes, "os.PathLike[str]"], *, name: str = "",
+             pin_root: str = DEFAULT_PIN_ROOT,
+             core_targets: Optional[Sequence[BTF]] = None) -> "BPFObject":
+        """Parse an object file (path or bytes): no kernel calls."""
+        return cls(parse_object(source, name), pin_root, core_targets)
+
+    @property
+    def license(self) -> str:
+        return self.spec.license
+
+    @property
+    def btf(self) -> Optional[BTF]:
+        return self.spec.btf
+
+    def _section_data(self, name: str) -> GlobalData:
+        if name not in self._globals:
+            raise KeyError(f"{self.name} has no {name} section (no such globals)")
+        return self._globals[name]
+
+    @property
+    def rodata(self) -> GlobalData:
+        return self._section_data(".rodata")
+
+    @property
+    def data(self) -> GlobalData:
+        return self._section_data(".data")
+
+    @property
+    def bss(self) -> GlobalData:
+        return self._section_data(".bss")
+
+    # ---------------------------------------------------------------- load
+
+    @property
+    def loaded(self) -> bool:
+        return self._loaded
+
+    def load(self, log_level: int = 0) -> "BPFObject":
+        """Create maps and load programs; on any failure everything is closed again."""
+        if self._closed:
+            raise BPFError(f"object {self.name!r} is closed")
+        if self._loaded:
+            raise BPFError(f"object {self.name!r} is already loaded")
+        try:
+            self._load_btf()
+            self._create_maps()
+            linker = self._linker = Linker(
+                self.spec, {n: m.fd for n, m in self._maps.items() if m.loaded},
+                self.core_targets)
+            for prog in self._programs.values():
+                if prog.autoload:
+                    self._load_program(prog, linker, log_level)
+            self._init_slots()
+        except BaseException:
+            self._close_kernel_objects()
+            raise
+        self._loaded = True
+        return self
+
+    def _load_btf(self) -> None:
+        btf = self.spec.btf
+        if btf is None:
+            return
+        from .btf import sanitize
+        try:
+            data = sanitize.sanitize(btf, sanitize.probe_features()).encode()
+            self._btf_fd = syscall.btf_load(data)
+        except VerifierError as e:
+            warnings.warn(f"{self.name}: kernel refused the object's BTF, loading without "
+                          f"it (no BTF for maps, no func/line info): {e}")
+            return
+        self._btf_strings = _string_offsets(data)
+
+    def _create_maps(self) -> None:
+        btf_fd = self._btf_fd.fd if self._btf_fd is not None else 0
+        for m in self._maps.values():
+            if m.spec.pinning == LIBBPF_PIN_BY_NAME and self._reuse_pinned(m):
+                continue
+            inner_fd: Optional[Fd] = None
+            if m.spec.inner is not None:
+                inner = Map(m.spec.inner, self.spec.btf, self.name)
+                inner.create(btf_fd)
+                inner_fd = inner._fd
+            try:
+                m.create(btf_fd, inner_fd.fd if inner_fd is not None else 0)
+            finally:
+                if inner_fd is not None:
+                    inner_fd.close()
+            if m.spec.is_global_data:
+                self._init_global_data(m)
+            if m.spec.pinning == LIBBPF_PIN_BY_NAME:
+                m.pin(self._pin_path(m))
+
+    def _init_global_data(self, m: Map) -> None:
+        view = self._globals[m.name]
+        syscall.map_update(m.fd, b"\0\0\0\0", bytes(view.image))
+        if m.spec.readonly:
+            m.freeze()
+        view.attach_mmap(writable=not m.spec.readonly)
+
+    def _pin_path(self, m: Map) -> str:
+        from .tracefs import ensure_bpffs
+        ensure_bpffs(self.pin_root)
+        return os.path.join(self.pin_root, m.name)
+
+    def _reuse_pinned(self, m: Map) -> bool:
+        path = self._pin_path(m)
+        if not os.path.exists(path):
+            return False
+        fd = syscall.obj_get(path)
+        info = syscall.obj_info(fd.fd, uapi.bpf_map_info)
+        spec = m.spec
+        want = (spec.type, spec.key_size, spec.value_size, spec.max_entries, spec.flags)
+        have = (info.type, info.key_size, info.value_size, info.max_entries, info.map_flags)
+        if want != have:
+            fd.close()
+            raise BPFError(f"map {m.name!r}: pinned map at {path} is incompatible "
+                           f"(type/key/value/max_entries/flags {have} != {want})")
+        m.adopt(fd)
+        m.pin_path = path
+        return True
+
+    def _init_slots(self) -> None:
+        """Fill prog arrays and map-in-maps declared with initial values in .maps."""
+        for m in self._maps.values():
+            for index, sym_name in m.spec.init_slots.items():
+                target = self._programs.get(sym_name) or self._maps.get(sym_name)
+                if target is None or not target.loaded:
+                    raise ObjectError(f"map {m.name!r}: initial value {sym_name!r} at slot "
+                                      f"{index} is not a loaded program or map", section=".maps")
+                m.update(index, target)
+
+    def _load_program(self, prog: Program, linker: Linker, log_level: int) -> None:
+        spec = next(p for p in self.spec.programs if p.name == prog.name)
+        linked = linker.link(spec)
+        self.linked[prog.name] = linked
+        prog.insns = linked.insns
+        sec_def = prog.sec_def
+        if prog.type == uapi.BPF_PROG_TYPE_UNSPEC:
+            raise ObjectError(f"program {prog.name!r}: section {prog.section!r} matches no "
+                              "known SEC() convention; set program.type before load()",
+                              section=prog.section)
+        flags = prog.prog_flags
+        if sec_def is not None:
+            flags |= (uapi.BPF_F_SLEEPABLE if sec_def.flags & SLEEPABLE else 0)
+            flags |= (uapi.BPF_F_XDP_HAS_FRAGS if sec_def.flags & XDP_FRAGS else 0)
+            if sec_def.flags & ATTACH_BTF and not prog.attach_btf_id:
+                from .attach_btf import resolve
+                prog.attach_btf_obj_fd, prog.attach_btf_id = resolve(prog)
+        func_info, line_info = self._ext_records(linked)
+        try:
+            fd, log = syscall.prog_load(
+                prog.type, bytes(linked.insns), self.license, prog.name,
+                expected_attach_type=prog.expected_attach_type, prog_flags=flags,
+                kern_version=self.spec.kern_version,
+                btf_fd=self._btf_fd.fd if self._btf_fd is not None and func_info else 0,
+                func_info=func_info, func_info_rec_size=8 if func_info else 0,
+                line_info=line_info, line_info_rec_size=16 if line_info else 0,
+                attach_btf_id=prog.attach_btf_id,
+                attach_prog_fd=prog.attach_prog_fd or prog.attach_btf_obj_fd,
+                log_level=log_level)
+        except VerifierError as e:
+            raise self._explain(prog, linked, e) from None
+        prog._fd, prog.verifier_log = fd, log
+
+    def _ext_records(self, linked: LinkedProgram) -> "tuple[bytes, bytes]":
+        """Kernel bpf_func_info / bpf_line_info arrays for a linked program."""
+        if self._btf_fd is None or not linked.func_info:
+            return b"", b""
+        func_info = b"".join(uapi.bpf_func_info(slot, tid) for slot, tid in linked.func_info)
+        off = self._btf_strings
+        line_info = b"".join(
+            uapi.bpf_line_info(slot, off.get(ln.file_name, 0), off.get(ln.line, 0),
+                               (ln.line_num << 10) | ln.col)
+            for slot, ln in linked.line_info)
+        return func_info, line_info
+
+    def _explain(self, prog: Program, linked: LinkedProgram, err: VerifierError) -> VerifierError:
+        """Add what the verifier log alone does not say: the source line of the
+        failing instruction and, for a poisoned CO-RE relocation, which one."""
+        log = err.log
+        notes: List[str] = []
+        poisoned = _POISON_CALL.findall(log)
+        if poisoned:
+            from .btf import core
+            slot = int(poisoned[-1])
+            origin = linked.origin(slot)
+            for res in self.linker_results(origin):
+                line = linked.source_line(slot)
+                notes.append(core.poison_message(res, _line_text(line)))
+        else:
+            insns = _LAST_INSN.findall(log)
+            if insns:
+                line = linked.source_line(int(insns[-1]))
+                if line is not None:
+                    notes.append(f"failing instruction {insns[-1]} is at {_line_text(line)}")
+        message = str(err).split("\n", 1)
+        head = f"program {prog.name!r} (SEC {prog.section!r}) rejected by the verifier: " \
+               f"{message[0].split(': ', 1)[-1]}"
+        body = "\n".join(notes + message[1:])
+        return VerifierError(f"{head}\n{body}" if body else head, log, err.errno)
+
+    def linker_results(self, origin: Optional["tuple[int, int]"]) -> list:
+        if origin is None or self._linker is None:
+            return []
+        shndx, slot = origin
+        return [r for r in self._linker.core_results.get(shndx, []) if r.insn_idx == slot]
+
+    # ---------------------------------------------------------------- attach
+
+    def attach(self) -> List[Any]:
+        """Attach every loaded program whose SEC() names a hook; returns the links.
+
+        If one fails, the ones attached by this call are detached again."""
+        if not self._loaded:
+            raise BPFError(f"object {self.name!r}: load() before attach()")
+        new: List[Any] = []
+        try:
+            for prog in self._programs.values():
+                if prog.loaded and prog.sec_def is not None and prog.sec_def.attach:
+                    new.append(prog.attach())
+        except BaseException:
+            for link in new:
+                link.close()
+            raise
+        self.links.extend(new)
+        return new
+
+    # ---------------------------------------------------------------- close
+
+    def _close_kernel_objects(self) -> None:
+        for prog in self._programs.values():
+            prog.close()
+        self.links.clear()
+        for view in self._globals.values():
+            view.close()
+        for m in self._maps.values():
+            m.close()
+        if self._btf_fd is not None:
+            self._btf_fd.close()
+            self._btf_fd = None
+
+    def close(self) -> None:
+        """Detach every link, close every program, map and BTF fd (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._close_kernel_objects()
+
+    def __enter__(self) -> "BPFObject":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "loaded" if self._loaded else "opened"
+        return (f"<BPFObject {self.name} {state}: programs={list(self._programs)} "
+                f"maps={list(self._maps)}>")
+
+
+def _line_text(line: Any) -> Optional[str]:
+    if line is None:
+        return None
+    return f"{line.file_name}:{line.line_num}: {line.line.strip()}"
+
+
+def _string_offsets(blob: bytes) -> Dict[str, int]:
+    """string -> offset in the string section of an encoded .BTF blob (as loaded,
+    which may differ from the file's: line_info must use these offsets)."""
+    hdr_len, _, _, str_off, str_len = struct.unpack_from("<5I", blob, 4)
+    start = hdr_len + str_off
+    out: Dict[str, int] = {}
+    pos = 0
+    for raw in blob[start:start + str_len].split(b"\0"):
+        out.setdefault(raw.decode(errors="replace"), pos)
+        pos += len(raw) + 1
+    return out
+
+
+def parse_object(source: Union[str, bytes, "os.PathLike[str]"], name: str = "") -> ObjectSpec:
+    """ELF + BTF + BTF.ext -> ObjectSpec, no kernel calls."""
+    if isinstance(source, os.PathLike):
+        source = os.fspath(source)
+    elf = read_elf(source, name)
+    btf_sec = elf.section(".BTF")
+    btf = BTF.parse(btf_sec.data) if btf_sec is not None else None
+    ext_sec = elf.section(".BTF.ext")
+    ext = BTFExt.parse(ext_sec.data, btf) if ext_sec is not None and btf is not None else None
+    return ObjectSpec.parse(elf, btf, ext)

@@ -1,0 +1,74 @@
+"""Program: one BPF program of an object, before and after it is loaded."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, List, Optional
+
+from . import uapi
+from .errors import BPFError
+from .sections import SecDef
+from .syscall import Fd
+
+if TYPE_CHECKING:
+    from .links import Link
+
+
+class Program:
+    """A program from a SEC() of the object.
+
+    Before load(): ``type``, ``expected_attach_type``, ``prog_flags``,
+    ``attach_target`` and ``autoload`` may be changed.  After load(): ``fd``,
+    ``insns`` (the instructions as loaded) and ``verifier_log``.
+    """
+
+    def __init__(self, name: str, section: str, sec_def: Optional[SecDef],
+                 attach_target: str, insns: bytearray, insn_offset: int):
+        self.name = name
+        self.section = section
+        self.sec_def = sec_def
+        self.attach_target = attach_target
+        self.insns = insns                  # this program's own instructions
+        self.insn_offset = insn_offset      # its first slot within its ELF section
+        self.type = sec_def.prog_type if sec_def else uapi.BPF_PROG_TYPE_UNSPEC
+        self.expected_attach_type = sec_def.attach_type if sec_def else 0
+        self.prog_flags = 0
+        self.attach_btf_id = 0
+        self.attach_btf_obj_fd = 0          # module BTF fd (0: vmlinux)
+        self.attach_prog_fd = 0             # freplace target
+        self.autoload = True
+        self.verifier_log = ""
+        self.links: List["Link"] = []
+        self._fd: Optional[Fd] = None
+
+    @property
+    def fd(self) -> int:
+        if self._fd is None:
+            raise BPFError(f"program {self.name!r} is not loaded")
+        return self._fd.fd
+
+    @property
+    def loaded(self) -> bool:
+        return self._fd is not None and not self._fd.closed
+
+    @property
+    def type_name(self) -> str:
+        return uapi.bpf_prog_type(self.type).name[len("BPF_PROG_TYPE_"):].lower()
+
+    def attach(self, **opts: Any) -> "Link":
+        """Attach by the SEC() convention (or ``opts``); the link is owned by the program
+        and closed with it, unless the caller closes it first."""
+        from .links import attach_program
+        link = attach_program(self, **opts)
+        self.links.append(link)
+        return link
+
+    def close(self) -> None:
+        """Detach every link made through attach(), then close the program fd."""
+        links, self.links = self.links, []
+        for link in links:
+            link.close()
+        if self._fd is not None:
+            self._fd.close()
+
+    def __repr__(self) -> str:
+        state = f"fd={self._fd.fd}" if self.loaded else "not loaded"
+        return f"<Program {self.name} SEC({self.section!r}) {self.type_name} {state}>"

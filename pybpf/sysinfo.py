@@ -1,0 +1,42 @@
+"""Facts about the running system that loaders need: CPU lists, kernel release."""
+from __future__ import annotations
+
+import functools
+import os
+from typing import List
+
+from .errors import BPFError
+
+
+def parse_cpu_list(text: str) -> List[int]:
+    """'0-3,5,7-8' -> [0, 1, 2, 3, 5, 7, 8] (the format of /sys/devices/system/cpu/*)."""
+    cpus: List[int] = []
+    for part in text.strip().split(","):
+        if not part:
+            continue
+        lo, _, hi = part.partition("-")
+        try:
+            cpus.extend(range(int(lo), int(hi or lo) + 1))
+        except ValueError:
+            raise BPFError(f"malformed CPU list {text!r}") from None
+    return cpus
+
+
+def _read_cpus(kind: str) -> List[int]:
+    path = f"/sys/devices/system/cpu/{kind}"
+    try:
+        with open(path) as f:
+            return parse_cpu_list(f.read())
+    except OSError:
+        return list(range(os.cpu_count() or 1))
+
+
+@functools.lru_cache(maxsize=None)
+def possible_cpus() -> List[int]:
+    """CPUs the kernel sizes per-CPU data for (per-CPU map values, perf arrays)."""
+    return _read_cpus("possible")
+
+
+def online_cpus() -> List[int]:
+    """CPUs online now (perf events can only be opened on these)."""
+    return _read_cpus("online")

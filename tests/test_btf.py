@@ -1,0 +1,311 @@
+"""BTF parsing, encoding and lookup: round trips on real blobs, every kind, malformed input."""
+from __future__ import annotations
+
+import os
+import struct
+
+import pytest
+from elftools.elf.elffile import ELFFile
+
+from conftest import BUILD, built
+from pybpf.btf import BTF
+from pybpf.btf import types as T
+from pybpf.errors import ObjectError
+from pybpf.uapi import (BTF_KIND_DATASEC, BTF_KIND_FUNC, BTF_KIND_INT, BTF_KIND_STRUCT,
+                        BTF_KIND_TYPEDEF, BTF_FUNC_GLOBAL, BTF_VAR_GLOBAL_ALLOCATED)
+
+VMLINUX = "/sys/kernel/btf/vmlinux"
+OBJECTS = sorted(p.name for p in BUILD.glob("*.bpf.o")) or ["exec.bpf.o"]
+
+
+def elf_section(name: str, section: str) -> bytes:
+    with open(built(name), "rb") as f:
+        return ELFFile(f).get_section_by_name(section).data()
+
+
+def vmlinux_bytes() -> bytes:
+    if not os.access(VMLINUX, os.R_OK):
+        pytest.skip(f"{VMLINUX} not readable")
+    with open(VMLINUX, "rb") as f:
+        return f.read()
+
+
+def assert_round_trip(btf: BTF, base: BTF = None) -> None:
+    blob = btf.encode()
+    again = BTF.parse(blob, base=base, validate=True)
+    assert len(again) == len(btf)
+    for type_id in range(btf.start_id, len(btf)):
+        assert again[type_id] == btf[type_id], type_id
+    assert again.encode() == blob
+
+
+def every_kind() -> BTF:
+    """A hand-made BTF with one type of each of the 19 kinds."""
+    btf = BTF()
+    i32 = btf.add(T.Int("int", 4, T.BTF_INT_SIGNED, 0, 32))
+    u8 = btf.add(T.Int("unsigned char", 1, 0, 0, 8))
+    ptr = btf.add(T.Pointer("", i32))
+    arr = btf.add(T.Array("", u8, i32, 16))
+    st = btf.add(T.Struct("pair", 24, [T.Member("a", i32, 0), T.Member("flag", u8, 32, 3),
+                                       T.Member("name", arr, 64)]))
+    btf.add(T.Union("either", 4, [T.Member("i", i32, 0), T.Member("c", u8, 0)]))
+    btf.add(T.Enum("color", 4, [("RED", 0), ("NEG", -5)], signed=True))
+    btf.add(T.Enum64("big", 8, [("HUGE", 1 << 40), ("MAX", (1 << 64) - 1)]))
+    btf.add(T.Fwd("later", is_union=True))
+    td = btf.add(T.Typedef("pair_t", st))
+    vol = btf.add(T.Volatile("", i32))
+    const = btf.add(T.Const("", vol))
+    btf.add(T.Restrict("", ptr))
+    proto = btf.add(T.FuncProto("", i32, [T.Param("p", td), T.Param("", 0)]))
+    func = btf.add(T.Func("handler", proto, BTF_FUNC_GLOBAL))
+    var = btf.add(T.Var("counter", const, BTF_VAR_GLOBAL_ALLOCATED))
+    btf.add(T.Datasec(".data", 4, [T.VarSecinfo(var, 0, 4)]))
+    btf.add(T.Float("double", 8))
+    btf.add(T.DeclTag("my_tag", func, 0))
+    btf.add(T.DeclTag("attr_tag", st, -1, attr=True))
+    btf.add(T.TypeTag("user", ptr))
+    return btf
+
+
+# ---------------------------------------------------------------- round trips
+
+@pytest.mark.parametrize("obj", OBJECTS)
+def test_object_btf_round_trip(obj):
+    btf = BTF.parse(elf_section(obj, ".BTF"), validate=True)
+    assert btf.find("LICENSE")
+    assert_round_trip(btf)
+
+
+def test_vmlinux_round_trip_covers_kinds():
+    btf = BTF.parse(vmlinux_bytes(), validate=True)
+    kinds = {type(t) for t in btf}
+    assert len(kinds) >= 17          # this kernel has all 19; older ones lack a few
+    assert_round_trip(btf)
+
+
+def test_every_kind_round_trip():
+    btf = every_kind()
+    assert {type(t) for t in btf} == set(T.KIND_CLASSES.values())
+    parsed = BTF.parse(btf.encode(), validate=True)
+    assert [parsed[i] for i in range(1, len(parsed))] == [btf[i] for i in range(1, len(btf))]
+    assert parsed[7].values == [("RED", 0), ("NEG", -5)]
+    assert parsed[8].values[1][1] == (1 << 64) - 1
+    assert_round_trip(parsed)
+
+
+def test_strings_are_deduplicated():
+    btf = BTF()
+    i32 = btf.add(T.Int("int", 4, T.BTF_INT_SIGNED, 0, 32))
+    for _ in range(3):
+        btf.add(T.Typedef("same", i32))
+    blob = btf.encode()
+    assert blob.count(b"same\0") == 1 and blob.count(b"int\0") == 1
+
+
+def test_names_survive_any_bytes():
+    btf = BTF()
+    btf.add(T.Int("caf\xe9 \udcff", 4, 0, 0, 32))
+    assert BTF.parse(btf.encode())[1].name == "caf\xe9 \udcff"
+
+
+# ---------------------------------------------------------------- lookup API
+
+@pytest.fixture(scope="module")
+def vmlinux():
+    return BTF.parse(vmlinux_bytes())
+
+
+def test_vmlinux_lookup(vmlinux):
+    assert vmlinux.start_id == 1 and vmlinux.base is None
+    assert len(vmlinux) > 1000
+    ts = vmlinux.find_one("task_struct", BTF_KIND_STRUCT)
+    assert vmlinux.find("task_struct", BTF_KIND_STRUCT) == [ts]
+    assert vmlinux.type_name(ts) == "struct task_struct"
+    members = {m.name: m for m in vmlinux[ts].members}
+    comm = members["comm"].type
+    assert vmlinux.type_name(comm) == "char[16]"
+    assert vmlinux.size_of(comm) == 16
+    assert vmlinux.size_of(ts) == vmlinux[ts].size
+    pid_t = vmlinux.find_one("pid_t", BTF_KIND_TYPEDEF)
+    assert vmlinux.type_name(vmlinux.resolve(pid_t)) == "int"
+    assert vmlinux.size_of(pid_t) == 4
+    assert vmlinux.find("no_such_type_anywhere") == []
+    assert vmlinux[ts] is vmlinux[ts]          # decoded once, then cached
+
+
+def test_find_matches_a_full_scan(vmlinux):
+    for name in ("int", "task_struct", "list_head", "bpf_prog", "sk_buff"):
+        expect = [i for i in range(1, len(vmlinux)) if vmlinux.kind_of(i) and
+                  vmlinux[i].name == name]
+        assert vmlinux.find(name) == expect, name
+
+
+def test_find_with_duplicates_and_added_types():
+    btf = every_kind()
+    parsed = BTF.parse(btf.encode())
+    extra = parsed.add(T.Typedef("pair_t", 1))
+    ids = parsed.find("pair_t")
+    assert ids == [10, extra]
+    assert parsed.find("pair_t", BTF_KIND_TYPEDEF) == ids
+    assert parsed.find("pair_t", BTF_KIND_INT) == []
+    with pytest.raises(ObjectError, match="2 BTF types named pair_t"):
+        parsed.find_one("pair_t")
+    with pytest.raises(KeyError, match="no BTF type nope"):
+        parsed.find_one("nope")
+    assert parsed.find_one("handler", BTF_KIND_FUNC) == 15
+
+
+def test_bad_ids_raise_key_error():
+    btf = BTF.parse(every_kind().encode())
+    assert isinstance(btf[0], T.Void)
+    for bad in (-1, len(btf), 10 ** 9, "1"):
+        with pytest.raises(KeyError):
+            btf[bad]
+
+
+def test_type_names():
+    btf = every_kind()
+    names = {i: btf.type_name(i) for i in range(len(btf))}
+    assert names[0] == "void"
+    assert names[3] == "int *"
+    assert names[4] == "unsigned char[16]"
+    assert names[5] == "struct pair"
+    assert names[6] == "union either"
+    assert names[9] == "union later"
+    assert names[12] == "const volatile int"
+    assert names[13] == "int *restrict"
+    assert names[14] == "int (pair_t, ...)"
+    ptr_arr = btf.add(T.Pointer("", 4))
+    assert btf.type_name(ptr_arr) == "unsigned char (*)[16]"
+    assert btf.type_name(btf.add(T.Pointer("", ptr_arr))) == "unsigned char (**)[16]"
+    assert btf.type_name(btf.add(T.Pointer("", 14))) == "int (*)(pair_t, ...)"
+    assert btf.type_name(btf.add(T.Const("", 3))) == "int *const"
+
+
+def test_size_of_and_resolve():
+    btf = every_kind()
+    assert btf.size_of(4) == 16 and btf.size_of(3) == 8 and btf.size_of(10) == 24
+    assert btf.size_of(16) == 4                                   # var -> its type
+    assert btf.resolve(12) == 1 and btf.resolve(10) == 5 and btf.resolve(1) == 1
+    outer = btf.add(T.Array("", 4, 1, 3))
+    assert btf.size_of(outer) == 48
+    for no_size in (0, 9, 14, 15):      # void, fwd, proto, func
+        with pytest.raises(ObjectError, match="has no size"):
+            btf.size_of(no_size)
+    loop = len(btf)
+    btf.add(T.Typedef("a", loop + 1))
+    btf.add(T.Typedef("b", loop))
+    with pytest.raises(ObjectError, match="loop"):
+        btf.resolve(loop)
+    with pytest.raises(ObjectError, match="loop"):
+        btf.size_of(loop)
+
+
+def test_in_place_fixups_are_encoded():
+    btf = BTF.parse(elf_section("exec.bpf.o", ".BTF"))
+    sec = btf[btf.find_one(".rodata", BTF_KIND_DATASEC)]
+    sec.size = 4
+    sec.vars[0].offset = 0
+    again = BTF.parse(btf.encode())
+    assert again[again.find_one(".rodata", BTF_KIND_DATASEC)].size == 4
+
+
+def test_split_btf():
+    base = BTF.parse(every_kind().encode())
+    split = BTF(base)
+    assert split.start_id == len(base) and split.base is base
+    ptr = split.add(T.Pointer("", 5))
+    td = split.add(T.Typedef("pair_t", ptr))          # a name the base has too
+    split.add(T.Typedef("only_here", td))
+    blob = split.encode()
+    assert b"pair\0" not in blob                      # only its own part is encoded
+    parsed = BTF.parse(blob, base=base, validate=True)
+    assert len(parsed) == len(base) + 3
+    assert parsed.find("pair_t") == [10, td]
+    assert parsed.find_one("only_here") == td + 1
+    assert parsed[3] == base[3]
+    assert parsed.type_name(td) == "pair_t" and parsed.size_of(td) == 8
+    assert parsed.type_name(ptr) == "struct pair *"
+    assert_round_trip(parsed, base)
+    with pytest.raises(ObjectError):           # names and ids point past a smaller base
+        BTF.parse(blob, base=BTF(), validate=True)
+
+
+def test_copy_is_deep():
+    btf = every_kind()
+    dup = btf.copy()
+    dup[5].members[0].name = "changed"
+    assert btf[5].members[0].name == "a"
+    assert len(dup) == len(btf)
+
+
+# ---------------------------------------------------------------- malformed input
+
+def small_blob() -> bytes:
+    btf = BTF()
+    i32 = btf.add(T.Int("int", 4, T.BTF_INT_SIGNED, 0, 32))
+    btf.add(T.Struct("s", 8, [T.Member("x", i32, 0), T.Member("y", i32, 32)]))
+    btf.add(T.Enum("e", 4, [("A", 1)]))
+    return btf.encode()
+
+
+def patched(blob: bytes, offset: int, fmt: str, value: int) -> bytes:
+    out = bytearray(blob)
+    struct.pack_into(fmt, out, offset, value)
+    return bytes(out)
+
+
+HDR = 24            # the blobs above: header, then types at 24, strings after
+
+
+@pytest.mark.parametrize("offset,fmt,value,message", [
+    (0, "<H", 0x1234, "bad BTF magic"),
+    (0, "<H", 0x9FEB, "big-endian"),
+    (2, "<B", 2, "unsupported BTF version"),
+    (3, "<B", 1, "unsupported BTF flags"),
+    (4, "<I", 10_000, "bad BTF header length"),
+    (4, "<I", 8, "bad BTF header length"),
+    (12, "<I", 10_000, "run past the end"),
+    (20, "<I", 10_000, "run past the end"),
+    (16, "<I", 2, "string section"),
+    (8, "<I", 2, "not 4-byte aligned"),
+    (HDR, "<I", 10_000, "name offset 10000 of type 1"),       # int's name_off
+    (HDR + 4, "<I", 25 << 24, "unknown BTF kind 25"),
+    (HDR + 4, "<I", 1 << 24 | 1 << 20, "reserved bits"),
+    (HDR + 4, "<I", 1 << 24 | 1, "vlen 1 on BTF kind 1"),
+    (HDR + 4, "<I", 1 << 24 | 1 << 31, "kind_flag set"),
+    (HDR + 16 + 4, "<I", 4 << 24 | 200, "runs past the end"),  # struct vlen
+])
+def test_malformed_header_and_framing(offset, fmt, value, message):
+    with pytest.raises(ObjectError, match=message) as info:
+        BTF.parse(patched(small_blob(), offset, fmt, value))
+    assert info.value.section == ".BTF" and info.value.offset is not None
+
+
+@pytest.mark.parametrize("offset,value,message", [
+    (HDR + 16 + 12, 10_000, "string offset 10000"),             # member name_off
+    (HDR + 16 + 16, 99, "reference to type id 99"),             # member type
+    (HDR + 12, 64, "invalid BTF int"),                           # int bits
+])
+def test_malformed_records_found_lazily_or_by_validate(offset, value, message):
+    bad = patched(small_blob(), offset, "<I", value)
+    btf = BTF.parse(bad)                       # framing is fine
+    with pytest.raises(ObjectError, match=message):
+        btf.validate()
+    with pytest.raises(ObjectError, match=message):
+        BTF.parse(bad, validate=True)
+
+
+def test_truncated_at_every_byte():
+    blob = small_blob()
+    for cut in range(len(blob)):
+        with pytest.raises(ObjectError):
+            BTF.parse(blob[:cut], validate=True)
+
+
+def test_trailing_header_bytes_must_be_zero():
+    blob = small_blob()
+    longer = patched(blob[:HDR], 4, "<I", HDR + 4) + b"\0\0\0\0" + blob[HDR:]
+    assert len(BTF.parse(longer, validate=True)) == 4
+    with pytest.raises(ObjectError, match="non-zero fields"):
+        BTF.parse(patched(longer, HDR, "<I", 1))
