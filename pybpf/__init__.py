@@ -7,8 +7,10 @@ from .errors import (AttachError, BPFError, BPFPermissionError, ObjectError,
                      VerifierError)
 from .maps import GlobalData, Map
 from .object import BPFObject
+from .perfbuf import PerfBuffer
 from .programs import Program
+from .ringbuf import RingBuffer
 
 __all__ = ["AttachError", "BPFError", "BPFObject", "BPFPermissionError", "GlobalData",
-           "Map", "ObjectError", "Program", "VerifierError"]
+           "Map", "ObjectError", "PerfBuffer", "Program", "RingBuffer", "VerifierError"]
 __version__ = "0.1.0"

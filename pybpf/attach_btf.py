@@ -17,7 +17,6 @@ from .errors import AttachError, BPFError, ObjectError
 from .syscall import Fd
 
 if TYPE_CHECKING:
-    from .btf import BTF
     from .programs import Program
 
 # expected_attach_type -> (name prefix, BTF kind, what the name is)
@@ -84,20 +83,15 @@ def find_kernel_type(name: str, kind: int, what: str, module: Optional[str] = No
         ids = kernel.vmlinux().find(name, kind)
         if ids:
             return 0, ids[0]
-    for mod_name, btf in _modules(kernel):
+    for mod_name, btf in kernel.modules().items():
         if module is not None and mod_name != module:
             continue
-        ids = btf.find(name, kind)
+        ids = [i for i in btf.find(name, kind) if i >= btf.start_id]  # not vmlinux's
         if ids:
             return module_btf_fd(mod_name).fd, ids[0]
     scope = f"module {module}" if module else "vmlinux or module BTF"
     raise AttachError(f"{where + ': ' if where else ''}{what} not found in {scope} "
                       f"(no {uapi.btf_kind(kind).name[9:]} {name!r})", _errno.ESRCH)
-
-
-def _modules(kernel) -> Iterator[Tuple[str, "BTF"]]:
-    mods = kernel.modules()
-    yield from mods.items() if isinstance(mods, dict) else ((m.name, m) for m in mods)
 
 
 # ------------------------------------------------------------------ BTF objects in the kernel

@@ -50,11 +50,15 @@ class RecordDecoder:
         self.candidates.sort(key=lambda i: "event" not in btf[i].name.lower())
 
     @property
-    def fields(self) -> Optional[List[str]]:
-        """Column names when the record type is known before the first record."""
+    def template(self) -> Optional[Dict[str, Any]]:
+        """A zero record (names and value kinds of the columns), when the record
+        type is known before the first record arrives."""
         comp = self._forced or (self._compile(self.candidates[0])
                                 if len(self.candidates) == 1 else None)
-        return list(comp.field_names) if comp is not None else None
+        if comp is None:
+            return None
+        value = comp.decode(bytes(comp.size))
+        return value if isinstance(value, dict) else {"value": value}
 
     def _compile(self, type_id: int):
         return self._codec.compile(self.btf, type_id)
@@ -102,23 +106,23 @@ def _jsonable(value: Any) -> Any:
 
 
 class Printer:
-    """One row (or JSON object) per record, to ``out``."""
+    """One row (or JSON object) per record, to ``out``: numbers in 7 columns,
+    strings in 16 (as the seed's exec snoop), the last column unpadded."""
 
-    def __init__(self, out: TextIO, as_json: bool, columns: Optional[List[str]]):
+    def __init__(self, out: TextIO, as_json: bool, template: Optional[Dict[str, Any]]):
         self.out, self.as_json = out, as_json
-        self.columns = columns
+        self.columns: Optional[List[str]] = None
         self.widths: Dict[str, int] = {}
-        if columns and not as_json:
-            self._header(columns)
+        if template and not as_json:
+            self._header(template)
 
-    def _header(self, columns: List[str]) -> None:
-        self.columns = columns
-        self.out.write(" ".join(["TIME    "] + [c.upper().ljust(self._width(c))
-                                              for c in columns]).rstrip() + "\n")
-
-    def _width(self, column: str) -> int:
-        return self.widths.setdefault(column, 16 if column != (self.columns or [""])[-1]
-                                      else 0)
+    def _header(self, template: Dict[str, Any]) -> None:
+        self.columns = list(template)
+        for name, value in template.items():
+            self.widths[name] = 7 if isinstance(value, int) else 16
+        self.widths[self.columns[-1]] = 0
+        self.out.write(" ".join(["TIME    "] + [c.upper().ljust(self.widths[c])
+                                              for c in self.columns]).rstrip() + "\n")
 
     def row(self, source: str, record: Dict[str, Any], cpu: Optional[int] = None) -> None:
         now = time.time()
@@ -130,9 +134,9 @@ class Printer:
             self.out.write(json.dumps(obj) + "\n")
         else:
             if self.columns is None:
-                self._header(list(record))
+                self._header(record)
             stamp = time.strftime("%H:%M:%S", time.localtime(now))
-            cells = [_cell(record.get(c, "")).ljust(self._width(c)) for c in self.columns]
+            cells = [_cell(record.get(c, "")).ljust(self.widths[c]) for c in self.columns]
             self.out.write(" ".join([stamp] + cells).rstrip() + "\n")
         self.out.flush()
 
@@ -199,7 +203,7 @@ def cmd_load(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         obj.load()
         links = obj.attach()
         decoder = RecordDecoder(obj.btf, args.type)
-        printer = Printer(out, args.json, decoder.fields)
+        printer = Printer(out, args.json, decoder.template)
         readers = _readers(obj, printer, decoder)
         print(f"pybpf: {obj.name}: {len(obj.programs)} program(s) loaded, {len(links)} "
               f"attached; reading {len(readers)} buffer(s)"

@@ -44,20 +44,38 @@ class AttachError(BPFError):
     """A program could not be attached to its hook."""
 
 
-class PermissionError_(BPFError):
+class BPFPermissionError(BPFError):
     """Missing privileges (CAP_BPF / CAP_PERFMON / CAP_SYS_ADMIN)."""
-
-
-# Public spelling; the trailing underscore only avoids shadowing the builtin here.
-BPFPermissionError = PermissionError_
 
 PRIVILEGE_HINT = ("need root, or CAP_BPF + CAP_PERFMON (and CAP_NET_ADMIN for "
                   "networking programs, CAP_SYS_ADMIN on older kernels)")
 
 
+# capability numbers (linux/capability.h)
+CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 21, 38, 39
+
+
+def has_bpf_capabilities() -> bool:
+    """Whether this process holds CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN (effective)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("CapEff:"):
+                    caps = int(line.split()[1], 16)
+                    return all(caps >> c & 1 for c in (CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF))
+    except (OSError, ValueError):
+        pass
+    return False
+
+
 def from_errno(err: int, what: str, cls: type = BPFError) -> BPFError:
-    """Build the right error for a failed syscall: privileges get their own class."""
+    """Build the right error for a failed syscall: privileges get their own class,
+    and when the privileges are there, the message says a policy refused it."""
     text = f"{what}: {os.strerror(err)} [{_errno.errorcode.get(err, err)}]"
     if err in (_errno.EPERM, _errno.EACCES) and cls is BPFError:
+        if has_bpf_capabilities():
+            return BPFPermissionError(
+                f"{text}; refused although this process has CAP_BPF, CAP_PERFMON and "
+                "CAP_SYS_ADMIN: a kernel lockdown, LSM or sandbox policy forbids it", err)
         return BPFPermissionError(f"{text}; {PRIVILEGE_HINT}", err)
     return cls(text, err)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import errno as _errno
+import functools
 import io
 import os
 import platform
@@ -46,7 +47,7 @@ class LinkInfo(NamedTuple):
 class Link:
     """One attachment; closing it (or leaving ``with``) detaches the program.
 
-    ``fds`` are closed in order: the BPF link first, then what it sits on.
+    Its fds are closed in order: the BPF link first, then what it sits on.
     """
 
     def __init__(self, fd: Fd, *held: Fd, desc: str = ""):
@@ -93,10 +94,13 @@ class Link:
         """Re-open a pinned link (an :class:`IterLink` for iterator links)."""
         fd = syscall.obj_get(path)
         try:
+            # every BPF object answers OBJ_GET_INFO_BY_FD: tell links by their inode
+            if os.readlink(f"/proc/self/fd/{fd.fd}") != "anon_inode:bpf-link":
+                raise AttachError(f"{path} is not a pinned BPF link")
             kind = syscall.obj_info(fd.fd, uapi.bpf_link_info).type
-        except BPFError:
+        except BaseException:
             fd.close()
-            raise AttachError(f"{path} is not a pinned BPF link") from None
+            raise
         link_cls = IterLink if kind == uapi.BPF_LINK_TYPE_ITER else Link
         return link_cls(fd, desc=f"pinned {path}")
 
@@ -142,8 +146,12 @@ class IterLink(Link):
 
     def open(self) -> io.BufferedReader:
         """A file whose read() returns what the program printed (BPF_ITER_CREATE)."""
-        fd = syscall.iter_create(self.fd)
-        return os.fdopen(fd.detach(), "rb")
+        raw = syscall.iter_create(self.fd).detach()
+        try:
+            return os.fdopen(raw, "rb")
+        except BaseException:
+            os.close(raw)
+            raise
 
     def read(self) -> bytes:
         """One whole pass of the iterator."""
@@ -254,7 +262,7 @@ def attach_tracing(prog: "Program", target: str, opts: Opts) -> Link:
         from .attach_btf import prog_func_btf_id
         func = opts.get("func_name") or target
         btf_id = prog_func_btf_id(target_fd, func)
-    desc = f"{prog.section}"
+    desc = prog.section
     try:
         return _link(prog, target_fd, prog.expected_attach_type, desc,
                      tracing={"target_btf_id": btf_id, "cookie": cookie})
@@ -300,13 +308,13 @@ def parse_kprobe_target(target: str, retprobe: bool = False) -> Tuple[str, int]:
 
 def _probe_event(pmu: str, retprobe: bool, config1: int, config2: int,
                  ref_ctr_offset: int = 0) -> uapi.perf_event_attr:
-    hint = KPROBE_PMU_HINT if pmu == "kprobe" else ""
+    pmu_type = tracefs.pmu_type(pmu, KPROBE_PMU_HINT if pmu == "kprobe" else "")
     config = 0
     if retprobe:
         config |= 1 << tracefs.pmu_format_shift(pmu, "retprobe")
     if ref_ctr_offset:
         config |= ref_ctr_offset << tracefs.pmu_format_shift(pmu, "ref_ctr_offset")
-    return uapi.perf_event_attr(type=tracefs.pmu_type(pmu, hint), config=config,
+    return uapi.perf_event_attr(type=pmu_type, config=config,
                                 config1=config1, config2=config2)
 
 
@@ -341,6 +349,7 @@ def syscall_func_name(syscall_name: str, machine: str, wrapped: bool) -> str:
     return f"__{prefix}_sys_{syscall_name}" if wrapped and prefix else f"sys_{syscall_name}"
 
 
+@functools.lru_cache(maxsize=None)
 def _kallsyms_has(symbol: str) -> bool:
     try:
         with open("/proc/kallsyms") as f:
@@ -371,7 +380,8 @@ def kernel_functions(pattern: str) -> List[str]:
         with open("/proc/kallsyms") as f:
             names = [p[2] for p in (line.split() for line in f)
                      if len(p) >= 3 and p[1] in "tT"]
-    return sorted({n for n in names if _uprobe.glob_match(n, pattern)})
+    match = _uprobe.glob(pattern).fullmatch
+    return sorted({n for n in names if match(n)})
 
 
 def attach_kprobe_multi(prog: "Program", target: str, opts: Opts) -> Link:
@@ -397,8 +407,7 @@ def attach_kprobe_multi(prog: "Program", target: str, opts: Opts) -> Link:
 # ------------------------------------------------------------------ uprobes
 
 
-def _uprobe_where(prog: "Program", target: str, opts: Opts,
-                  retprobe: bool) -> Tuple[str, int, str]:
+def _uprobe_where(target: str, opts: Opts, retprobe: bool) -> Tuple[str, int, str]:
     """(binary path, file offset, description) from opts or the SEC target."""
     if opts.get("binary"):
         binary, func = opts["binary"], opts.get("func_name") or ""
@@ -418,7 +427,7 @@ def _uprobe_where(prog: "Program", target: str, opts: Opts,
 
 def attach_uprobe(prog: "Program", target: str, opts: Opts) -> Link:
     retprobe = bool(opts.get("retprobe", prog.section.startswith("uretprobe")))
-    path, offset, where = _uprobe_where(prog, target, opts, retprobe)
+    path, offset, where = _uprobe_where(target, opts, retprobe)
     pid = int(opts.get("pid", -1))
     pbuf = ctypes.create_string_buffer(os.fsencode(path))
     attr = _probe_event("uprobe", retprobe, ctypes.addressof(pbuf), offset,
@@ -578,7 +587,7 @@ METHODS: Dict[str, Method] = {
                  "ref_ctr_offset", *_PERF),
     "uprobe_multi": _m(attach_uprobe_multi, "target", "binary", "func_pattern", "syms",
                        "offsets", "cookies", "ref_ctr_offsets", "pid", "retprobe"),
-    "usdt": _m(attach_usdt, "never"),
+    "usdt": _m(attach_usdt, "target"),     # so that attach() says it is unsupported
     "perf_event": _m(attach_perf_event, "never", "perf_event_fd", "sample_period",
                      "sample_freq", "type", "config", "pid", "cpu", *_PERF),
     "xdp": _m(attach_xdp, "never", "ifindex", "interface", "flags"),
@@ -629,3 +638,7 @@ def attach_program(prog: "Program", method: Optional[str] = None, **opts: Any) -
         raise BPFPermissionError(f"attaching {where}: {e}", e.errno) from e
     except BPFError as e:
         raise AttachError(f"attaching {where}: {e}", e.errno) from e
+    except OSError as e:
+        raise AttachError(f"attaching {where}: {e}", e.errno) from e
+    except (TypeError, ValueError) as e:       # an option of the wrong type
+        raise AttachError(f"attaching {where}: bad option value: {e}") from e

@@ -65,7 +65,7 @@ class Map:
 
     @property
     def fd(self) -> int:
-        if self._fd is None:
+        if self._fd is None or self._fd.closed:
             raise BPFError(f"map {self.name!r} is not created (load the object first)")
         return self._fd.fd
 

@@ -8,15 +8,16 @@ every fd the object owns, exactly once, also after a failed load.
 from __future__ import annotations
 
 import os
-import struct
 import re
 import warnings
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, TypeVar, Union
 
 from . import syscall, uapi
-from .btf import BTF, BTFExt
+from .btf import BTF, BTFExt, FuncInfo
+from .btf.ext import pack_func_info, pack_line_info
 from .elf import read_elf
-from .errors import BPFError, ObjectError, VerifierError
+from .insn import INSN_SIZE
+from .errors import BPFError, BPFPermissionError, ObjectError, VerifierError
 from .maps import GlobalData, Map
 from .programs import Program
 from .relocate import LinkedProgram, Linker
@@ -26,6 +27,8 @@ from .syscall import Fd
 
 V = TypeVar("V")
 DEFAULT_PIN_ROOT = "/sys/fs/bpf"
+_TRAMPOLINE_TYPES = frozenset({uapi.BPF_PROG_TYPE_TRACING, uapi.BPF_PROG_TYPE_LSM,
+                               uapi.BPF_PROG_TYPE_EXT})
 _POISON_CALL = re.compile(r"^(\d+): \(85\) call unknown#195896080$", re.M)
 _LAST_INSN = re.compile(r"^(\d+): \(", re.M)
 
@@ -147,13 +150,15 @@ class BPFObject:
             return
         from .btf import sanitize
         try:
-            data = sanitize.sanitize(btf, sanitize.probe_features()).encode()
+            ext = self.spec.ext
+            lines = {s for recs in (ext.line_info.values() if ext else ())
+                     for rec in recs for s in (rec.file_name, rec.line)}
+            sanitized = sanitize.sanitize(btf, sanitize.probe_features())
+            data, self._btf_strings = sanitized.encode_with_strings(lines)
             self._btf_fd = syscall.btf_load(data)
         except VerifierError as e:
             warnings.warn(f"{self.name}: kernel refused the object's BTF, loading without "
                           f"it (no BTF for maps, no func/line info): {e}")
-            return
-        self._btf_strings = _string_offsets(data)
 
     def _create_maps(self) -> None:
         btf_fd = self._btf_fd.fd if self._btf_fd is not None else 0
@@ -245,18 +250,23 @@ class BPFObject:
                 log_level=log_level)
         except VerifierError as e:
             raise self._explain(prog, linked, e) from None
+        except BPFPermissionError as e:
+            if prog.type in _TRAMPOLINE_TYPES:
+                raise BPFPermissionError(f"{e} (program {prog.name!r} needs a BPF "
+                                         "trampoline: fentry/fexit/fmod_ret/lsm/freplace)",
+                                         e.errno) from None
+            raise
         prog._fd, prog.verifier_log = fd, log
 
     def _ext_records(self, linked: LinkedProgram) -> "tuple[bytes, bytes]":
         """Kernel bpf_func_info / bpf_line_info arrays for a linked program."""
         if self._btf_fd is None or not linked.func_info:
             return b"", b""
-        func_info = b"".join(uapi.bpf_func_info(slot, tid) for slot, tid in linked.func_info)
-        off = self._btf_strings
-        line_info = b"".join(
-            uapi.bpf_line_info(slot, off.get(ln.file_name, 0), off.get(ln.line, 0),
-                               (ln.line_num << 10) | ln.col)
-            for slot, ln in linked.line_info)
+        func_info = pack_func_info(FuncInfo(slot * INSN_SIZE, type_id)
+                                   for slot, type_id in linked.func_info)
+        line_info = pack_line_info((rec._replace(insn_off=slot * INSN_SIZE)
+                                    for slot, rec in linked.line_info),
+                                   self._btf_strings.__getitem__)
         return func_info, line_info
 
     def _explain(self, prog: Program, linked: LinkedProgram, err: VerifierError) -> VerifierError:
@@ -288,20 +298,23 @@ class BPFObject:
         if origin is None or self._linker is None:
             return []
         shndx, slot = origin
-        return [r for r in self._linker.core_results.get(shndx, []) if r.insn_idx == slot]
+        return [r for r in self._linker.core_results.get(shndx, []) if r.insn == slot]
 
     # ---------------------------------------------------------------- attach
 
     def attach(self) -> List[Any]:
-        """Attach every loaded program whose SEC() names a hook; returns the links.
+        """Attach every loaded program whose SEC() names its hook completely (as
+        libbpf's skeleton does: xdp, tc, perf_event or a bare uprobe need options and
+        are left to ``program.attach(...)``); returns the new links.
 
         If one fails, the ones attached by this call are detached again."""
+        from .links import auto_attachable
         if not self._loaded:
             raise BPFError(f"object {self.name!r}: load() before attach()")
         new: List[Any] = []
         try:
             for prog in self._programs.values():
-                if prog.loaded and prog.sec_def is not None and prog.sec_def.attach:
+                if prog.loaded and auto_attachable(prog):
                     new.append(prog.attach())
         except BaseException:
             for link in new:
@@ -349,26 +362,13 @@ def _line_text(line: Any) -> Optional[str]:
     return f"{line.file_name}:{line.line_num}: {line.line.strip()}"
 
 
-def _string_offsets(blob: bytes) -> Dict[str, int]:
-    """string -> offset in the string section of an encoded .BTF blob (as loaded,
-    which may differ from the file's: line_info must use these offsets)."""
-    hdr_len, _, _, str_off, str_len = struct.unpack_from("<5I", blob, 4)
-    start = hdr_len + str_off
-    out: Dict[str, int] = {}
-    pos = 0
-    for raw in blob[start:start + str_len].split(b"\0"):
-        out.setdefault(raw.decode(errors="replace"), pos)
-        pos += len(raw) + 1
-    return out
-
-
 def parse_object(source: Union[str, bytes, "os.PathLike[str]"], name: str = "") -> ObjectSpec:
     """ELF + BTF + BTF.ext -> ObjectSpec, no kernel calls."""
     if isinstance(source, os.PathLike):
         source = os.fspath(source)
     elf = read_elf(source, name)
     btf_sec = elf.section(".BTF")
-    btf = BTF.parse(btf_sec.data) if btf_sec is not None else None
+    btf = BTF.parse(btf_sec.data, validate=True) if btf_sec is not None else None
     ext_sec = elf.section(".BTF.ext")
     ext = BTFExt.parse(ext_sec.data, btf) if ext_sec is not None and btf is not None else None
     return ObjectSpec.parse(elf, btf, ext)

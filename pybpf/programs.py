@@ -41,7 +41,7 @@ class Program:
 
     @property
     def fd(self) -> int:
-        if self._fd is None:
+        if self._fd is None or self._fd.closed:
             raise BPFError(f"program {self.name!r} is not loaded")
         return self._fd.fd
 

@@ -110,7 +110,7 @@ SECTION_DEFS: Tuple[SecDef, ...] = (
     _d("xdp/cpumap", u.BPF_PROG_TYPE_XDP, u.BPF_XDP_CPUMAP, ATTACHABLE),
     _d("xdp.frags", u.BPF_PROG_TYPE_XDP, u.BPF_XDP, ATTACHABLE | XDP_FRAGS, "xdp"),
     _d("xdp", u.BPF_PROG_TYPE_XDP, u.BPF_XDP, ATTACHABLE, "xdp"),
-    _d("perf_event", u.BPF_PROG_TYPE_PERF_EVENT),
+    _d("perf_event", u.BPF_PROG_TYPE_PERF_EVENT, attach="perf_event"),
     _d("lwt_in", u.BPF_PROG_TYPE_LWT_IN),
     _d("lwt_out", u.BPF_PROG_TYPE_LWT_OUT),
     _d("lwt_xmit", u.BPF_PROG_TYPE_LWT_XMIT),

@@ -109,7 +109,7 @@ _TP_PART = re.compile(r"^[A-Za-z0-9_.-]+$")
 def tracepoint_id(category: str, name: str) -> int:
     """The id of tracepoint category/name from <tracefs>/events/CAT/NAME/id."""
     for part in (category, name):
-        if not _TP_PART.match(part):
+        if not _TP_PART.match(part) or part in (".", ".."):
             raise AttachError(f"invalid tracepoint name {category}/{name}")
     path = os.path.join(tracefs(), "events", category, name, "id")
     try:

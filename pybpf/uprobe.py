@@ -59,10 +59,11 @@ def parse_target(target: str, retprobe: bool = False) -> Target:
     return Target(binary, m.group(1), offset or 0)
 
 
-def glob_match(name: str, pattern: str) -> bool:
-    """libbpf's glob: '*' any run, '?' any one character, everything else literal."""
-    rx = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.fullmatch(rx, name, re.S) is not None
+def glob(pattern: str) -> "re.Pattern[str]":
+    """libbpf's glob as a regex (use .fullmatch): '*' any run, '?' any one
+    character, everything else literal."""
+    return re.compile("".join(".*" if c == "*" else "." if c == "?" else re.escape(c)
+                              for c in pattern), re.S)
 
 
 # ------------------------------------------------------------------ finding the binary
@@ -99,16 +100,18 @@ def parse_ld_so_cache(data: bytes) -> Dict[str, List[Tuple[int, str]]]:
     out: Dict[str, List[Tuple[int, str]]] = {}
     pos = start + _LDCACHE_HDR.size
 
-    def cstr(off: int) -> str:
+    def cstr(off: int) -> Optional[str]:
         end = data.find(b"\0", start + off)
-        return data[start + off:end if end >= 0 else len(data)].decode(errors="replace")
+        return data[start + off:end].decode(errors="replace") if end >= 0 else None
 
     for _ in range(nlibs):
         if pos + _LDCACHE_ENTRY.size > len(data):
             break
         flags, key, value, _, _ = _LDCACHE_ENTRY.unpack_from(data, pos)
         pos += _LDCACHE_ENTRY.size
-        out.setdefault(cstr(key), []).append((flags, cstr(value)))
+        soname, path = cstr(key), cstr(value)
+        if soname and path:
+            out.setdefault(soname, []).append((flags, path))
     return out
 
 
@@ -275,11 +278,11 @@ def func_offset(path: str, func: str) -> int:
 def pattern_offsets(path: str, pattern: str) -> List[Tuple[str, int]]:
     """(name, file offset) of every function whose name matches a glob, from .symtab
     or, when that has none, .dynsym (as libbpf's uprobe.multi)."""
-    tables = symbols(path)
+    tables, match = symbols(path), glob(pattern).fullmatch
     for sh_type in reversed(_SH_TYPES):
         seen: Dict[int, str] = {}
         for s in tables[sh_type]:
-            if glob_match(s.name, pattern):
+            if match(s.name):
                 seen.setdefault(s.offset, s.name)
         if seen:
             return sorted(((n, o) for o, n in seen.items()), key=lambda t: t[1])

@@ -3,13 +3,16 @@ from __future__ import annotations
 
 import os
 import struct
+from dataclasses import fields as dc_fields
 
 import pytest
 from elftools.elf.elffile import ELFFile
 
 from conftest import BUILD, built
-from pybpf.btf import BTF
+from pybpf import syscall
+from pybpf.btf import BTF, kernel
 from pybpf.btf import types as T
+from pybpf.btf.sanitize import ENUM64_PLACEHOLDER, Features, probe_features, sanitize
 from pybpf.errors import ObjectError
 from pybpf.uapi import (BTF_KIND_DATASEC, BTF_KIND_FUNC, BTF_KIND_INT, BTF_KIND_STRUCT,
                         BTF_KIND_TYPEDEF, BTF_FUNC_GLOBAL, BTF_VAR_GLOBAL_ALLOCATED)
@@ -153,6 +156,17 @@ def test_find_with_duplicates_and_added_types():
     with pytest.raises(KeyError, match="no BTF type nope"):
         parsed.find_one("nope")
     assert parsed.find_one("handler", BTF_KIND_FUNC) == 15
+
+
+def test_names_containing():
+    btf = BTF.parse(every_kind().encode())
+    btf.add(T.Struct("pair___v2", 4, []))
+    assert btf.names_containing("pair") == ["pair", "pair_t", "pair___v2"]
+    assert btf.names_containing("___") == ["pair___v2"]
+    assert btf.names_containing("zzz") == [] and btf.names_containing("") == []
+    split = BTF(btf)
+    split.add(T.Typedef("mine___x", 1))
+    assert split.names_containing("___") == ["mine___x"]
 
 
 def test_bad_ids_raise_key_error():
@@ -309,3 +323,120 @@ def test_trailing_header_bytes_must_be_zero():
     assert len(BTF.parse(longer, validate=True)) == 4
     with pytest.raises(ObjectError, match="non-zero fields"):
         BTF.parse(patched(longer, HDR, "<I", 1))
+
+
+# ---------------------------------------------------------------- sanitizing for old kernels
+
+
+FEATURE_NAMES = [f.name for f in dc_fields(Features) if f.name != "btf"]
+
+
+def sanitizable() -> BTF:
+    btf = every_kind()
+    del btf[14].params[1:]        # variadic: as an enumerator (no FUNC) it would lack a name
+    var = btf.find_one("counter")
+    btf.add(T.Datasec("?.maps.opt", 4, [T.VarSecinfo(var, 0, 4)]))
+    return btf
+
+
+#: kinds each missing feature removes from the sanitized BTF
+GONE = {"datasec": (T.Var, T.Datasec), "decl_tag": (T.DeclTag,), "float": (T.Float,),
+        "func": (T.Func, T.FuncProto), "type_tag": (T.TypeTag,), "enum64": (T.Enum64,)}
+
+
+@pytest.mark.parametrize("missing", FEATURE_NAMES + ["all"])
+def test_sanitize_rewrites_without_moving_ids(missing):
+    btf = sanitizable()
+    features = Features(**{name: missing not in (name, "all") for name in FEATURE_NAMES})
+    out = sanitize(btf, features)
+    assert out is not btf and btf[17] == every_kind()[17]        # the original is untouched
+    assert len(out) in (len(btf), len(btf) + 1)
+    kinds = {type(t) for t in out}
+    for feature, gone in GONE.items():
+        if not getattr(features, feature):
+            assert not kinds & set(gone), feature
+    if not features.func_global and features.func:
+        assert out[15].linkage == 0
+    if not features.qmark_datasec or not features.datasec:
+        assert not any(t.name.startswith("?") for t in out)
+    if not features.enum64:
+        assert out[len(out) - 1].name == ENUM64_PLACEHOLDER
+        assert out[7] == T.Enum("color", 4, [("RED", 0), ("NEG", 2 ** 32 - 5)], signed=False)
+        assert [m.name for m in out[8].members] == ["HUGE", "MAX"]
+    if not features.datasec:
+        assert out[17] == T.Struct("_data", 4, [T.Member("counter", 16, 0)])
+    assert_round_trip(out)
+
+
+def test_sanitize_complete_features_changes_nothing():
+    btf = sanitizable()
+    assert Features().complete()
+    assert sanitize(btf, Features()).encode() == btf.encode()
+
+
+def test_probe_features_on_this_kernel(kernel):
+    features = probe_features()
+    assert features.complete()            # kernel 6.18 has every BTF feature
+    assert probe_features() is features   # probed once per process
+
+
+@pytest.mark.parametrize("missing", FEATURE_NAMES + ["all"])
+def test_sanitized_btf_loads_into_the_kernel(kernel, missing):
+    features = Features(**{name: missing not in (name, "all") for name in FEATURE_NAMES})
+    blob = sanitize(sanitizable(), features).encode()
+    with syscall.btf_load(blob) as fd:
+        assert fd.fd >= 0
+
+
+# ---------------------------------------------------------------- kernel BTF (vmlinux, modules)
+
+
+@pytest.fixture
+def fake_kernel(tmp_path, monkeypatch):
+    """A directory laid out like /sys/kernel/btf: a small vmlinux and two modules."""
+    base_blob = every_kind().encode()
+    (tmp_path / "vmlinux").write_bytes(base_blob)
+    base = BTF.parse(base_blob)
+    for module, name in (("mod_a", "pair_t"), ("mod_b", "only_b")):
+        split = BTF(base)
+        split.add(T.Typedef(name, split.add(T.Pointer("", 5))))
+        (tmp_path / module).write_bytes(split.encode())
+    (tmp_path / "mod_broken").write_bytes(b"\x9f\xeb\x01\x00garbage")
+    monkeypatch.setenv(kernel.VMLINUX_ENV, str(tmp_path / "vmlinux"))
+    kernel.clear_cache()
+    yield tmp_path
+    kernel.clear_cache()
+
+
+def test_kernel_modules_and_find(fake_kernel, monkeypatch):
+    vm = kernel.vmlinux()
+    assert kernel.vmlinux() is vm and len(vm) == len(every_kind())
+    with pytest.warns(UserWarning, match="skipping BTF of kernel module mod_broken"):
+        mods = kernel.modules(str(fake_kernel))
+    assert sorted(mods) == ["mod_a", "mod_b"]
+    assert mods["mod_a"].base is vm and mods["mod_a"].start_id == len(vm)
+    assert kernel.modules(str(fake_kernel))["mod_b"] is mods["mod_b"]   # cached
+    monkeypatch.setattr(kernel, "SYSFS_BTF", str(fake_kernel))
+    hits = kernel.find_in_kernel("pair_t")
+    assert [(btf is vm, tid) for btf, tid in hits] == [(True, 10), (False, len(vm) + 1)]
+    assert hits[1][0] is kernel.modules()["mod_a"]
+    assert [tid for _, tid in kernel.find_in_kernel("pair_t", BTF_KIND_TYPEDEF)] == \
+        [10, len(vm) + 1]
+    assert kernel.find_in_kernel("nothing") == []
+
+
+def test_kernel_missing_vmlinux(tmp_path, monkeypatch):
+    monkeypatch.setenv(kernel.VMLINUX_ENV, str(tmp_path / "absent"))
+    kernel.clear_cache()
+    with pytest.raises(ObjectError, match="cannot read kernel BTF"):
+        kernel.vmlinux()
+    kernel.clear_cache()
+
+
+def test_real_vmlinux(monkeypatch):
+    vmlinux_bytes()
+    monkeypatch.delenv(kernel.VMLINUX_ENV, raising=False)
+    vm = kernel.vmlinux()
+    assert kernel.vmlinux() is vm
+    [(btf, tid)] = kernel.find_in_kernel("task_struct", BTF_KIND_STRUCT)
+    assert btf is vm and vm.type_name(tid) == "struct task_struct"

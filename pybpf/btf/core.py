@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tuple
 
 from .. import insn as _insn
 from .. import uapi
@@ -25,6 +25,10 @@ from ..uapi import bpf_core_relo_kind as K
 from .corematch import (ENUMVAL_KINDS, FIELD_KINDS, KIND_NAMES, CoreError, Poison, Spec,
                         access_expr, c_name, essential_name, format_spec,
                         kind_family, match, parse_spec, resize_is_safe, value_of)
+
+if TYPE_CHECKING:
+    from .ext import CoreRelo
+    from .spec import BTF
 
 __all__ = ["relocate", "Result", "poison_message", "is_poisoned", "POISON_IMM",
            "essential_name", "KIND_NAMES"]
@@ -70,21 +74,15 @@ def is_poisoned(insns, idx: int) -> bool:
     return bytes(insns[idx * _insn.INSN_SIZE:(idx + 1) * _insn.INSN_SIZE]) == _POISON_SLOT
 
 
-_GUARDS = {
-    "field": "bpf_core_field_exists()",
-    "type": "bpf_core_type_exists()",
-    "enumval": "bpf_core_enum_value_exists()",
-}
-
-
 def poison_message(result: Result, line: Optional[str] = None) -> str:
-    """The explanation for a verifier failure on a poisoned instruction."""
+    """The explanation for a verifier failure on a poisoned instruction
+    (``line``: its source line, when the loader knows it)."""
     if result.kind in FIELD_KINDS:
-        what, guard = "field", _GUARDS["field"]
+        what, guard = "field", "bpf_core_field_exists()"
     elif result.kind in ENUMVAL_KINDS:
-        what, guard = "enum value", _GUARDS["enumval"]
+        what, guard = "enum value", "bpf_core_enum_value_exists()"
     else:
-        what, guard = "type", _GUARDS["type"]
+        what, guard = "type", "bpf_core_type_exists()"
     msg = (f"CO-RE relocation #{result.index} ({result.kind_name}) for {what} "
            f"`{result.access}` could not be applied: {result.reason}. "
            f"The instruction at {result.where} was poisoned and the verifier reached it; "
@@ -96,14 +94,15 @@ def poison_message(result: Result, line: Optional[str] = None) -> str:
 
 # ------------------------------------------------------------------ target candidates
 
-Cand = Tuple[object, int]      # (target BTF, type id)
+Cand = Tuple["BTF", int]      # (target BTF, type id)
 
-# target BTF -> (essential name, kind family) -> ids.  Target BTFs are immutable.
-_CANDS: "weakref.WeakKeyDictionary[object, Dict[Tuple[str, int], Tuple[int, ...]]]" = \
+# target BTF -> (essential name, kind family) -> ids.  A target BTF must not
+# change once used (types added later are not seen).
+_CANDS: "weakref.WeakKeyDictionary[BTF, Dict[Tuple[str, int], Tuple[int, ...]]]" = \
     weakref.WeakKeyDictionary()
 
 
-def _cands_in(btf, name: str, family: int) -> Tuple[int, ...]:
+def _cands_in(btf: "BTF", name: str, family: int) -> Tuple[int, ...]:
     """Types of btf (its own, not its base's) named ``name`` or ``name___*`` of the family."""
     per_btf = _CANDS.get(btf)
     if per_btf is None:
@@ -115,49 +114,58 @@ def _cands_in(btf, name: str, family: int) -> Tuple[int, ...]:
     return found
 
 
-def _search(btf, name: str, family: int) -> List[int]:
+def _search(btf: "BTF", name: str, family: int) -> List[int]:
     kinds = (uapi.BTF_KIND_ENUM, uapi.BTF_KIND_ENUM64) if family == uapi.BTF_KIND_ENUM \
         else (family,)
-    first = btf.start_id
     ids = set()
-    for full in [name] + _flavored_names(btf, name):
+    for full in [name] + _flavors(btf).get(name, []):
         for kind in kinds:
-            ids.update(i for i in btf.find(full, kind) if i >= first)
+            ids.update(i for i in btf.find(full, kind) if i >= btf.start_id)
     return sorted(ids)
 
 
-def _flavored_names(btf, name: str) -> List[str]:
-    """Names ``name___*`` in btf whose essential name is ``name``.
+# BTF -> essential name -> the flavored names ("foo___v2") it has.
+_FLAVORS: "weakref.WeakKeyDictionary[BTF, Dict[str, List[str]]]" = weakref.WeakKeyDictionary()
 
-    BTF.find() only looks up exact names; this searches the string section
-    (and the names of added types) for the prefix, at C speed.  It reads
-    BTF internals until BTF offers a public prefix lookup."""
-    needle = b"\0" + name.encode("utf-8", "surrogateescape") + b"___"
-    found = []
-    tab = btf._strtab
-    while tab is not None:              # a split BTF's names may live in its base's strings
-        data = tab.data
-        starts = [0] if data.startswith(needle[1:]) else []
-        pos = data.find(needle)
+
+def _flavors(btf: "BTF") -> Dict[str, List[str]]:
+    """Every flavored name of btf (and its base), by essential name.
+
+    BTF.find() only looks up exact names, so this indexes the strings
+    containing "___" once per BTF: one C-speed pass over the string section
+    (vmlinux has a few dozen such strings).  It reads BTF internals
+    (``_strtab``, ``_added_names``) until BTF offers a public prefix lookup."""
+    index = _FLAVORS.get(btf)
+    if index is None:
+        index = {}
+        if btf.base is not None:
+            for essential, names in _flavors(btf.base).items():
+                index[essential] = list(names)
+        data, names = btf._strtab.data, list(btf._added_names)
+        pos = data.find(b"___")
         while pos >= 0:
-            starts.append(pos + 1)
-            pos = data.find(needle, pos + len(needle))
-        found += [data[s:data.find(b"\0", s)].decode("utf-8", "surrogateescape")
-                  for s in starts]
-        tab = tab.base
-    found += [n for n in btf._added_names if n.startswith(name + "___")]
-    return [n for n in dict.fromkeys(found) if essential_name(n) == name]
+            start, end = data.rfind(b"\0", 0, pos) + 1, data.find(b"\0", pos)
+            if end < 0:
+                break
+            names.append(data[start:end].decode("utf-8", "surrogateescape"))
+            pos = data.find(b"___", end)
+        for full in dict.fromkeys(names):
+            essential = essential_name(full)
+            if essential != full:
+                index.setdefault(essential, []).append(full)
+        _FLAVORS[btf] = index
+    return index
 
 
 class _Targets:
     """Where candidates come from: the main BTF first; modules only if it has none."""
 
-    def __init__(self, targets: Optional[Sequence[object]]):
+    def __init__(self, targets: Optional[Sequence["BTF"]]):
         self._given = list(targets) if targets is not None else None
-        self._main = None
-        self._modules: Optional[List[object]] = None
+        self._main: Optional["BTF"] = None
+        self._modules: Optional[List["BTF"]] = None
 
-    def main(self):
+    def main(self) -> Optional["BTF"]:
         if self._main is None:
             if self._given is not None:
                 self._main = self._given[0] if self._given else None
@@ -166,13 +174,13 @@ class _Targets:
                 self._main = kernel.vmlinux()
         return self._main
 
-    def modules(self) -> List[object]:
+    def modules(self) -> List["BTF"]:
         if self._modules is None:
             if self._given is not None:
                 self._modules = self._given[1:]
             else:
                 from . import kernel
-                self._modules = list(kernel.modules())
+                self._modules = list(kernel.modules().values())
         return self._modules
 
     def candidates(self, name: str, family: int) -> List[Cand]:
@@ -220,7 +228,7 @@ def _outcome(local: Spec, targ: Optional[Spec], kind: int) -> _Outcome:
 class _Run:
     """One relocate() call: the candidate lists, pruned as relocations match."""
 
-    def __init__(self, insns: bytearray, local, targets: _Targets, insn_base: int,
+    def __init__(self, insns: bytearray, local: "BTF", targets: _Targets, insn_base: int,
                  describe: Optional[Callable[[int], str]]):
         self.insns = insns
         self.local = local
@@ -229,7 +237,7 @@ class _Run:
         self.describe = describe
         self.cands: Dict[int, List[Cand]] = {}
 
-    def apply(self, n: int, relo) -> Result:
+    def apply(self, n: int, relo: "CoreRelo") -> Result:
         idx, where = self._slot(n, relo)
         try:
             kind = K(relo.kind)
@@ -250,19 +258,18 @@ class _Run:
             res.access, res.spec = access_expr(spec), format_spec(spec)
             out = self._compute(spec, res)
             self._patch(idx, out, res)
-        except CoreError as e:
+        except (CoreError, ObjectError) as e:     # ObjectError: malformed BTF met on the way
             raise ObjectError(f"CO-RE relocation #{n} <{KIND_NAMES[kind]}> {res.spec} "
                               f"(access {relo.access_str!r}) at {where}: {e}") from None
         return res
 
-    def _slot(self, n: int, relo) -> Tuple[int, str]:
+    def _slot(self, n: int, relo: "CoreRelo") -> Tuple[int, str]:
         off = relo.insn_off
         idx = off // _insn.INSN_SIZE - self.insn_base
-        where = self.describe(idx) if self.describe else f"insn #{idx}"
         if off % _insn.INSN_SIZE or not 0 <= idx < len(self.insns) // _insn.INSN_SIZE:
             raise ObjectError(f"CO-RE relocation #{n}: instruction offset {off} is not an "
                               f"instruction of this program")
-        return idx, where
+        return idx, self.describe(idx) if self.describe else f"insn #{idx}"
 
     def _compute(self, spec: Spec, res: Result) -> _Outcome:
         kind = spec.kind
@@ -274,9 +281,11 @@ class _Run:
         cands = self._candidates(spec.root_id, name)
         chosen: Optional[Tuple[_Outcome, Spec]] = None
         kept: List[Cand] = []
+        misses: List[str] = []
         for tbtf, tid in cands:
-            targ = match(spec, tbtf, tid)
+            targ, why = match(spec, tbtf, tid)
             if targ is None:
+                misses.append(f"[{tid}] {why}")
                 continue
             out = _outcome(spec, targ, kind)
             if chosen is None:
@@ -290,7 +299,7 @@ class _Run:
         if chosen is None:
             out = _outcome(spec, None, kind)
             if out.poisoned:
-                out.reason = self._why_missing(name, spec, cands)
+                out.reason = _why_missing(name, misses)
             return out
         cands[:] = kept         # later relocations of this type only consider these
         res.target = format_spec(chosen[1])
@@ -304,14 +313,6 @@ class _Run:
             family = kind_family(self.local[type_id].kind)
             found = self.cands[type_id] = self.targets.candidates(essential_name(name), family)
         return found
-
-    @staticmethod
-    def _why_missing(name: str, spec: Spec, cands: List[Cand]) -> str:
-        if not cands:
-            return f"the target has no type named {essential_name(name)!r} (or a ___flavor of it)"
-        shown = ", ".join(f"[{tid}] {c_name(b, tid)}" for b, tid in cands[:3])
-        more = f" and {len(cands) - 3} more" if len(cands) > 3 else ""
-        return f"no candidate matches ({shown}{more})"
 
     # -------------------------------------------------------------- patching
 
@@ -373,7 +374,8 @@ class _Run:
             raise CoreError(f"instruction accesses {width} bytes of a {out.orig_size}-byte field")
         size = _BYTES_SIZE.get(out.new_size)
         if size is None:
-            raise CoreError(f"the target field is {out.new_size} bytes: no load/store of that width")
+            raise CoreError(f"the target field is {out.new_size} bytes: "
+                            f"no load/store has that width")
         _insn.set_code(self.insns, idx, (ins.code & ~0x18) | size)
 
     def _plain_ld_imm64(self, idx: int, ins: _insn.Insn) -> bool:
@@ -391,12 +393,20 @@ class _Run:
             self.insns[i * size:(i + 1) * size] = _POISON_SLOT
 
 
+def _why_missing(name: str, misses: List[str]) -> str:
+    if not misses:
+        return f"the target has no type named {essential_name(name)!r} (or a ___flavor of it)"
+    more = f"; and {len(misses) - 3} more candidates" if len(misses) > 3 else ""
+    return "; ".join(misses[:3]) + more
+
+
 def _show(out: _Outcome) -> str:
     return "poison" if out.poisoned else str(out.new)
 
 
-def relocate(insns: bytearray, relos: Sequence[object], local, targets: Optional[Sequence[object]] = None,
-             *, insn_base: int = 0, describe: Optional[Callable[[int], str]] = None) -> List[Result]:
+def relocate(insns: bytearray, relos: Sequence["CoreRelo"], local: "BTF",
+             targets: Optional[Sequence["BTF"]] = None, *, insn_base: int = 0,
+             describe: Optional[Callable[[int], str]] = None) -> List[Result]:
     """Apply the CO-RE relocations ``relos`` to ``insns`` in place.
 
     ``relo.insn_off // 8 - insn_base`` is the slot of each relocation.  Target

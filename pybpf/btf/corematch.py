@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass, field
-from typing import Dict, List, NamedTuple, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, List, NamedTuple, Optional, Tuple
 
 from ..uapi import (BTF_INT_SIGNED, BTF_KIND_ARRAY, BTF_KIND_ENUM, BTF_KIND_ENUM64,
                     BTF_KIND_FLOAT, BTF_KIND_FUNC_PROTO, BTF_KIND_FWD, BTF_KIND_INT,
                     BTF_KIND_PTR, BTF_KIND_STRUCT, BTF_KIND_UNION, BTF_KIND_UNKN,
                     bpf_core_relo_kind as K)
 from . import types as T
+
+if TYPE_CHECKING:
+    from .spec import BTF
 
 FIELD_KINDS = frozenset({K.BPF_CORE_FIELD_BYTE_OFFSET, K.BPF_CORE_FIELD_BYTE_SIZE,
                          K.BPF_CORE_FIELD_EXISTS, K.BPF_CORE_FIELD_SIGNED,
@@ -76,7 +79,7 @@ def kind_family(kind: int) -> int:
     return BTF_KIND_ENUM if kind == BTF_KIND_ENUM64 else kind
 
 
-def c_name(btf, type_id: int) -> str:
+def c_name(btf: "BTF", type_id: int) -> str:
     """``struct foo``, ``enum bar``, ``u32``, ``struct <anon>``."""
     t = btf[type_id]
     if t.kind == BTF_KIND_FWD and t.is_union:
@@ -95,7 +98,7 @@ class Accessor:
 
 @dataclass
 class Spec:
-    btf: object
+    btf: "BTF"
     root_id: int
     kind: int
     accessors: List[Accessor] = field(default_factory=list)
@@ -103,12 +106,12 @@ class Spec:
     bit_offset: int = 0
 
 
-def _resolved(btf, type_id: int) -> Tuple[int, T.Type]:
+def _resolved(btf: "BTF", type_id: int) -> Tuple[int, T.Type]:
     rid = btf.resolve(type_id)
     return rid, btf[rid]
 
 
-def _is_flex(btf, parent: Accessor, arr: T.Array) -> bool:
+def _is_flex(btf: "BTF", parent: Accessor, arr: T.Array) -> bool:
     """A zero-length array that is the last member of its struct."""
     if parent.name is None or arr.nelems > 0:
         return False
@@ -116,7 +119,7 @@ def _is_flex(btf, parent: Accessor, arr: T.Array) -> bool:
     return isinstance(holder, T.Struct) and parent.idx == len(holder.members) - 1
 
 
-def parse_spec(btf, root_id: int, access: str, kind: int) -> Spec:
+def parse_spec(btf: "BTF", root_id: int, access: str, kind: int) -> Spec:
     """The local spec of a relocation (libbpf's bpf_core_parse_spec)."""
     spec = Spec(btf, root_id, kind)
     if not access or access[0] == ":":
@@ -206,7 +209,7 @@ def _names_match(local: str, target: str) -> bool:
     return essential_name(local) == essential_name(target)
 
 
-def types_are_compat(lbtf, lid: int, tbtf, tid: int, level: int = MAX_DEPTH) -> bool:
+def types_are_compat(lbtf: "BTF", lid: int, tbtf: "BTF", tid: int, level: int = MAX_DEPTH) -> bool:
     """Type-based relocations (exists/size/id): the rules of bpf_core_types_are_compat."""
     if not _kind_compat(lbtf[lid], tbtf[tid]):
         return False
@@ -238,7 +241,7 @@ def types_are_compat(lbtf, lid: int, tbtf, tid: int, level: int = MAX_DEPTH) -> 
     raise CoreError("types nest too deep")
 
 
-def fields_are_compat(lbtf, lid: int, tbtf, tid: int) -> bool:
+def fields_are_compat(lbtf: "BTF", lid: int, tbtf: "BTF", tid: int) -> bool:
     """Field relocations: the member types must be compatible (bpf_core_fields_are_compat)."""
     for _ in range(MAX_DEPTH):
         lid, lt = _resolved(lbtf, lid)
@@ -261,7 +264,7 @@ def fields_are_compat(lbtf, lid: int, tbtf, tid: int) -> bool:
     raise CoreError("array types nest too deep")
 
 
-def types_match(lbtf, lid: int, tbtf, tid: int, behind_ptr: bool = False,
+def types_match(lbtf: "BTF", lid: int, tbtf: "BTF", tid: int, behind_ptr: bool = False,
                 level: int = MAX_DEPTH) -> bool:
     """TYPE_MATCHES: the stricter rules of libbpf's __bpf_core_types_match.
 
@@ -320,18 +323,20 @@ def types_match(lbtf, lid: int, tbtf, tid: int, behind_ptr: bool = False,
 def _enums_match(lt: T.Enum, tt: T.Enum) -> bool:
     if lt.size != tt.size or len(lt.values) > len(tt.values):
         return False
-    targets = [n for n, _ in tt.values]
-    return all(any(_names_match(n, tn) for tn in targets) for n, _ in lt.values)
+    targets = {essential_name(n) for n, _ in tt.values}
+    return all(essential_name(n) in targets for n, _ in lt.values)
 
 
-def _composites_match(lbtf, lt: T.Struct, tbtf, tt: T.Struct, behind_ptr: bool,
+def _composites_match(lbtf: "BTF", lt: T.Struct, tbtf: "BTF", tt: T.Struct, behind_ptr: bool,
                       level: int) -> bool:
     if len(lt.members) > len(tt.members):
         return False
+    by_name: Dict[str, List[T.Member]] = {}
+    for tm in tt.members:
+        by_name.setdefault(essential_name(tm.name), []).append(tm)
     for lm in lt.members:
-        if not any(_names_match(lm.name, tm.name)
-                   and types_match(lbtf, lm.type, tbtf, tm.type, behind_ptr, level - 1)
-                   for tm in tt.members):
+        if not any(types_match(lbtf, lm.type, tbtf, tm.type, behind_ptr, level - 1)
+                   for tm in by_name.get(essential_name(lm.name), ())):
             return False
     return True
 
@@ -348,11 +353,11 @@ class _MemberHit(NamedTuple):
 
 # target BTF -> struct id -> field name -> hits in depth-first order.  A BTF
 # never changes once parsed, so this lives as long as the BTF does.
-_MEMBER_INDEX: "weakref.WeakKeyDictionary[object, Dict[int, Dict[str, List[_MemberHit]]]]" = \
+_MEMBER_INDEX: "weakref.WeakKeyDictionary[BTF, Dict[int, Dict[str, List[_MemberHit]]]]" = \
     weakref.WeakKeyDictionary()
 
 
-def _member_index(btf, struct_id: int) -> Dict[str, List[_MemberHit]]:
+def _member_index(btf: "BTF", struct_id: int) -> Dict[str, List[_MemberHit]]:
     per_btf = _MEMBER_INDEX.get(btf)
     if per_btf is None:
         per_btf = _MEMBER_INDEX[btf] = {}
@@ -363,7 +368,7 @@ def _member_index(btf, struct_id: int) -> Dict[str, List[_MemberHit]]:
     return index
 
 
-def _index_members(btf, sid: int, path: Tuple[int, ...], base: int,
+def _index_members(btf: "BTF", sid: int, path: Tuple[int, ...], base: int,
                    out: Dict[str, List[_MemberHit]], depth: int) -> None:
     """Named members of sid, descending into anonymous struct/union members."""
     for i, m in enumerate(btf[sid].members):
@@ -376,63 +381,73 @@ def _index_members(btf, sid: int, path: Tuple[int, ...], base: int,
                 _index_members(btf, sub, path + (i,), base + m.bit_offset, out, depth + 1)
 
 
-def _match_member(local: Spec, acc: Accessor, tbtf, tid: int, targ: Spec) -> Optional[int]:
-    """Append the target accessor for a named local field; the field's type id or None."""
-    if tbtf[tid].kind not in _COMPOSITE:
-        return None
+def _match_member(local: Spec, acc: Accessor, tbtf: "BTF", tid: int, targ: Spec
+                  ) -> Tuple[Optional[int], str]:
+    """Append the target accessor for a named local field: (the field's type id, "")
+    or (None, why not)."""
     member = local.btf[acc.type_id].members[acc.idx]
-    for hit in _member_index(tbtf, tid).get(member.name, ()):
+    if tbtf[tid].kind not in _COMPOSITE:
+        return None, f"{tbtf.type_name(tid)} has no fields (looking for {member.name!r})"
+    hits = _member_index(tbtf, tid).get(member.name, ())
+    for hit in hits:
         if len(targ.raw) + len(hit.path) > MAX_SPEC_LEN:
             raise CoreError(f"target access to {member.name!r} nests deeper than {MAX_SPEC_LEN}")
         if fields_are_compat(local.btf, member.type, tbtf, hit.type):
             targ.raw.extend(hit.path)
             targ.bit_offset += hit.bit_offset
             targ.accessors.append(Accessor(hit.owner, hit.idx, member.name))
-            return hit.type
-    return None
+            return hit.type, ""
+    if hits:
+        return None, (f"field {member.name!r} of {tbtf.type_name(tid)} is "
+                      f"{tbtf.type_name(hits[0].type)}, incompatible with the local "
+                      f"{local.btf.type_name(member.type)}")
+    return None, f"{tbtf.type_name(tid)} has no field {member.name!r}"
 
 
-def match(local: Spec, tbtf, tid: int) -> Optional[Spec]:
-    """The target spec of candidate tid, or None when it does not match."""
+def match(local: Spec, tbtf: "BTF", tid: int) -> Tuple[Optional[Spec], str]:
+    """(the target spec of candidate tid, "") or (None, why it does not match)."""
     kind = local.kind
     targ = Spec(tbtf, tid, kind)
     if kind in TYPE_KINDS:
         if kind == K.BPF_CORE_TYPE_MATCHES:
-            ok = types_match(local.btf, local.root_id, tbtf, tid)
-        else:
-            ok = types_are_compat(local.btf, local.root_id, tbtf, tid)
-        return targ if ok else None
+            if types_match(local.btf, local.root_id, tbtf, tid):
+                return targ, ""
+            return None, f"{tbtf.type_name(tid)} does not match the local type"
+        if types_are_compat(local.btf, local.root_id, tbtf, tid):
+            return targ, ""
+        return None, f"{tbtf.type_name(tid)} is incompatible with the local type"
     if kind in ENUMVAL_KINDS:
         rid, t = _resolved(tbtf, tid)
         if t.kind not in _ANY_ENUM:
-            return None
+            return None, f"{tbtf.type_name(tid)} is not an enum"
         want = essential_name(local.accessors[0].name)
         for i, (name, _) in enumerate(t.values):
             if essential_name(name) == want:
                 targ.accessors.append(Accessor(rid, i, name))
                 targ.raw.append(i)
-                return targ
-        return None
+                return targ, ""
+        return None, f"{tbtf.type_name(rid)} has no enumerator {want!r}"
     for pos, acc in enumerate(local.accessors):
         tid, t = _resolved(tbtf, tid)
         if acc.name is not None:
-            found = _match_member(local, acc, tbtf, tid, targ)
+            found, why = _match_member(local, acc, tbtf, tid, targ)
             if found is None:
-                return None
+                return None, why
             tid = found
             continue
         if pos > 0:
             if t.kind != BTF_KIND_ARRAY:
-                return None
+                return None, f"{targ.accessors[-1].name or 'the element'} is " \
+                             f"{tbtf.type_name(tid)}, not an array"
             if not _is_flex(tbtf, targ.accessors[-1], t) and acc.idx >= t.nelems:
-                return None
+                return None, f"index {acc.idx} is out of bounds of {tbtf.type_name(tid)}"
             tid = tbtf.resolve(t.type)
         if len(targ.raw) >= MAX_SPEC_LEN:
             raise CoreError(f"target access nests deeper than {MAX_SPEC_LEN}")
         targ.accessors.append(Accessor(tid, acc.idx, None))
         targ.raw.append(acc.idx)
         targ.bit_offset += acc.idx * tbtf.size_of(tid) * 8
-    return targ
+    return targ, ""
 
 
 # ------------------------------------------------------------------ values
@@ -542,7 +557,7 @@ def value_of(spec: Optional[Spec], kind: int) -> Value:
     return enumval_value(spec, kind)
 
 
-def resize_is_safe(lbtf, ltype: int, tbtf, ttype: int) -> bool:
+def resize_is_safe(lbtf: "BTF", ltype: int, tbtf: "BTF", ttype: int) -> bool:
     """Whether a direct load/store may change width to the target field's size:
     only pointers (kernel pointers may be 32-bit) and unsigned integers, which
     zero-extend to the same value."""

@@ -143,9 +143,9 @@ def scan(w: Sequence[int], section: str, sec_offset: int) -> List[int]:
                 off += step_of(info, off)
     except IndexError:
         pass
-    if off != len(w):
-        last = offsets[-1] if offsets and off > len(w) else off
-        raise ObjectError(f"BTF type {len(offsets)} runs past the end of the type section",
+    if off != len(w):        # the last record overflows, or a stub of one is left over
+        last = offsets[-1] if off > len(w) else off
+        raise ObjectError("a BTF type record runs past the end of the type section",
                           section, sec_offset + 4 * last)
     if len(offsets) > _MAX_TYPES:
         raise ObjectError(f"too many BTF types ({len(offsets)})", section, sec_offset)

@@ -105,6 +105,21 @@ class BTF:
             t = self._types[index] = self._reader.read(self._offsets[index])
         return t
 
+    def __setitem__(self, type_id: int, t: T.Type) -> None:
+        """Replace one of this BTF's own types (sanitizing changes a type's kind).
+
+        ``find`` knows the new name; a parsed type keeps answering to its old
+        name too, so replace parsed types only in a ``copy()``."""
+        index = type_id - self.start_id if isinstance(type_id, int) else -1
+        if not 0 <= index < len(self._types) or not isinstance(t, T.Type) \
+                or isinstance(t, T.Void):
+            raise KeyError(f"cannot set BTF type id {type_id!r} to {t!r}")
+        old = self._types[index]
+        if old is not None and type_id in self._added_names.get(old.name, ()):
+            self._added_names[old.name].remove(type_id)
+        self._types[index] = t
+        self._added_names.setdefault(t.name, []).append(type_id)
+
     def __iter__(self) -> Iterator[T.Type]:
         """Every type of this BTF (not its base), in id order from ``start_id``."""
         return (self[type_id] for type_id in range(self.start_id, len(self)))
@@ -151,18 +166,24 @@ class BTF:
         does not move it in this index.
         """
         ids = self.base.find(name, kind) if self.base is not None else []
+        own: List[int] = []
         if self._name_offs:
             if self._first is None:
                 n, start = len(self._name_offs), self.start_id
                 self._last = dict(zip(self._name_offs, range(start, start + n)))
                 self._first = dict(zip(reversed(self._name_offs),
                                        range(start + n - 1, start - 1, -1)))
-            for name_off in self._strtab.offsets_of(name):
-                ids.extend(self._ids_with_name_off(name_off))
-        ids.extend(self._added_names.get(name, ()))
+            offsets = self._strtab.offsets_of(name)
+            for name_off in offsets:
+                own.extend(self._ids_with_name_off(name_off))
+            if len(offsets) > 1:       # the same string stored twice: merge in id order
+                own.sort()
+        added = self._added_names.get(name)
+        if added:
+            own = sorted(set(own).union(added)) if own else sorted(added)
         if kind is not None:
-            ids = [type_id for type_id in ids if self.kind_of(type_id) == kind]
-        return ids
+            own = [type_id for type_id in own if self.kind_of(type_id) == kind]
+        return ids + own
 
     def _ids_with_name_off(self, name_off: int) -> List[int]:
         first = self._first.get(name_off)
@@ -172,6 +193,17 @@ class BTF:
         while ids[-1] != last:     # duplicates: C-speed scans between first and last
             ids.append(self._name_offs.index(name_off, ids[-1] - start + 1) + start)
         return ids
+
+    def names_containing(self, fragment: str) -> List[str]:
+        """Distinct names containing ``fragment`` in this BTF (not its base): every
+        string of its string section (type and member names alike) and the names
+        of added types.  For lookups by pattern, such as CO-RE's "task_struct___v2"
+        flavors; confirm each with ``find``."""
+        if not fragment:
+            return []
+        names = self._strtab.containing(fragment)
+        names += [name for name in self._added_names if fragment in name]
+        return list(dict.fromkeys(names))
 
     def find_one(self, name: str, kind: Optional[int] = None) -> int:
         """The id of the one type named ``name``; KeyError if none, ObjectError if several."""

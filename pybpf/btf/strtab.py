@@ -58,6 +58,19 @@ class StringTable:
         return found
 
 
+    def containing(self, fragment: str) -> List[str]:
+        """Every string of this table (not its base) that contains ``fragment``."""
+        needle, data, found = fragment.encode("utf-8", _ENC), self.data, []
+        pos = data.find(needle) if needle else -1
+        while pos >= 0:
+            start, end = data.rfind(b"\0", 0, pos) + 1, data.find(b"\0", pos)
+            if end < 0:
+                break
+            found.append(data[start:end].decode("utf-8", _ENC))
+            pos = data.find(needle, end)
+        return found
+
+
 class StringTableBuilder:
     """Collects the strings of an encoded BTF, each once; "" is offset 0.
 

@@ -1,0 +1,632 @@
+"""RingBuffer: the consumer side of ``BPF_MAP_TYPE_RINGBUF`` maps, in pure Python.
+
+The ring (kernel/bpf/ringbuf.c) is mapped in two pieces (:class:`~pybpf.ringmem.RingMapping`):
+the consumer page (``u64 consumer_pos``, ours to write) and, read-only, the
+producer page (``u64 producer_pos``) followed by the data pages *mapped twice*,
+so a record that wraps the end of the ring is contiguous.  Every record is an
+8-byte header — ``u32 len`` whose bit 31 is BPF_RINGBUF_BUSY_BIT (reserved,
+not yet committed) and bit 30 BPF_RINGBUF_DISCARD_BIT, then ``u32 pg_off`` —
+followed by ``len`` payload bytes, the whole rounded up to 8 bytes.  Positions
+are free-running byte counters; ``pos & (size - 1)`` is the offset in the data.
+
+One pass over a ring
+--------------------
+1. read ``consumer_pos`` and ``producer_pos`` (acquire);
+2. :func:`scan` walks the headers from one to the other — *the* per-record hot
+   path, shared by every delivery mode — and returns *runs* ``(payload offset,
+   count, stride, len)``: a run is a stretch of committed records of equal
+   length.  The walk needs no masking (a pass covers at most one ring size from
+   an offset below the size, and the data is mapped twice) and detects runs of
+   equal-length records without visiting each: one strided read of their
+   length words, compared in C with the expected pattern (binary search for
+   the first mismatch).  A BUSY record stops the walk; a DISCARDed one is
+   skipped but consumed;
+3. the records are handed out as memoryview slices of the mapping (no copy);
+4. ``consumer_pos`` is published once, after the records are handed out
+   (release) — also when a callback stops the pass or raises;
+5. a full fence, then ``producer_pos`` is read again: if it moved, another pass.
+   This closes the lost-wakeup race: the kernel wakes the consumer only when,
+   at commit, it sees ``consumer_pos`` equal to the committed record's
+   position, so a consumer whose store it did not see yet must see its record.
+
+Memory ordering is described in :mod:`pybpf.ringmem`: on x86-64 the only
+fence is the one of step 5; weakly ordered CPUs add one after step 1 and one
+before step 4, i.e. per batch, never per record.
+
+Delivery modes (per ring, chosen in :meth:`RingBuffer.add`):
+
+* ``callback(data: memoryview)`` per record; a truthy return stops the pass
+  (``poll``/``consume`` return that value, as libbpf returns the callback's
+  error).  Runs are handed out by a C-level ``map`` over slice objects, so the
+  Python work per record is the callback itself.
+* ``batch=True``: ``callback(RecordBatch)`` once per pass with every record
+  found: no Python call per record inside the library.
+* ``struct=FORMAT``: the bulk path for fixed-size records:
+  ``callback(rows)`` with an iterator of tuples decoded by
+  ``struct.iter_unpack`` straight over each run of the mapping, using the
+  format ``8x`` + FORMAT + tail padding (header and padding skipped by the
+  format itself).  Records of another size go to ``odd(memoryview)``.
+
+A memoryview, batch or rows iterator handed out is valid only during the
+callback: after it, the kernel may overwrite the bytes.
+"""
+from __future__ import annotations
+
+import asyncio
+import re
+import struct as _struct
+import sys
+from functools import lru_cache
+from itertools import chain, repeat
+from operator import length_hint
+from typing import (Any, AsyncIterator, Callable, Dict, Iterator, List, Optional, Sequence,
+                    Tuple, Union)
+
+from . import uapi
+from .errors import BPFError
+from .ringmem import TSO, Epoll, MapRef, RingMapping, fence
+
+HDR_SIZE = uapi.BPF_RINGBUF_HDR_SZ
+BUSY = uapi.BPF_RINGBUF_BUSY_BIT
+DISCARD = uapi.BPF_RINGBUF_DISCARD_BIT
+_FLAGS = BUSY | DISCARD
+_LEN = 0xFFFFFFFF & ~_FLAGS
+
+#: (payload offset in the data area, record count, stride, payload length)
+Run = Tuple[int, int, int, int]
+
+
+def record_size(length: int) -> int:
+    """Bytes a record of ``length`` payload bytes takes in the ring."""
+    return (length + HDR_SIZE + 7) & ~7
+
+
+# ------------------------------------------------------------------ the walk
+
+
+def _uniform(hdr: memoryview, off: int, stride: int, length: int, count: int) -> int:
+    """How many of the ``count`` records from ``off`` have the committed length ``length``.
+
+    The record at ``off`` is known to; the length words at ``off + i * stride``
+    are read with one strided slice and compared with the expected pattern.
+    Only the prefix up to the first mismatch is trusted: past it the words are
+    not headers.
+    """
+    step = stride >> 2
+    first = off >> 2
+    seen = hdr[first:first + count * step:step].tobytes()
+    want = _struct.pack("=I", length) * count
+    if seen == want:
+        return count
+    lo, hi = 1, count  # seen[:lo] matches; the first mismatch lies in [lo, hi)
+    while hi - lo > 1:
+        mid = (lo + hi) >> 1
+        if seen[4 * lo:4 * mid] == want[4 * lo:4 * mid]:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def scan(hdr: memoryview, start: int, end: int, limit: int = sys.maxsize) -> Tuple[List[Run], int]:
+    """Walk the record headers from data offset ``start`` to ``end``.
+
+    ``hdr`` is the data area as u32 words.  Returns the runs of committed,
+    non-discarded records (at most ``limit`` records) and the offset where the
+    walk stopped: ``end``, a BUSY record, or the record after the limit.
+    """
+    runs: List[Run] = []
+    append = runs.append
+    off = start
+    while off < end and limit > 0:
+        length = hdr[off >> 2]
+        if length & _FLAGS:
+            if length & BUSY:
+                break
+            nxt = off + (((length & _LEN) + 15) & ~7)  # discarded: skipped, but consumed
+            if nxt > end:
+                break
+            off = nxt
+            continue
+        stride = (length + 15) & ~7
+        count = (end - off) // stride
+        if count == 0:          # longer than what was produced: not a record
+            break
+        if count > 1 and hdr[(off + stride) >> 2] == length:
+            count = _uniform(hdr, off, stride, length, min(count, limit))
+        else:
+            count = 1
+        append((off + HDR_SIZE, count, stride, length))
+        off += count * stride
+        limit -= count
+    return runs, off
+
+
+def _run_views(data: memoryview, run: Run) -> Iterator[memoryview]:
+    off, count, stride, length = run
+    stop = off + count * stride
+    return map(data.__getitem__, map(slice, range(off, stop, stride),
+                                     range(off + length, stop + length, stride)))
+
+
+# ------------------------------------------------------------------ struct formats
+
+_TOKEN = re.compile(r"\s*(\d*)([xcbB?hHiIlLqQnNefdspP])")
+
+
+@lru_cache(maxsize=64)
+def row_format(fmt: str) -> Tuple[_struct.Struct, int]:
+    """(struct for a whole record: ``8x`` + fmt + tail padding, payload length)."""
+    order = fmt[:1] if fmt[:1] in "@=<>!" else ""
+    body = fmt[len(order):]
+    try:
+        length = _struct.calcsize(order + body)
+        whole = _struct.Struct(f"{order}8x{body}{record_size(length) - HDR_SIZE - length}x")
+    except _struct.error as e:
+        raise BPFError(f"bad struct format {fmt!r}: {e}") from None
+    if whole.size != record_size(length):
+        raise BPFError(f"struct format {fmt!r}: alignment makes a record "
+                       f"{whole.size} bytes, expected {record_size(length)}")
+    return whole, length
+
+
+_NATIVE = {("u", 1): "B", ("s", 1): "b", ("u", 2): "H", ("s", 2): "h", ("u", 4): "I",
+           ("s", 4): "i", ("u", 8): "Q", ("s", 8): "q", ("f", 4): "f", ("f", 8): "d"}
+
+
+@lru_cache(maxsize=64)
+def column_format(fmt: str) -> Tuple[Tuple[int, str, int], ...]:
+    """Per numeric field: (offset in the payload, memoryview cast format, size)."""
+    order = fmt[:1] if fmt[:1] in "@=<>!" else ""
+    if order in (">", "!") and sys.byteorder == "little" or order == "<" and sys.byteorder == "big":
+        raise BPFError(f"columns need native byte order, not {fmt!r}")
+    fields, done, pos = [], order, len(order)
+    while pos < len(fmt):
+        m = _TOKEN.match(fmt, pos)
+        if m is None:
+            raise BPFError(f"bad struct format {fmt!r} at {pos}")
+        pos = m.end()
+        count, code = int(m.group(1) or 1), m.group(2)
+        if code != "x":
+            if code in "sp?cnNeP":
+                raise BPFError(f"columns: field type {code!r} of {fmt!r} is not numeric")
+            kind = "f" if code in "fd" else ("s" if code.islower() else "u")
+            size = _struct.calcsize(order + code)
+            for _ in range(count):
+                off = _struct.calcsize(f"{done}0{code}")  # "0X" aligns as X would be
+                fields.append((off, _NATIVE[kind, size], size))
+                done += code
+        else:
+            done += m.group(0).strip()
+    return tuple(fields)
+
+
+def _rows(data: memoryview, runs: Sequence[Run], whole: _struct.Struct) -> Iterator[tuple]:
+    return chain.from_iterable(
+        whole.iter_unpack(data[off - HDR_SIZE:off - HDR_SIZE + count * stride])
+        for off, count, stride, _ in runs)
+
+
+class RecordBatch:
+    """Every record one pass found in one ring, handed out at once, zero-copy.
+
+    ``buffer`` is the ring's data area (both copies), ``runs`` the records as
+    :data:`Run` tuples.  Iterating gives one memoryview per record; ``offsets()``
+    / ``sizes()`` locate records in ``buffer``; ``unpack``, ``rows`` and
+    ``columns`` decode without a Python loop per record.  Valid only during the
+    callback.
+    """
+
+    __slots__ = ("buffer", "runs", "_len")
+
+    def __init__(self, buffer: memoryview, runs: List[Run]):
+        self.buffer = buffer
+        self.runs = runs
+        self._len = sum(run[1] for run in runs)
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __iter__(self) -> Iterator[memoryview]:
+        data = self.buffer
+        return chain.from_iterable(_run_views(data, run) for run in self.runs)
+
+    def offsets(self) -> Iterator[int]:
+        return chain.from_iterable(range(o, o + k * s, s) for o, k, s, _ in self.runs)
+
+    def sizes(self) -> Iterator[int]:
+        return chain.from_iterable(repeat(n, k) for _, k, _, n in self.runs)
+
+    def unpack(self, fmt: Union[str, _struct.Struct]) -> Iterator[tuple]:
+        """Decode the first ``calcsize(fmt)`` bytes of every record (any record size)."""
+        st = fmt if isinstance(fmt, _struct.Struct) else _struct.Struct(fmt)
+        short = [n for _, _, _, n in self.runs if n < st.size]
+        if short:
+            raise BPFError(f"record of {short[0]} bytes is shorter than {st.format!r}")
+        return map(st.unpack_from, repeat(self.buffer), self.offsets())
+
+    def rows(self, fmt: str) -> Iterator[tuple]:
+        """Fixed-size records, decoded by ``iter_unpack`` over each run."""
+        whole, length = row_format(fmt)
+        odd = [n for _, _, _, n in self.runs if n != length]
+        if odd:
+            raise BPFError(f"record of {odd[0]} bytes does not match {fmt!r} ({length} bytes)")
+        return _rows(self.buffer, self.runs, whole)
+
+    def columns(self, fmt: str) -> List[Tuple[memoryview, ...]]:
+        """Per run, one strided typed view per field of ``fmt`` (decoded on access, in C).
+
+        Every field must be naturally aligned within the record (the stride is a
+        multiple of 8, the payload starts 8 bytes into it) and the byte order native.
+        """
+        fields = column_format(fmt)
+        _, length = row_format(fmt)
+        out = []
+        for off, count, stride, n in self.runs:
+            if n != length:
+                raise BPFError(f"record of {n} bytes does not match {fmt!r} ({length} bytes)")
+            cols = []
+            for foff, code, size in fields:
+                if (off + foff) % size:
+                    raise BPFError(f"columns: field at offset {foff} of {fmt!r} is not aligned")
+                first = (off + foff) // size
+                step = stride // size
+                cols.append(self.buffer.cast(code)[first:first + count * step:step])
+            out.append(tuple(cols))
+        return out
+
+
+# ------------------------------------------------------------------ delivery
+
+Deliver = Callable[["Ring", List[Run], int], Tuple[int, Any]]
+
+
+def _deliver_each(ring: "Ring", runs: List[Run], end: int,
+                  callback: Optional[Callable] = None) -> Tuple[int, Any]:
+    """callback(memoryview) per record; ``ring.done`` follows what was handed out."""
+    cb = callback or ring.callback
+    data = ring.mapping.data
+    n = 0
+    for run in runs:
+        off, count, stride, length = run
+        if count == 1:
+            ring.done = off - HDR_SIZE + stride
+            n += 1
+            ret = cb(data[off:off + length])
+            if ret:
+                return n, ret
+            continue
+        starts = iter(range(off, off + count * stride, stride))
+        try:
+            ret = next(filter(None, map(cb, map(data.__getitem__, map(
+                slice, starts, range(off + length, off + length + count * stride, stride))))),
+                None)
+        finally:
+            taken = count - length_hint(starts)
+            ring.done = off - HDR_SIZE + taken * stride
+        n += taken
+        if ret:
+            return n, ret
+    ring.done = end
+    return n, None
+
+
+def _deliver_batch(ring: "Ring", runs: List[Run], end: int) -> Tuple[int, Any]:
+    batch = RecordBatch(ring.mapping.data, runs)
+    ring.done = end
+    return len(batch), ring.callback(batch) or None
+
+
+def _deliver_rows(ring: "Ring", runs: List[Run], end: int) -> Tuple[int, Any]:
+    """callback(rows) per stretch of records of the format's size; others to ``odd``."""
+    whole, length = ring.row_format
+    data, n, i = ring.mapping.data, 0, 0
+    while i < len(runs):
+        j = i
+        while j < len(runs) and runs[j][3] == length:
+            j += 1
+        if j > i:
+            seg = runs[i:j]
+            last = seg[-1]
+            ring.done = last[0] - HDR_SIZE + last[1] * last[2]
+            n += sum(run[1] for run in seg)
+            ret = ring.callback(_rows(data, seg, whole))
+            if ret:
+                return n, ret
+        if j < len(runs):
+            if ring.odd is None:
+                off, count, stride, size = runs[j]
+                ring.done = off - HDR_SIZE + stride
+                raise BPFError(f"ring {ring.name!r}: record of {size} bytes does not match "
+                               f"struct {ring.struct!r} ({length} bytes) and no odd= callback")
+            k, ret = _deliver_each(ring, runs[j:j + 1], runs[j][0] - HDR_SIZE + runs[j][1] * runs[j][2],
+                                   ring.odd)
+            n += k
+            if ret:
+                return n, ret
+        i = j + 1
+    ring.done = end
+    return n, None
+
+
+class Ring:
+    """One map of a :class:`RingBuffer`: its mapping, callback and positions."""
+
+    def __init__(self, index: int, ref: MapRef, callback: Optional[Callable],
+                 deliver: Deliver, struct: Optional[str], odd: Optional[Callable]):
+        self.index = index
+        self.ref = ref
+        self.mapping = RingMapping(ref)
+        self.callback = callback
+        self.deliver = deliver
+        self.struct = struct
+        self.row_format = row_format(struct) if struct else None
+        self.odd = odd
+        self.done = 0
+
+    name = property(lambda self: self.ref.name)
+    size = property(lambda self: self.mapping.size, doc="data bytes (max_entries)")
+    consumer_pos = property(lambda self: self.mapping.consumer[0])
+    producer_pos = property(lambda self: self.mapping.producer[0])
+
+    @property
+    def avail(self) -> int:
+        """Bytes produced and not yet consumed (committed or not)."""
+        m = self.mapping
+        return m.producer[0] - m.consumer[0]
+
+    def publish(self, cons: int, start: int) -> None:
+        """Store consumer_pos for everything up to data offset ``self.done``."""
+        if not TSO:
+            fence()  # release: the record reads are complete before the store
+        self.mapping.consumer[0] = cons + (self.done - start)
+
+    def drain(self, limit: int) -> Tuple[int, Any]:
+        """Passes over the ring until it is empty, a callback stops, or ``limit`` records."""
+        m = self.mapping
+        cons_v, prod_v, hdr, mask, size = m.consumer, m.producer, m.hdr, m.mask, m.size
+        total = 0
+        prod = prod_v[0]
+        budget = size  # bytes: bounds one call under a producer that never stops
+        while True:
+            cons = cons_v[0]
+            if prod == cons or total >= limit:
+                return total, None
+            if not TSO:
+                fence()  # acquire: positions and headers before payloads
+            start = cons & mask
+            end = start + min(prod - cons, size)
+            runs, stop = scan(hdr, start, end, limit - total)
+            if stop == start:
+                return total, None          # a BUSY record at the head
+            self.done = start
+            try:
+                n, ret = self.deliver(self, runs, stop)
+            finally:
+                self.publish(cons, start)
+            total += n
+            if ret:
+                return total, ret
+            budget -= stop - start
+            fence()  # our consumer_pos store before the re-read (lost wakeup)
+            new_prod = prod_v[0]
+            if new_prod == prod or budget <= 0:
+                return total, None
+            prod = new_prod
+
+    def iterate(self) -> Iterator[memoryview]:
+        """Records one by one (each valid until the next); publishes as it goes."""
+        m = self.mapping
+        cons = m.consumer[0]
+        prod = m.producer[0]
+        if prod == cons:
+            return
+        if not TSO:
+            fence()
+        start = cons & m.mask
+        runs, stop = scan(m.hdr, start, start + min(prod - cons, m.size))
+        self.done = start
+        data = m.data
+        try:
+            for off, count, stride, length in runs:
+                for pos in range(off, off + count * stride, stride):
+                    self.done = pos - HDR_SIZE + stride
+                    yield data[pos:pos + length]
+            self.done = stop
+        finally:
+            if not m.closed:
+                self.publish(cons, start)
+
+
+# ------------------------------------------------------------------ the consumer
+
+
+class RingBuffer:
+    """Consumer of one or more BPF ring buffer maps, waited on with one epoll.
+
+    ``RingBuffer(map, callback)`` then ``add(map2, callback2)``; ``map`` is a
+    :class:`~pybpf.maps.Map` or anything with an ``.fd`` of a
+    ``BPF_MAP_TYPE_RINGBUF`` map (a plain fd works too).  See the module
+    docstring for the delivery modes.
+    """
+
+    def __init__(self, map=None, callback: Optional[Callable] = None, *,
+                 batch: bool = False, struct: Optional[str] = None,
+                 odd: Optional[Callable] = None):
+        self._rings: List[Ring] = []
+        self._epoll = Epoll()
+        if map is not None:
+            try:
+                self.add(map, callback, batch=batch, struct=struct, odd=odd)
+            except BaseException:
+                self.close()
+                raise
+
+    def add(self, map, callback: Optional[Callable] = None, *, batch: bool = False,
+            struct: Optional[str] = None, odd: Optional[Callable] = None) -> Ring:
+        """Add a ring; returns its :class:`Ring` (positions, size, avail)."""
+        if self._epoll.closed:
+            raise BPFError("RingBuffer is closed")
+        if batch and struct:
+            raise BPFError("choose one of batch=True and struct=FORMAT")
+        if odd is not None and not struct:
+            raise BPFError("odd= only applies with struct=FORMAT")
+        deliver = _deliver_batch if batch else _deliver_rows if struct else _deliver_each
+        ref = MapRef(map).expect(uapi.BPF_MAP_TYPE_RINGBUF)
+        ring = Ring(len(self._rings), ref, callback, deliver, struct, odd)
+        try:
+            self._epoll.register(ref.fd, ring.index)
+        except BaseException:
+            ring.mapping.close()
+            raise
+        self._rings.append(ring)
+        return ring
+
+    # -- queries ---------------------------------------------------------------
+
+    @property
+    def rings(self) -> List[Ring]:
+        return list(self._rings)
+
+    def ring(self, key: Union[int, str, Any] = 0) -> Ring:
+        """A ring by index (an int), map name, or the Map it was added with."""
+        if isinstance(key, int):
+            found = self._rings[key:key + 1] if key >= 0 else []
+        elif isinstance(key, str):
+            found = [r for r in self._rings if r.name == key]
+        else:
+            found = [r for r in self._rings if r.ref.fd == getattr(key, "fd", None)]
+        if not found:
+            raise BPFError(f"no ring {key!r} in this RingBuffer")
+        return found[0]
+
+    def avail(self, key: Union[int, str, Any] = 0) -> int:
+        """Bytes waiting in one ring."""
+        return self.ring(key).avail
+
+    def ring_size(self, key: Union[int, str, Any] = 0) -> int:
+        return self.ring(key).size
+
+    def fileno(self) -> int:
+        """The epoll fd: readable when a ring has data (for select/asyncio)."""
+        return self._epoll.fileno()
+
+    def layout(self, key: Union[int, str, Any] = 0) -> Dict[str, Any]:
+        """The ring laid bare: see :func:`pybpf.ringbuf_layout.describe`."""
+        from .ringbuf_layout import describe
+        return describe(self.ring(key).mapping)
+
+    # -- consuming -------------------------------------------------------------
+
+    def _pending(self) -> bool:
+        return any(ring.avail for ring in self._rings)
+
+    def _consume(self, limit: int) -> int:
+        total = 0
+        for ring in self._rings:
+            if ring.callback is None:
+                raise BPFError(f"ring {ring.name!r} has no callback: use records()")
+            n, ret = ring.drain(limit - total)
+            if ret:
+                return ret
+            total += n
+        return total
+
+    def consume(self) -> int:
+        """Handle what every ring holds, without waiting.
+
+        Returns the number of records handled, or the non-zero value a callback
+        returned to stop."""
+        self._check_open()
+        return self._consume(sys.maxsize)
+
+    def consume_n(self, n: int) -> int:
+        """Handle at most ``n`` records (rings in the order they were added)."""
+        self._check_open()
+        return self._consume(n)
+
+    def poll(self, timeout_ms: Optional[int] = 100) -> int:
+        """Wait up to ``timeout_ms`` (None: forever) for data, then consume every ring.
+
+        A signal ends the wait early (the count is then usually 0), like libbpf's
+        -EINTR; an exception raised by the signal handler propagates."""
+        self._check_open()
+        if not self._pending():
+            self._epoll.wait(timeout_ms)
+        return self._consume(sys.maxsize)
+
+    def records(self, timeout_ms: Optional[int] = 100) -> Iterator[memoryview]:
+        """Every record of every ring, as memoryviews valid until the next one.
+
+        Waits up to ``timeout_ms`` whenever the rings are empty and stops when a
+        wait brings nothing.  Callbacks are not called."""
+        self._check_open()
+        while True:
+            if not self._pending():
+                self._epoll.wait(timeout_ms)
+            got = False
+            for ring in self._rings:
+                for rec in ring.iterate():
+                    got = True
+                    yield rec
+            if not got:
+                return
+
+    # -- asyncio ---------------------------------------------------------------
+
+    async def _readable(self, timeout: Optional[float]) -> None:
+        loop = asyncio.get_running_loop()
+        ready = loop.create_future()
+        fd = self.fileno()
+        loop.add_reader(fd, lambda: ready.done() or ready.set_result(None))
+        try:
+            await asyncio.wait_for(ready, timeout)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            loop.remove_reader(fd)
+
+    async def poll_async(self, timeout_ms: Optional[int] = 100) -> int:
+        """poll() for asyncio: waits with ``loop.add_reader`` on the epoll fd."""
+        self._check_open()
+        if not self._pending():
+            await self._readable(None if timeout_ms is None else timeout_ms / 1000)
+        return self._consume(sys.maxsize)
+
+    async def arecords(self) -> AsyncIterator[memoryview]:
+        """``async for rec in rb.arecords()``: every record, forever; each view is
+        valid until the next step."""
+        self._check_open()
+        while True:
+            for ring in self._rings:
+                for rec in ring.iterate():
+                    yield rec
+            if self._pending():
+                await asyncio.sleep(0)      # a BUSY record at a head: let others run
+            else:
+                await self._readable(None)
+
+    def __aiter__(self) -> AsyncIterator[memoryview]:
+        return self.arecords()
+
+    # -- lifetime --------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._epoll.closed:
+            raise BPFError("RingBuffer is closed")
+
+    def close(self) -> None:
+        """Unmap every ring and close the epoll fd (the maps stay open)."""
+        for ring in self._rings:
+            ring.mapping.close()
+        self._epoll.close()
+
+    def __enter__(self) -> "RingBuffer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        names = ", ".join(r.name for r in self._rings)
+        return f"RingBuffer({names})"

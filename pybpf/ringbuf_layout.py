@@ -1,0 +1,361 @@
+"""The ring laid bare: a live BPF ring buffer's memory, and a scenario that drives one.
+
+:func:`describe` reports, for any mapped ring (a :class:`~pybpf.ringbuf.RingBuffer`
+ring or a :class:`~pybpf.user_ringbuf.UserRingBuffer`): its two mappings with
+addresses and protections as ``/proc/self/maps`` shows them, both positions,
+every record header between them (offset, len, BUSY, DISCARD, pg_off), and
+the proof that the data pages are mapped twice — the same bytes at ``data``
+and ``data + size``, and, when ``/proc/self/pagemap`` may be read (root), the
+same physical frame behind both addresses.
+
+``main(argv)`` (``python -m pybpf ringbuf-layout [--size BYTES] [--json] [--svg
+FILE]``) creates a small ring, drives a hand-assembled BPF producer
+(:mod:`pybpf.ringbuf_producer`) through records of several sizes, a discarded
+one and one that wraps the end, consumes them with :class:`RingBuffer`, then
+shows a BUSY record — which a kernel producer never leaves visible — through
+a user ring buffer reservation that is not yet submitted.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import struct
+import sys
+from html import escape
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from . import syscall, uapi
+from .errors import BPFError
+from .ringbuf import BUSY, DISCARD, HDR_SIZE, RingBuffer, record_size
+from .ringmem import PAGE_SIZE, RingMapping
+from .user_ringbuf import UserRingBuffer
+
+_LEN = 0xFFFFFFFF & ~(BUSY | DISCARD)
+_PFN_MASK = (1 << 55) - 1
+_PRESENT = 1 << 63
+_MAX_RECORDS = 256   # shown per state
+_MAX_PFN_PAGES = 8
+
+# ------------------------------------------------------------------ introspection
+
+
+def _mapping_of(ring: Any) -> RingMapping:
+    if isinstance(ring, RingMapping):
+        return ring
+    if isinstance(ring, RingBuffer):
+        return ring.ring(0).mapping
+    mapping = getattr(ring, "mapping", None)
+    if isinstance(mapping, RingMapping):
+        return mapping
+    raise BPFError(f"cannot describe a {type(ring).__name__}: not a mapped ring")
+
+
+def proc_maps_line(address: int) -> Optional[str]:
+    """The /proc/self/maps line of the mapping that starts at ``address``."""
+    with open("/proc/self/maps") as f:
+        for line in f:
+            if int(line.split("-", 1)[0], 16) == address:
+                return line.rstrip("\n")
+    return None
+
+
+def pagemap_pfn(address: int) -> Optional[int]:
+    """Physical frame behind a virtual address (None if unknown: not root, not present)."""
+    try:
+        fd = os.open("/proc/self/pagemap", os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        entry = struct.unpack("=Q", os.pread(fd, 8, (address // PAGE_SIZE) * 8))[0]
+    except (OSError, struct.error):
+        return None
+    finally:
+        os.close(fd)
+    pfn = entry & _PFN_MASK
+    return pfn if entry & _PRESENT and pfn else None
+
+
+def _mapping_entry(what: str, address: int, length: int, offset: int) -> Dict[str, Any]:
+    line = proc_maps_line(address)
+    return {"what": what, "address": address, "end": address + length, "length": length,
+            "file_offset": offset, "prot": line.split()[1] if line else None,
+            "proc_maps": line}
+
+
+def walk(mapping: RingMapping, start: int, end: int,
+         limit: int = _MAX_RECORDS) -> Tuple[List[Dict[str, Any]], bool]:
+    """Every record header from position ``start`` to ``end`` (BUSY ones included).
+
+    Returns the records and whether the list was cut at ``limit``."""
+    hdr, size, mask = mapping.hdr, mapping.size, mapping.mask
+    out: List[Dict[str, Any]] = []
+    pos = start
+    consumer_stops = False
+    while pos < end:
+        if len(out) >= limit:
+            return out, True
+        off = pos & mask
+        word, pg_off = hdr[off >> 2], hdr[(off >> 2) + 1]
+        length = word & _LEN
+        total = record_size(length)
+        busy, discard = bool(word & BUSY), bool(word & DISCARD)
+        payload = bytes(mapping.data[off + HDR_SIZE:off + HDR_SIZE + min(length, 16)])
+        out.append({
+            "pos": pos, "offset": off, "len": length, "busy": busy, "discard": discard,
+            "pg_off": pg_off, "record_bytes": total, "wraps": off + total > size,
+            "consumer_stops_here": busy and not consumer_stops, "head": payload.hex(),
+        })
+        consumer_stops = consumer_stops or busy
+        if total > end - pos:   # not a whole record: the positions say otherwise
+            break
+        pos += total
+    return out, False
+
+
+def double_mapping_proof(mapping: RingMapping, data_address: int) -> Dict[str, Any]:
+    """Same bytes at ``data`` and ``data + size``; same frames behind them when visible."""
+    size = mapping.size
+    same = mapping.data[:size] == mapping.data[size:]
+    pages = []
+    for page in range(min(size // PAGE_SIZE, _MAX_PFN_PAGES)):
+        first = data_address + page * PAGE_SIZE
+        pages.append({"page": page, "first": first, "second": first + size,
+                      "pfn_first": pagemap_pfn(first), "pfn_second": pagemap_pfn(first + size)})
+    return {"first_copy": data_address, "second_copy": data_address + size,
+            "same_bytes": bool(same), "pages": pages,
+            "same_frames": all(p["pfn_first"] is not None and p["pfn_first"] == p["pfn_second"]
+                               for p in pages) if pages else None}
+
+
+def describe(ring: Any) -> Dict[str, Any]:
+    """Everything about a live ring: see the module docstring.  JSON-serialisable."""
+    m = _mapping_of(ring)
+    if m.closed:
+        raise BPFError("cannot describe a closed ring")
+    cons_addr, prod_addr = m.addresses()
+    cons, prod = m.consumer[0], m.producer[0]
+    records, cut = walk(m, cons, prod)
+    user = m.user
+    return {
+        "map": {"name": m.ref.name, "id": m.ref.id, "fd": m.ref.fd, "size": m.size,
+                "type": "BPF_MAP_TYPE_USER_RINGBUF" if user else "BPF_MAP_TYPE_RINGBUF"},
+        "page_size": PAGE_SIZE,
+        "mappings": [
+            _mapping_entry("consumer page (consumer_pos)" + (" - kernel writes" if user else ""),
+                           cons_addr, PAGE_SIZE, 0),
+            _mapping_entry("producer page (producer_pos) + data x2"
+                           + (" - we write" if user else ""),
+                           prod_addr, PAGE_SIZE + 2 * m.size, PAGE_SIZE),
+        ],
+        "consumer_pos": cons, "producer_pos": prod, "in_flight": prod - cons,
+        "free": m.size - (prod - cons),
+        "data": double_mapping_proof(m, prod_addr + PAGE_SIZE),
+        "records": records, "records_cut": cut,
+    }
+
+
+# ------------------------------------------------------------------ the scenario
+
+
+class _Scenario:
+    """Drives a kernel ring (and a user ring, for BUSY) and records a state per step."""
+
+    def __init__(self, size: int):
+        if size < PAGE_SIZE or size & (size - 1) or size % PAGE_SIZE:
+            raise BPFError(f"--size must be a power-of-2 multiple of the page size "
+                           f"({PAGE_SIZE}), got {size}")
+        self.size = size
+        self.steps: List[Dict[str, Any]] = []
+        self.consumed: List[bytes] = []
+
+    def _step(self, title: str, ring: Any, note: str = "") -> None:
+        self.steps.append({"title": title, "note": note, "state": describe(ring)})
+
+    def run(self) -> List[Dict[str, Any]]:
+        from .ringbuf_producer import Producer
+        size = self.size
+        with syscall.map_create(uapi.BPF_MAP_TYPE_RINGBUF, 0, 0, size, name="layout_rb") as fd, \
+                Producer(fd.fd) as prod, \
+                RingBuffer(fd.fd, lambda mv: self.consumed.append(bytes(mv))) as rb:
+            self._step("empty ring", rb, f"a {size}-byte ring: both positions at 0")
+            prod.output(b"hello, ring!")
+            self._step("bpf_ringbuf_output(12 bytes)", rb,
+                       "header (len, pg_off) + 12 bytes, padded to 24")
+            prod.output(bytes(range(100)))
+            prod.reserve(b"D" * 40, discard=True)
+            prod.reserve(b"S" * 24)
+            self._step("output(100) + reserve(40)/discard + reserve(24)/submit", rb,
+                       "the discarded record keeps its place, flagged DISCARD")
+            n = rb.consume()
+            self._step(f"RingBuffer.consume() -> {n}", rb,
+                       "DISCARD skipped but consumed; consumer_pos published once")
+            # move the positions near the end of the data area with small records
+            left = size - (rb.ring().producer_pos & (size - 1))
+            fillers = max(0, (left - 64) // 24)
+            prod.seq(fillers, flags=0)
+            rb.consume()
+            self.consumed.clear()
+            left = size - (rb.ring().producer_pos & (size - 1))
+            self._step(f"{fillers} filler records produced and consumed", rb,
+                       f"{left} bytes left before the end of the data area")
+            wrap = bytes((i * 7) & 0xFF for i in range(left - HDR_SIZE + 48))
+            prod.output(wrap)
+            self._step(f"output({len(wrap)}): a record that wraps", rb,
+                       "it starts near the end and continues at offset 0; the second "
+                       "mapping of the data pages makes it contiguous")
+            rb.consume()
+            ok = self.consumed[-1:] == [wrap]
+            self._step("consume() the wrapped record", rb,
+                       f"one memoryview slice, no copy: contents {'intact' if ok else 'WRONG'}")
+        with syscall.map_create(uapi.BPF_MAP_TYPE_USER_RINGBUF, 0, 0, size,
+                                name="layout_urb") as fd, UserRingBuffer(fd.fd) as urb:
+            held = urb.reserve(32)
+            held.buf[:] = b"B" * 32
+            urb.write(b"after the busy one")
+            self._step("user ring: reserve(32) held, then write(18)", urb,
+                       "BUSY until submitted: bpf_user_ringbuf_drain (and any consumer) "
+                       "stops at it, the committed record behind it waits")
+            held.submit()
+            self._step("submit() the held reservation", urb, "BUSY cleared: both records ready")
+        return self.steps
+
+
+def scenario(size: int = 2 * PAGE_SIZE) -> List[Dict[str, Any]]:
+    """Run the scenario on a fresh ring of ``size`` bytes; one state per step."""
+    return _Scenario(size).run()
+
+
+# ------------------------------------------------------------------ rendering
+
+
+def _flags(rec: Dict[str, Any]) -> str:
+    flags = [f for f, on in (("BUSY", rec["busy"]), ("DISCARD", rec["discard"]),
+                             ("WRAPS", rec["wraps"])) if on]
+    return ",".join(flags) or "-"
+
+
+def render_state(state: Dict[str, Any]) -> List[str]:
+    lines = [f"  consumer_pos {state['consumer_pos']}  producer_pos {state['producer_pos']}  "
+             f"({state['in_flight']} bytes in flight, {state['free']} free)"]
+    recs = state["records"]
+    if recs:
+        lines.append("    pos       offset   len   flags          pg_off  bytes  payload")
+        for r in recs:
+            mark = "  <- consumer stops (BUSY)" if r["consumer_stops_here"] else ""
+            lines.append(f"    {r['pos']:<9} {r['offset']:#07x}  {r['len']:<5} "
+                         f"{_flags(r):<14} {r['pg_off']:<7} {r['record_bytes']:<6} "
+                         f"{r['head'][:24]}{'...' if r['len'] > 12 else ''}{mark}")
+        if state["records_cut"]:
+            lines.append(f"    ... (first {len(recs)} records shown)")
+    return lines
+
+
+def render_mappings(state: Dict[str, Any]) -> List[str]:
+    m = state["map"]
+    lines = [f"{m['type']} {m['name']!r} (id {m['id']}): {m['size']} data bytes, "
+             f"page size {state['page_size']}"]
+    for mp in state["mappings"]:
+        lines.append(f"  {mp['address']:#x}-{mp['end']:#x} {mp['prot'] or '?'} "
+                     f"file offset {mp['file_offset']:#x}  {mp['what']}")
+        if mp["proc_maps"]:
+            lines.append(f"    /proc/self/maps: {mp['proc_maps']}")
+    d = state["data"]
+    lines.append(f"  data pages mapped twice: {d['first_copy']:#x} and {d['second_copy']:#x} "
+                 f"hold the same bytes: {'yes' if d['same_bytes'] else 'NO'}")
+    for p in d["pages"]:
+        pfn = (f"frame {p['pfn_first']:#x} / {p['pfn_second']:#x}"
+               if p["pfn_first"] is not None else "frames not visible (needs root)")
+        lines.append(f"    page {p['page']}: {p['first']:#x} and {p['second']:#x}: {pfn}")
+    return lines
+
+
+def render_text(steps: Sequence[Dict[str, Any]]) -> str:
+    out: List[str] = []
+    shown = set()
+    for i, step in enumerate(steps, 1):
+        state = step["state"]
+        if state["map"]["id"] not in shown:
+            shown.add(state["map"]["id"])
+            out.extend([""] * bool(out) + render_mappings(state) + [""])
+        out.append(f"step {i}: {step['title']}")
+        if step["note"]:
+            out.append(f"  {step['note']}")
+        out.extend(render_state(state))
+    return "\n".join(out) + "\n"
+
+
+_COLORS = {"committed": "#4caf50", "discard": "#9e9e9e", "busy": "#ff9800"}
+
+
+def render_svg(steps: Sequence[Dict[str, Any]]) -> str:
+    """One bar per step: the data area, records coloured by state, positions marked."""
+    width, left, bar_w, row_h, top = 1000, 20, 960, 78, 70
+    height = top + row_h * len(steps) + 40
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'font-family="monospace" font-size="12">',
+           f'<rect width="{width}" height="{height}" fill="white"/>',
+           '<text x="20" y="24" font-size="16">BPF ring buffer, laid bare</text>']
+    legend_x = 20
+    for name, color in _COLORS.items():
+        out.append(f'<rect x="{legend_x}" y="36" width="12" height="12" fill="{color}"/>'
+                   f'<text x="{legend_x + 16}" y="46">{name}</text>')
+        legend_x += 110
+    for i, step in enumerate(steps):
+        state = step["state"]
+        size = state["map"]["size"]
+        y = top + i * row_h
+        scale = bar_w / size
+        out.append(f'<text x="{left}" y="{y + 12}">{i + 1}. {escape(step["title"])} '
+                   f'({escape(state["map"]["name"])})</text>')
+        out.append(f'<rect x="{left}" y="{y + 20}" width="{bar_w}" height="24" '
+                   f'fill="#f4f4f4" stroke="#555"/>')
+        for rec in state["records"]:
+            color = _COLORS["busy" if rec["busy"] else "discard" if rec["discard"] else "committed"]
+            start, length = rec["offset"], rec["record_bytes"]
+            pieces = [(start, min(length, size - start))]
+            if start + length > size:
+                pieces.append((0, start + length - size))
+            for off, ln in pieces:
+                out.append(f'<rect x="{left + off * scale:.2f}" y="{y + 22}" '
+                           f'width="{max(ln * scale, 1):.2f}" height="20" fill="{color}" '
+                           f'stroke="white" stroke-width="0.5"><title>pos {rec["pos"]} '
+                           f'len {rec["len"]} {_flags(rec)}</title></rect>')
+        for name, pos, color, dy in (("cons", state["consumer_pos"], "#1565c0", 56),
+                                     ("prod", state["producer_pos"], "#c62828", 68)):
+            x = left + (pos % size) * scale
+            out.append(f'<line x1="{x:.2f}" y1="{y + 18}" x2="{x:.2f}" y2="{y + 48}" '
+                       f'stroke="{color}" stroke-width="2"/>'
+                       f'<text x="{x + 3:.2f}" y="{y + dy}" fill="{color}">{name} {pos}</text>')
+    d = steps[0]["state"]["data"] if steps else None
+    if d:
+        out.append(f'<text x="20" y="{height - 14}">data mapped twice: {d["first_copy"]:#x} '
+                   f'and {d["second_copy"]:#x}, same bytes: '
+                   f'{"yes" if d["same_bytes"] else "no"}</text>')
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+# ------------------------------------------------------------------ command line
+
+
+def main(argv: List[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m pybpf ringbuf-layout",
+        description="drive a small BPF ring buffer through a scenario and show its memory")
+    parser.add_argument("--size", type=lambda s: int(s, 0), default=2 * PAGE_SIZE,
+                        help="ring size in bytes: a power-of-2 multiple of the page size")
+    parser.add_argument("--json", action="store_true", help="print the steps as JSON")
+    parser.add_argument("--svg", metavar="FILE", help="also write an SVG picture of the steps")
+    args = parser.parse_args(argv)
+    try:
+        steps = scenario(args.size)
+    except BPFError as e:
+        print(f"ringbuf-layout: {e}", file=sys.stderr)
+        return 1
+    if args.svg:
+        with open(args.svg, "w") as f:
+            f.write(render_svg(steps))
+    sys.stdout.write(json.dumps({"steps": steps}, indent=1) + "\n" if args.json
+                     else render_text(steps))
+    return 0

@@ -1,0 +1,320 @@
+"""Memory shared with the kernel's BPF rings: mappings, fences and waiting.
+
+The three event transports (:mod:`pybpf.ringbuf`, :mod:`pybpf.user_ringbuf`,
+:mod:`pybpf.perfbuf`) share what is here: resolving a map argument, the two
+mmaps of a ``BPF_MAP_TYPE_{USER_,}RINGBUF`` map, a real CPU fence, the address
+of a Python buffer, and an epoll set whose wait returns on a signal.
+
+Memory ordering
+---------------
+A ring is shared with producers on other CPUs through plain memory, so the
+positions need acquire/release ordering: *acquire* when reading the other
+side's position (and a record's length word) before reading the bytes it
+covers, *release* before storing our own position so that our reads (or, as
+a producer, our writes) of the bytes are complete before the other side may
+reuse them.
+
+* On x86-64 (TSO) a plain load is an acquire and a plain store a release.  A
+  memoryview item read or write of an aligned 8-byte word compiles to a single
+  ``mov`` (CPython copies it with a fixed-size ``memcpy``), so no fence is
+  needed for those.  The one reordering TSO allows is a later load passing an
+  earlier store: that matters when a consumer publishes its position and then
+  re-reads the producer's to decide whether it may sleep (the lost-wakeup
+  check) — a full fence goes there, once per wait, on every architecture.
+* On weakly ordered CPUs (arm64, riscv64, ppc64, ...) the consumer issues a
+  full fence once per batch after reading the positions and headers, and once
+  before publishing its position — never per record.
+
+Python has no fence.  What is honest and syscall-free: :func:`fence` calls a
+two-instruction function (``mfence; ret``, ``dmb ish; ret``, ...) written to an
+executable page once at import and called through ctypes (about 70 ns).  Where
+no executable page can be had (W^X policies) or the architecture is unknown,
+it falls back to ``membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)``, a syscall
+the kernel documents as a full barrier for the caller.  :data:`FENCE_KIND`
+says which one is in use.
+"""
+from __future__ import annotations
+
+import ctypes
+import errno as _errno
+import mmap
+import os
+import platform
+import select
+import struct
+from typing import Callable, List, Optional, Tuple
+
+from . import syscall, uapi
+from .errors import BPFError, from_errno
+
+PAGE_SIZE = mmap.PAGESIZE
+MACHINE = platform.machine()
+#: CPUs whose plain loads/stores already have acquire/release semantics.
+TSO = MACHINE in ("x86_64", "i386", "i686", "s390x")
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+# ------------------------------------------------------------------ the fence
+
+# A full-fence function per architecture: the instruction, then a return.
+_FENCE_CODE = {
+    "x86_64": b"\x0f\xae\xf0\xc3",                                # mfence; ret
+    "aarch64": struct.pack("<II", 0xD5033BBF, 0xD65F03C0),        # dmb ish; ret
+    "riscv64": struct.pack("<II", 0x0330000F, 0x00008067),        # fence rw,rw; ret
+    "loongarch64": struct.pack("<II", 0x38720000, 0x4C000020),    # dbar 0; jirl $zero,$ra,0
+    "ppc64le": struct.pack("<II", 0x7C0004AC, 0x4E800020),        # sync; blr
+}
+_MEMBARRIER_NR = {"x86_64": 324, "aarch64": 283, "riscv64": 283, "loongarch64": 283,
+                  "ppc64le": 365, "ppc64": 365, "s390x": 356}
+_MEMBARRIER_CMD_PRIVATE_EXPEDITED = 1 << 3
+_MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED = 1 << 4
+
+
+def _code_fence() -> Optional[Callable[[], None]]:
+    code = _FENCE_CODE.get(MACHINE)
+    if code is None:
+        return None
+    try:
+        page = mmap.mmap(-1, PAGE_SIZE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+    except OSError:
+        return None
+    page.write(code)
+    addr = ctypes.addressof(ctypes.c_char.from_buffer(page))
+    mprotect = _libc.mprotect
+    mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    if mprotect(addr, PAGE_SIZE, mmap.PROT_READ | mmap.PROT_EXEC) != 0:
+        return None
+    func = ctypes.CFUNCTYPE(None)(addr)
+    func._page = page  # keeps the page mapped as long as the function lives
+    return func
+
+
+def _membarrier_fence() -> Optional[Callable[[], None]]:
+    nr = _MEMBARRIER_NR.get(MACHINE)
+    if nr is None or _libc.syscall(nr, _MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0) != 0:
+        return None
+    call = _libc.syscall
+    return lambda: call(nr, _MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0)
+
+
+def _select_fence() -> Tuple[Callable[[], None], str]:
+    func = _code_fence()
+    if func is not None:
+        return func, "cpu-instruction"
+    func = _membarrier_fence()
+    if func is not None:
+        return func, "membarrier"
+    # Nothing better exists: a syscall is not an architectural fence, but it
+    # is the strongest ordering Python can ask for here.
+    return os.getppid, "syscall-only"
+
+
+fence, FENCE_KIND = _select_fence()
+
+# ------------------------------------------------------------------ buffers
+
+
+class _Py_buffer(ctypes.Structure):
+    _fields_ = [("buf", ctypes.c_void_p), ("obj", ctypes.py_object),
+                ("len", ctypes.c_ssize_t), ("itemsize", ctypes.c_ssize_t),
+                ("readonly", ctypes.c_int), ("ndim", ctypes.c_int),
+                ("format", ctypes.c_char_p), ("shape", ctypes.c_void_p),
+                ("strides", ctypes.c_void_p), ("suboffsets", ctypes.c_void_p),
+                ("internal", ctypes.c_void_p)]
+
+
+def buffer_address(obj) -> int:
+    """Address of the first byte of a buffer (read-only ones included)."""
+    view = _Py_buffer()
+    ctypes.pythonapi.PyObject_GetBuffer(ctypes.py_object(obj), ctypes.byref(view), 0)
+    try:
+        return view.buf
+    finally:
+        ctypes.pythonapi.PyBuffer_Release(ctypes.byref(view))
+
+
+def release(*views: Optional[memoryview]) -> None:
+    """Release views; one still exported elsewhere is left to the GC."""
+    for view in views:
+        if view is not None:
+            try:
+                view.release()
+            except BufferError:
+                pass
+
+
+def close_mmap(mm: Optional[mmap.mmap]) -> None:
+    """Unmap now, or (when a caller kept a record view) once the GC frees it."""
+    if mm is not None:
+        try:
+            mm.close()
+        except BufferError:
+            pass
+
+
+def _mmap(fd: int, length: int, prot: int, offset: int, what: str) -> mmap.mmap:
+    try:
+        return mmap.mmap(fd, length, mmap.MAP_SHARED, prot, offset=offset)
+    except OSError as e:
+        raise from_errno(e.errno or _errno.EINVAL, f"mmap of {what}") from None
+
+
+# ------------------------------------------------------------------ maps
+
+
+class MapRef:
+    """What the rings need to know about a map: the fd, and the kernel's view of it.
+
+    Accepts a ``Map`` (anything with ``.fd``, optionally ``.name``) or a raw
+    map fd.  The fd stays owned by the caller.
+    """
+
+    __slots__ = ("fd", "name", "type", "max_entries", "id")
+
+    def __init__(self, m) -> None:
+        fd = m if isinstance(m, int) else getattr(m, "fd", None)
+        if not isinstance(fd, int):
+            raise BPFError(f"expected a map or a map fd, got {type(m).__name__}")
+        try:
+            info = syscall.obj_info(fd, uapi.bpf_map_info)
+        except BPFError as e:
+            raise BPFError(f"fd {fd} is not a BPF map: {e}", e.errno) from None
+        self.fd = fd
+        self.type = info.type
+        self.max_entries = info.max_entries
+        self.id = info.id
+        self.name = getattr(m, "name", None) or info.name.decode(errors="replace")
+
+    def expect(self, *types: int) -> "MapRef":
+        if self.type not in types:
+            want = " or ".join(uapi.bpf_map_type(t).name for t in types)
+            raise BPFError(f"map {self.name!r} is {_type_name(self.type)}, expected {want}")
+        return self
+
+
+def _type_name(t: int) -> str:
+    try:
+        return uapi.bpf_map_type(t).name
+    except ValueError:
+        return f"map type {t}"
+
+
+class RingMapping:
+    """The two mmaps of a ``BPF_MAP_TYPE_RINGBUF`` / ``BPF_MAP_TYPE_USER_RINGBUF`` map.
+
+    * offset 0, one page: ``consumer_pos`` — writable by the consumer only
+      (user space for a kernel ring, the kernel for a user ring);
+    * offset ``PAGE_SIZE``, ``PAGE_SIZE + 2 * size`` bytes: ``producer_pos``,
+      then the data pages mapped twice in a row, so a record that wraps the end
+      of the ring is contiguous in our address space.
+
+    ``consumer`` / ``producer`` are one-element u64 views of the positions,
+    ``data`` the 2*size bytes, ``hdr`` the same as u32 words (record headers).
+    """
+
+    def __init__(self, ref: MapRef, producer_side: bool = False):
+        ref.expect(uapi.BPF_MAP_TYPE_RINGBUF, uapi.BPF_MAP_TYPE_USER_RINGBUF)
+        self.ref = ref
+        self.size = ref.max_entries
+        self.mask = self.size - 1
+        self.user = ref.type == uapi.BPF_MAP_TYPE_USER_RINGBUF
+        rw, ro = mmap.PROT_READ | mmap.PROT_WRITE, mmap.PROT_READ
+        self._cons_mm = _mmap(ref.fd, PAGE_SIZE, ro if self.user else rw, 0,
+                              f"{ref.name} consumer page")
+        try:
+            self._prod_mm = _mmap(ref.fd, PAGE_SIZE + 2 * self.size,
+                                  rw if self.user else ro, PAGE_SIZE,
+                                  f"{ref.name} producer page and data")
+        except BaseException:
+            self._cons_mm.close()
+            raise
+        self.consumer = memoryview(self._cons_mm).cast("Q")
+        self.producer = memoryview(self._prod_mm).cast("Q")
+        self.data = memoryview(self._prod_mm)[PAGE_SIZE:]
+        self.hdr = self.data.cast("I")
+        self._casts = {}
+
+    def cast(self, fmt: str) -> memoryview:
+        """The data area viewed as an array of ``fmt`` items (cached)."""
+        view = self._casts.get(fmt)
+        if view is None:
+            view = self._casts[fmt] = self.data.cast(fmt)
+        return view
+
+    def addresses(self) -> Tuple[int, int]:
+        """(consumer page address, producer page address); data follows the latter."""
+        return buffer_address(self._cons_mm), buffer_address(self._prod_mm)
+
+    @property
+    def closed(self) -> bool:
+        return self._cons_mm is None
+
+    def close(self) -> None:
+        if self._cons_mm is None:
+            return
+        release(self.hdr, self.data, self.consumer, self.producer, *self._casts.values())
+        self._casts.clear()
+        close_mmap(self._cons_mm)
+        close_mmap(self._prod_mm)
+        self._cons_mm = self._prod_mm = None
+
+
+# ------------------------------------------------------------------ epoll
+
+
+# x86-64 packs struct epoll_event (12 bytes); other architectures align it (16).
+_epoll_event = type("_epoll_event", (ctypes.Structure,), dict(
+    _fields_=[("events", ctypes.c_uint32), ("data", ctypes.c_uint64)],
+    **({"_pack_": 1} if MACHINE == "x86_64" else {})))
+
+_epoll_wait = _libc.epoll_wait
+_epoll_wait.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
+_epoll_wait.restype = ctypes.c_int
+_epoll_ctl = _libc.epoll_ctl
+_epoll_ctl.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_void_p]
+_EPOLL_CTL_ADD = 1
+
+
+class Epoll:
+    """An epoll set of (fd, token) pairs.
+
+    ``wait()`` calls epoll_wait(2) directly (ctypes releases the GIL) rather
+    than through :mod:`select`, because ``select.epoll.poll`` retries after a
+    signal (PEP 475): here a signal makes ``wait`` return ``[]`` at once, as
+    libbpf's ``ring_buffer__poll`` returns ``-EINTR``, so a loop that checks a
+    flag set by a signal handler stops promptly.
+    """
+
+    def __init__(self) -> None:
+        self._ep = select.epoll()
+        self._events = (_epoll_event * 8)()
+
+    def register(self, fd: int, token: int, events: int = select.EPOLLIN) -> None:
+        # select.epoll.register would put the fd in epoll_event.data; we want the token.
+        ev = _epoll_event(events=events, data=token)
+        if _epoll_ctl(self._ep.fileno(), _EPOLL_CTL_ADD, fd, ctypes.byref(ev)) != 0:
+            raise from_errno(ctypes.get_errno(), f"epoll_ctl(ADD, fd {fd})")
+        if len(self._events) < token + 1:
+            self._events = (_epoll_event * (2 * (token + 1)))()
+
+    def wait(self, timeout_ms: Optional[int]) -> List[int]:
+        """Tokens of the ready fds; [] on timeout or signal.  None waits forever."""
+        timeout = -1 if timeout_ms is None or timeout_ms < 0 else int(timeout_ms)
+        events = self._events
+        n = _epoll_wait(self._ep.fileno(), events, len(events), timeout)
+        if n < 0:
+            err = ctypes.get_errno()
+            if err == _errno.EINTR:
+                return []
+            raise from_errno(err, "epoll_wait")
+        return [events[i].data for i in range(n)]
+
+    def fileno(self) -> int:
+        return self._ep.fileno()
+
+    @property
+    def closed(self) -> bool:
+        return self._ep.closed
+
+    def close(self) -> None:
+        self._ep.close()
