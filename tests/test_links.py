@@ -435,7 +435,7 @@ def test_iter_link_reads_one_line_per_task(kernel, vmlinux):
 
 def test_perf_event_sampling(counter):
     prog = counter.prog("perf_event")
-    with pytest.raises(AttachError, match="no automatic attachment"):
+    with pytest.raises(AttachError, match="need perf_event_fd="):
         prog.attach()
     with attach_program(prog, method="perf_event", sample_period=20000, pid=os.getpid(),
                         cpu=-1) as link:
