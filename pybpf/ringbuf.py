@@ -202,6 +202,9 @@ def column_format(fmt: str) -> Tuple[Tuple[int, str, int], ...]:
 
 
 def _rows(data: memoryview, runs: Sequence[Run], whole: _struct.Struct) -> Iterator[tuple]:
+    if len(runs) == 1:          # the usual case: no chain between the user and C
+        off, count, stride, _ = runs[0]
+        return whole.iter_unpack(data[off - HDR_SIZE:off - HDR_SIZE + count * stride])
     return chain.from_iterable(
         whole.iter_unpack(data[off - HDR_SIZE:off - HDR_SIZE + count * stride])
         for off, count, stride, _ in runs)
@@ -232,6 +235,9 @@ class RecordBatch:
         return chain.from_iterable(_run_views(data, run) for run in self.runs)
 
     def offsets(self) -> Iterator[int]:
+        if len(self.runs) == 1:
+            o, k, s, _ = self.runs[0]
+            return iter(range(o, o + k * s, s))
         return chain.from_iterable(range(o, o + k * s, s) for o, k, s, _ in self.runs)
 
     def sizes(self) -> Iterator[int]:

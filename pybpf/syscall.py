@@ -185,6 +185,7 @@ def map_freeze(fd: int) -> None:
 # ------------------------------------------------------------------ BTF and programs
 
 LogAttr = TypeVar("LogAttr", uapi.bpf_attr_btf_load, uapi.bpf_attr_prog_load)
+LOG_START_SIZE = 1 << 16
 
 
 def _load_with_log(cmd: int, attr: LogAttr, set_log: Callable[[LogAttr, object, int, int], None],
@@ -194,10 +195,10 @@ def _load_with_log(cmd: int, attr: LogAttr, set_log: Callable[[LogAttr, object, 
 
     Returns (fd, log).  The first attempt runs without a log (fast path, as
     libbpf does) unless ``log_level`` asks for one.  On failure the log buffer
-    starts at 64 KiB and grows to the kernel's ``log_true_size`` (6.4+) or by
+    starts at LOG_START_SIZE (64 KiB) and grows to the kernel's ``log_true_size`` (6.4+) or by
     x4, at most 5 times, up to ``BPF_LOG_MAX_SIZE``.
     """
-    size = 1 << 16
+    size = LOG_START_SIZE
     level = log_level
     for _ in range(6):
         buf = ctypes.create_string_buffer(size) if level else None
