@@ -22,18 +22,14 @@ const volatile int target_pid = 0;
 SEC("tp/sched/sched_process_exec")
 int handle_exec(struct trace_event_raw_sched_process_exec *ctx)
 {
-	unsigned fname_off = ctx->__data_loc_filename & 0xFFFF;
-	int pid = bpf_get_current_pid_tgid() >> 32;
 	struct event *e;
 
-	if (target_pid && pid != target_pid)
+	if (target_pid && (int)(bpf_get_current_pid_tgid() >> 32) != target_pid)
 		return 0;
 	e = bpf_ringbuf_reserve(&rb, sizeof(*e), 0);
 	if (!e)
 		return 0;
-	e->pid = pid;
-	bpf_get_current_comm(&e->comm, sizeof(e->comm));
-	bpf_probe_read_str(&e->filename, sizeof(e->filename), (void *)ctx + fname_off);
+	fill_event(e, ctx);
 	bpf_ringbuf_submit(e, 0);
 	return 0;
 }

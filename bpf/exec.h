@@ -1,4 +1,5 @@
-/* The event shared by the three exec-snoop programs (after the seed article). */
+/* The event shared by the three exec-snoop programs (after the seed article).
+ * Include after vmlinux.h and bpf_helpers.h. */
 #ifndef PYBPF_EXEC_H
 #define PYBPF_EXEC_H
 
@@ -11,5 +12,16 @@ struct event {
 	char comm[TASK_COMM_LEN];
 	char filename[MAX_FILENAME_LEN];
 };
+
+/* Fill an event for the current task from the sched_process_exec context. */
+static __always_inline void
+fill_event(struct event *e, struct trace_event_raw_sched_process_exec *ctx)
+{
+	unsigned fname_off = ctx->__data_loc_filename & 0xFFFF;
+
+	e->pid = bpf_get_current_pid_tgid() >> 32;
+	bpf_get_current_comm(&e->comm, sizeof(e->comm));
+	bpf_probe_read_str(&e->filename, sizeof(e->filename), (void *)ctx + fname_off);
+}
 
 #endif

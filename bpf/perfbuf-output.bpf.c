@@ -23,16 +23,13 @@ struct {
 SEC("tp/sched/sched_process_exec")
 int handle_exec(struct trace_event_raw_sched_process_exec *ctx)
 {
-	unsigned fname_off = ctx->__data_loc_filename & 0xFFFF;
 	struct event *e;
 	int zero = 0;
 
 	e = bpf_map_lookup_elem(&heap, &zero);
 	if (!e) /* can't happen */
 		return 0;
-	e->pid = bpf_get_current_pid_tgid() >> 32;
-	bpf_get_current_comm(&e->comm, sizeof(e->comm));
-	bpf_probe_read_str(&e->filename, sizeof(e->filename), (void *)ctx + fname_off);
+	fill_event(e, ctx);
 	bpf_perf_event_output(ctx, &pb, BPF_F_CURRENT_CPU, e, sizeof(*e));
 	return 0;
 }

@@ -57,7 +57,7 @@ import re
 import struct as _struct
 import sys
 from functools import lru_cache
-from itertools import chain, repeat
+from itertools import chain, groupby, repeat
 from operator import length_hint
 from typing import (Any, AsyncIterator, Callable, Dict, Iterator, List, Optional, Sequence,
                     Tuple, Union)
@@ -87,7 +87,7 @@ def record_size(length: int) -> int:
 def _uniform(hdr: memoryview, off: int, stride: int, length: int, count: int) -> int:
     """How many of the ``count`` records from ``off`` have the committed length ``length``.
 
-    The record at ``off`` is known to; the length words at ``off + i * stride``
+    The record at ``off`` is known to match; the length words at ``off + i * stride``
     are read with one strided slice and compared with the expected pattern.
     Only the prefix up to the first mismatch is trusted: past it the words are
     not headers.
@@ -142,11 +142,18 @@ def scan(hdr: memoryview, start: int, end: int, limit: int = sys.maxsize) -> Tup
     return runs, off
 
 
-def _run_views(data: memoryview, run: Run) -> Iterator[memoryview]:
+def _run_views(data: memoryview, run: Run, starts: Optional[Iterator[int]] = None
+               ) -> Iterator[memoryview]:
+    """One memoryview per record of a run, made in C (``starts`` may be a shared iterator)."""
     off, count, stride, length = run
     stop = off + count * stride
-    return map(data.__getitem__, map(slice, range(off, stop, stride),
+    return map(data.__getitem__, map(slice, range(off, stop, stride) if starts is None else starts,
                                      range(off + length, stop + length, stride)))
+
+
+def _run_end(run: Run) -> int:
+    """Data offset just past a run."""
+    return run[0] - HDR_SIZE + run[1] * run[2]
 
 
 # ------------------------------------------------------------------ struct formats
@@ -289,30 +296,41 @@ Deliver = Callable[["Ring", List[Run], int], Tuple[int, Any]]
 
 def _deliver_each(ring: "Ring", runs: List[Run], end: int,
                   callback: Optional[Callable] = None) -> Tuple[int, Any]:
-    """callback(memoryview) per record; ``ring.done`` follows what was handed out."""
+    """callback(memoryview) per record; ``ring.done`` follows what was handed out.
+
+    A ValueError from slicing means the callback closed the RingBuffer (the
+    views are released): delivery stops there."""
     cb = callback or ring.callback
     data = ring.mapping.data
     n = 0
-    for run in runs:
-        off, count, stride, length = run
-        if count == 1:
-            ring.done = off - HDR_SIZE + stride
-            n += 1
-            ret = cb(data[off:off + length])
+    try:
+        for run in runs:
+            off, count, stride, length = run
+            if count == 1:
+                view = data[off:off + length]
+                ring.done = off - HDR_SIZE + stride
+                n += 1
+                ret = cb(view)
+                if ret:
+                    return n, ret
+                continue
+            starts = iter(range(off, off + count * stride, stride))
+            try:
+                ret = next(filter(None, map(cb, _run_views(data, run, starts))), None)
+            except ValueError:
+                if not ring.mapping.closed:
+                    raise
+                return n + count - length_hint(starts) - 1, None
+            finally:
+                taken = count - length_hint(starts)
+                ring.done = off - HDR_SIZE + taken * stride
+            n += taken
             if ret:
                 return n, ret
-            continue
-        starts = iter(range(off, off + count * stride, stride))
-        try:
-            ret = next(filter(None, map(cb, map(data.__getitem__, map(
-                slice, starts, range(off + length, off + length + count * stride, stride))))),
-                None)
-        finally:
-            taken = count - length_hint(starts)
-            ring.done = off - HDR_SIZE + taken * stride
-        n += taken
-        if ret:
-            return n, ret
+    except ValueError:
+        if not ring.mapping.closed:
+            raise
+        return n, None
     ring.done = end
     return n, None
 
@@ -326,31 +344,23 @@ def _deliver_batch(ring: "Ring", runs: List[Run], end: int) -> Tuple[int, Any]:
 def _deliver_rows(ring: "Ring", runs: List[Run], end: int) -> Tuple[int, Any]:
     """callback(rows) per stretch of records of the format's size; others to ``odd``."""
     whole, length = ring.row_format
-    data, n, i = ring.mapping.data, 0, 0
-    while i < len(runs):
-        j = i
-        while j < len(runs) and runs[j][3] == length:
-            j += 1
-        if j > i:
-            seg = runs[i:j]
-            last = seg[-1]
-            ring.done = last[0] - HDR_SIZE + last[1] * last[2]
-            n += sum(run[1] for run in seg)
-            ret = ring.callback(_rows(data, seg, whole))
-            if ret:
-                return n, ret
-        if j < len(runs):
-            if ring.odd is None:
-                off, count, stride, size = runs[j]
-                ring.done = off - HDR_SIZE + stride
-                raise BPFError(f"ring {ring.name!r}: record of {size} bytes does not match "
-                               f"struct {ring.struct!r} ({length} bytes) and no odd= callback")
-            k, ret = _deliver_each(ring, runs[j:j + 1], runs[j][0] - HDR_SIZE + runs[j][1] * runs[j][2],
-                                   ring.odd)
+    data, n = ring.mapping.data, 0
+    for matching, group in groupby(runs, key=lambda run: run[3] == length):
+        stretch = list(group)
+        if matching:
+            ring.done = _run_end(stretch[-1])
+            n += sum(run[1] for run in stretch)
+            ret = ring.callback(_rows(data, stretch, whole))
+        elif ring.odd is not None:
+            k, ret = _deliver_each(ring, stretch, _run_end(stretch[-1]), ring.odd)
             n += k
-            if ret:
-                return n, ret
-        i = j + 1
+        else:
+            off, _, stride, size = stretch[0]
+            ring.done = off - HDR_SIZE + stride
+            raise BPFError(f"ring {ring.name!r}: record of {size} bytes does not match "
+                           f"struct {ring.struct!r} ({length} bytes) and no odd= callback")
+        if ret or ring.mapping.closed:
+            return n, ret
     ring.done = end
     return n, None
 
@@ -409,9 +419,10 @@ class Ring:
             try:
                 n, ret = self.deliver(self, runs, stop)
             finally:
-                self.publish(cons, start)
+                if not m.closed:            # a callback may close the RingBuffer
+                    self.publish(cons, start)
             total += n
-            if ret:
+            if ret or m.closed:
                 return total, ret
             budget -= stop - start
             fence()  # our consumer_pos store before the re-read (lost wakeup)
@@ -479,6 +490,8 @@ class RingBuffer:
             raise BPFError("odd= only applies with struct=FORMAT")
         deliver = _deliver_batch if batch else _deliver_rows if struct else _deliver_each
         ref = MapRef(map).expect(uapi.BPF_MAP_TYPE_RINGBUF)
+        if any(r.ref.id == ref.id for r in self._rings):
+            raise BPFError(f"map {ref.name!r} (id {ref.id}) is already in this RingBuffer")
         ring = Ring(len(self._rings), ref, callback, deliver, struct, odd)
         try:
             self._epoll.register(ref.fd, ring.index)

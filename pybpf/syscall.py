@@ -134,17 +134,23 @@ def _elem_attr(fd: int, key, value, flags: int) -> uapi.bpf_attr_map_elem:
     return uapi.bpf_attr_map_elem(map_fd=fd, key=_addr(key), value=_addr(value), flags=flags)
 
 
-def map_lookup(fd: int, key: bytes, value_size: int, flags: int = 0) -> Optional[bytes]:
-    """Value for key, or None when the key is absent (ENOENT)."""
-    kbuf = ctypes.create_string_buffer(key, len(key))
-    vbuf = ctypes.create_string_buffer(value_size)
+def _found(cmd: int, attr: ctypes.Structure) -> bool:
+    """Run a map command; False where the kernel says the key is absent (ENOENT)."""
     try:
-        bpf(uapi.BPF_MAP_LOOKUP_ELEM, _elem_attr(fd, kbuf, vbuf, flags))
+        bpf(cmd, attr)
     except BPFError as e:
         if e.errno == _errno.ENOENT:
-            return None
+            return False
         raise
-    return vbuf.raw
+    return True
+
+
+def map_lookup(fd: int, key: bytes, value_size: int, flags: int = 0) -> Optional[bytes]:
+    """Value for key, or None when the key is absent."""
+    kbuf = ctypes.create_string_buffer(key, len(key))
+    vbuf = ctypes.create_string_buffer(value_size)
+    return vbuf.raw if _found(uapi.BPF_MAP_LOOKUP_ELEM, _elem_attr(fd, kbuf, vbuf, flags)) \
+        else None
 
 
 def map_update(fd: int, key: bytes, value: bytes, flags: int = uapi.BPF_ANY) -> None:
@@ -156,26 +162,15 @@ def map_update(fd: int, key: bytes, value: bytes, flags: int = uapi.BPF_ANY) -> 
 def map_delete(fd: int, key: bytes) -> bool:
     """Delete key; False when it was absent."""
     kbuf = ctypes.create_string_buffer(key, len(key))
-    try:
-        bpf(uapi.BPF_MAP_DELETE_ELEM, _elem_attr(fd, kbuf, None, 0))
-    except BPFError as e:
-        if e.errno == _errno.ENOENT:
-            return False
-        raise
-    return True
+    return _found(uapi.BPF_MAP_DELETE_ELEM, _elem_attr(fd, kbuf, None, 0))
 
 
 def map_get_next_key(fd: int, key: Optional[bytes], key_size: int) -> Optional[bytes]:
     """Key after ``key`` (the first key when None); None at the end."""
     kbuf = ctypes.create_string_buffer(key, key_size) if key is not None else None
     nbuf = ctypes.create_string_buffer(key_size)
-    try:
-        bpf(uapi.BPF_MAP_GET_NEXT_KEY, _elem_attr(fd, kbuf, nbuf, 0))
-    except BPFError as e:
-        if e.errno == _errno.ENOENT:
-            return None
-        raise
-    return nbuf.raw
+    return nbuf.raw if _found(uapi.BPF_MAP_GET_NEXT_KEY, _elem_attr(fd, kbuf, nbuf, 0)) \
+        else None
 
 
 def map_freeze(fd: int) -> None:
@@ -358,13 +353,7 @@ def obj_get(path: str, flags: int = 0) -> Fd:
 def next_id(cmd: int, start_id: int) -> Optional[int]:
     """BPF_{PROG,MAP,LINK,BTF}_GET_NEXT_ID: next id after start_id, None at the end."""
     attr = uapi.bpf_attr_get_id(start_id=start_id)
-    try:
-        bpf(cmd, attr)
-    except BPFError as e:
-        if e.errno == _errno.ENOENT:
-            return None
-        raise
-    return attr.next_id
+    return attr.next_id if _found(cmd, attr) else None
 
 
 def fd_by_id(cmd: int, obj_id: int) -> Fd:

@@ -12,7 +12,7 @@ from typing import List
 import pytest
 
 from conftest import ROOT, built, require_kernel
-from test_exec_snoop import _spawn_all, eventually, link_ids, prog_ids, probes  # noqa: F401
+from test_exec_snoop import _spawn_all, eventually, named_prog_ids, probes  # noqa: F401
 
 
 def _pybpf(*args: str, **kw) -> subprocess.Popen:
@@ -60,7 +60,7 @@ def test_inspect_malformed_object(tmp_path):
 @pytest.mark.parametrize("name", ["exec.bpf.o", "ringbuf-output.bpf.o", "perfbuf-output.bpf.o"])
 def test_load_json_prints_every_exec(name, probes):
     require_kernel()
-    before = prog_ids()
+    before = named_prog_ids()
     proc = _pybpf("load", str(built(name)), "--duration", "3", "--json")
     _wait_ready(proc)
     pids = _spawn_all(probes)
@@ -73,7 +73,7 @@ def test_load_json_prints_every_exec(name, probes):
     assert [r["filename"] for r in mine] == probes
     assert [r["pid"] for r in mine] == pids
     assert [r["comm"] for r in mine] == [os.path.basename(p)[:15] for p in probes]
-    assert eventually(lambda: not (prog_ids() - before)), "a program stayed loaded"
+    assert eventually(lambda: not (named_prog_ids() - before)), "a program stayed loaded"
 
 
 def test_load_table_output(probes):
@@ -111,18 +111,18 @@ def test_load_unknown_set_name():
 
 def test_sigint_detaches_cleanly(probes):
     require_kernel()
-    before_progs, before_links = prog_ids(), link_ids()
+    before = named_prog_ids()
     proc = _pybpf("load", str(built("exec.bpf.o")), "--json")
     _wait_ready(proc)
-    assert eventually(lambda: bool(prog_ids() - before_progs))
+    ours = named_prog_ids() - before
+    assert ours, "the loader's program is not loaded"
     _spawn_all(probes[:1])
     time.sleep(0.3)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert probes[0] in out
-    assert eventually(lambda: not (prog_ids() - before_progs))
-    assert eventually(lambda: not (link_ids() - before_links))
+    assert eventually(lambda: not (named_prog_ids() & ours))
 
 
 def test_missing_privileges_one_line():

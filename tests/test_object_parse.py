@@ -143,19 +143,12 @@ def test_bad_btf_magic():
     assert "magic" in str(e.value)
 
 
-def test_btf_type_len_past_section():
+@pytest.mark.parametrize("field_offset,value", [(12, 0x7FFFFFF0), (20, 0x10000000)],
+                         ids=["type_len", "str_len"])
+def test_btf_lengths_past_section(field_offset, value):
     raw = _raw("exec.bpf.o")
     off = _section_offset(raw, ".BTF")
-    bad = _patch(raw, off + 12, struct.pack("<I", 0x7FFFFFF0))   # type_len
-    with pytest.raises(ObjectError) as e:
-        pybpf.BPFObject.open(bad)
-    assert e.value.section == ".BTF"
-
-
-def test_btf_str_len_past_section():
-    raw = _raw("exec.bpf.o")
-    off = _section_offset(raw, ".BTF")
-    bad = _patch(raw, off + 20, struct.pack("<I", 0x10000000))   # str_len
+    bad = _patch(raw, off + field_offset, struct.pack("<I", value))
     with pytest.raises(ObjectError) as e:
         pybpf.BPFObject.open(bad)
     assert e.value.section == ".BTF"

@@ -413,3 +413,21 @@ def test_with_a_compiled_producer_and_a_map_object():
             assert rb.consume() == 16
     sizes = [8 * (i % 8 + 1) for i in range(24) if i % 3 != 2]
     assert recs == list(zip(sizes, [i for i in range(24) if i % 3 != 2]))
+
+
+def test_close_inside_a_callback_and_duplicate_rings(rb_map):
+    fd, prod = rb_map
+    seen = []
+    rb = RingBuffer(fd, lambda mv: seen.append(bytes(mv)) or rb.close())
+    with pytest.raises(BPFError, match="already in this RingBuffer"):
+        rb.add(fd, print)
+    prod.output(b"one")
+    prod.output(b"two")
+    assert rb.consume() == 1 and seen == [b"one"]
+    with pytest.raises(BPFError, match="closed"):
+        rb.consume()
+    # variable sizes: the one-record path
+    with RingBuffer(fd, lambda mv: seen.append(bytes(mv)) or rb2.close()) as rb2:
+        prod.output(b"three")
+        prod.output(b"four")
+        assert rb2.consume() == 1 and seen == [b"one", b"three"]
