@@ -22,7 +22,7 @@ from .sysinfo import possible_cpus
 PER_CPU_TYPES = frozenset({uapi.BPF_MAP_TYPE_PERCPU_HASH, uapi.BPF_MAP_TYPE_PERCPU_ARRAY,
                            uapi.BPF_MAP_TYPE_LRU_PERCPU_HASH,
                            uapi.BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE})
-#: maps whose value is a file descriptor on update and an id on lookup
+#: maps whose value is a file descriptor (or an object with .fd) on update, an id on lookup
 FD_VALUE_TYPES = frozenset({uapi.BPF_MAP_TYPE_PROG_ARRAY, uapi.BPF_MAP_TYPE_ARRAY_OF_MAPS,
                             uapi.BPF_MAP_TYPE_HASH_OF_MAPS,
                             uapi.BPF_MAP_TYPE_PERF_EVENT_ARRAY,
@@ -121,6 +121,8 @@ class Map:
         syscall.map_freeze(self.fd)
 
     def pin(self, path: str) -> None:
+        from .tracefs import ensure_bpffs_for
+        ensure_bpffs_for(path)
         syscall.obj_pin(self.fd, path)
         self.pin_path = path
 
@@ -167,6 +169,8 @@ class Map:
             step = _round8(self.spec.value_size)
             return [vc.decode(raw[i:i + self.spec.value_size])
                     for i in range(0, len(raw), step)]
+        if self.spec.type in FD_VALUE_TYPES:
+            return struct.unpack("<I", raw)[0]     # the kernel answers with an id
         return vc.decode(raw)
 
     def update(self, key: Any, value: Any, flags: int = uapi.BPF_ANY) -> None:
@@ -177,8 +181,8 @@ class Map:
                 [value] * len(possible_cpus())
             step = _round8(self.spec.value_size)
             raw = b"".join(vc.encode(v).ljust(step, b"\0") for v in values)
-        elif self.spec.type in FD_VALUE_TYPES and hasattr(value, "fd"):
-            raw = struct.pack("<I", value.fd)
+        elif self.spec.type in FD_VALUE_TYPES:
+            raw = struct.pack("<I", value.fd if hasattr(value, "fd") else value)
         else:
             raw = vc.encode(value)
         syscall.map_update(self.fd, kc.encode(key), raw, flags)

@@ -188,9 +188,10 @@ class BPFObject:
         view.attach_mmap(writable=not m.spec.readonly)
 
     def _pin_path(self, m: Map) -> str:
-        from .tracefs import ensure_bpffs
-        ensure_bpffs(self.pin_root)
-        return os.path.join(self.pin_root, m.name)
+        from .tracefs import ensure_bpffs_for
+        path = os.path.join(self.pin_root, m.name)
+        ensure_bpffs_for(path)
+        return path
 
     def _reuse_pinned(self, m: Map) -> bool:
         path = self._pin_path(m)

@@ -314,7 +314,8 @@ def _deliver_each(ring: "Ring", runs: List[Run], end: int,
                 if ret:
                     return n, ret
                 continue
-            starts = iter(range(off, off + count * stride, stride))
+            ring.run = run
+            ring.starts = starts = iter(range(off, off + count * stride, stride))
             try:
                 ret = next(filter(None, map(cb, _run_views(data, run, starts))), None)
             except ValueError:
@@ -322,6 +323,7 @@ def _deliver_each(ring: "Ring", runs: List[Run], end: int,
                     raise
                 return n + count - length_hint(starts) - 1, None
             finally:
+                ring.starts = None
                 taken = count - length_hint(starts)
                 ring.done = off - HDR_SIZE + taken * stride
             n += taken
@@ -378,7 +380,12 @@ class Ring:
         self.struct = struct
         self.row_format = row_format(struct) if struct else None
         self.odd = odd
+        # the pass in progress: (consumer_pos, data offset) at its start, how far
+        # records were handed out (done), and the run being handed out in C
+        self.pass_: Optional[Tuple[int, int]] = None
         self.done = 0
+        self.run: Optional[Run] = None
+        self.starts: Optional[Iterator[int]] = None
 
     name = property(lambda self: self.ref.name)
     size = property(lambda self: self.mapping.size, doc="data bytes (max_entries)")
@@ -391,11 +398,23 @@ class Ring:
         m = self.mapping
         return m.producer[0] - m.consumer[0]
 
-    def publish(self, cons: int, start: int) -> None:
-        """Store consumer_pos for everything up to data offset ``self.done``."""
+    def publish(self) -> None:
+        """Store consumer_pos for every record handed out in the current pass."""
+        cons, start = self.pass_
+        done = self.done
+        if self.starts is not None:          # inside a run handed out in C
+            off, count, stride, _ = self.run
+            done = off - HDR_SIZE + (count - length_hint(self.starts)) * stride
         if not TSO:
             fence()  # release: the record reads are complete before the store
-        self.mapping.consumer[0] = cons + (self.done - start)
+        self.mapping.consumer[0] = cons + (done - start)
+
+    def close(self) -> None:
+        """Unmap; a pass in progress (close() from a callback) is published first."""
+        if self.pass_ is not None and not self.mapping.closed:
+            self.publish()
+            self.pass_ = None
+        self.mapping.close()
 
     def drain(self, limit: int) -> Tuple[int, Any]:
         """Passes over the ring until it is empty, a callback stops, or ``limit`` records."""
@@ -415,12 +434,13 @@ class Ring:
             runs, stop = scan(hdr, start, end, limit - total)
             if stop == start:
                 return total, None          # a BUSY record at the head
-            self.done = start
+            self.pass_, self.done = (cons, start), start
             try:
                 n, ret = self.deliver(self, runs, stop)
             finally:
-                if not m.closed:            # a callback may close the RingBuffer
-                    self.publish(cons, start)
+                if self.pass_ is not None:  # else a callback closed the ring, publishing
+                    self.publish()
+                    self.pass_ = None
             total += n
             if ret or m.closed:
                 return total, ret
@@ -442,7 +462,7 @@ class Ring:
             fence()
         start = cons & m.mask
         runs, stop = scan(m.hdr, start, start + min(prod - cons, m.size))
-        self.done = start
+        self.pass_, self.done = (cons, start), start
         data = m.data
         try:
             for off, count, stride, length in runs:
@@ -451,8 +471,9 @@ class Ring:
                     yield data[pos:pos + length]
             self.done = stop
         finally:
-            if not m.closed:
-                self.publish(cons, start)
+            if self.pass_ is not None:
+                self.publish()
+                self.pass_ = None
 
 
 # ------------------------------------------------------------------ the consumer
@@ -496,7 +517,7 @@ class RingBuffer:
         try:
             self._epoll.register(ref.fd, ring.index)
         except BaseException:
-            ring.mapping.close()
+            ring.close()
             raise
         self._rings.append(ring)
         return ring
@@ -637,7 +658,7 @@ class RingBuffer:
     def close(self) -> None:
         """Unmap every ring and close the epoll fd (the maps stay open)."""
         for ring in self._rings:
-            ring.mapping.close()
+            ring.close()
         self._epoll.close()
 
     def __enter__(self) -> "RingBuffer":

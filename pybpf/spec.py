@@ -220,6 +220,9 @@ def _map_from_btf(btf: BTF, name: str, type_id: int) -> MapSpec:
                               f"{member.name!r}", section=".maps")
     if spec.type == uapi.BPF_MAP_TYPE_UNSPEC:
         raise ObjectError(f"map {name!r}: no map type", section=".maps")
+    if spec.values_offset >= 0:     # prog arrays and map-in-maps hold 4-byte fds / ids
+        spec.key_size = spec.key_size or 4
+        spec.value_size = spec.value_size or 4
     return spec
 
 
