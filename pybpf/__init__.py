@@ -10,7 +10,9 @@ from .object import BPFObject
 from .perfbuf import PerfBuffer
 from .programs import Program
 from .ringbuf import RingBuffer
+from .user_ringbuf import UserRingBuffer
 
 __all__ = ["AttachError", "BPFError", "BPFObject", "BPFPermissionError", "GlobalData",
-           "Map", "ObjectError", "PerfBuffer", "Program", "RingBuffer", "VerifierError"]
+           "Map", "ObjectError", "PerfBuffer", "Program", "RingBuffer", "UserRingBuffer",
+           "VerifierError"]
 __version__ = "0.1.0"

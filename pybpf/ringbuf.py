@@ -30,8 +30,8 @@ One pass over a ring
    position, so a consumer whose store it did not see yet must see its record.
 
 Memory ordering is described in :mod:`pybpf.ringmem`: on x86-64 the only
-fence is the one of step 5; weakly ordered CPUs add one after step 1 and one
-before step 4, i.e. per batch, never per record.
+fence is the one of step 5; weakly ordered CPUs add one after step 1, one
+after the walk of step 2 and one before step 4: per batch, never per record.
 
 Delivery modes (per ring, chosen in :meth:`RingBuffer.add`):
 
@@ -428,12 +428,14 @@ class Ring:
             if prod == cons or total >= limit:
                 return total, None
             if not TSO:
-                fence()  # acquire: positions and headers before payloads
+                fence()  # acquire: producer_pos before the headers it covers
             start = cons & mask
             end = start + min(prod - cons, size)
             runs, stop = scan(hdr, start, end, limit - total)
             if stop == start:
                 return total, None          # a BUSY record at the head
+            if not TSO:
+                fence()  # acquire: the committed length words before the payloads
             self.pass_, self.done = (cons, start), start
             try:
                 n, ret = self.deliver(self, runs, stop)
@@ -462,6 +464,8 @@ class Ring:
             fence()
         start = cons & m.mask
         runs, stop = scan(m.hdr, start, start + min(prod - cons, m.size))
+        if not TSO:
+            fence()
         self.pass_, self.done = (cons, start), start
         data = m.data
         try:
@@ -481,6 +485,8 @@ class Ring:
 
 class RingBuffer:
     """Consumer of one or more BPF ring buffer maps, waited on with one epoll.
+
+    A ring has one consumer: use a RingBuffer from one thread at a time.
 
     ``RingBuffer(map, callback)`` then ``add(map2, callback2)``; ``map`` is a
     :class:`~pybpf.maps.Map` or anything with an ``.fd`` of a

@@ -8,8 +8,9 @@ map that Python fills before each run::
 
     struct param {              /* value of key 0 */
         u32 len;                /* payload length (output) */
-        u32 cpu;                /* perf event array index (perf_output) */
-        u64 flags;              /* bpf_ringbuf_* / bpf_perf_event_output flags */
+        u32 unused;
+        u64 flags;              /* bpf_ringbuf_* flags; bpf_perf_event_output's
+                                   (index) flags, BPF_F_CURRENT_CPU by default */
         u64 seq;                /* counter bumped atomically by the seq producer */
         u64 pad;
         u8  payload[MAX_PAYLOAD];

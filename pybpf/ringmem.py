@@ -22,8 +22,9 @@ reuse them.
   re-reads the producer's to decide whether it may sleep (the lost-wakeup
   check) — a full fence goes there, once per wait, on every architecture.
 * On weakly ordered CPUs (arm64, riscv64, ppc64, ...) the consumer issues a
-  full fence once per batch after reading the positions and headers, and once
-  before publishing its position — never per record.
+  full fence after reading ``producer_pos`` (before the headers), one after
+  walking the headers (before the payloads) and one before publishing its
+  position: per batch, never per record.
 
 Python has no fence.  What is honest and syscall-free: :func:`fence` calls a
 two-instruction function (``mfence; ret``, ``dmb ish; ret``, ...) written to an

@@ -434,3 +434,20 @@ def test_close_inside_a_callback_and_duplicate_rings(rb_map):
     with RingBuffer(fd, lambda mv: seen.append(bytes(mv))) as rb3:
         assert rb3.consume() == 2
     assert seen == [b"one", b"two", b"three", b"four"]
+
+
+def test_weakly_ordered_code_path(rb_map, monkeypatch):
+    """The fences a non-TSO CPU needs, exercised here by pretending to be one."""
+    import pybpf.ringbuf as ringbuf_mod
+    calls = []
+    monkeypatch.setattr(ringbuf_mod, "TSO", False)
+    monkeypatch.setattr(ringbuf_mod, "fence", lambda: calls.append(1) or ringmem.fence())
+    fd, prod = rb_map
+    got = []
+    with RingBuffer(fd, lambda mv: got.append(bytes(mv))) as rb:
+        for i in range(5):
+            prod.output(bytes([i]) * 16)
+        assert rb.consume() == 5
+        assert [bytes(r) for r in rb.records(timeout_ms=0)] == []
+    assert got == [bytes([i]) * 16 for i in range(5)]
+    assert len(calls) == 4   # after producer_pos, after the walk, before publishing, re-check
