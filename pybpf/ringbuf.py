@@ -52,7 +52,6 @@ callback: after it, the kernel may overwrite the bytes.
 """
 from __future__ import annotations
 
-import asyncio
 import re
 import struct as _struct
 import sys
@@ -70,7 +69,7 @@ HDR_SIZE = uapi.BPF_RINGBUF_HDR_SZ
 BUSY = uapi.BPF_RINGBUF_BUSY_BIT
 DISCARD = uapi.BPF_RINGBUF_DISCARD_BIT
 _FLAGS = BUSY | DISCARD
-_LEN = 0xFFFFFFFF & ~_FLAGS
+LEN_MASK = 0xFFFFFFFF & ~_FLAGS     # the length bits of a record header
 
 #: (payload offset in the data area, record count, stride, payload length)
 Run = Tuple[int, int, int, int]
@@ -123,7 +122,7 @@ def scan(hdr: memoryview, start: int, end: int, limit: int = sys.maxsize) -> Tup
         if length & _FLAGS:
             if length & BUSY:
                 break
-            nxt = off + (((length & _LEN) + 15) & ~7)  # discarded: skipped, but consumed
+            nxt = off + (((length & LEN_MASK) + 15) & ~7)  # discarded: skipped, but consumed
             if nxt > end:
                 break
             off = nxt
@@ -621,6 +620,7 @@ class RingBuffer:
     # -- asyncio ---------------------------------------------------------------
 
     async def _readable(self, timeout: Optional[float]) -> None:
+        import asyncio      # here, not at the top: it costs 20 ms to import pybpf otherwise
         loop = asyncio.get_running_loop()
         ready = loop.create_future()
         fd = self.fileno()
@@ -648,6 +648,7 @@ class RingBuffer:
                 for rec in ring.iterate():
                     yield rec
             if self._pending():
+                import asyncio
                 await asyncio.sleep(0)      # a BUSY record at a head: let others run
             else:
                 await self._readable(None)

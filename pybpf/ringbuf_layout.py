@@ -27,11 +27,10 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from . import syscall, uapi
 from .errors import BPFError
-from .ringbuf import BUSY, DISCARD, HDR_SIZE, RingBuffer, record_size
+from .ringbuf import BUSY, DISCARD, HDR_SIZE, LEN_MASK, RingBuffer, record_size
 from .ringmem import PAGE_SIZE, RingMapping
 from .user_ringbuf import UserRingBuffer
 
-_LEN = 0xFFFFFFFF & ~(BUSY | DISCARD)
 _PFN_MASK = (1 << 55) - 1
 _PRESENT = 1 << 63
 _MAX_RECORDS = 256   # shown per state
@@ -97,7 +96,7 @@ def walk(mapping: RingMapping, start: int, end: int,
             return out, True
         off = pos & mask
         word, pg_off = hdr[off >> 2], hdr[(off >> 2) + 1]
-        length = word & _LEN
+        length = word & LEN_MASK
         total = record_size(length)
         busy, discard = bool(word & BUSY), bool(word & DISCARD)
         payload = bytes(mapping.data[off + HDR_SIZE:off + HDR_SIZE + min(length, 16)])

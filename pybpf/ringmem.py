@@ -65,10 +65,6 @@ _FENCE_CODE = {
     "loongarch64": struct.pack("<II", 0x38720000, 0x4C000020),    # dbar 0; jirl $zero,$ra,0
     "ppc64le": struct.pack("<II", 0x7C0004AC, 0x4E800020),        # sync; blr
 }
-_MEMBARRIER_NR = {"x86_64": 324, "aarch64": 283, "riscv64": 283, "loongarch64": 283,
-                  "ppc64le": 365, "ppc64": 365, "s390x": 356}
-_MEMBARRIER_CMD_PRIVATE_EXPEDITED = 1 << 3
-_MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED = 1 << 4
 
 
 def _code_fence() -> Optional[Callable[[], None]]:
@@ -91,11 +87,11 @@ def _code_fence() -> Optional[Callable[[], None]]:
 
 
 def _membarrier_fence() -> Optional[Callable[[], None]]:
-    nr = _MEMBARRIER_NR.get(MACHINE)
-    if nr is None or _libc.syscall(nr, _MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0) != 0:
+    nr = syscall.NR_MEMBARRIER
+    if nr is None or _libc.syscall(nr, uapi.MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0) != 0:
         return None
     call = _libc.syscall
-    return lambda: call(nr, _MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0)
+    return lambda: call(nr, uapi.MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0)
 
 
 def _select_fence() -> Tuple[Callable[[], None], str]:
@@ -263,17 +259,11 @@ class RingMapping:
 # ------------------------------------------------------------------ epoll
 
 
-# x86-64 packs struct epoll_event (12 bytes); other architectures align it (16).
-_epoll_event = type("_epoll_event", (ctypes.Structure,), dict(
-    _fields_=[("events", ctypes.c_uint32), ("data", ctypes.c_uint64)],
-    **({"_pack_": 1} if MACHINE == "x86_64" else {})))
-
 _epoll_wait = _libc.epoll_wait
 _epoll_wait.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
 _epoll_wait.restype = ctypes.c_int
 _epoll_ctl = _libc.epoll_ctl
 _epoll_ctl.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_void_p]
-_EPOLL_CTL_ADD = 1
 
 
 class Epoll:
@@ -288,15 +278,15 @@ class Epoll:
 
     def __init__(self) -> None:
         self._ep = select.epoll()
-        self._events = (_epoll_event * 8)()
+        self._events = (uapi.epoll_event * 8)()
 
     def register(self, fd: int, token: int, events: int = select.EPOLLIN) -> None:
         # select.epoll.register would put the fd in epoll_event.data; we want the token.
-        ev = _epoll_event(events=events, data=token)
-        if _epoll_ctl(self._ep.fileno(), _EPOLL_CTL_ADD, fd, ctypes.byref(ev)) != 0:
+        ev = uapi.epoll_event(events=events, data=token)
+        if _epoll_ctl(self._ep.fileno(), uapi.EPOLL_CTL_ADD, fd, ctypes.byref(ev)) != 0:
             raise from_errno(ctypes.get_errno(), f"epoll_ctl(ADD, fd {fd})")
         if len(self._events) < token + 1:
-            self._events = (_epoll_event * (2 * (token + 1)))()
+            self._events = (uapi.epoll_event * (2 * (token + 1)))()
 
     def wait(self, timeout_ms: Optional[int]) -> List[int]:
         """Tokens of the ready fds; [] on timeout or signal.  None waits forever."""

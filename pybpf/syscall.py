@@ -16,14 +16,15 @@ from typing import Callable, Optional, Tuple, Type, TypeVar
 from . import uapi
 from .errors import BPFError, VerifierError, from_errno
 
-# (bpf, perf_event_open) syscall numbers per architecture.
+# (bpf, perf_event_open, membarrier) syscall numbers per architecture.
 _SYSCALL_NUMBERS = {
-    "x86_64": (321, 298), "aarch64": (280, 241), "riscv64": (280, 241),
-    "loongarch64": (280, 241), "s390x": (351, 331), "ppc64le": (361, 319),
-    "ppc64": (361, 319), "armv7l": (386, 364), "i686": (357, 336),
-    "i386": (357, 336), "mips64": (5315, 5296),
+    "x86_64": (321, 298, 324), "aarch64": (280, 241, 283), "riscv64": (280, 241, 283),
+    "loongarch64": (280, 241, 283), "s390x": (351, 331, 356), "ppc64le": (361, 319, 365),
+    "ppc64": (361, 319, 365), "armv7l": (386, 364, 389), "i686": (357, 336, 375),
+    "i386": (357, 336, 375), "mips64": (5315, 5296, 5318),
 }
-_NR_BPF, _NR_PERF_EVENT_OPEN = _SYSCALL_NUMBERS.get(platform.machine(), (None, None))
+_NR_BPF, _NR_PERF_EVENT_OPEN, NR_MEMBARRIER = _SYSCALL_NUMBERS.get(platform.machine(),
+                                                                   (None, None, None))
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _syscall = _libc.syscall

@@ -9,7 +9,8 @@ also a module-level constant.
 from __future__ import annotations
 
 import ctypes
-from enum import IntEnum, IntFlag
+import platform
+from enum import IntEnum
 
 c_u8, c_u16, c_u32, c_u64 = ctypes.c_uint8, ctypes.c_uint16, ctypes.c_uint32, ctypes.c_uint64
 c_s32, c_s64 = ctypes.c_int32, ctypes.c_int64
@@ -635,6 +636,12 @@ PERF_MMAP_PAGE_DATA_OFFSET = 1040
 PERF_MMAP_PAGE_DATA_SIZE = 1048
 PERF_EVENT_HEADER_SIZE = 8  # struct perf_event_header { u32 type; u16 misc; u16 size; }
 
+# ---------------------------------------------------------------- linux/eventpoll.h, membarrier.h
+
+EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLL_CTL_MOD = 1, 2, 3
+MEMBARRIER_CMD_PRIVATE_EXPEDITED = 1 << 3
+MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED = 1 << 4
+
 # ---------------------------------------------------------------- struct layouts
 
 
@@ -860,6 +867,14 @@ class bpf_line_info(ctypes.Structure):
 class bpf_core_relo(ctypes.Structure):
     _fields_ = [("insn_off", c_u32), ("type_id", c_u32), ("access_str_off", c_u32),
                 ("kind", c_u32)]
+
+
+class epoll_event(ctypes.Structure):
+    """x86-64 packs it (12 bytes, __EPOLL_PACKED); other architectures align it (16)."""
+
+    _fields_ = [("events", c_u32), ("data", c_u64)]
+    if platform.machine() == "x86_64":
+        _pack_ = 1
 
 
 class perf_event_attr(ctypes.Structure):

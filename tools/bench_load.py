@@ -24,10 +24,15 @@ sys.path.insert(0, ROOT)
 import pybpf  # noqa: E402
 
 
-def pybpf_cycle(path: str) -> None:
-    with pybpf.BPFObject.open(path) as obj:
-        obj.load()
-        obj.attach()
+def pybpf_cycle(path: str) -> "tuple[float, float]":
+    """(open+load+attach seconds, close seconds)."""
+    t0 = time.perf_counter()
+    obj = pybpf.BPFObject.open(path)
+    obj.load()
+    obj.attach()
+    t1 = time.perf_counter()
+    obj.close()
+    return t1 - t0, time.perf_counter() - t1
 
 
 class Libbpf:
@@ -50,8 +55,9 @@ class Libbpf:
         lib.libbpf_set_print(None)
         self.lib = lib
 
-    def cycle(self, path: str) -> None:
+    def cycle(self, path: str) -> "tuple[float, float]":
         lib = self.lib
+        t0 = time.perf_counter()
         obj = lib.bpf_object__open_file(path.encode(), None)
         if not obj or lib.libbpf_get_error(obj):
             raise OSError("libbpf: open failed")
@@ -66,16 +72,12 @@ class Libbpf:
                     raise OSError("libbpf: attach failed")
                 links.append(link)
                 prog = lib.bpf_object__next_program(obj, prog)
+            t1 = time.perf_counter()
         finally:
             for link in links:
                 lib.bpf_link__destroy(link)
             lib.bpf_object__close(obj)
-
-
-def timed(fn, *args) -> float:
-    t0 = time.perf_counter()
-    fn(*args)
-    return time.perf_counter() - t0
+        return t1 - t0, time.perf_counter() - t1
 
 
 FRESH = """
@@ -118,16 +120,18 @@ def main() -> int:
         ref.cycle(path)
     ours, theirs = [], []
     for _ in range(args.rounds):
-        ours.append(timed(pybpf_cycle, path))
+        ours.append(pybpf_cycle(path))
         if ref:
-            theirs.append(timed(ref.cycle, path))
-    p, lb = statistics.median(ours), statistics.median(theirs) if theirs else float("nan")
-    print(f"object: {os.path.relpath(path, ROOT)}  rounds: {args.rounds} (median)")
-    print(f"{'warm open+load+attach+close':32} {'ms':>8}")
-    print(f"{'pybpf':32} {p * 1e3:8.2f}")
+            theirs.append(ref.cycle(path))
+    print(f"object: {os.path.relpath(path, ROOT)}  rounds: {args.rounds} (median, ms)")
+    print(f"{'warm':32} {'open+load+attach':>18} {'close':>8}")
+    p = [statistics.median(x[i] for x in ours) for i in (0, 1)]
+    print(f"{'pybpf':32} {p[0] * 1e3:18.2f} {p[1] * 1e3:8.2f}")
     if ref:
-        print(f"{'libbpf (ctypes)':32} {lb * 1e3:8.2f}")
-        print(f"{'ratio pybpf/libbpf':32} {p / lb:8.2f}   (target <= 2.0)")
+        lb = [statistics.median(x[i] for x in theirs) for i in (0, 1)]
+        print(f"{'libbpf (ctypes)':32} {lb[0] * 1e3:18.2f} {lb[1] * 1e3:8.2f}")
+        print(f"{'ratio pybpf/libbpf':32} {p[0] / lb[0]:18.2f} {p[1] / lb[1]:8.2f}"
+              "   (target <= 2.0)")
     imp, first = fresh_process(path, args.fresh)
     print(f"{'fresh process: import pybpf':32} {imp * 1e3:8.2f} ms")
     print(f"{'fresh process: first load':32} {first * 1e3:8.2f} ms   (target <= 150)")

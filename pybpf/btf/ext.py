@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterable, List, NamedTuple, Tuple
 
 from ..errors import ObjectError
+from ..insn import INSN_SIZE
 from ..uapi import BTF_EXT_HEADER_CORE_SIZE, BTF_EXT_HEADER_MIN_SIZE, BTF_MAGIC, BTF_VERSION
 from .spec import BTF
 
-INSN_SIZE = 8
 
 
 class FuncInfo(NamedTuple):

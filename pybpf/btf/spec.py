@@ -26,6 +26,7 @@ from .strtab import StringTable
 
 VOID = T.Void()
 POINTER_SIZE = 8          # BPF is a 64-bit target
+_SCANS_BEFORE_INDEX = 12  # name lookups answered by scanning before building the index
 _MAX_CHAIN = 64           # longest typedef/qualifier/array chain followed before calling it a loop
 
 
@@ -42,6 +43,7 @@ class BTF:
         self._name_offs: Tuple[int, ...] = ()     # name_off of each parsed record
         self._first: Optional[Dict[int, int]] = None   # name_off -> first / last index
         self._last: Dict[int, int] = {}
+        self._scans = 0                                 # lookups made before the index
         self._added_names: Dict[str, List[int]] = {}
         self._strtab = StringTable(b"" if base is not None else b"\0",
                                    base._strtab if base is not None else None, section)
@@ -168,11 +170,6 @@ class BTF:
         ids = self.base.find(name, kind) if self.base is not None else []
         own: List[int] = []
         if self._name_offs:
-            if self._first is None:
-                n, start = len(self._name_offs), self.start_id
-                self._last = dict(zip(self._name_offs, range(start, start + n)))
-                self._first = dict(zip(reversed(self._name_offs),
-                                       range(start + n - 1, start - 1, -1)))
             offsets = self._strtab.offsets_of(name)
             for name_off in offsets:
                 own.extend(self._ids_with_name_off(name_off))
@@ -186,6 +183,17 @@ class BTF:
         return ids + own
 
     def _ids_with_name_off(self, name_off: int) -> List[int]:
+        if self._first is None:
+            # A load looks up a handful of names: scanning the name offsets at C
+            # speed (~1 ms on vmlinux) beats building the index (~20 ms) until
+            # there have been a dozen lookups.
+            self._scans += 1
+            if self._scans <= _SCANS_BEFORE_INDEX:
+                return self._scan_ids(name_off)
+            n, start = len(self._name_offs), self.start_id
+            self._last = dict(zip(self._name_offs, range(start, start + n)))
+            self._first = dict(zip(reversed(self._name_offs),
+                                   range(start + n - 1, start - 1, -1)))
         first = self._first.get(name_off)
         if first is None:
             return []
@@ -193,6 +201,16 @@ class BTF:
         while ids[-1] != last:     # duplicates: C-speed scans between first and last
             ids.append(self._name_offs.index(name_off, ids[-1] - start + 1) + start)
         return ids
+
+    def _scan_ids(self, name_off: int) -> List[int]:
+        ids, offs, pos = [], self._name_offs, 0
+        while True:
+            try:
+                pos = offs.index(name_off, pos)
+            except ValueError:
+                return ids
+            ids.append(self.start_id + pos)
+            pos += 1
 
     def names_containing(self, fragment: str) -> List[str]:
         """Distinct names containing ``fragment`` in this BTF (not its base): every
