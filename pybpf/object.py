@@ -12,7 +12,7 @@ import re
 import warnings
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, TypeVar, Union
 
-from . import syscall, uapi
+from . import externs, syscall, uapi
 from .btf import BTF, BTFExt, FuncInfo
 from .btf.ext import pack_func_info, pack_line_info
 from .elf import read_elf
@@ -79,6 +79,10 @@ class BPFObject:
         self._btf_fd: Optional[Fd] = None
         self._btf_strings: Dict[str, int] = {}
         self._linker: Optional[Linker] = None
+        #: extra Kconfig lines ("CONFIG_X=y\n"), read before the system's for __kconfig
+        #: externs (libbpf's kconfig open option); set before load()
+        self.kconfig: Optional[str] = None
+        self._externs: Optional[externs.Resolution] = None
         self._loaded = False
         self._closed = False
 
@@ -129,11 +133,15 @@ class BPFObject:
         if self._loaded:
             raise BPFError(f"object {self.name!r} is already loaded")
         try:
+            self._externs = externs.resolve(self.spec.externs, self.spec.btf,
+                                            externs.LiveHost(), self.kconfig)
+            if self._externs.kconfig:
+                self._globals[externs.KCONFIG_SEC].image[:] = self._externs.kconfig
             self._load_btf()
             self._create_maps()
             linker = self._linker = Linker(
                 self.spec, {n: m.fd for n, m in self._maps.items() if m.loaded},
-                self.core_targets)
+                self.core_targets, self._externs)
             for prog in self._programs.values():
                 if prog.autoload:
                     self._load_program(prog, linker, log_level)
@@ -153,7 +161,8 @@ class BPFObject:
             ext = self.spec.ext
             lines = {s for recs in (ext.line_info.values() if ext else ())
                      for rec in recs for s in (rec.file_name, rec.line)}
-            sanitized = sanitize.sanitize(btf, sanitize.probe_features())
+            sanitized = sanitize.sanitize(externs.btf_for_kernel(btf),
+                                          sanitize.probe_features())
             data, self._btf_strings = sanitized.encode_with_strings(lines)
             self._btf_fd = syscall.btf_load(data)
         except VerifierError as e:
@@ -248,6 +257,7 @@ class BPFObject:
                 line_info=line_info, line_info_rec_size=16 if line_info else 0,
                 attach_btf_id=prog.attach_btf_id,
                 attach_prog_fd=prog.attach_prog_fd or prog.attach_btf_obj_fd,
+                fd_array=self._externs.fd_array if self._externs else (),
                 log_level=log_level)
         except VerifierError as e:
             raise self._explain(prog, linked, e) from None
@@ -275,6 +285,9 @@ class BPFObject:
         failing instruction and, for a poisoned CO-RE relocation, which one."""
         log = err.log
         notes: List[str] = []
+        kfunc_note = externs.poison_note(log, self.spec.externs)
+        if kfunc_note:
+            notes.append(kfunc_note)
         poisoned = _POISON_CALL.findall(log)
         if poisoned:
             from .btf import core

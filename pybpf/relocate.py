@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from . import externs as externs_mod
 from . import insn as I
 from . import uapi
 from .btf import BTF, LineInfo
@@ -51,8 +52,10 @@ class Linker:
     """Holds the relocated code of every executable section of one object."""
 
     def __init__(self, spec: ObjectSpec, map_fds: Dict[str, int],
-                 core_targets: Optional[Sequence[BTF]] = None):
+                 core_targets: Optional[Sequence[BTF]] = None,
+                 externs: Optional[externs_mod.Resolution] = None):
         self.spec = spec
+        self._externs = externs
         self.code: Dict[int, bytearray] = {}
         self.calls: Dict[int, Dict[int, Slot]] = {}     # shndx -> {slot: target}
         self.core_results: Dict[int, list] = {}
@@ -95,9 +98,9 @@ class Linker:
         ins = I.decode(code, slot)
         sym = rel.sym
         if sym.shndx == SHN_UNDEF:
-            raise ObjectError(f"extern symbol {sym.name!r} (kfuncs, __ksym and __kconfig "
-                              "externs) is not supported yet", section=sec_name,
-                              offset=rel.offset)
+            externs_mod.relocate(code, slot, rel, self.spec.externs, self._externs,
+                                 self._fds.get(externs_mod.KCONFIG_SEC, -1), sec_name)
+            return
         if not 0 < sym.shndx < len(elf.sections):
             raise ObjectError(f"relocation against symbol {sym.name!r} in special section "
                               f"{sym.shndx:#x}", section=sec_name, offset=rel.offset)

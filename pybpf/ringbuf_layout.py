@@ -287,10 +287,48 @@ def render_text(steps: Sequence[Dict[str, Any]]) -> str:
 _COLORS = {"committed": "#4caf50", "discard": "#9e9e9e", "busy": "#ff9800"}
 
 
+class _Axis:
+    """Byte offsets of the doubly mapped data area -> x, on a broken axis.
+
+    Two windows of ``window`` bytes each side of the break: the start of the
+    data pages, and the end of the data pages followed, contiguous in virtual
+    memory, by the start of their second mapping.  A record that wraps is drawn
+    as the consumer sees it, one piece across the end; offsets between the
+    windows fall into the break."""
+
+    GAP = 36
+
+    def __init__(self, size: int, left: float, width: float, window: int = 512):
+        self.size, self.left = size, left
+        self.window = min(window, size // 2)
+        self.scale = (width - self.GAP) / (3 * self.window)
+        self.split = left + self.window * self.scale            # end of the first window
+        self.second = self.split + self.GAP                     # start of the second one
+
+    def x(self, offset: int) -> float:
+        """x of a virtual offset in [0, 2 * size]."""
+        if offset <= self.window:
+            return self.left + offset * self.scale
+        if offset < self.size - self.window:
+            return self.split + self.GAP / 2                    # inside the break
+        return self.second + (offset - (self.size - self.window)) * self.scale
+
+    def spans(self, start: int, end: int) -> List[Tuple[float, float]]:
+        """Visible x ranges of the virtual byte range [start, end)."""
+        out = []
+        for lo, hi in ((0, self.window), (self.size - self.window, self.size + self.window)):
+            a, b = max(start, lo), min(end, hi)
+            if a < b:
+                out.append((self.x(a), self.x(b)))
+        return out
+
+
 def render_svg(steps: Sequence[Dict[str, Any]]) -> str:
-    """One bar per step: the data area, records coloured by state, positions marked."""
-    width, left, bar_w, row_h, top = 1000, 20, 960, 78, 70
-    height = top + row_h * len(steps) + 40
+    """One bar per step over the doubly mapped data area: records coloured by
+    state, a wrapping record shown whole across the end (and, faded, where its
+    tail's bytes live at the start), consumer and producer positions marked."""
+    width, left, bar_w, row_h, top = 1000, 20, 960, 84, 124
+    height = top + row_h * len(steps) + 30
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
            f'font-family="monospace" font-size="12">',
            f'<rect width="{width}" height="{height}" fill="white"/>',
@@ -300,39 +338,75 @@ def render_svg(steps: Sequence[Dict[str, Any]]) -> str:
         out.append(f'<rect x="{legend_x}" y="36" width="12" height="12" fill="{color}"/>'
                    f'<text x="{legend_x + 16}" y="46">{name}</text>')
         legend_x += 110
+    if steps:
+        out.extend(_svg_axis_header(steps[0]["state"], left, bar_w))
     for i, step in enumerate(steps):
-        state = step["state"]
-        size = state["map"]["size"]
-        y = top + i * row_h
-        scale = bar_w / size
-        out.append(f'<text x="{left}" y="{y + 12}">{i + 1}. {escape(step["title"])} '
-                   f'({escape(state["map"]["name"])})</text>')
-        out.append(f'<rect x="{left}" y="{y + 20}" width="{bar_w}" height="24" '
-                   f'fill="#f4f4f4" stroke="#555"/>')
-        for rec in state["records"]:
-            color = _COLORS["busy" if rec["busy"] else "discard" if rec["discard"] else "committed"]
-            start, length = rec["offset"], rec["record_bytes"]
-            pieces = [(start, min(length, size - start))]
-            if start + length > size:
-                pieces.append((0, start + length - size))
-            for off, ln in pieces:
-                out.append(f'<rect x="{left + off * scale:.2f}" y="{y + 22}" '
-                           f'width="{max(ln * scale, 1):.2f}" height="20" fill="{color}" '
-                           f'stroke="white" stroke-width="0.5"><title>pos {rec["pos"]} '
-                           f'len {rec["len"]} {_flags(rec)}</title></rect>')
-        for name, pos, color, dy in (("cons", state["consumer_pos"], "#1565c0", 56),
-                                     ("prod", state["producer_pos"], "#c62828", 68)):
-            x = left + (pos % size) * scale
-            out.append(f'<line x1="{x:.2f}" y1="{y + 18}" x2="{x:.2f}" y2="{y + 48}" '
-                       f'stroke="{color}" stroke-width="2"/>'
-                       f'<text x="{x + 3:.2f}" y="{y + dy}" fill="{color}">{name} {pos}</text>')
-    d = steps[0]["state"]["data"] if steps else None
-    if d:
-        out.append(f'<text x="20" y="{height - 14}">data mapped twice: {d["first_copy"]:#x} '
-                   f'and {d["second_copy"]:#x}, same bytes: '
-                   f'{"yes" if d["same_bytes"] else "no"}</text>')
+        out.extend(_svg_step(i, step, top + i * row_h, left, bar_w))
     out.append("</svg>")
     return "\n".join(out) + "\n"
+
+
+def _svg_axis_header(state: Dict[str, Any], left: float, bar_w: float) -> List[str]:
+    size = state["map"]["size"]
+    axis = _Axis(size, left, bar_w)
+    d = state["data"]
+    w = axis.window
+    second_at = axis.x(size)
+    proof = (f'same bytes: {"yes" if d["same_bytes"] else "no"}'
+             + (f', same frames: {"yes" if d.get("same_frames") else "no"}'
+                if d.get("same_frames") is not None else ""))
+    return [
+        f'<text x="{left}" y="70">data pages @ {d["first_copy"]:#x}</text>',
+        f'<text x="{axis.second}" y="70">... end of data pages</text>',
+        f'<text x="{second_at + 4:.2f}" y="70" fill="#6a1b9a">2nd mapping @ '
+        f'{d["second_copy"]:#x}</text>',
+        f'<text x="{left}" y="86" fill="#555">[0, {w:#x})</text>',
+        f'<text x="{axis.second}" y="86" fill="#555">[{size - w:#x}, {size:#x})</text>',
+        f'<text x="{second_at + 4:.2f}" y="86" fill="#6a1b9a">= [0, {w:#x}) again</text>',
+        f'<text x="{left}" y="104" fill="#6a1b9a">the kernel maps the data pages twice, '
+        f'back to back: {proof}</text>',
+    ]
+
+
+def _svg_step(i: int, step: Dict[str, Any], y: float, left: float, bar_w: float) -> List[str]:
+    state = step["state"]
+    size = state["map"]["size"]
+    axis = _Axis(size, left, bar_w)
+    second_at = axis.x(size)
+    right = axis.x(size + axis.window)
+    out = [f'<text x="{left}" y="{y + 12}">{i + 1}. {escape(step["title"])} '
+           f'({escape(state["map"]["name"])})</text>',
+           f'<rect x="{left}" y="{y + 20}" width="{axis.split - left:.2f}" height="24" '
+           f'fill="#f4f4f4" stroke="#555"/>',
+           f'<text x="{axis.split + axis.GAP / 2:.2f}" y="{y + 37}" text-anchor="middle">'
+           '&#8230;</text>',
+           f'<rect x="{axis.second:.2f}" y="{y + 20}" width="{second_at - axis.second:.2f}" '
+           'height="24" fill="#f4f4f4" stroke="#555"/>',
+           f'<rect x="{second_at:.2f}" y="{y + 20}" width="{right - second_at:.2f}" '
+           'height="24" fill="#f3e5f5" stroke="#6a1b9a" stroke-dasharray="4 2"/>']
+    for rec in state["records"]:
+        color = _COLORS["busy" if rec["busy"] else "discard" if rec["discard"] else "committed"]
+        start, end = rec["offset"], rec["offset"] + rec["record_bytes"]
+        title = f'<title>pos {rec["pos"]} len {rec["len"]} {_flags(rec)}</title>'
+        for x0, x1 in axis.spans(start, end):
+            out.append(f'<rect x="{x0:.2f}" y="{y + 22}" width="{max(x1 - x0, 1):.2f}" '
+                       f'height="20" fill="{color}" stroke="white" stroke-width="0.5">'
+                       f'{title}</rect>')
+        if end > size:      # the wrapped tail's bytes, where they physically are
+            for x0, x1 in axis.spans(0, end - size):
+                out.append(f'<rect x="{x0:.2f}" y="{y + 22}" width="{max(x1 - x0, 1):.2f}" '
+                           f'height="20" fill="{color}" opacity="0.35" stroke="#6a1b9a" '
+                           f'stroke-dasharray="2 2"><title>the same bytes: tail of the '
+                           f'wrapped record at pos {rec["pos"]}</title></rect>')
+    for name, pos, color, dy in (("cons", state["consumer_pos"], "#1565c0", 58),
+                                 ("prod", state["producer_pos"], "#c62828", 71)):
+        x = axis.x(pos % size)
+        anchor = ' text-anchor="end"' if x > left + bar_w * 0.8 else ""
+        tx = x - 3 if anchor else x + 3
+        out.append(f'<line x1="{x:.2f}" y1="{y + 18}" x2="{x:.2f}" y2="{y + 48}" '
+                   f'stroke="{color}" stroke-width="2"/>'
+                   f'<text x="{tx:.2f}" y="{y + dy}" fill="{color}"{anchor}>{name} {pos}</text>')
+    return out
 
 
 # ------------------------------------------------------------------ command line

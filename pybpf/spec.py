@@ -17,6 +17,7 @@ from .btf import types as T
 from .elf import (SHF_WRITE, SHT_NOBITS, SHT_PROGBITS, STB_LOCAL, STT_FUNC, STT_OBJECT,
                   ElfObject, Section)
 from .errors import ObjectError
+from .externs import Externs, collect as collect_externs
 from .insn import INSN_SIZE
 from .sections import SecDef, find_sec_def
 
@@ -89,6 +90,7 @@ class ObjectSpec:
     functions: List[FuncSpec]
     programs: List[ProgramSpec]
     maps: List[MapSpec]
+    externs: Externs = field(default_factory=Externs)     # __kconfig / __ksym / kfuncs
 
     @classmethod
     def parse(cls, elf: ElfObject, btf: Optional[BTF], ext: Optional[BTFExt]) -> "ObjectSpec":
@@ -97,9 +99,10 @@ class ObjectSpec:
             fixup_datasecs(elf, btf)
         functions = _functions(elf)
         programs = _programs(elf, functions)
-        maps = _btf_maps(elf, btf) + _data_maps(elf, btf, name)
+        externs = collect_externs(elf, btf)
+        maps = _btf_maps(elf, btf) + _data_maps(elf, btf, name) + _kconfig_map(externs)
         return cls(name, elf, btf, ext, _license(elf), _version(elf), functions,
-                   programs, maps)
+                   programs, maps, externs)
 
     def function_at(self, shndx: int, slot: int) -> FuncSpec:
         """The function whose code holds instruction ``slot`` of section ``shndx``."""
@@ -332,6 +335,17 @@ def _data_maps(elf: ElfObject, btf: Optional[BTF], obj_name: str) -> List[MapSpe
                            btf_value_type_id=value_id, section=sec,
                            initial=sec.data if sec.type != SHT_NOBITS else bytes(sec.size)))
     return out
+
+
+def _kconfig_map(externs: Externs) -> List[MapSpec]:
+    """libbpf's .kconfig map: read-only global data holding the __kconfig externs."""
+    if not externs.kconfig_size:
+        return []
+    sec = externs.kconfig_section()
+    return [MapSpec(sec.name, uapi.BPF_MAP_TYPE_ARRAY, 4, sec.size, 1,
+                    uapi.BPF_F_MMAPABLE | uapi.BPF_F_RDONLY_PROG,
+                    btf_value_type_id=externs.kconfig_btf_id, section=sec,
+                    initial=bytes(sec.size))]
 
 
 def kernel_map_name(obj_name: str, spec: MapSpec) -> str:

@@ -11,7 +11,7 @@ import ctypes
 import errno as _errno
 import os
 import platform
-from typing import Callable, Optional, Tuple, Type, TypeVar
+from typing import Callable, Optional, Sequence, Tuple, Type, TypeVar
 
 from . import uapi
 from .errors import BPFError, VerifierError, from_errno
@@ -247,9 +247,12 @@ def prog_load(prog_type: int, insns: bytes, license: str, name: str = "",
               btf_fd: int = 0, func_info: bytes = b"", func_info_rec_size: int = 0,
               line_info: bytes = b"", line_info_rec_size: int = 0,
               attach_btf_id: int = 0, attach_prog_fd: int = 0, ifindex: int = 0,
-              log_level: int = 0) -> Tuple[Fd, str]:
-    """BPF_PROG_LOAD; returns (fd, verifier log) or raises VerifierError."""
+              log_level: int = 0, fd_array: Sequence[int] = ()) -> Tuple[Fd, str]:
+    """BPF_PROG_LOAD; returns (fd, verifier log) or raises VerifierError.
+
+    ``fd_array``: the fds that kfunc calls name by index (insn->off), e.g. module BTF."""
     ibuf = ctypes.create_string_buffer(insns, len(insns))
+    fds = (ctypes.c_int * len(fd_array))(*fd_array) if fd_array else None
     lic = ctypes.create_string_buffer(license.encode())
     fbuf = ctypes.create_string_buffer(func_info, len(func_info)) if func_info else None
     lbuf = ctypes.create_string_buffer(line_info, len(line_info)) if line_info else None
@@ -265,6 +268,8 @@ def prog_load(prog_type: int, insns: bytes, license: str, name: str = "",
     if lbuf is not None:
         attr.line_info_rec_size, attr.line_info = line_info_rec_size, _addr(lbuf)
         attr.line_info_cnt = len(line_info) // line_info_rec_size
+    if fds is not None:
+        attr.fd_array = _addr(fds)
     fd, log = _load_with_log(uapi.BPF_PROG_LOAD, attr, _set_prog_log,
                              lambda a: a.log_true_size, f"loading program {name!r}",
                              log_level)
