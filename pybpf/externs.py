@@ -43,6 +43,7 @@ KSYMS_SEC = ".ksyms"
 #: ``call unknown#(base + extern index)``, harmless in code the verifier prunes
 POISON_KFUNC_BASE = 2002000000
 _POISON_KFUNC = re.compile(r"invalid func unknown#(2002\d{6})")
+_NO_KSYM_ADDR = re.compile(r"ldimm64 failed to find the address for kernel symbol '([^']*)'")
 DUMMY_KSYM = "dummy_ksym"
 TRI_NO, TRI_YES, TRI_MODULE = 0, 1, 2          # enum libbpf_tristate
 _U64 = (1 << 64) - 1
@@ -673,16 +674,21 @@ def relocate(code: bytearray, slot: int, rel: Reloc, externs: Externs,
         I.set_imm64(code, slot, target.addr if target is not None else 0)
 
 
-def poison_note(log: str, externs: Externs) -> Optional[str]:
-    """Explain a verifier log that reached an unresolved __weak kfunc call."""
+def verifier_note(log: str, externs: Externs) -> Optional[str]:
+    """What a verifier log means for an extern, when it is about one: a reachable
+    call of an unresolved __weak kfunc, or a typed ksym the kernel has no address
+    for (it looks them up in kallsyms)."""
     m = _POISON_KFUNC.search(log)
-    if m is None:
-        return None
-    index = int(m.group(1)) - POISON_KFUNC_BASE
-    if not 0 <= index < len(externs.items):
-        return None
-    return (f"kfunc {externs.items[index].name!r} is called but does not exist in this "
-            "kernel: guard the call with bpf_ksym_exists()")
+    index = int(m.group(1)) - POISON_KFUNC_BASE if m else -1
+    if 0 <= index < len(externs.items):
+        return (f"kfunc {externs.items[index].name!r} is called but does not exist in "
+                "this kernel: guard the call with bpf_ksym_exists()")
+    m = _NO_KSYM_ADDR.search(log)
+    if m:
+        return (f"the kernel has BTF for ksym {m.group(1)!r} but kallsyms has no address "
+                "for it: typed __ksym variables need a kernel built with "
+                "CONFIG_KALLSYMS_ALL")
+    return None
 
 
 # ====================================================================== BTF for the kernel (pure)

@@ -285,9 +285,9 @@ class BPFObject:
         failing instruction and, for a poisoned CO-RE relocation, which one."""
         log = err.log
         notes: List[str] = []
-        kfunc_note = externs.poison_note(log, self.spec.externs)
-        if kfunc_note:
-            notes.append(kfunc_note)
+        extern_note = externs.verifier_note(log, self.spec.externs)
+        if extern_note:
+            notes.append(extern_note)
         poisoned = _POISON_CALL.findall(log)
         if poisoned:
             from .btf import core
