@@ -40,8 +40,11 @@ def summary(obj: BPFObject) -> Dict[str, Any]:
             for m in spec.maps]
     globals_ = {name: {var: _plain(view[var]) for var in view}
                 for name, view in obj.sections.items()}
+    externs = [{"name": e.name, "section": e.section, "weak": e.weak,
+                "kind": "kfunc" if e.is_func else "kconfig" if e.kcfg else "ksym"}
+               for e in spec.externs.items]
     return {"name": obj.name, "license": spec.license, "programs": programs, "maps": maps,
-            "globals": globals_,
+            "globals": globals_, "externs": externs,
             "btf_types": len(spec.btf) - 1 if spec.btf else 0}
 
 
@@ -72,6 +75,10 @@ def describe(obj: BPFObject, as_json: bool = False) -> str:
         lines.append(f"  {m['name']:<24} {m['type']:<18} key={m['key_size']} "
                      f"value={m['value_size']} max_entries={m['max_entries']} "
                      f"flags={m['flags']:#x}{types}")
+    if info["externs"]:
+        lines += ["", "externs:"]
+        lines += [f"  {e['name']:<24} {e['kind']:<8} {e['section']}"
+                  + ("  __weak" if e["weak"] else "") for e in info["externs"]]
     for section, variables in info["globals"].items():
         lines += ["", f"{section}:"]
         lines += [f"  {name} = {value!r}" for name, value in variables.items()]

@@ -137,3 +137,13 @@ def test_missing_privileges_one_line():
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     assert "CAP_BPF" in lines[0] and "CAP_PERFMON" in lines[0] and "root" in lines[0]
+
+
+def test_inspect_lists_externs():
+    proc = _pybpf("inspect", "--json", str(built("extern_ksyms.bpf.o")))
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    externs = {e["name"]: e for e in json.loads(out)["externs"]}
+    assert externs["bpf_task_acquire"]["kind"] == "kfunc"
+    assert externs["_text"]["kind"] == "ksym" and not externs["_text"]["weak"]
+    assert externs["pybpf_no_such_symbol"]["weak"]
