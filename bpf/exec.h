@@ -13,6 +13,16 @@ struct event {
 	char filename[MAX_FILENAME_LEN];
 };
 
+/* A per-CPU scratch slot for building an event off the stack (for the
+ * bpf_ringbuf_output() and bpf_perf_event_output() variants, which copy it). */
+#define EXEC_SCRATCH_MAP(name)					\
+	struct {						\
+		__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);	\
+		__uint(max_entries, 1);				\
+		__type(key, int);				\
+		__type(value, struct event);			\
+	} name SEC(".maps")
+
 /* Fill an event for the current task from the sched_process_exec context. */
 static __always_inline void
 fill_event(struct event *e, struct trace_event_raw_sched_process_exec *ctx)

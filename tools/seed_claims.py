@@ -279,7 +279,7 @@ def memory(quick: bool, total_kib: int) -> None:
                     print(f"| {records} | {100 * records * BURST_REC / total:.0f}% | {spread} | "
                           f"{sum(rb_drops)} | {sum(pb_drops)} ({per}) | {sum(lost.values())} | "
                           f"{'yes' if ok else 'NO'} |")
-    print(f"\naccounted: consumed + BPF-counted drops == burst for both, and the LOST "
+    print("\naccounted: consumed + BPF-counted drops == burst for both, and the LOST "
           "records sum to the BPF-counted perfbuf drops.")
     need = 1 << (-(-cap_rb * BURST_REC // PAGE_SIZE) - 1).bit_length()     # pages, a power of 2
     print(f"To take a {cap_rb}-record burst on any one CPU without drops, perf buffers need "

@@ -15,7 +15,8 @@ from typing import Callable, Dict, Iterable, List, NamedTuple, Tuple
 
 from ..errors import ObjectError
 from ..insn import INSN_SIZE
-from ..uapi import BTF_EXT_HEADER_CORE_SIZE, BTF_EXT_HEADER_MIN_SIZE, BTF_MAGIC, BTF_VERSION
+from ..uapi import BTF_EXT_HEADER_CORE_SIZE, BTF_EXT_HEADER_MIN_SIZE
+from .parse import check_preamble
 from .spec import BTF
 
 
@@ -64,18 +65,7 @@ class BTFExt:
     def parse(cls, data: bytes, btf: BTF, section: str = ".BTF.ext") -> "BTFExt":
         """Parse .BTF.ext against its .BTF (whose strings it names); ObjectError if malformed."""
         data = bytes(data)
-        if len(data) < 8:
-            raise ObjectError(f".BTF.ext too short for a header ({len(data)} bytes)", section, 0)
-        magic, version, flags, hdr_len = struct.unpack_from("<HBBI", data)
-        if magic != BTF_MAGIC:
-            raise ObjectError(f"bad .BTF.ext magic {magic:#06x}", section, 0)
-        if version != BTF_VERSION:
-            raise ObjectError(f"unsupported .BTF.ext version {version}", section, 2)
-        if flags:
-            raise ObjectError(f"unsupported .BTF.ext flags {flags:#x}", section, 3)
-        if hdr_len < BTF_EXT_HEADER_MIN_SIZE or hdr_len > len(data):
-            raise ObjectError(f"bad .BTF.ext header length {hdr_len} (section is {len(data)}"
-                              " bytes)", section, 4)
+        hdr_len = check_preamble(data, section, ".BTF.ext", BTF_EXT_HEADER_MIN_SIZE)
         fields = struct.unpack_from("<IIII", data, 8)
         if hdr_len >= BTF_EXT_HEADER_CORE_SIZE:
             fields += struct.unpack_from("<II", data, 24)

@@ -55,23 +55,31 @@ class Header:
     str_len: int
 
 
+def check_preamble(data: bytes, section: str, what: str, min_hdr_len: int) -> int:
+    """The 8 bytes .BTF and .BTF.ext start with (magic, version, flags, hdr_len),
+    checked; returns hdr_len."""
+    size = len(data)
+    if size < 8:
+        raise ObjectError(f"{what} too short for a header ({size} bytes)", section, 0)
+    magic, version, flags, hdr_len = struct.unpack_from("<HBBI", data)
+    if magic == 0x9FEB:
+        raise ObjectError(f"big-endian {what} is not supported", section, 0)
+    if magic != BTF_MAGIC:
+        raise ObjectError(f"bad {what} magic {magic:#06x} (want {BTF_MAGIC:#06x})", section, 0)
+    if version != BTF_VERSION:
+        raise ObjectError(f"unsupported {what} version {version}", section, 2)
+    if flags:
+        raise ObjectError(f"unsupported {what} flags {flags:#x}", section, 3)
+    if hdr_len < min_hdr_len or hdr_len > size:
+        raise ObjectError(f"bad {what} header length {hdr_len} (section is {size} bytes)",
+                          section, 4)
+    return hdr_len
+
+
 def parse_header(data: bytes, section: str, split: bool) -> Header:
     """Check a btf_header and the section layout it describes (as libbpf does)."""
     size = len(data)
-    if size < 8:
-        raise ObjectError(f"BTF too short for a header ({size} bytes)", section, 0)
-    magic, version, flags, hdr_len = struct.unpack_from("<HBBI", data)
-    if magic == 0x9FEB:
-        raise ObjectError("big-endian BTF is not supported", section, 0)
-    if magic != BTF_MAGIC:
-        raise ObjectError(f"bad BTF magic {magic:#06x} (want {BTF_MAGIC:#06x})", section, 0)
-    if version != BTF_VERSION:
-        raise ObjectError(f"unsupported BTF version {version}", section, 2)
-    if flags:
-        raise ObjectError(f"unsupported BTF flags {flags:#x}", section, 3)
-    if hdr_len < BTF_HEADER_SIZE or hdr_len > size:
-        raise ObjectError(f"bad BTF header length {hdr_len} (section is {size} bytes)",
-                          section, 4)
+    hdr_len = check_preamble(data, section, "BTF", BTF_HEADER_SIZE)
     if any(data[BTF_HEADER_SIZE:hdr_len]):
         raise ObjectError("unknown non-zero fields in BTF header", section, BTF_HEADER_SIZE)
     _, _, _, _, type_off, type_len, str_off, str_len = _HEADER.unpack_from(data)
