@@ -40,7 +40,7 @@ $(BUILD)/%.bpf.o: bpf/%.bpf.c $(BUILD)/vmlinux.h $(wildcard bpf/*.h) | $(BUILD)
 # The README's test command: installs what is missing, builds, runs every test.
 test:
 	@command -v $(CLANG) >/dev/null 2>&1 && test -n "$(BPFTOOL)" && test -f /usr/include/bpf/bpf_helpers.h \
-	  && $(PYTHON) -c 'import elftools, pytest' 2>/dev/null || $(MAKE) deps
+	  && $(PYTHON) -c 'import elftools, pytest, hypothesis' 2>/dev/null || $(MAKE) deps
 	$(MAKE) all
 	$(PYTHON) -m pytest -q tests
 
