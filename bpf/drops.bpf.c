@@ -3,10 +3,8 @@
  *
  * A ring buffer has no "lost samples" record: when the ring is full,
  * bpf_ringbuf_reserve() returns NULL (bpf_ringbuf_output() an error) and the
- * record is gone.  Only the BPF program knows, so it counts: one u64 per CPU
- * in a PERCPU_ARRAY (no cache line shared between CPUs; the add is atomic
- * anyway, so a program interrupting another on the same CPU cannot lose an
- * increment).  User space sums the per-CPU values and reports them next to
+ * record is gone.  Only the BPF program knows, so it counts, per CPU
+ * (drops.h); user space sums the per-CPU values and reports them next to
  * what it consumed.
  *
  * `produce` (SEC("syscall"), run with BPF_PROG_TEST_RUN) writes `count`
@@ -14,6 +12,7 @@
  * bpf_ringbuf_output() when `use_output` is set. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
+#include "drops.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -27,32 +26,18 @@ struct {
 	__uint(max_entries, 4096);
 } rb SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u64);
-} drops SEC(".maps");
+DROP_COUNTER(drops);
 
 __u32 count;
 __u32 use_output;
 __u64 next_seq;
-
-static __always_inline void count_drop(void)
-{
-	__u32 zero = 0;
-	__u64 *n = bpf_map_lookup_elem(&drops, &zero);
-
-	if (n)
-		__sync_fetch_and_add(n, 1);
-}
 
 static __always_inline void emit_reserve(void)
 {
 	struct drop_rec *r = bpf_ringbuf_reserve(&rb, sizeof(*r), 0);
 
 	if (!r) {               /* full: nothing was built yet, nothing wasted */
-		count_drop();
+		count_drop(&drops);
 		return;
 	}
 	r->seq = next_seq++;
@@ -66,7 +51,7 @@ static __always_inline void emit_output(void)
 
 	__builtin_memset(r.data, 0xab, sizeof(r.data));
 	if (bpf_ringbuf_output(&rb, &r, sizeof(r), 0)) {
-		count_drop();
+		count_drop(&drops);
 		return;
 	}
 	next_seq++;

@@ -11,12 +11,14 @@
  * syscall at a time), so what the consumer receives is exactly 0..seq-1;
  * failures go to `dropped`.
  *
- * The *_big programs write the seed article's exec event instead (532 bytes,
- * more than the BPF stack holds): reserve/submit builds it in the ring,
- * bpf_ringbuf_output() and bpf_perf_event_output() build it in a per-CPU
- * scratch array and copy it, as the article's three examples do. */
+ * The *_big programs write the seed article's exec event instead (exec.h's
+ * struct event, 532 bytes: more than the BPF stack holds): reserve/submit
+ * builds it in the ring, bpf_ringbuf_output() and bpf_perf_event_output()
+ * build it in the per-CPU scratch slot and copy it, as the article's three
+ * examples do. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
+#include "exec.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -40,18 +42,7 @@ struct {
 	__uint(value_size, sizeof(int));
 } pb SEC(".maps");
 
-struct big_event {     /* bpf/exec.h's struct event */
-	int pid;
-	char comm[16];
-	char filename[512];
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct big_event);
-} heap SEC(".maps");
+EXEC_SCRATCH_MAP(heap);
 
 const volatile __u32 batch_cnt = 500;
 const volatile __u32 use_output;        /* bpf_ringbuf_output() instead of reserve/submit */
@@ -129,7 +120,7 @@ int bench_pb(void *ctx)
 
 /* The same fields written in both paths: the pid slot carries seq, the
  * filename is left as it is (only the copy differs between the paths). */
-static __always_inline void fill_big(struct big_event *e, __u64 seq)
+static __always_inline void fill_big(struct event *e, __u64 seq)
 {
 	e->pid = seq;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
@@ -138,8 +129,8 @@ static __always_inline void fill_big(struct big_event *e, __u64 seq)
 SEC("tp/syscalls/sys_enter_getpgid")
 int bench_rb_big(void *ctx)
 {
-	__u32 zero = 0;
-	struct big_event *e;
+	int zero = 0;
+	struct event *e;
 
 	if (!ours())
 		return 0;
@@ -172,8 +163,8 @@ int bench_rb_big(void *ctx)
 SEC("tp/syscalls/sys_enter_getpgid")
 int bench_pb_big(void *ctx)
 {
-	__u32 zero = 0;
-	struct big_event *e = bpf_map_lookup_elem(&heap, &zero);
+	int zero = 0;
+	struct event *e = bpf_map_lookup_elem(&heap, &zero);
 
 	if (!e || !ours())
 		return 0;

@@ -6,11 +6,11 @@
  * (raw_tp is the program type whose test run takes a CPU): each run writes
  * `burst` records (at most MAX_BURST) on that CPU.  Records take 72 bytes in
  * either buffer: 64 payload bytes + the ring's 8-byte header, or 60 raw bytes
- * + the perf sample's 8-byte header, 4-byte size and 4 bytes of padding.
- * Failures are counted per CPU, BPF side (the drop-accounting idiom of
- * bpf/drops.bpf.c). */
+ * + the perf sample's 8-byte header and 4-byte raw size (4 + 60 is a multiple
+ * of 8: no padding).  Failures are counted per CPU, BPF side (bpf/drops.h). */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
+#include "drops.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -35,31 +35,11 @@ struct {
 } pb SEC(".maps");
 
 /* per CPU: ringbuf reservations refused / bpf_perf_event_output() errors */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u64);
-} rb_drops SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u64);
-} pb_drops SEC(".maps");
+DROP_COUNTER(rb_drops);
+DROP_COUNTER(pb_drops);
 
 __u32 burst;
 __u64 next_seq;
-
-static __always_inline void count_drop(void *counters)
-{
-	__u32 zero = 0;
-	__u64 *n = bpf_map_lookup_elem(counters, &zero);
-
-	if (n)
-		__sync_fetch_and_add(n, 1);
-}
 
 SEC("raw_tp")
 int burst_rb(void *ctx)

@@ -221,11 +221,19 @@ class PerfBuffer:
         return self._read([r for r in self._rings if r.cpu == cpu])
 
     def poll(self, timeout_ms: Optional[int] = 100) -> int:
-        """Wait up to ``timeout_ms`` (None: forever; a signal ends it) and read the
-        rings that woke up."""
+        """Read what is there; if nothing, wait up to ``timeout_ms`` (None: forever;
+        a signal ends it) and read again.
+
+        Every CPU's ring is read, not only those epoll names: a perf event's
+        readiness is cleared by whoever polls it first (an outer epoll or select
+        holding ``fileno()`` does), so the head/tail check (a few loads per CPU)
+        is what decides, never the wakeup alone."""
         self._check_open()
-        ready = self._epoll.wait(timeout_ms)
-        return self._read([self._rings[i] for i in sorted(set(ready))])
+        handled = self._read(self._rings)
+        if handled:
+            return handled
+        self._epoll.wait(timeout_ms)
+        return self._read(self._rings)
 
     def _check_open(self) -> None:
         if self._epoll.closed:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, List, Optional
 
-from . import uapi
+from . import syscall, uapi
 from .errors import BPFError
 from .sections import SecDef
 from .syscall import Fd
@@ -60,6 +60,16 @@ class Program:
         link = attach_program(self, **opts)
         self.links.append(link)
         return link
+
+    def test_run(self, data: bytes = b"", ctx: bytes = b"", repeat: int = 0,
+                 data_out_size: Optional[int] = None, ctx_out_size: int = 0,
+                 flags: int = 0, cpu: int = 0) -> "syscall.TestRun":
+        """Run the program once (or ``repeat`` times) in the kernel with BPF_PROG_TEST_RUN
+        on ``data`` (packet programs) and/or ``ctx`` (syscall, raw_tp, ... programs)."""
+        if data_out_size is None:
+            data_out_size = len(data) + 256 if data else 0
+        return syscall.TestRun(*syscall.prog_test_run(
+            self.fd, data, data_out_size, ctx, ctx_out_size, repeat, flags, cpu))
 
     def close(self) -> None:
         """Detach every link made through attach(), then close the program fd."""

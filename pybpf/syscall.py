@@ -11,7 +11,7 @@ import ctypes
 import errno as _errno
 import os
 import platform
-from typing import Callable, Optional, Sequence, Tuple, Type, TypeVar
+from typing import Callable, NamedTuple, Optional, Sequence, Tuple, Type, TypeVar
 
 from . import uapi
 from .errors import BPFError, VerifierError, from_errno
@@ -276,10 +276,20 @@ def prog_load(prog_type: int, insns: bytes, license: str, name: str = "",
     return Fd(fd), log
 
 
+class TestRun(NamedTuple):
+    retval: int
+    data_out: bytes
+    ctx_out: bytes
+    duration_ns: int
+
+
 def prog_test_run(prog_fd: int, data_in: bytes = b"", data_out_size: int = 0,
-                  ctx_in: bytes = b"", ctx_out_size: int = 0, repeat: int = 1,
+                  ctx_in: bytes = b"", ctx_out_size: int = 0, repeat: int = 0,
                   flags: int = 0, cpu: int = 0) -> Tuple[int, bytes, bytes, int]:
-    """BPF_PROG_TEST_RUN; returns (retval, data_out, ctx_out, duration_ns)."""
+    """BPF_PROG_TEST_RUN; returns (retval, data_out, ctx_out, duration_ns).
+
+    ``repeat`` 0 runs once (the kernel refuses any other value for raw_tp and
+    syscall programs)."""
     din = ctypes.create_string_buffer(data_in, len(data_in)) if data_in else None
     dout = ctypes.create_string_buffer(data_out_size) if data_out_size else None
     cin = ctypes.create_string_buffer(ctx_in, len(ctx_in)) if ctx_in else None

@@ -150,3 +150,13 @@ def test_ring_buffer_size_checked_before_create():
         obj.maps["rb"].max_entries = 3 * 4096
         with pytest.raises(pybpf.BPFError, match="power of two"):
             obj.load()
+
+
+def test_program_test_run():
+    """Program.test_run: BPF_PROG_TEST_RUN on a packet program (XDP_PASS = 2)."""
+    require_kernel()
+    with pybpf.BPFObject.open(built("attach_net.bpf.o")) as obj:
+        obj.load()
+        xdp = [p for p in obj.programs.values() if p.type == uapi.BPF_PROG_TYPE_XDP][0]
+        run = xdp.test_run(data=bytes(64), repeat=10)
+        assert run.retval == 2 and len(run.data_out) == 64 and run.duration_ns >= 0

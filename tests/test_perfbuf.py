@@ -3,6 +3,7 @@ records, overwritable mode, CPU selection, wakeup watermark, no fd leaks."""
 from __future__ import annotations
 
 import os
+import select
 import struct
 from contextlib import contextmanager
 from typing import List, Tuple
@@ -134,9 +135,11 @@ def test_watermark_delays_the_wakeup(pb_map):
                     watermark=8192) as pb:
         with on_cpu(CPUS[0]):
             prod.perf_output(b"small" + b"\0" * 7)
-        assert pb.poll(timeout_ms=50) == 0     # under the watermark: no wakeup
-        assert pb.consume() == 1               # but the sample is there
+        # under the watermark: no wakeup, the epoll fd stays quiet...
+        assert select.select([pb], [], [], 0.05)[0] == []
+        assert pb.poll(timeout_ms=50) == 1     # ...but poll() reads what is there
         assert got == [b"small" + b"\0" * 7]
+        assert pb.poll(timeout_ms=20) == 0
 
 
 def test_stop_from_callback(pb_map):
@@ -181,3 +184,16 @@ def test_with_a_compiled_producer():
                 syscall.prog_test_run(obj.programs["produce"].fd, bytes(64))
             assert pb.poll(timeout_ms=1000) == 5
     assert got == [(CPUS[-1], i, CPUS[-1]) for i in range(5)]
+
+
+def test_poll_after_an_outer_select_took_the_wakeup(pb_map):
+    """select()/epoll on fileno() consumes the perf event's readiness: poll() must
+    still read the sample (it checks every ring's head, not the wakeup)."""
+    fd, prod = pb_map
+    got = []
+    with PerfBuffer(fd, lambda cpu, d: got.append(bytes(d)), cpus=[CPUS[0]]) as pb:
+        with on_cpu(CPUS[0]):
+            prod.perf_output(b"outer" + b"\0" * 7)
+        assert select.select([pb], [], [], 1.0)[0] == [pb]
+        assert pb.poll(timeout_ms=0) == 1
+        assert got == [b"outer" + b"\0" * 7]

@@ -32,9 +32,7 @@ from pybpf import syscall, uapi  # noqa: E402
 from pybpf.ringbuf import record_size  # noqa: E402
 from pybpf.ringmem import PAGE_SIZE  # noqa: E402
 from pybpf.sysinfo import online_cpus  # noqa: E402
-from bench_ringbuf import EVENT, Libbpf, _make  # noqa: E402
-
-Drain = Callable[[], Tuple[int, float, int]]    # bench_ringbuf's: -> (records, seconds, total)
+from bench_ringbuf import EVENT, Drain, Libbpf, _make  # noqa: E402
 
 
 def build_object(name: str) -> str:
@@ -88,8 +86,10 @@ TRUE = "/bin/true"
 
 
 def spawn_loop(count: int, go: int) -> None:
-    """A worker: wait for the go byte, then fork + exec + wait ``count`` times."""
-    os.read(go, 1)
+    """A worker: wait for the go byte (none: the parent gave up), then fork + exec +
+    wait ``count`` times."""
+    if not os.read(go, 1):
+        return
     for _ in range(count):
         pid = os.fork()
         if pid == 0:
@@ -138,11 +138,20 @@ def cross_cpu(events: Sequence[tuple]) -> Tuple[int, int]:
     return sum(len(cpus[p]) > 1 for p in forked), len(forked)
 
 
-def ordering(quick: bool, procs: Optional[int], workers: int, pages: int) -> None:
+def busy_wait(us: float) -> None:
+    """Simulated per-event work of a consumer."""
+    end = time.perf_counter() + us / 1e6
+    while time.perf_counter() < end:
+        pass
+
+
+def ordering(quick: bool, procs: Optional[int], workers: int, pages: int,
+             work_us: float) -> None:
     total = procs or (1000 if quick else 4000)
     per = -(-total // workers)
     print(f"\n## ordering: {per * workers} short-lived {TRUE} (fork+exec+exit) from "
-          f"{workers} workers on {len(online_cpus())} CPUs\n")
+          f"{workers} workers on {len(online_cpus())} CPUs"
+          + (f", consumer working {work_us:g} us per event" if work_us else "") + "\n")
     go_r, go_w = os.pipe()
     pids = [fork_child(lambda: spawn_loop(per, go_r)) for _ in range(workers)]
     os.close(go_r)
@@ -152,15 +161,26 @@ def ordering(quick: bool, procs: Optional[int], workers: int, pages: int) -> Non
             for pid in pids:
                 obj.maps["tracked"][pid] = 1
             obj.attach()
-            streams = {"ringbuf": [], "perfbuf": []}
+            ring_kib = obj.maps["rb"].max_entries >> 10
+            streams: Dict[str, List[tuple]] = {"ringbuf": [], "perfbuf": []}
             lost = [0]
-            rb = pybpf.RingBuffer(obj.maps["rb"],
-                                  lambda d: streams["ringbuf"].append(ORDER.unpack_from(d)))
-            pb = pybpf.PerfBuffer(obj.maps["pb"],
-                                  lambda cpu, d: streams["perfbuf"].append(ORDER.unpack_from(d)),
-                                  lost=lambda cpu, n: lost.__setitem__(0, lost[0] + n),
-                                  pages=pages)
-            with rb, pb, select.epoll() as ep:
+
+            def on_rb(data) -> None:
+                streams["ringbuf"].append(ORDER.unpack_from(data))
+                if work_us:
+                    busy_wait(work_us)
+
+            def on_pb(cpu, data) -> None:
+                streams["perfbuf"].append(ORDER.unpack_from(data))
+                if work_us:
+                    busy_wait(work_us)
+
+            def on_lost(cpu, n) -> None:
+                lost[0] += n
+
+            with pybpf.RingBuffer(obj.maps["rb"], on_rb) as rb, \
+                    pybpf.PerfBuffer(obj.maps["pb"], on_pb, lost=on_lost, pages=pages) as pb, \
+                    select.epoll() as ep:
                 ep.register(rb.fileno(), select.EPOLLIN)
                 ep.register(pb.fileno(), select.EPOLLIN)
                 t0 = time.perf_counter()
@@ -169,7 +189,8 @@ def ordering(quick: bool, procs: Optional[int], workers: int, pages: int) -> Non
                 while alive:
                     ep.poll(0.05)
                     rb.consume()
-                    pb.poll(timeout_ms=0)
+                    pb.consume()    # every CPU: poll() would miss rings whose (one-shot)
+                                    # perf readiness the outer epoll already took
                     alive = {p for p in alive if os.waitpid(p, os.WNOHANG)[0] == 0}
                 elapsed = time.perf_counter() - t0
                 while rb.consume() + pb.consume():
@@ -182,7 +203,7 @@ def ordering(quick: bool, procs: Optional[int], workers: int, pages: int) -> Non
     print(f"{forked} processes traced in {elapsed:.1f} s; {moved} ({100 * moved / max(forked, 1):.0f}%) "
           f"had fork, exec and exit on more than one CPU")
     print(f"perfbuf: {pages} pages per CPU, wakeup every sample; ringbuf: "
-          f"{obj.maps['rb'].max_entries >> 10} KiB, adaptive wakeups; one consumer thread "
+          f"{ring_kib} KiB, adaptive wakeups; one consumer thread "
           "polls both\n")
     print("| transport | events | out of order (by seq) | causal violations (processes) | "
           "reorder window | drops |")
@@ -192,7 +213,7 @@ def ordering(quick: bool, procs: Optional[int], workers: int, pages: int) -> Non
         extra = f" (+{lost[0]} lost)" if name == "perfbuf" and lost[0] else ""
         print(f"| {name} | {s['events']} | {s['out_of_order']} "
               f"({100 * s['out_of_order'] / max(s['events'], 1):.2f}%) | {s['violations']} of "
-              f"{s['procs']} | {s['window_ns'] / 1e6:.3f} ms | {drops[name]}{extra} |")
+              f"{s['procs']} | {s['window_ns'] / 1e3:.1f} us | {drops[name]}{extra} |")
 
 
 # ================================================================== 2. memory
@@ -248,12 +269,12 @@ def memory(quick: bool, total_kib: int) -> None:
         def on_lost(cpu, n) -> None:
             lost[cpu] = lost.get(cpu, 0) + n
 
-        rb = pybpf.RingBuffer(obj.maps["rb"], on_rb)
-        pb = pybpf.PerfBuffer(obj.maps["pb"], on_pb, lost=on_lost, pages=pages, cpus=cpus)
         print("| burst (records) | of total memory | spread | ringbuf drops | perfbuf drops "
               "(BPF error, per CPU) | perfbuf LOST records | accounted |")
         print("|---:|---:|---|---:|---:|---:|---|")
-        with rb, pb:
+        with pybpf.RingBuffer(obj.maps["rb"], on_rb) as rb, \
+                pybpf.PerfBuffer(obj.maps["pb"], on_pb, lost=on_lost, pages=pages,
+                                 cpus=cpus) as pb:
             for frac in fractions:
                 records = round(frac * cap_rb)
                 for spread, plan in burst_plans(records, cpus).items():
@@ -290,7 +311,7 @@ def memory(quick: bool, total_kib: int) -> None:
 # ================================================================== 3. throughput
 
 NOTIFY_DEFAULT, NOTIFY_NONE, NOTIFY_SAMPLED = 0, 1, 2
-BIG_EVENT = 532         # struct big_event (bpf/exec.h's event) in bpf/seed_bench.bpf.c
+BIG_EVENT = 532         # sizeof(struct event) of bpf/exec.h, the seed's exec event
 
 
 class Config:
@@ -399,8 +420,8 @@ def producer_cost(cfg: Config, calls: int, batch: int, rounds: int) -> float:
     a round and is emptied (untimed) between rounds."""
     cpu = online_cpus()[-1]
     big = cfg.prog.endswith("big")
-    per_rec = record_size(BIG_EVENT if big else EVENT.size)
-    need = calls * batch * (per_rec + 16)
+    per_rec = record_size(BIG_EVENT if big else EVENT.size) + 16   # perf samples: <= 16 more
+    need = calls * batch * per_rec
     ring = 1 << max(need - 1, PAGE_SIZE).bit_length()
     with cfg.open(batch, ring) as obj:
         drain, _, close = consumer_for(cfg, obj, ring // PAGE_SIZE, None)
@@ -422,17 +443,18 @@ def producer_cost(cfg: Config, calls: int, batch: int, rounds: int) -> float:
                                          f"{obj.bss['dropped']} dropped; expected "
                                          f"{calls * batch} and no drops")
                     times.append(dt / written)
-            obj.bss["producer_tgid"] = 0
         finally:
             close()
     return statistics.median(times) * 1e9
 
 
 def produce_getpgid(go: int, seconds: float, cpu: Optional[int]) -> None:
-    """The producer process: getpgid() in a tight loop for ``seconds``."""
+    """The producer process: getpgid() in a tight loop for ``seconds`` after the go
+    byte (none: the parent gave up)."""
     if cpu is not None:
         os.sched_setaffinity(0, {cpu})
-    os.read(go, 1)
+    if not os.read(go, 1):
+        return
     getpgid, clock = os.getpgid, time.perf_counter
     end = clock() + seconds
     while clock() < end:
@@ -555,6 +577,8 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=4, help="ordering: spawning workers")
     parser.add_argument("--order-pages", type=int, default=64,
                         help="ordering: perf buffer pages per CPU")
+    parser.add_argument("--work-us", type=float, default=0,
+                        help="ordering: simulated consumer work per event (microseconds)")
     parser.add_argument("--kib", type=int, default=64, help="memory: total KiB per transport")
     parser.add_argument("--seconds", type=float, help="throughput: seconds per run")
     parser.add_argument("--rounds", type=int, help="throughput: runs per row (median)")
@@ -571,7 +595,7 @@ def main() -> int:
     print(f"pybpf seed claims: Python {platform.python_version()}, {platform.machine()}, "
           f"{len(online_cpus())} CPUs, kernel {platform.release()}")
     if args.claim in ("ordering", "all"):
-        ordering(args.quick, args.procs, args.workers, args.order_pages)
+        ordering(args.quick, args.procs, args.workers, args.order_pages, args.work_us)
     if args.claim in ("memory", "all"):
         memory(args.quick, args.kib)
     if args.claim in ("throughput", "all"):
