@@ -11,16 +11,19 @@ import pathlib
 
 import pytest
 
+from pybpf.errors import has_bpf_capabilities
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build"
 
 
 def require_kernel() -> None:
-    if os.geteuid() == 0:
+    if os.geteuid() == 0 and has_bpf_capabilities():
         return
     if os.environ.get("PYBPF_REQUIRE_KERNEL") == "1":
-        pytest.fail("PYBPF_REQUIRE_KERNEL=1 but not running as root")
-    pytest.skip("kernel test: needs root (CAP_BPF, CAP_PERFMON)")
+        pytest.fail("PYBPF_REQUIRE_KERNEL=1 but not running as root with CAP_BPF, "
+                    "CAP_PERFMON and CAP_SYS_ADMIN")
+    pytest.skip("kernel test: needs root (CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN)")
 
 
 def skip_missing_feature(reason: str) -> None:
