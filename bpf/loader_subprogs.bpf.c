@@ -25,6 +25,16 @@ __noinline long scaled(long x)                 /* global subprogram: verified al
 	return x * multiplier;
 }
 
+int table[4] = { 11, 22, 33, 44 };           /* .data */
+long bss_hidden;                               /* .bss */
+
+/* Global but hidden: verified as a static subprogram (with the caller's constant
+ * index), so the unchecked table[i] is safe; as a global function it is not. */
+__attribute__((visibility("hidden"))) __noinline int pick(int i)
+{
+	return table[i];
+}
+
 static long add_index(__u32 index, void *ctx)  /* bpf_loop callback */
 {
 	*(long *)ctx += index;
@@ -58,6 +68,7 @@ int on_getpgid(void *ctx)
 	if (!mine())
 		return 0;
 	bss_sum += twice(100);                     /* the same static subprogram */
+	bss_hidden += pick(2);
 	bss_calls[1]++;
 	return 0;
 }

@@ -83,16 +83,8 @@ def _s32(v: int) -> int:
     return v - (1 << 32) if v & 0x80000000 else v
 
 
-def is_ld_imm64(ins: Insn) -> bool:
-    return ins.code == LD_IMM64
-
-
 def is_subprog_call(ins: Insn) -> bool:
     return ins.code == CALL and ins.src == uapi.BPF_PSEUDO_CALL
-
-
-def is_helper_call(ins: Insn) -> bool:
-    return ins.code == CALL and ins.src == 0
 
 
 # ------------------------------------------------------------------ disassembler

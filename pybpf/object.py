@@ -66,7 +66,7 @@ class BPFObject:
         self._maps: Dict[str, Map] = {m.name: Map(m, spec.btf, spec.name) for m in spec.maps}
         self.maps: NamedCollection[Map] = NamedCollection("map", self._maps)
         self._programs: Dict[str, Program] = {
-            p.name: Program(p.name, p.section, p.sec_def, p.attach_target, bytearray(), 0)
+            p.name: Program(p.name, p.section, p.sec_def, p.attach_target, bytearray())
             for p in spec.programs}
         self.programs: NamedCollection[Program] = NamedCollection("program", self._programs)
         self._globals: Dict[str, GlobalData] = {

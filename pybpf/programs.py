@@ -21,13 +21,12 @@ class Program:
     """
 
     def __init__(self, name: str, section: str, sec_def: Optional[SecDef],
-                 attach_target: str, insns: bytearray, insn_offset: int):
+                 attach_target: str, insns: bytearray):
         self.name = name
         self.section = section
         self.sec_def = sec_def
         self.attach_target = attach_target
-        self.insns = insns                  # this program's own instructions
-        self.insn_offset = insn_offset      # its first slot within its ELF section
+        self.insns = insns                  # as loaded, after relocation and linking
         self.type = sec_def.prog_type if sec_def else uapi.BPF_PROG_TYPE_UNSPEC
         self.expected_attach_type = sec_def.attach_type if sec_def else 0
         self.prog_flags = 0

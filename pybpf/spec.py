@@ -15,7 +15,7 @@ from . import uapi
 from .btf import BTF, BTFExt
 from .btf import types as T
 from .elf import (SHF_WRITE, SHT_NOBITS, SHT_PROGBITS, STB_LOCAL, STT_FUNC, STT_OBJECT,
-                  ElfObject, Section)
+                  STV_HIDDEN, ElfObject, Section)
 from .errors import ObjectError
 from .externs import Externs, collect as collect_externs
 from .insn import INSN_SIZE
@@ -97,6 +97,7 @@ class ObjectSpec:
         name = os.path.basename(elf.path).split(".")[0] or "obj"
         if btf is not None:
             fixup_datasecs(elf, btf)
+            mark_hidden_static(elf, btf)
         functions = _functions(elf)
         programs = _programs(elf, functions)
         externs = collect_externs(elf, btf)
@@ -160,6 +161,17 @@ def _version(elf: ElfObject) -> int:
     if sec is None or len(sec.data) != 4:
         return 0
     return int.from_bytes(sec.data, "little")
+
+
+def mark_hidden_static(elf: ElfObject, btf: BTF) -> None:
+    """``__hidden`` global functions are verified as static subprograms, as libbpf
+    does: the verifier checks a global function alone, without its caller's
+    argument values, so BTF must call these static."""
+    hidden = {s.name for s in elf.symbols if s.type == STT_FUNC and s.bind != STB_LOCAL
+              and s.visibility == STV_HIDDEN}
+    for name in hidden:
+        for type_id in btf.find(name, uapi.BTF_KIND_FUNC):
+            btf[type_id].linkage = uapi.BTF_FUNC_STATIC
 
 
 # ------------------------------------------------------------------ BTF-defined maps

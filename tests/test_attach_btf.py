@@ -28,7 +28,7 @@ def _needs_vmlinux_btf():
 
 def program(section: str) -> Program:
     sec_def, target = sections.find_sec_def(section)
-    return Program("p", section, sec_def, target, bytearray(), 0)
+    return Program("p", section, sec_def, target, bytearray())
 
 
 def vmlinux_id(name: str, kind: int) -> int:

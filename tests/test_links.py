@@ -63,7 +63,7 @@ def counter_insns(map_fd: int, ret: int = 0, pid: Optional[int] = None) -> bytes
 def load(section: str, insns: bytes, name: str = "t", attach_btf_id: int = 0) -> Program:
     """A Program for SEC(section), loaded straight through syscall.prog_load."""
     sec_def, target = sections.find_sec_def(section)
-    prog = Program(name, section, sec_def, target, bytearray(insns), 0)
+    prog = Program(name, section, sec_def, target, bytearray(insns))
     prog._fd, _ = syscall.prog_load(prog.type, insns, "GPL", name,
                                     expected_attach_type=prog.expected_attach_type,
                                     attach_btf_id=attach_btf_id)
@@ -154,7 +154,7 @@ def assert_fully_detached(counter: Optional[Counter], prog: Program) -> None:
 
 def _unloaded(section: str) -> Program:
     sec_def, target = sections.find_sec_def(section)
-    return Program("p", section, sec_def, target, bytearray(_exit(0)), 0)
+    return Program("p", section, sec_def, target, bytearray(_exit(0)))
 
 
 def test_every_attach_name_in_the_sec_table_has_a_method():
@@ -383,7 +383,7 @@ def test_tp_btf_link(counter, vmlinux):
     btf_id = vmlinux.find("btf_trace_sys_enter", u.BTF_KIND_TYPEDEF)[0]
     insns = counter_insns(counter.map.fd, 0, os.getpid())
     sec_def, target = sections.find_sec_def("tp_btf/sys_enter")
-    prog = Program("t", "tp_btf/sys_enter", sec_def, target, bytearray(insns), 0)
+    prog = Program("t", "tp_btf/sys_enter", sec_def, target, bytearray(insns))
     prog._fd, _ = syscall.prog_load(prog.type, insns, "GPL", "t",
                                     expected_attach_type=u.BPF_TRACE_RAW_TP,
                                     attach_btf_id=btf_id)

@@ -41,6 +41,17 @@ def test_static_global_subprograms_and_callbacks(subprogs):
     assert len(linked.func_info) == len(names)
 
 
+def test_hidden_global_function_verified_as_static(subprogs):
+    """pick() is __hidden: its BTF linkage becomes static, so the verifier checks it
+    with the caller's constant index (as a global function it would be refused)."""
+    btf = subprogs.btf
+    func = btf[btf.find("pick", uapi.BTF_KIND_FUNC)[0]]
+    assert func.linkage == uapi.BTF_FUNC_STATIC
+    assert btf[btf.find("scaled", uapi.BTF_KIND_FUNC)[0]].linkage == uapi.BTF_FUNC_GLOBAL
+    os.getpgid(0)
+    assert subprogs.bss["bss_hidden"] == 33
+
+
 def test_global_data_sections_live(subprogs):
     obj = subprogs
     assert set(obj.sections) == {".rodata", ".data", ".bss", ".data.custom", ".rodata.str"}
