@@ -18,6 +18,7 @@
  * examples do. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
+#include "transport_maps.h"
 #include "exec.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -31,16 +32,8 @@ struct bench_rec {
 	__u64 seq;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 512 * 1024);
-} rb SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
-	__uint(key_size, sizeof(int));
-	__uint(value_size, sizeof(int));
-} pb SEC(".maps");
+RINGBUF_MAP(rb, 512 * 1024);
+PERF_ARRAY_MAP(pb);
 
 EXEC_SCRATCH_MAP(heap);
 

@@ -10,6 +10,7 @@
  * of 8: no padding).  Failures are counted per CPU, BPF side (bpf/drops.h). */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
+#include "transport_maps.h"
 #include "drops.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -23,16 +24,8 @@ struct burst_rec {
 	__u8 fill[48];
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 1 << 16);
-} rb SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
-	__uint(key_size, sizeof(int));
-	__uint(value_size, sizeof(int));
-} pb SEC(".maps");
+RINGBUF_MAP(rb, 1 << 16);
+PERF_ARRAY_MAP(pb);
 
 /* per CPU: ringbuf reservations refused / bpf_perf_event_output() errors */
 DROP_COUNTER(rb_drops);

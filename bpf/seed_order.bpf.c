@@ -9,6 +9,7 @@
  * same seq, two delivery orders to compare. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
+#include "transport_maps.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -23,16 +24,8 @@ struct order_event {
 	__u32 ppid;     /* fork: the parent; else 0 */
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 1 << 20);
-} rb SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
-	__uint(key_size, sizeof(int));
-	__uint(value_size, sizeof(int));
-} pb SEC(".maps");
+RINGBUF_MAP(rb, 1 << 20);
+PERF_ARRAY_MAP(pb);
 
 /* pids whose children are traced: user space seeds it, fork extends it */
 struct {
