@@ -32,7 +32,6 @@ from . import insn as I
 from . import uapi
 from .btf import BTF
 from .btf import types as T
-from .btf.corematch import CoreError, essential_name, types_are_compat
 from .elf import (R_BPF_64_32, R_BPF_64_64, SHN_UNDEF, SHT_NOBITS, SHT_SYMTAB, STB_GLOBAL,
                   STB_WEAK, STT_NOTYPE, ElfObject, Reloc, Section)
 from .errors import BPFError, BPFPermissionError, ObjectError
@@ -598,6 +597,7 @@ def _resolve_ksyms(externs: Externs, btf: BTF, host: Host, res: Resolution) -> N
 
 
 def _compatible(ext: Extern, btf: BTF, kbtf: BTF, kernel_type: int) -> bool:
+    from .btf.corematch import CoreError, types_are_compat   # only objects with ksyms pay
     try:
         return types_are_compat(btf, ext.type_id, kbtf, kernel_type)
     except CoreError as e:
@@ -618,6 +618,7 @@ def _resolve_var(ext: Extern, btf: BTF, host: Host) -> Optional[Tuple[KsymTarget
 
 
 def _resolve_func(ext: Extern, btf: BTF, host: Host) -> Optional[Tuple[KsymTarget, str]]:
+    from .btf.corematch import essential_name
     found = host.find(essential_name(ext.name), uapi.BTF_KIND_FUNC)
     if found is None:
         return None

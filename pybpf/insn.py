@@ -99,10 +99,8 @@ _SIZES = {uapi.BPF_W: "u32", uapi.BPF_H: "u16", uapi.BPF_B: "u8", uapi.BPF_DW: "
 
 
 def _helper_name(imm: int) -> str:
-    try:
-        return "bpf_" + uapi.bpf_func_id(imm).name[len("BPF_FUNC_"):]
-    except ValueError:
-        return f"helper#{imm}"
+    name = uapi.func_name(imm)
+    return f"bpf_{name}" if name else f"helper#{imm}"
 
 
 def disasm_one(buf, idx: int) -> str:
