@@ -298,6 +298,7 @@ class GlobalData:
         self.variables = variables          # name -> (offset, size, btf type id)
         self.image = bytearray(map_.spec.initial)
         self._mm: Optional[mmap.mmap] = None
+        self._codecs: Dict[str, Any] = {}   # variable -> compiled BTF codec, built once
 
     def _buffer(self):
         return self._mm if self._mm is not None else self.image
@@ -320,6 +321,13 @@ class GlobalData:
             raise KeyError(f"{self.map.name} has no variable {name!r} "
                            f"(it has: {', '.join(sorted(self.variables)) or 'none'})") from None
 
+    def _codec(self, name: str, type_id: int) -> Any:
+        codec = self._codecs.get(name)
+        if codec is None:
+            from .btf import codec as codec_mod
+            codec = self._codecs[name] = codec_mod.compile(self.map.btf, type_id)
+        return codec
+
     def raw(self, name: str) -> bytes:
         off, size, _ = self._var(name)
         return bytes(self._buffer()[off:off + size])
@@ -329,8 +337,7 @@ class GlobalData:
         raw = bytes(self._buffer()[off:off + size])
         if self.map.btf is None or not type_id:
             return raw
-        from .btf import codec
-        return codec.decode(self.map.btf, type_id, raw)
+        return self._codec(name, type_id).decode(raw)
 
     def __setitem__(self, name: str, value: Any) -> None:
         off, size, type_id = self._var(name)
@@ -340,8 +347,7 @@ class GlobalData:
         if isinstance(value, (bytes, bytearray)) and len(value) <= size:
             raw = bytes(value).ljust(size, b"\0")
         elif self.map.btf is not None and type_id:
-            from .btf import codec
-            raw = codec.encode(self.map.btf, type_id, value)
+            raw = self._codec(name, type_id).encode(value)
         elif isinstance(value, int) and size in (1, 2, 4, 8):
             raw = value.to_bytes(size, "little", signed=value < 0)
         else:
