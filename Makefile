@@ -15,7 +15,7 @@ BPF_CFLAGS := -O2 -g -target bpf -D__TARGET_ARCH_$(ARCH) -I$(BUILD) -Ibpf -Wall 
 
 SRCS := $(wildcard bpf/*.bpf.c)
 OBJS := $(patsubst bpf/%.bpf.c,$(BUILD)/%.bpf.o,$(SRCS))
-DEPS_PKGS := clang clang-16 llvm libbpf-dev bpftool
+DEPS_PKGS := clang clang-16 llvm llvm-16 libbpf-dev bpftool
 
 .PHONY: all deps check-tools ensure-deps test test-unprivileged clean
 
@@ -48,6 +48,7 @@ $(NEW_CLANG_OBJS): $(BUILD)/%.bpf.o: bpf/%.bpf.c $(BUILD)/vmlinux.h $(wildcard b
 # Install what is missing (once), as `make deps` does.
 ensure-deps:
 	@command -v $(CLANG) >/dev/null 2>&1 && command -v $(CLANG_NEW) >/dev/null 2>&1 \
+	  && command -v llvm-mc-16 >/dev/null 2>&1 \
 	  && test -n "$(BPFTOOL)" && test -f /usr/include/bpf/bpf_helpers.h \
 	  && $(PYTHON) -c 'import elftools, pytest, hypothesis' 2>/dev/null || $(MAKE) deps
 

@@ -9,10 +9,11 @@ from .maps import GlobalData, Map
 from .object import BPFObject
 from .perfbuf import PerfBuffer
 from .programs import Program
-from .ringbuf import RingBuffer
+from .ringbuf import ColumnLayout, Columns, RingBuffer
 from .user_ringbuf import UserRingBuffer
 
-__all__ = ["AttachError", "BPFError", "BPFObject", "BPFPermissionError", "GlobalData",
+__all__ = ["AttachError", "BPFError", "BPFObject", "BPFPermissionError", "ColumnLayout", "Columns",
+           "GlobalData",
            "Map", "ObjectError", "PerfBuffer", "Program", "RingBuffer", "UserRingBuffer",
            "VerifierError"]
 __version__ = "0.1.0"

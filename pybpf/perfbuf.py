@@ -32,7 +32,8 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 from . import syscall, uapi
 from .errors import BPFError
-from .ringmem import PAGE_SIZE, TSO, Epoll, MapRef, close_mmap, fence, release
+from . import barriers
+from .ringmem import PAGE_SIZE, Epoll, MapRef, buffer_address, close_mmap, release, unmapped
 from .sysinfo import online_cpus
 
 _HEAD = uapi.PERF_MMAP_PAGE_DATA_HEAD // 8
@@ -63,6 +64,9 @@ class CpuRing:
                            f"{e.strerror}; check ulimit -l / perf_event_mlock_kb",
                            e.errno) from None
         self.page = memoryview(self._mm).cast("Q")
+        order, addr = barriers.ORDER, buffer_address(self._mm)
+        self.load_head = order.loader(self.page, _HEAD, addr + uapi.PERF_MMAP_PAGE_DATA_HEAD)
+        self.store_tail = order.storer(self.page, _TAIL, addr + uapi.PERF_MMAP_PAGE_DATA_TAIL)
         self.size = pages * PAGE_SIZE
         self.mask = self.size - 1
         self.data = memoryview(self._mm)[PAGE_SIZE:]
@@ -87,11 +91,9 @@ class CpuRing:
 
     def _read_forward(self, cb: SampleCallback, lost: Optional[LostCallback]) -> Tuple[int, Any]:
         page = self.page
-        head, tail = page[_HEAD], page[_TAIL]
+        head, tail = self.load_head(), page[_TAIL]  # acquire: data_head before the records
         if head == tail:
             return 0, None
-        if not TSO:
-            fence()  # acquire: data_head before the records
         data, mask, n, ret = self.data, self.mask, 0, None
         try:
             while tail < head and not ret:
@@ -103,17 +105,13 @@ class CpuRing:
                 k, ret = self._deliver(self._record(off, size), rtype, cb, lost)
                 n += k
         finally:
-            if not TSO:
-                fence()  # release: the reads are done before data_tail moves
-            page[_TAIL] = tail
+            self.store_tail(tail)  # release: the reads are done before data_tail moves
         return n, ret
 
     def _read_backward(self, cb: SampleCallback, lost: Optional[LostCallback]) -> Tuple[int, Any]:
         syscall.ioctl(self.fd.fd, uapi.PERF_EVENT_IOC_PAUSE_OUTPUT, 1, "pausing a perf ring")
         try:
-            head = self.page[_HEAD]
-            if not TSO:
-                fence()
+            head = self.load_head()
             limit = min(self.size, -head & _U64_MASK)      # -head: bytes ever written
             if self.last_head is not None:
                 limit = min(limit, (self.last_head - head) & _U64_MASK)
@@ -133,6 +131,7 @@ class CpuRing:
 
     def close(self) -> None:
         if self._mm is not None:
+            self.load_head = self.store_tail = unmapped
             release(self.page, self.data)
             close_mmap(self._mm)
             self._mm = None

@@ -11,7 +11,7 @@ are free-running byte counters; ``pos & (size - 1)`` is the offset in the data.
 
 One pass over a ring
 --------------------
-1. read ``consumer_pos`` and ``producer_pos`` (acquire);
+1. read ``producer_pos`` (acquire load) and our own ``consumer_pos``;
 2. :func:`scan` walks the headers from one to the other — *the* per-record hot
    path, shared by every delivery mode — and returns *runs* ``(payload offset,
    count, stride, len)``: a run is a stretch of committed records of equal
@@ -21,17 +21,20 @@ One pass over a ring
    length words, compared in C with the expected pattern (binary search for
    the first mismatch).  A BUSY record stops the walk; a DISCARDed one is
    skipped but consumed;
-3. the records are handed out as memoryview slices of the mapping (no copy);
-4. ``consumer_pos`` is published once, after the records are handed out
-   (release) — also when a callback stops the pass or raises;
-5. a full fence, then ``producer_pos`` is read again: if it moved, another pass.
-   This closes the lost-wakeup race: the kernel wakes the consumer only when,
-   at commit, it sees ``consumer_pos`` equal to the committed record's
-   position, so a consumer whose store it did not see yet must see its record.
+3. a read fence (weakly ordered CPUs only): the length words before the
+   payloads they cover;
+4. the records are handed out as memoryview slices of the mapping (no copy);
+5. ``consumer_pos`` is published once, after the records are handed out
+   (release store) — also when a callback stops the pass or raises;
+6. ``producer_pos`` is read again (acquire), after a store-load fence where
+   the CPU needs one (x86-64): if it moved, another pass.  This closes the
+   lost-wakeup race: the kernel wakes the consumer only when, at commit, it
+   sees ``consumer_pos`` equal to the committed record's position, so a
+   consumer whose store it did not see yet must see its record.
 
-Memory ordering is described in :mod:`pybpf.ringmem`: on x86-64 the only
-fence is the one of step 5; weakly ordered CPUs add one after step 1, one
-after the walk of step 2 and one before step 4: per batch, never per record.
+So each pass costs one fence: the ``mfence`` of step 6 on x86-64, the read
+fence of step 3 on arm64 and riscv64, never one per record
+(:mod:`pybpf.barriers` has the table).
 
 Delivery modes (per ring, chosen in :meth:`RingBuffer.add`):
 
@@ -41,29 +44,36 @@ Delivery modes (per ring, chosen in :meth:`RingBuffer.add`):
   Python work per record is the callback itself.
 * ``batch=True``: ``callback(RecordBatch)`` once per pass with every record
   found: no Python call per record inside the library.
-* ``struct=FORMAT``: the bulk path for fixed-size records:
-  ``callback(rows)`` with an iterator of tuples decoded by
-  ``struct.iter_unpack`` straight over each run of the mapping, using the
-  format ``8x`` + FORMAT + tail padding (header and padding skipped by the
-  format itself).  Records of another size go to ``odd(memoryview)``.
+* ``columns=`` a struct format, a BTF :class:`~pybpf.btf.codec.Codec` of a
+  struct or a :class:`ColumnLayout`: the bulk path for fixed-size records.
+  ``callback(Columns)`` once per run, each field a strided typed memoryview
+  of the mapping (``sum(cols.seq)``, ``max(cols.ts)``, ``cols.pid.tolist()``
+  run in C; char arrays come as lists of bytes): no Python code per record
+  anywhere.  Records of another size go to ``odd(memoryview)``.
+* ``struct=FORMAT``: fixed-size records as tuples: ``callback(rows)`` with an
+  iterator decoded by ``struct.iter_unpack`` straight over each run of the
+  mapping, using the format ``8x`` + FORMAT + tail padding (header and padding
+  skipped by the format itself).  Records of another size go to ``odd``.
 
-A memoryview, batch or rows iterator handed out is valid only during the
-callback: after it, the kernel may overwrite the bytes.
+A memoryview, batch, columns or rows iterator handed out is valid only during
+the callback: after it, the kernel may overwrite the bytes (``Columns.copy()``
+keeps them).
 """
 from __future__ import annotations
 
+import array as _array
 import re
 import struct as _struct
 import sys
 from functools import lru_cache
 from itertools import chain, groupby, repeat
-from operator import length_hint
+from operator import itemgetter, length_hint, methodcaller
 from typing import (Any, AsyncIterator, Callable, Dict, Iterator, List, Optional, Sequence,
                     Tuple, Union)
 
 from . import uapi
 from .errors import BPFError
-from .ringmem import TSO, Epoll, MapRef, RingMapping, fence
+from .ringmem import Epoll, MapRef, RingMapping
 
 HDR_SIZE = uapi.BPF_RINGBUF_HDR_SZ
 BUSY = uapi.BPF_RINGBUF_BUSY_BIT
@@ -179,10 +189,36 @@ def row_format(fmt: str) -> Tuple[_struct.Struct, int]:
 _NATIVE = {("u", 1): "B", ("s", 1): "b", ("u", 2): "H", ("s", 2): "h", ("u", 4): "I",
            ("s", 4): "i", ("u", 8): "Q", ("s", 8): "q", ("f", 4): "f", ("f", 8): "d"}
 
+#: (name, offset in the payload, memoryview cast code or "s" for byte strings, size)
+Field = Tuple[str, int, str, int]
 
-@lru_cache(maxsize=64)
-def column_format(fmt: str) -> Tuple[Tuple[int, str, int], ...]:
-    """Per numeric field: (offset in the payload, memoryview cast format, size)."""
+
+class ColumnLayout:
+    """How fixed-size records split into columns: from a struct format or a BTF codec.
+
+    ``fields`` are the named fields; numeric ones become strided typed views of
+    the mapping, ``Ns`` byte strings lists of bytes (cut at the first NUL when
+    they are C strings of a BTF type).
+    """
+
+    __slots__ = ("length", "fields", "cut", "what")
+
+    def __init__(self, spec: Union[str, Any], names: Optional[Sequence[str]] = None):
+        if isinstance(spec, str):
+            fmt, self.cut, self.what = spec, False, repr(spec)
+        else:  # a pybpf.btf.codec.Codec of a struct
+            fmt, self.what = getattr(spec, "struct_format", None), getattr(spec, "name", "?")
+            self.cut = True
+            if names is None:
+                names = getattr(spec, "field_names", None)
+            if fmt is None or names is None:
+                raise BPFError(f"columns: {self.what} has no flat layout (a struct whose "
+                               "members are scalars or char arrays, no bitfields or unions)")
+        _, self.length = row_format(fmt)
+        self.fields = _fields(fmt, names)
+
+
+def _fields(fmt: str, names: Optional[Sequence[str]]) -> Tuple[Field, ...]:
     order = fmt[:1] if fmt[:1] in "@=<>!" else ""
     if order in (">", "!") and sys.byteorder == "little" or order == "<" and sys.byteorder == "big":
         raise BPFError(f"columns need native byte order, not {fmt!r}")
@@ -193,18 +229,102 @@ def column_format(fmt: str) -> Tuple[Tuple[int, str, int], ...]:
             raise BPFError(f"bad struct format {fmt!r} at {pos}")
         pos = m.end()
         count, code = int(m.group(1) or 1), m.group(2)
-        if code != "x":
-            if code in "sp?cnNeP":
-                raise BPFError(f"columns: field type {code!r} of {fmt!r} is not numeric")
-            kind = "f" if code in "fd" else ("s" if code.islower() else "u")
-            size = _struct.calcsize(order + code)
-            for _ in range(count):
-                off = _struct.calcsize(f"{done}0{code}")  # "0X" aligns as X would be
-                fields.append((off, _NATIVE[kind, size], size))
-                done += code
-        else:
+        if code == "x":
             done += m.group(0).strip()
-    return tuple(fields)
+            continue
+        if code in "p?cnNeP":
+            raise BPFError(f"columns: field type {code!r} of {fmt!r} is not numeric")
+        off = _struct.calcsize(f"{done}0{code}")  # "0X" aligns as X would be
+        if code == "s":
+            fields.append((off, "s", count))
+            done += m.group(0).strip()
+            continue
+        kind = "f" if code in "fd" else ("s" if code.islower() else "u")
+        size = _struct.calcsize(order + code)
+        for i in range(count):
+            fields.append((off + i * size, _NATIVE[kind, size], size))
+            done += code
+    if names is None:
+        names = [f"f{i}" for i in range(len(fields))]
+    if len(names) != len(fields):
+        raise BPFError(f"columns: {len(names)} names for the {len(fields)} fields of {fmt!r}")
+    for (off, code, size), name in zip(fields, names):
+        if code != "s" and off % size:
+            raise BPFError(f"columns: field {name!r} at offset {off} of {fmt!r} is not "
+                           "naturally aligned")
+    return tuple((name, off, code, size) for name, (off, code, size) in zip(names, fields))
+
+
+@lru_cache(maxsize=64)
+def column_layout(fmt: str) -> ColumnLayout:
+    return ColumnLayout(fmt)
+
+
+class Columns:
+    """The records of one run, column by column: zero-copy, no Python code per record.
+
+    ``cols[i]``, ``cols["name"]`` or ``cols.name`` is a numeric field as a strided
+    typed memoryview of the mapping (``sum()``, ``max()``, ``tolist()`` run in C)
+    or a byte-string field as a list of bytes; iterating gives the columns in
+    order (``ts, seq = cols``).  ``len(cols)`` is the record count.  The views are
+    valid only during the callback: ``copy()`` gives ``array.array`` columns that
+    outlive it.
+    """
+
+    __slots__ = ("_data", "_cast", "_run", "_layout")
+
+    def __init__(self, data: memoryview, cast: Callable[[str], memoryview], run: Run,
+                 layout: ColumnLayout):
+        self._data, self._cast, self._run, self._layout = data, cast, run, layout
+
+    def __len__(self) -> int:
+        return self._run[1]
+
+    @property
+    def names(self) -> List[str]:
+        return [f[0] for f in self._layout.fields]
+
+    def _column(self, field: Field) -> Union[memoryview, List[bytes]]:
+        _, foff, code, size = field
+        off, count, stride, _ = self._run
+        first = off + foff
+        if code == "s":
+            data = self._data
+            values = list(map(bytes, map(data.__getitem__, map(
+                slice, range(first, first + count * stride, stride),
+                range(first + size, first + size + count * stride, stride)))))
+            if self._layout.cut:
+                values = list(map(itemgetter(0), map(methodcaller("partition", b"\0"), values)))
+            return values
+        step = stride // size
+        start = first // size
+        return self._cast(code)[start:start + count * step:step]
+
+    def __getitem__(self, key: Union[int, str]) -> Union[memoryview, List[bytes]]:
+        fields = self._layout.fields
+        if isinstance(key, int):
+            return self._column(fields[key])
+        for field in fields:
+            if field[0] == key:
+                return self._column(field)
+        raise KeyError(f"no field {key!r} in {self._layout.what} (fields: {', '.join(self.names)})")
+
+    def __getattr__(self, name: str) -> Union[memoryview, List[bytes]]:
+        try:
+            return self[name]
+        except KeyError as e:
+            raise AttributeError(e.args[0]) from None
+
+    def __iter__(self) -> Iterator[Union[memoryview, List[bytes]]]:
+        return map(self._column, self._layout.fields)
+
+    def copy(self) -> Dict[str, Any]:
+        """The columns by name, copied out of the ring (``array.array`` or lists of bytes)."""
+        out: Dict[str, Any] = {}
+        for field in self._layout.fields:
+            col = self._column(field)
+            out[field[0]] = col if isinstance(col, list) else _array.array(col.format, col.tobytes())
+        return out
 
 
 def _rows(data: memoryview, runs: Sequence[Run], whole: _struct.Struct) -> Iterator[tuple]:
@@ -226,11 +346,13 @@ class RecordBatch:
     callback.
     """
 
-    __slots__ = ("buffer", "runs", "_len")
+    __slots__ = ("buffer", "runs", "_len", "_cast")
 
-    def __init__(self, buffer: memoryview, runs: List[Run]):
+    def __init__(self, buffer: memoryview, runs: List[Run],
+                 cast: Optional[Callable[[str], memoryview]] = None):
         self.buffer = buffer
         self.runs = runs
+        self._cast = cast or buffer.cast
         self._len = sum(run[1] for run in runs)
 
     def __len__(self) -> int:
@@ -265,26 +387,23 @@ class RecordBatch:
             raise BPFError(f"record of {odd[0]} bytes does not match {fmt!r} ({length} bytes)")
         return _rows(self.buffer, self.runs, whole)
 
-    def columns(self, fmt: str) -> List[Tuple[memoryview, ...]]:
-        """Per run, one strided typed view per field of ``fmt`` (decoded on access, in C).
+    def columns(self, spec: Union[str, Any], names: Optional[Sequence[str]] = None
+                ) -> List[Columns]:
+        """Per run, the records as :class:`Columns` (``spec``: a struct format or the
+        :class:`~pybpf.btf.codec.Codec` of a struct; ``names`` name a format's fields).
 
-        Every field must be naturally aligned within the record (the stride is a
-        multiple of 8, the payload starts 8 bytes into it) and the byte order native.
+        Every numeric field must be naturally aligned within the record (the
+        payload starts 8 bytes into a record whose size is a multiple of 8) and
+        in native byte order.
         """
-        fields = column_format(fmt)
-        _, length = row_format(fmt)
+        layout = column_layout(spec) if isinstance(spec, str) and names is None \
+            else ColumnLayout(spec, names)
         out = []
-        for off, count, stride, n in self.runs:
-            if n != length:
-                raise BPFError(f"record of {n} bytes does not match {fmt!r} ({length} bytes)")
-            cols = []
-            for foff, code, size in fields:
-                if (off + foff) % size:
-                    raise BPFError(f"columns: field at offset {foff} of {fmt!r} is not aligned")
-                first = (off + foff) // size
-                step = stride // size
-                cols.append(self.buffer.cast(code)[first:first + count * step:step])
-            out.append(tuple(cols))
+        for run in self.runs:
+            if run[3] != layout.length:
+                raise BPFError(f"record of {run[3]} bytes does not match {layout.what} "
+                               f"({layout.length} bytes)")
+            out.append(Columns(self.buffer, self._cast, run, layout))
         return out
 
 
@@ -337,21 +456,42 @@ def _deliver_each(ring: "Ring", runs: List[Run], end: int,
 
 
 def _deliver_batch(ring: "Ring", runs: List[Run], end: int) -> Tuple[int, Any]:
-    batch = RecordBatch(ring.mapping.data, runs)
+    batch = RecordBatch(ring.mapping.data, runs, ring.mapping.cast)
     ring.done = end
     return len(batch), ring.callback(batch) or None
 
 
-def _deliver_rows(ring: "Ring", runs: List[Run], end: int) -> Tuple[int, Any]:
-    """callback(rows) per stretch of records of the format's size; others to ``odd``."""
-    whole, length = ring.row_format
-    data, n = ring.mapping.data, 0
+#: what a fixed-size mode hands out for a stretch of matching runs:
+#: (object for the callback, data offset just past its records, record count)
+Pieces = Callable[[RingMapping, List[Run]], Iterator[Tuple[Any, int, int]]]
+
+
+def _row_pieces(whole: _struct.Struct) -> Pieces:
+    def pieces(m: RingMapping, stretch: List[Run]) -> Iterator[Tuple[Any, int, int]]:
+        yield _rows(m.data, stretch, whole), _run_end(stretch[-1]), sum(r[1] for r in stretch)
+    return pieces
+
+
+def _column_pieces(layout: ColumnLayout) -> Pieces:
+    def pieces(m: RingMapping, stretch: List[Run]) -> Iterator[Tuple[Any, int, int]]:
+        for run in stretch:
+            yield Columns(m.data, m.cast, run, layout), _run_end(run), run[1]
+    return pieces
+
+
+def _deliver_fixed(ring: "Ring", runs: List[Run], end: int) -> Tuple[int, Any]:
+    """callback(rows or columns) per stretch of records of the fixed size; others to ``odd``."""
+    length, what, pieces = ring.fixed
+    n, ret = 0, None
     for matching, group in groupby(runs, key=lambda run: run[3] == length):
         stretch = list(group)
         if matching:
-            ring.done = _run_end(stretch[-1])
-            n += sum(run[1] for run in stretch)
-            ret = ring.callback(_rows(data, stretch, whole))
+            for obj, stop, count in pieces(ring.mapping, stretch):
+                ring.done = stop
+                n += count
+                ret = ring.callback(obj)
+                if ret or ring.mapping.closed:
+                    return n, ret
         elif ring.odd is not None:
             k, ret = _deliver_each(ring, stretch, _run_end(stretch[-1]), ring.odd)
             n += k
@@ -359,25 +499,37 @@ def _deliver_rows(ring: "Ring", runs: List[Run], end: int) -> Tuple[int, Any]:
             off, _, stride, size = stretch[0]
             ring.done = off - HDR_SIZE + stride
             raise BPFError(f"ring {ring.name!r}: record of {size} bytes does not match "
-                           f"struct {ring.struct!r} ({length} bytes) and no odd= callback")
+                           f"{what} ({length} bytes) and no odd= callback")
         if ret or ring.mapping.closed:
             return n, ret
     ring.done = end
     return n, None
 
 
+def _fixed_mode(struct: Optional[str], columns: Any) -> Optional[Tuple[int, str, Pieces]]:
+    """(payload length, description, pieces) of the ``struct=`` or ``columns=`` mode."""
+    if struct:
+        whole, length = row_format(struct)
+        return length, f"struct {struct!r}", _row_pieces(whole)
+    if columns is not None:
+        layout = columns if isinstance(columns, ColumnLayout) else \
+            column_layout(columns) if isinstance(columns, str) else ColumnLayout(columns)
+        return layout.length, f"columns {layout.what}", _column_pieces(layout)
+    return None
+
+
 class Ring:
     """One map of a :class:`RingBuffer`: its mapping, callback and positions."""
 
     def __init__(self, index: int, ref: MapRef, callback: Optional[Callable],
-                 deliver: Deliver, struct: Optional[str], odd: Optional[Callable]):
+                 deliver: Deliver, fixed: Optional[Tuple[int, str, Pieces]],
+                 odd: Optional[Callable]):
         self.index = index
         self.ref = ref
         self.mapping = RingMapping(ref)
         self.callback = callback
         self.deliver = deliver
-        self.struct = struct
-        self.row_format = row_format(struct) if struct else None
+        self.fixed = fixed
         self.odd = odd
         # the pass in progress: (consumer_pos, data offset) at its start, how far
         # records were handed out (done), and the run being handed out in C
@@ -395,7 +547,7 @@ class Ring:
     def avail(self) -> int:
         """Bytes produced and not yet consumed (committed or not)."""
         m = self.mapping
-        return m.producer[0] - m.consumer[0]
+        return m.load_producer() - m.consumer[0]
 
     def publish(self) -> None:
         """Store consumer_pos for every record handed out in the current pass."""
@@ -404,9 +556,7 @@ class Ring:
         if self.starts is not None:          # inside a run handed out in C
             off, count, stride, _ = self.run
             done = off - HDR_SIZE + (count - length_hint(self.starts)) * stride
-        if not TSO:
-            fence()  # release: the record reads are complete before the store
-        self.mapping.consumer[0] = cons + (done - start)
+        self.mapping.store_consumer(cons + (done - start))  # release: after the record reads
 
     def close(self) -> None:
         """Unmap; a pass in progress (close() from a callback) is published first."""
@@ -418,23 +568,22 @@ class Ring:
     def drain(self, limit: int) -> Tuple[int, Any]:
         """Passes over the ring until it is empty, a callback stops, or ``limit`` records."""
         m = self.mapping
-        cons_v, prod_v, hdr, mask, size = m.consumer, m.producer, m.hdr, m.mask, m.size
+        load_prod, cons_v, hdr, mask, size = m.load_producer, m.consumer, m.hdr, m.mask, m.size
+        read_fence, recheck_fence = m.order.read_fence, m.order.recheck_fence
         total = 0
-        prod = prod_v[0]
+        prod = load_prod()  # acquire: producer_pos before the headers it covers
         budget = size  # bytes: bounds one call under a producer that never stops
         while True:
-            cons = cons_v[0]
+            cons = cons_v[0]  # our own position: a plain load
             if prod == cons or total >= limit:
                 return total, None
-            if not TSO:
-                fence()  # acquire: producer_pos before the headers it covers
             start = cons & mask
             end = start + min(prod - cons, size)
             runs, stop = scan(hdr, start, end, limit - total)
             if stop == start:
                 return total, None          # a BUSY record at the head
-            if not TSO:
-                fence()  # acquire: the committed length words before the payloads
+            if read_fence is not None:
+                read_fence()  # the committed length words before the payloads
             self.pass_, self.done = (cons, start), start
             try:
                 n, ret = self.deliver(self, runs, stop)
@@ -446,8 +595,9 @@ class Ring:
             if ret or m.closed:
                 return total, ret
             budget -= stop - start
-            fence()  # our consumer_pos store before the re-read (lost wakeup)
-            new_prod = prod_v[0]
+            if recheck_fence is not None:
+                recheck_fence()  # our consumer_pos store before the re-read (lost wakeup)
+            new_prod = load_prod()
             if new_prod == prod or budget <= 0:
                 return total, None
             prod = new_prod
@@ -456,15 +606,13 @@ class Ring:
         """Records one by one (each valid until the next); publishes as it goes."""
         m = self.mapping
         cons = m.consumer[0]
-        prod = m.producer[0]
+        prod = m.load_producer()
         if prod == cons:
             return
-        if not TSO:
-            fence()
         start = cons & m.mask
         runs, stop = scan(m.hdr, start, start + min(prod - cons, m.size))
-        if not TSO:
-            fence()
+        if m.order.read_fence is not None:
+            m.order.read_fence()
         self.pass_, self.done = (cons, start), start
         data = m.data
         try:
@@ -477,6 +625,8 @@ class Ring:
             if self.pass_ is not None:
                 self.publish()
                 self.pass_ = None
+                if m.order.recheck_fence is not None:
+                    m.order.recheck_fence()  # before the caller re-reads producer_pos
 
 
 # ------------------------------------------------------------------ the consumer
@@ -494,31 +644,38 @@ class RingBuffer:
     """
 
     def __init__(self, map=None, callback: Optional[Callable] = None, *,
-                 batch: bool = False, struct: Optional[str] = None,
+                 batch: bool = False, struct: Optional[str] = None, columns: Any = None,
                  odd: Optional[Callable] = None):
         self._rings: List[Ring] = []
         self._epoll = Epoll()
         if map is not None:
             try:
-                self.add(map, callback, batch=batch, struct=struct, odd=odd)
+                self.add(map, callback, batch=batch, struct=struct, columns=columns, odd=odd)
             except BaseException:
                 self.close()
                 raise
 
     def add(self, map, callback: Optional[Callable] = None, *, batch: bool = False,
-            struct: Optional[str] = None, odd: Optional[Callable] = None) -> Ring:
-        """Add a ring; returns its :class:`Ring` (positions, size, avail)."""
+            struct: Optional[str] = None, columns: Any = None,
+            odd: Optional[Callable] = None) -> Ring:
+        """Add a ring; returns its :class:`Ring` (positions, size, avail).
+
+        Modes: a callback per record (default), ``batch=True``, ``struct=FORMAT``
+        (rows) or ``columns=`` a struct format, a BTF :class:`~pybpf.btf.codec.Codec`
+        or a :class:`ColumnLayout` (the bulk path: :class:`Columns` per run).
+        """
         if self._epoll.closed:
             raise BPFError("RingBuffer is closed")
-        if batch and struct:
-            raise BPFError("choose one of batch=True and struct=FORMAT")
-        if odd is not None and not struct:
-            raise BPFError("odd= only applies with struct=FORMAT")
-        deliver = _deliver_batch if batch else _deliver_rows if struct else _deliver_each
+        if sum((bool(batch), bool(struct), columns is not None)) > 1:
+            raise BPFError("choose one of batch=True, struct=FORMAT and columns=")
+        fixed = _fixed_mode(struct, columns)
+        if odd is not None and fixed is None:
+            raise BPFError("odd= only applies with struct= or columns=")
+        deliver = _deliver_batch if batch else _deliver_fixed if fixed else _deliver_each
         ref = MapRef(map).expect(uapi.BPF_MAP_TYPE_RINGBUF)
         if any(r.ref.id == ref.id for r in self._rings):
             raise BPFError(f"map {ref.name!r} (id {ref.id}) is already in this RingBuffer")
-        ring = Ring(len(self._rings), ref, callback, deliver, struct, odd)
+        ring = Ring(len(self._rings), ref, callback, deliver, fixed, odd)
         try:
             self._epoll.register(ref.fd, ring.index)
         except BaseException:

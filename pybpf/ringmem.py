@@ -1,112 +1,25 @@
-"""Memory shared with the kernel's BPF rings: mappings, fences and waiting.
+"""Memory shared with the kernel's BPF rings: mappings and waiting.
 
 The three event transports (:mod:`pybpf.ringbuf`, :mod:`pybpf.user_ringbuf`,
 :mod:`pybpf.perfbuf`) share what is here: resolving a map argument, the two
-mmaps of a ``BPF_MAP_TYPE_{USER_,}RINGBUF`` map, a real CPU fence, the address
-of a Python buffer, and an epoll set whose wait returns on a signal.
-
-Memory ordering
----------------
-A ring is shared with producers on other CPUs through plain memory, so the
-positions need acquire/release ordering: *acquire* when reading the other
-side's position (and a record's length word) before reading the bytes it
-covers, *release* before storing our own position so that our reads (or, as
-a producer, our writes) of the bytes are complete before the other side may
-reuse them.
-
-* On x86-64 (TSO) a plain load is an acquire and a plain store a release.  A
-  memoryview item read or write of an aligned 8-byte word compiles to a single
-  ``mov`` (CPython copies it with a fixed-size ``memcpy``), so no fence is
-  needed for those.  The one reordering TSO allows is a later load passing an
-  earlier store: that matters when a consumer publishes its position and then
-  re-reads the producer's to decide whether it may sleep (the lost-wakeup
-  check) — a full fence goes there, once per wait, on every architecture.
-* On weakly ordered CPUs (arm64, riscv64, ppc64, ...) the consumer issues a
-  full fence after reading ``producer_pos`` (before the headers), one after
-  walking the headers (before the payloads) and one before publishing its
-  position: per batch, never per record.
-
-Python has no fence.  What is honest and syscall-free: :func:`fence` calls a
-two-instruction function (``mfence; ret``, ``dmb ish; ret``, ...) written to an
-executable page once at import and called through ctypes (about 70 ns).  Where
-no executable page can be had (W^X policies) or the architecture is unknown,
-it falls back to ``membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)``, a syscall
-the kernel documents as a full barrier for the caller.  :data:`FENCE_KIND`
-says which one is in use.
+mmaps of a ``BPF_MAP_TYPE_{USER_,}RINGBUF`` map with acquire/release access
+to its positions (memory ordering: :mod:`pybpf.barriers`), the address of a
+Python buffer, and an epoll set whose wait returns on a signal.
 """
 from __future__ import annotations
 
 import ctypes
 import errno as _errno
 import mmap
-import os
-import platform
 import select
-import struct
-from typing import Callable, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
-from . import syscall, uapi
+from . import barriers, syscall, uapi
 from .errors import BPFError, from_errno
 
 PAGE_SIZE = mmap.PAGESIZE
-MACHINE = platform.machine()
-#: CPUs whose plain loads/stores already have acquire/release semantics.
-TSO = MACHINE in ("x86_64", "i386", "i686", "s390x")
 
 _libc = ctypes.CDLL(None, use_errno=True)
-
-# ------------------------------------------------------------------ the fence
-
-# A full-fence function per architecture: the instruction, then a return.
-_FENCE_CODE = {
-    "x86_64": b"\x0f\xae\xf0\xc3",                                # mfence; ret
-    "aarch64": struct.pack("<II", 0xD5033BBF, 0xD65F03C0),        # dmb ish; ret
-    "riscv64": struct.pack("<II", 0x0330000F, 0x00008067),        # fence rw,rw; ret
-    "loongarch64": struct.pack("<II", 0x38720000, 0x4C000020),    # dbar 0; jirl $zero,$ra,0
-    "ppc64le": struct.pack("<II", 0x7C0004AC, 0x4E800020),        # sync; blr
-}
-
-
-def _code_fence() -> Optional[Callable[[], None]]:
-    code = _FENCE_CODE.get(MACHINE)
-    if code is None:
-        return None
-    try:
-        page = mmap.mmap(-1, PAGE_SIZE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
-    except OSError:
-        return None
-    page.write(code)
-    addr = ctypes.addressof(ctypes.c_char.from_buffer(page))
-    mprotect = _libc.mprotect
-    mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-    if mprotect(addr, PAGE_SIZE, mmap.PROT_READ | mmap.PROT_EXEC) != 0:
-        return None
-    func = ctypes.CFUNCTYPE(None)(addr)
-    func._page = page  # keeps the page mapped as long as the function lives
-    return func
-
-
-def _membarrier_fence() -> Optional[Callable[[], None]]:
-    nr = syscall.NR_MEMBARRIER
-    if nr is None or _libc.syscall(nr, uapi.MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0) != 0:
-        return None
-    call = _libc.syscall
-    return lambda: call(nr, uapi.MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0)
-
-
-def _select_fence() -> Tuple[Callable[[], None], str]:
-    func = _code_fence()
-    if func is not None:
-        return func, "cpu-instruction"
-    func = _membarrier_fence()
-    if func is not None:
-        return func, "membarrier"
-    # Nothing better exists: a syscall is not an architectural fence, but it
-    # is the strongest ordering Python can ask for here.
-    return os.getppid, "syscall-only"
-
-
-fence, FENCE_KIND = _select_fence()
 
 # ------------------------------------------------------------------ buffers
 
@@ -196,6 +109,10 @@ def _type_name(t: int) -> str:
         return f"map type {t}"
 
 
+def unmapped(*_: int) -> int:
+    raise BPFError("the ring is closed (unmapped)")
+
+
 class RingMapping:
     """The two mmaps of a ``BPF_MAP_TYPE_RINGBUF`` / ``BPF_MAP_TYPE_USER_RINGBUF`` map.
 
@@ -207,6 +124,9 @@ class RingMapping:
 
     ``consumer`` / ``producer`` are one-element u64 views of the positions,
     ``data`` the 2*size bytes, ``hdr`` the same as u32 words (record headers).
+    The ordered accesses to the positions are ``load_producer()`` /
+    ``load_consumer()`` (acquire) and ``store_consumer(v)`` / ``store_producer(v)``
+    (release), with the fences of ``order`` (:class:`pybpf.barriers.Ordering`).
     """
 
     def __init__(self, ref: MapRef, producer_side: bool = False):
@@ -230,6 +150,17 @@ class RingMapping:
         self.data = memoryview(self._prod_mm)[PAGE_SIZE:]
         self.hdr = self.data.cast("I")
         self._casts = {}
+        self.order = order = barriers.ORDER
+        cons_addr, prod_addr = self.addresses()
+        self.data_addr = prod_addr + PAGE_SIZE
+        self.load_producer = order.loader(self.producer, 0, prod_addr)
+        self.load_consumer = order.loader(self.consumer, 0, cons_addr)
+        self.store_consumer = order.storer(self.consumer, 0, cons_addr)
+        self.store_producer = order.storer(self.producer, 0, prod_addr)
+
+    def store_header(self, off: int, value: int) -> None:
+        """Release store of the u32 length word of the record header at data offset ``off``."""
+        self.order.store32(self.hdr, off >> 2, self.data_addr, value)
 
     def cast(self, fmt: str) -> memoryview:
         """The data area viewed as an array of ``fmt`` items (cached)."""
@@ -249,6 +180,9 @@ class RingMapping:
     def close(self) -> None:
         if self._cons_mm is None:
             return
+        # the accessors may call code with the mapping's addresses: never after the unmap
+        self.load_producer = self.load_consumer = unmapped
+        self.store_consumer = self.store_producer = unmapped
         release(self.hdr, self.data, self.consumer, self.producer, *self._casts.values())
         self._casts.clear()
         close_mmap(self._cons_mm)

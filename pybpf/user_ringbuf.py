@@ -27,7 +27,7 @@ from typing import Optional
 from . import uapi
 from .errors import BPFError
 from .ringbuf import BUSY, DISCARD, HDR_SIZE, record_size
-from .ringmem import TSO, Epoll, MapRef, RingMapping, fence, release
+from .ringmem import Epoll, MapRef, RingMapping, release
 
 #: the length field keeps 30 bits; the kernel further caps samples (dynptr size)
 MAX_SAMPLE = (1 << 24) - 1
@@ -96,18 +96,14 @@ class UserRingBuffer:
             raise BPFError(f"user ring {self.name!r}: cannot hold a {size}-byte sample "
                            f"(ring of {m.size} bytes)", _errno.E2BIG)
         total = record_size(size)
-        cons = m.consumer[0]
-        prod = m.producer[0]
+        cons = m.load_consumer()  # acquire: the kernel's reads of the space we reuse are done
+        prod = m.producer[0]      # our own position: a plain load
         if total > m.size - (prod - cons):
             raise BPFError(f"user ring {self.name!r} is full", _errno.ENOSPC)
-        if not TSO:
-            fence()  # acquire: the kernel's reads of the space we reuse are done
         off = prod & m.mask
         m.hdr[off >> 2] = size | BUSY
         m.hdr[(off >> 2) + 1] = 0
-        if not TSO:
-            fence()  # release: the header before producer_pos
-        m.producer[0] = prod + total
+        m.store_producer(prod + total)  # release: the header before producer_pos
         return Reservation(self, off, size, m.data[off + HDR_SIZE:off + HDR_SIZE + size])
 
     def reserve_blocking(self, size: int, timeout_ms: Optional[int] = None) -> Reservation:
@@ -139,9 +135,7 @@ class UserRingBuffer:
         m = self._open_mapping()
         release(res.buf)     # the caller's view must not outlive the record
         res.buf = None
-        if not TSO:
-            fence()  # release: the payload before the header
-        m.hdr[res.offset >> 2] = res.size | flag
+        m.store_header(res.offset, res.size | flag)  # release: the payload before the header
 
     def _open_mapping(self) -> RingMapping:
         if self.mapping.closed:

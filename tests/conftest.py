@@ -44,3 +44,18 @@ def built(name: str) -> pathlib.Path:
 @pytest.fixture
 def kernel() -> None:
     require_kernel()
+
+
+@pytest.fixture(params=["native", "weak"])
+def ordering(request, monkeypatch):
+    """Run a test twice: with this CPU's ordering, and with the protocol of a weakly
+    ordered CPU (acquire loads, release stores and read fences called as machine
+    code), executed with this CPU's own instructions."""
+    from pybpf import barriers
+    if request.param == "weak":
+        code = barriers.ARCH_CODE.get(barriers.MACHINE)
+        if code is None:
+            pytest.skip(f"no machine code for {barriers.MACHINE} to simulate a weak CPU with")
+        monkeypatch.setattr(barriers, "ORDER",
+                            barriers.from_code(code, tso=False, kind="simulated-weak"))
+    return request.param

@@ -19,6 +19,9 @@ from pybpf.sysinfo import online_cpus, possible_cpus
 
 from conftest import built, require_kernel
 
+# every test here also runs under a weakly ordered CPU's protocol
+pytestmark = pytest.mark.usefixtures("ordering")
+
 CPUS = online_cpus()
 
 

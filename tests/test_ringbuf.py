@@ -3,6 +3,7 @@ the header walk against synthetic rings."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import select
 import signal
@@ -13,12 +14,16 @@ from typing import List
 import pytest
 
 import pybpf
-from pybpf import ringmem, syscall, uapi
+from pybpf import barriers, ringmem, syscall, uapi
 from pybpf.errors import BPFError
-from pybpf.ringbuf import BUSY, DISCARD, RecordBatch, RingBuffer, record_size, scan
+from pybpf.ringbuf import (BUSY, DISCARD, ColumnLayout, RecordBatch, RingBuffer, record_size,
+                           scan)
 from pybpf.ringbuf_producer import Producer
 
 from conftest import built, require_kernel
+
+# every test here also runs under a weakly ordered CPU's protocol
+pytestmark = pytest.mark.usefixtures("ordering")
 
 SIZE = 16384
 
@@ -288,6 +293,89 @@ def test_batch_rows_and_columns(rb_map):
     assert out["cols"] == [([0, 1, 2, 3, 4], [0, 2, 4, 6, 8]), ([6, 7, 8], [12, 14, 16])]
 
 
+def test_columns_mode_per_run_with_names_odd_records_and_copies(rb_map):
+    fd, prod = rb_map
+    calls, odd, kept = [], [], []
+
+    def on_cols(cols):
+        assert cols.names == ["ts", "seq", "tag"] and len(cols) == len(cols.ts)
+        ts, seq, tag = cols                          # iterating gives the columns
+        assert ts.format == "Q" and tag.format == "h"
+        assert cols["seq"].tolist() == seq.tolist() == cols[1].tolist()
+        calls.append((ts.tolist(), sum(seq), tag.tolist()))
+        kept.append(cols.copy())
+    layout = ColumnLayout("QQh6x", names=["ts", "seq", "tag"])
+    with RingBuffer(fd, on_cols, columns=layout, odd=lambda mv: odd.append(bytes(mv))) as rb:
+        for i in range(10):
+            prod.reserve(struct.pack("QQh6x", 1000 + i, i, -i), discard=(i == 4))
+            if i == 7:
+                prod.output(b"not a record of the layout")
+        assert rb.consume() == 10
+    # runs: 0-3 | (4 discarded) 5-7 | odd | 8-9: one call per run, nothing per record
+    assert calls == [([1000, 1001, 1002, 1003], 6, [0, -1, -2, -3]),
+                     ([1005, 1006, 1007], 18, [-5, -6, -7]), ([1008, 1009], 17, [-8, -9])]
+    assert odd == [b"not a record of the layout"]
+    # the copies outlive the callback and the ring
+    assert [list(k["seq"]) for k in kept] == [[0, 1, 2, 3], [5, 6, 7], [8, 9]]
+    assert kept[0]["ts"].typecode == "Q"
+
+
+def test_columns_errors(rb_map):
+    fd, prod = rb_map
+    errors = []
+
+    def on_cols(cols):
+        with pytest.raises(KeyError, match="no field 'nope'.*fields: f0, f1"):
+            cols["nope"]
+        with pytest.raises(AttributeError, match="nope"):
+            cols.nope
+        errors.append(True)
+    with RingBuffer(fd, on_cols, columns="QI") as rb:
+        prod.output(struct.pack("QI", 1, 2))
+        assert rb.consume() == 1 and errors == [True]
+    with pytest.raises(BPFError, match="2 names for the 3 fields"):
+        ColumnLayout("QIH", names=["a", "b"])
+    with pytest.raises(BPFError, match="field 'f1' at offset 1 .* not naturally aligned"):
+        RingBuffer(fd, print, columns="<BQ7x")
+    with pytest.raises(BPFError, match="native byte order"):
+        RingBuffer(fd, print, columns=">Q")
+    with pytest.raises(BPFError, match="not numeric"):
+        RingBuffer(fd, print, columns="Q?")
+    with pytest.raises(BPFError, match="one of"):
+        RingBuffer(fd, print, columns="Q", struct="Q")
+    with pytest.raises(BPFError, match="no flat layout"):
+        RingBuffer(fd, print, columns=object())
+
+
+def test_columns_through_btf_on_the_exec_snoop():
+    """The bulk path decoding the exec snoop's struct event by its BTF: pid as a
+    typed column, comm and filename as C strings, per run, for commands we spawn."""
+    require_kernel()
+    import subprocess
+    from pybpf.btf import codec
+    with pybpf.BPFObject.open(built("exec.bpf.o")) as obj:
+        obj.load()
+        event = codec.compile(obj.btf, obj.btf.find("event")[0])
+        nested = obj.btf.find("trace_event_raw_sched_process_exec")[0]  # struct trace_entry ent
+        with pytest.raises(BPFError, match="trace_event_raw_sched_process_exec has no flat"):
+            ColumnLayout(codec.compile(obj.btf, nested))
+        rows = []
+
+        def on_cols(cols):
+            assert cols.names == ["pid", "comm", "filename"] and cols.pid.format == "i"
+            rows.extend(zip(cols.pid.tolist(), cols.comm, cols.filename))
+        obj.attach()
+        with pybpf.RingBuffer(obj.maps["rb"], on_cols, columns=event) as rb:
+            pids = [subprocess.Popen(["/bin/true"]).pid for _ in range(3)]
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and \
+                    len([r for r in rows if r[0] in pids]) < 3:
+                rb.poll(timeout_ms=100)
+    mine = [r for r in rows if r[0] in pids]
+    assert sorted(r[0] for r in mine) == sorted(pids)
+    assert all(r[2] == b"/bin/true" and r[1] == b"true" for r in mine)
+
+
 def test_bulk_struct_mode_with_an_odd_record(rb_map):
     fd, prod = rb_map
     rows, odd = [], []
@@ -390,15 +478,6 @@ def test_no_fd_leak_and_layout(rb_map):
         assert fd_count() == before
 
 
-def test_fence_is_a_real_instruction():
-    ringmem.fence()
-    if ringmem.MACHINE == "x86_64":
-        assert ringmem.FENCE_KIND == "cpu-instruction" and ringmem.TSO
-    fallback = ringmem._membarrier_fence()
-    if fallback is not None:
-        fallback()
-
-
 def test_with_a_compiled_producer_and_a_map_object():
     require_kernel()
     with pybpf.BPFObject.open(built("rb_events.bpf.o")) as obj:
@@ -436,18 +515,55 @@ def test_close_inside_a_callback_and_duplicate_rings(rb_map):
     assert seen == [b"one", b"two", b"three", b"four"]
 
 
-def test_weakly_ordered_code_path(rb_map, monkeypatch):
-    """The fences a non-TSO CPU needs, exercised here by pretending to be one."""
+def _recording(order: barriers.Ordering, trace: List[object]) -> barriers.Ordering:
+    def wrap(name, func):
+        if func is None:
+            return None
+
+        def call(*args):
+            trace.append(name)
+            return func(*args)
+        return call
+    return dataclasses.replace(
+        order, load_acquire=wrap("acquire", order.load_acquire),
+        store_release=wrap("release", order.store_release),
+        read_fence=wrap("read_fence", order.read_fence),
+        recheck_fence=wrap("recheck_fence", order.recheck_fence))
+
+
+@pytest.mark.parametrize("cpu", ["rcsc", "x86"])
+def test_ordered_accesses_of_a_pass_on_a_weak_cpu(rb_map, monkeypatch, cpu):
+    """Which ordered accesses a pass makes, in which order, on a weakly ordered CPU:
+    acquire producer_pos, walk the headers, ONE read fence, hand out the records,
+    release consumer_pos, acquire producer_pos again (the re-check).  On RCsc CPUs
+    (arm64, riscv64) the release and the later acquire are ordered by the ISA, so
+    the read fence is the batch's only fence; x86's protocol adds its mfence."""
     import pybpf.ringbuf as ringbuf_mod
-    calls = []
-    monkeypatch.setattr(ringbuf_mod, "TSO", False)
-    monkeypatch.setattr(ringbuf_mod, "fence", lambda: calls.append(1) or ringmem.fence())
+    code = barriers.ARCH_CODE.get(barriers.MACHINE)
+    if code is None:
+        pytest.skip(f"no machine code for {barriers.MACHINE}")
+    if cpu == "rcsc":
+        code = dataclasses.replace(code, recheck_fence=None)
+    trace: List[object] = []
+    monkeypatch.setattr(barriers, "ORDER", _recording(barriers.from_code(code, tso=False), trace))
+    real_scan = ringbuf_mod.scan
+    monkeypatch.setattr(ringbuf_mod, "scan", lambda *a: trace.append("walk") or real_scan(*a))
     fd, prod = rb_map
-    got = []
-    with RingBuffer(fd, lambda mv: got.append(bytes(mv))) as rb:
+    recheck = ["recheck_fence"] if cpu == "x86" else []
+    with RingBuffer(fd, lambda mv: trace.append(bytes(mv))) as rb:
         for i in range(5):
             prod.output(bytes([i]) * 16)
-        assert rb.consume() == 5
-        assert [bytes(r) for r in rb.records(timeout_ms=0)] == []
-    assert got == [bytes([i]) * 16 for i in range(5)]
-    assert len(calls) == 4   # after producer_pos, after the walk, before publishing, re-check
+        prod.output(b"x" * 40)
+        assert rb.consume() == 6
+        assert trace == (["acquire", "walk", "read_fence"] + [bytes([i]) * 16 for i in range(5)]
+                         + [b"x" * 40, "release"] + recheck + ["acquire"])
+        fences = [t for t in trace if isinstance(t, str) and t.endswith("fence")]
+        assert len(fences) == (1 if cpu == "rcsc" else 2)
+        trace.clear()
+        prod.output(b"y")
+        assert [bytes(r) for r in rb.records(timeout_ms=0)] == [b"y"]
+        # _pending's acquire, iterate's; the pass; then _pending's again, finding nothing
+        assert trace == (["acquire", "acquire", "walk", "read_fence", "release"] + recheck
+                         + ["acquire", "acquire"])
+    with pytest.raises(BPFError, match="closed"):
+        rb.ring(0).avail            # the accessors never call code on an unmapped page

@@ -17,6 +17,9 @@ from pybpf.user_ringbuf import UserRingBuffer
 
 from conftest import built, require_kernel
 
+# every test here also runs under a weakly ordered CPU's protocol
+pytestmark = pytest.mark.usefixtures("ordering")
+
 MSG = struct.Struct("<QQ")
 
 

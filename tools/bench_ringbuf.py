@@ -4,9 +4,15 @@
 A hand-assembled BPF producer (pybpf.ringbuf_producer, run by BPF_PROG_TEST_RUN
 with repeat=N, BPF_RB_NO_WAKEUP) fills a ring with N records {u64 ts, u64 seq}
 (16 bytes of payload, 24 in the ring); each consumer then drains it, timed.
-Every consumer does the same work per record — get ts and seq as Python ints
-(C integers for the C consumer) and add seq to a total — and every total is
-checked, so no consumer can skip records.
+The task: decode every record as {u64 ts, u64 seq} and add up seq; every
+total is checked, so no consumer can skip records.  Each consumer does it in
+its own idiom: the ctypes reference gets each record as a typed ctypes struct
+(``cast(...).contents``) and reads ``.seq``; pybpf's per-record consumers
+unpack ts and seq into Python ints; the bulk consumer gets typed columns
+(zero-copy strided views) and sums the seq column in C, with no Python code per
+record — what a bulk path is for.  "pybpf bulk, ts too" also reduces the ts
+column (max), so both fields of every record become Python ints in C; "pybpf
+rows" hands every record to Python as a tuple (the rows floor below bounds it).
 
 Consumers:
   ctypes callback  libbpf's ring_buffer__consume calling a ctypes callback per
@@ -16,11 +22,12 @@ Consumers:
   pybpf callback   RingBuffer(map, cb): cb(memoryview) per record, struct.unpack.
   pybpf batch      RingBuffer(map, cb, batch=True): cb(RecordBatch) once per pass,
                    batch.unpack(EVENT) decodes every record (unpack_from, in C).
-  pybpf bulk       RingBuffer(map, cb, struct="<QQ"): rows from iter_unpack run
-                   over the mapping ("8x" skips the header in the format).
-  pybpf columns    batch mode + batch.columns("QQ"): one strided typed view per
-                   field; ts turned into a list of ints, seq summed, both in C
-                   (column-wise user code: no Python code per record at all).
+  pybpf bulk       RingBuffer(map, cb, columns=ColumnLayout("QQ", ["ts", "seq"])):
+                   cb(cols) per run of records; sum(cols.seq) in C.
+  pybpf bulk, ts too  the same, plus max(cols.ts).
+  pybpf rows       RingBuffer(map, cb, struct="<QQ"): tuples from iter_unpack run
+                   over the mapping ("8x" skips the header in the format), summed
+                   by a Python loop.
   libbpf C         tools/rb_consumer.c built with gcc -lbpf into build/.
 
 Then end-to-end latency, bpf_ktime_get_ns() at submit to the Python callback,
@@ -47,12 +54,13 @@ from typing import Callable, Dict, List, Optional, Tuple
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pybpf import ringmem, syscall, uapi  # noqa: E402
-from pybpf.ringbuf import RecordBatch, RingBuffer  # noqa: E402
+from pybpf import barriers, syscall, uapi  # noqa: E402
+from pybpf.ringbuf import Columns, ColumnLayout, RecordBatch, RingBuffer  # noqa: E402
 from pybpf.ringbuf_producer import Producer  # noqa: E402
 
 EVENT = struct.Struct("<QQ")        # {u64 ts, u64 seq}
 TARGETS = {"pybpf callback": 4, "pybpf batch": 10, "pybpf bulk": 40}
+LAYOUT = ColumnLayout("QQ", names=["ts", "seq"])
 
 Drain = Callable[[], Tuple[int, float, int]]   # -> (records, seconds, seq total)
 
@@ -76,18 +84,21 @@ def _make(fd: int, kind: str):
             acc["total"] += total
         rb = RingBuffer(fd, on_batch, batch=True)
     elif kind == "bulk":
+        def on_columns(cols: Columns):
+            acc["total"] += sum(cols.seq)
+        rb = RingBuffer(fd, on_columns, columns=LAYOUT)
+    elif kind == "bulk-ts":
+        def on_both(cols: Columns):
+            acc["total"] += sum(cols.seq)
+            acc["ts"] = max(acc.get("ts", 0), max(cols.ts))
+        rb = RingBuffer(fd, on_both, columns=LAYOUT)
+    elif kind == "rows":
         def on_rows(rows):
             total = 0
             for ts, seq in rows:
                 total += seq
             acc["total"] += total
         rb = RingBuffer(fd, on_rows, struct="<QQ")
-    elif kind == "columns":
-        def on_columns(batch: RecordBatch):
-            for ts, seq in batch.columns("QQ"):
-                ts.tolist()                 # every ts as an int too, like the others
-                acc["total"] += sum(seq)
-        rb = RingBuffer(fd, on_columns, batch=True)
     elif kind == "count":
         def on_any(data):
             acc["total"] += 1
@@ -144,7 +155,6 @@ class Libbpf:
         if kind == "bcc":
             def on_event(ctx, data, size):
                 e = ctypes.cast(data, ctypes.POINTER(Event)).contents
-                e.ts                    # read like the other consumers do
                 acc["total"] += e.seq
             fn = _SAMPLE_FN(bcc_wrap(on_event))
         else:  # "count": the bare trampoline, no wrapper, no data access
@@ -220,7 +230,8 @@ def throughput(records: int, ring_size: int, rounds: int, minimal: bool) -> None
         else:
             kinds = [("ctypes callback", "lib", "bcc"), ("pybpf callback", "py", "callback"),
                      ("pybpf batch", "py", "batch"), ("pybpf bulk", "py", "bulk"),
-                     ("pybpf columns", "py", "columns"), ("libbpf C", "c", None)]
+                     ("pybpf bulk, ts too", "py", "bulk-ts"), ("pybpf rows", "py", "rows"),
+                     ("libbpf C", "c", None)]
         binary, why = build_c_consumer() if not minimal else (None, "")
         if not minimal and binary is None:
             skipped.append(f"libbpf C consumer: {why}")
@@ -265,7 +276,7 @@ def throughput(records: int, ring_size: int, rounds: int, minimal: bool) -> None
     if not minimal:
         rate = rows_floor(records)
         print(f"  {'(CPython floor for rows)':28s} {rate / 1e6:10.2f} M {rate / base if base else 0:27.1f}x"
-              "   <- the bulk user loop over iter_unpack of a bytes copy, no ring")
+              "   <- the rows user loop over iter_unpack of a bytes copy, no ring")
     for line in skipped:
         print(f"  (skipped: {line})")
 
@@ -349,7 +360,7 @@ def main() -> int:
         return 1
     print(f"pybpf ring buffer benchmark: Python {platform.python_version()}, "
           f"{platform.machine()}, {os.cpu_count()} CPUs, kernel {platform.release()}, "
-          f"fence={ringmem.FENCE_KIND}")
+          f"ordering={barriers.ORDER.kind}")
     throughput(args.records, ring, args.rounds, minimal=False)
     throughput(args.records, ring, args.rounds, minimal=True)
     if not args.no_latency:
