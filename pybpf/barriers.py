@@ -107,6 +107,8 @@ ARCH_CODE: Dict[str, ArchCode] = {
         read_fence=_words(0xD50339BF, 0xD65F03C0),       # dmb ishld; ret
         recheck_fence=None,
         full_fence=_words(0xD5033BBF, 0xD65F03C0)),      # dmb ish; ret
+    # lr.d.aq is a load for permissions (its faults are load faults), so it may
+    # read the read-only producer page; no store-conditional follows it.
     "riscv64": ArchCode(
         load_acquire=_words(0x1405352F, _RISCV_RET),     # lr.d.aq a0, (a0); ret
         store_release=_words(0x0AB5302F, _RISCV_RET),    # amoswap.d.rl zero, a1, (a0); ret
