@@ -263,4 +263,3 @@ def select_ordering(machine: str = MACHINE, tso: bool = TSO) -> Ordering:
 
 
 ORDER = select_ordering()
-fence = ORDER.fence

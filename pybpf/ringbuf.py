@@ -201,7 +201,7 @@ class ColumnLayout:
     they are C strings of a BTF type).
     """
 
-    __slots__ = ("length", "fields", "cut", "what")
+    __slots__ = ("length", "fields", "by_name", "cut", "what")
 
     def __init__(self, spec: Union[str, Any], names: Optional[Sequence[str]] = None):
         if isinstance(spec, str):
@@ -216,6 +216,7 @@ class ColumnLayout:
                                "members are scalars or char arrays, no bitfields or unions)")
         _, self.length = row_format(fmt)
         self.fields = _fields(fmt, names)
+        self.by_name = {field[0]: field for field in self.fields}
 
 
 def _fields(fmt: str, names: Optional[Sequence[str]]) -> Tuple[Field, ...]:
@@ -256,8 +257,17 @@ def _fields(fmt: str, names: Optional[Sequence[str]]) -> Tuple[Field, ...]:
 
 
 @lru_cache(maxsize=64)
-def column_layout(fmt: str) -> ColumnLayout:
+def _format_layout(fmt: str) -> ColumnLayout:
     return ColumnLayout(fmt)
+
+
+def as_layout(spec: Any, names: Optional[Sequence[str]] = None) -> ColumnLayout:
+    """A ColumnLayout from a layout, a struct format (cached when unnamed) or a BTF codec."""
+    if isinstance(spec, ColumnLayout):
+        return spec
+    if isinstance(spec, str) and names is None:
+        return _format_layout(spec)
+    return ColumnLayout(spec, names)
 
 
 class Columns:
@@ -301,12 +311,10 @@ class Columns:
         return self._cast(code)[start:start + count * step:step]
 
     def __getitem__(self, key: Union[int, str]) -> Union[memoryview, List[bytes]]:
-        fields = self._layout.fields
-        if isinstance(key, int):
-            return self._column(fields[key])
-        for field in fields:
-            if field[0] == key:
-                return self._column(field)
+        layout = self._layout
+        field = layout.fields[key] if isinstance(key, int) else layout.by_name.get(key)
+        if field is not None:
+            return self._column(field)
         raise KeyError(f"no field {key!r} in {self._layout.what} (fields: {', '.join(self.names)})")
 
     def __getattr__(self, name: str) -> Union[memoryview, List[bytes]]:
@@ -396,8 +404,7 @@ class RecordBatch:
         payload starts 8 bytes into a record whose size is a multiple of 8) and
         in native byte order.
         """
-        layout = column_layout(spec) if isinstance(spec, str) and names is None \
-            else ColumnLayout(spec, names)
+        layout = as_layout(spec, names)
         out = []
         for run in self.runs:
             if run[3] != layout.length:
@@ -512,8 +519,7 @@ def _fixed_mode(struct: Optional[str], columns: Any) -> Optional[Tuple[int, str,
         whole, length = row_format(struct)
         return length, f"struct {struct!r}", _row_pieces(whole)
     if columns is not None:
-        layout = columns if isinstance(columns, ColumnLayout) else \
-            column_layout(columns) if isinstance(columns, str) else ColumnLayout(columns)
+        layout = as_layout(columns)
         return layout.length, f"columns {layout.what}", _column_pieces(layout)
     return None
 
