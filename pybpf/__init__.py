@@ -7,10 +7,10 @@ from .errors import (AttachError, BPFError, BPFPermissionError, ObjectError,
                      VerifierError)
 from .maps import GlobalData, Map
 from .object import BPFObject
-from .perfbuf import PerfBuffer
+from .events.perfbuf import PerfBuffer
 from .programs import Program
-from .ringbuf import ColumnLayout, Columns, RingBuffer
-from .user_ringbuf import UserRingBuffer
+from .events.ringbuf import ColumnLayout, Columns, RingBuffer
+from .events.user_ringbuf import UserRingBuffer
 
 __all__ = ["AttachError", "BPFError", "BPFObject", "BPFPermissionError", "ColumnLayout", "Columns",
            "GlobalData",

@@ -12,12 +12,13 @@ import os
 import struct
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
-from . import syscall, uapi
+from .kernel import syscall
+from . import uapi
 from .btf import BTF
 from .errors import BPFError, ObjectError
-from .spec import MapSpec, kernel_map_name
-from .syscall import Fd
-from .sysinfo import possible_cpus
+from .obj.spec import MapSpec, kernel_map_name
+from .kernel.syscall import Fd
+from .kernel.sysinfo import possible_cpus
 
 PER_CPU_TYPES = frozenset({uapi.BPF_MAP_TYPE_PERCPU_HASH, uapi.BPF_MAP_TYPE_PERCPU_ARRAY,
                            uapi.BPF_MAP_TYPE_LRU_PERCPU_HASH,
@@ -121,7 +122,7 @@ class Map:
         syscall.map_freeze(self.fd)
 
     def pin(self, path: str) -> None:
-        from .tracefs import ensure_bpffs_for
+        from .kernel.fs import ensure_bpffs_for
         ensure_bpffs_for(path)
         syscall.obj_pin(self.fd, path)
         self.pin_path = path

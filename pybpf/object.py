@@ -1,6 +1,6 @@
 """BPFObject: open -> configure -> load -> attach -> close, as libbpf's bpf_object.
 
-``open()`` only parses (see :mod:`pybpf.spec`).  ``load()`` loads BTF, creates
+``open()`` only parses (see :mod:`pybpf.obj.spec`).  ``load()`` loads BTF, creates
 maps (pinning, global data, map-in-map), relocates and loads programs.
 ``close()`` (or leaving the ``with`` block) detaches every link and closes
 every fd the object owns, exactly once, also after a failed load.
@@ -12,18 +12,20 @@ import re
 import warnings
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, TypeVar, Union
 
-from . import externs, syscall, uapi
+from .obj import externs
+from .kernel import syscall
+from . import uapi
 from .btf import BTF, BTFExt, FuncInfo
 from .btf.ext import pack_func_info, pack_line_info
-from .elf import read_elf
-from .insn import INSN_SIZE
+from .obj.elf import read_elf
+from .obj.insn import INSN_SIZE
 from .errors import BPFError, BPFPermissionError, ObjectError, VerifierError
 from .maps import GlobalData, Map
 from .programs import Program
-from .relocate import LinkedProgram, Linker
-from .sections import ATTACH_BTF, SLEEPABLE, XDP_FRAGS
-from .spec import LIBBPF_PIN_BY_NAME, ObjectSpec, data_variables
-from .syscall import Fd
+from .obj.relocate import LinkedProgram, Linker
+from .obj.sections import ATTACH_BTF, SLEEPABLE, XDP_FRAGS
+from .obj.spec import LIBBPF_PIN_BY_NAME, ObjectSpec, data_variables
+from .kernel.syscall import Fd
 
 V = TypeVar("V")
 DEFAULT_PIN_ROOT = "/sys/fs/bpf"
@@ -197,7 +199,7 @@ class BPFObject:
         view.attach_mmap(writable=not m.spec.readonly)
 
     def _pin_path(self, m: Map) -> str:
-        from .tracefs import ensure_bpffs_for
+        from .kernel.fs import ensure_bpffs_for
         path = os.path.join(self.pin_root, m.name)
         ensure_bpffs_for(path)
         return path
@@ -244,7 +246,7 @@ class BPFObject:
             flags |= (uapi.BPF_F_SLEEPABLE if sec_def.flags & SLEEPABLE else 0)
             flags |= (uapi.BPF_F_XDP_HAS_FRAGS if sec_def.flags & XDP_FRAGS else 0)
             if sec_def.flags & ATTACH_BTF and not prog.attach_btf_id:
-                from .attach_btf import resolve
+                from .link.attach_btf import resolve
                 prog.attach_btf_obj_fd, prog.attach_btf_id = resolve(prog)
         func_info, line_info = self._ext_records(linked)
         try:
@@ -322,7 +324,7 @@ class BPFObject:
         are left to ``program.attach(...)``); returns the new links.
 
         If one fails, the ones attached by this call are detached again."""
-        from .links import auto_attachable
+        from .link.hooks import auto_attachable
         if not self._loaded:
             raise BPFError(f"object {self.name!r}: load() before attach()")
         new: List[Any] = []

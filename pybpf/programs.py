@@ -3,13 +3,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, List, Optional
 
-from . import syscall, uapi
+from .kernel import syscall
+from . import uapi
 from .errors import BPFError
-from .sections import SecDef
-from .syscall import Fd
+from .obj.sections import SecDef
+from .kernel.syscall import Fd
 
 if TYPE_CHECKING:
-    from .links import Link
+    from .link.hooks import Link
 
 
 class Program:
@@ -55,7 +56,7 @@ class Program:
     def attach(self, **opts: Any) -> "Link":
         """Attach by the SEC() convention (or ``opts``); the link is owned by the program
         and closed with it, unless the caller closes it first."""
-        from .links import attach_program
+        from .link.hooks import attach_program
         link = attach_program(self, **opts)
         self.links.append(link)
         return link

@@ -51,7 +51,7 @@ def ordering(request, monkeypatch):
     """Run a test twice: with this CPU's ordering, and with the protocol of a weakly
     ordered CPU (acquire loads, release stores and read fences called as machine
     code), executed with this CPU's own instructions."""
-    from pybpf import barriers
+    from pybpf.events import barriers
     if request.param == "weak":
         code = barriers.ARCH_CODE.get(barriers.MACHINE)
         if code is None:

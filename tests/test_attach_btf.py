@@ -10,7 +10,10 @@ import pytest
 
 from conftest import built, require_kernel, skip_missing_feature
 import pybpf
-from pybpf import attach_btf, sections, syscall, uapi
+from pybpf.link import attach_btf
+from pybpf.obj import sections
+from pybpf.kernel import syscall
+from pybpf import uapi
 from pybpf.btf import BTF
 from pybpf.btf import kernel as kbtf
 from pybpf.btf import types as T

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from pybpf import barriers
+from pybpf.events import barriers
 
 # (llvm-mc triple and flags, the instructions of each primitive)
 EXPECTED = {

@@ -9,7 +9,7 @@ import pytest
 from elftools.elf.elffile import ELFFile
 
 from conftest import BUILD, built
-from pybpf import syscall
+from pybpf.kernel import syscall
 from pybpf.btf import BTF, kernel
 from pybpf.btf import types as T
 from pybpf.btf.sanitize import ENUM64_PLACEHOLDER, Features, probe_features, sanitize

@@ -10,9 +10,9 @@ from typing import List
 import pytest
 
 import pybpf
-from pybpf import syscall
-from pybpf.ringbuf import record_size
-from pybpf.sysinfo import online_cpus, possible_cpus
+from pybpf.kernel import syscall
+from pybpf.events.ringbuf import record_size
+from pybpf.kernel.sysinfo import online_cpus, possible_cpus
 
 from conftest import built, require_kernel
 

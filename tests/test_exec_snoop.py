@@ -13,7 +13,8 @@ from typing import Callable, List, Tuple
 import pytest
 
 import pybpf
-from pybpf import syscall, uapi
+from pybpf.kernel import syscall
+from pybpf import uapi
 
 from conftest import built, require_kernel
 
@@ -135,7 +136,7 @@ def test_perfbuf_exec_snoop(probes):
     with pybpf.BPFObject.open(built("perfbuf-output.bpf.o")) as obj:
         obj.load()
         pb_map = obj.maps["pb"]
-        assert pb_map.max_entries == len(pybpf.sysinfo.possible_cpus())
+        assert pb_map.max_entries == len(pybpf.kernel.sysinfo.possible_cpus())
         obj.attach()
         pb = pybpf.PerfBuffer(pb_map, lambda cpu, data: events.append(_decode(data)),
                               lost=lambda cpu, n: lost.append((cpu, n)), pages=8)

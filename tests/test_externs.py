@@ -20,16 +20,18 @@ import pytest
 from elftools.elf.elffile import ELFFile
 
 import pybpf
-from pybpf import externs, syscall, uapi
-from pybpf import insn as I
+from pybpf.obj import externs
+from pybpf.kernel import syscall
+from pybpf import uapi
+from pybpf.obj import insn as I
 from pybpf.btf import BTF
 from pybpf.btf import kernel as kbtf
 from pybpf.btf import types as T
-from pybpf.elf import STB_GLOBAL, read_elf
+from pybpf.obj.elf import STB_GLOBAL, read_elf
 from pybpf.errors import BPFError, BPFPermissionError, ObjectError, VerifierError
-from pybpf.externs import Extern, Kcfg
+from pybpf.obj.externs import Extern, Kcfg
 from pybpf.object import parse_object
-from pybpf.relocate import Linker
+from pybpf.obj.relocate import Linker
 
 from conftest import built, require_kernel, skip_missing_feature
 

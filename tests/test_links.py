@@ -21,10 +21,12 @@ from typing import Iterator, List, Optional
 import pytest
 
 from conftest import built, skip_missing_feature
-from pybpf import sections, syscall, tracefs, uapi
+from pybpf.obj import sections
+from pybpf.kernel import syscall, fs as tracefs
+from pybpf import uapi
 from pybpf.errors import AttachError, BPFError
-from pybpf.insn import Insn
-from pybpf.links import (METHODS, IterLink, Link, PerfEventLink, attach_program,
+from pybpf.obj.insn import Insn
+from pybpf.link.hooks import (METHODS, IterLink, Link, PerfEventLink, attach_program,
                          auto_attachable, parse_kprobe_target, syscall_func_name)
 from pybpf.programs import Program
 
@@ -332,7 +334,7 @@ sys.path.insert(0, sys.argv[1])
 libc = ctypes.CDLL(None, use_errno=True)
 assert libc.unshare(0x00020000) == 0                      # CLONE_NEWNS
 assert libc.mount(None, b"/", None, 16384 | (1 << 18), None) == 0   # MS_REC | MS_PRIVATE
-from pybpf import tracefs
+from pybpf.kernel import fs as tracefs
 for m in reversed(tracefs.mounts()):
     if m.fstype in ("tracefs", "bpf"):
         assert libc.umount2(m.point.encode(), 2) == 0      # MNT_DETACH
@@ -505,7 +507,7 @@ def test_kprobe_multi(counter):
 
 
 def test_kernel_functions_glob(kernel):
-    from pybpf.links import kernel_functions
+    from pybpf.link.hooks import kernel_functions
     assert "do_nanosleep" in kernel_functions("do_nanosl*")
     assert kernel_functions("pybpf_no_such_function_*") == []
 
@@ -566,7 +568,7 @@ def test_uprobe_from_section(counter, target_bins, kind):
 
 
 def test_uretprobe_offset_and_ioctl(counter, target_bins):
-    from pybpf.uprobe import func_offset
+    from pybpf.obj.uprobe import func_offset
     path = target_bins["pie"]
     ret = counter.prog(f"uretprobe/{path}:pybpf_target_b")
     raw = counter.prog("uprobe")
@@ -610,7 +612,7 @@ def test_uprobe_on_shared_library_by_name(counter, target_bins):
 
 def test_uprobe_on_proc_self_exe(counter):
     """/proc/self/exe is resolved in the attaching process: our python binary."""
-    from pybpf.uprobe import func_offset
+    from pybpf.obj.uprobe import func_offset
     exe = os.readlink("/proc/self/exe")
     for func in ("main", "Py_BytesMain"):     # local in .symtab / exported when static
         with contextlib.suppress(AttachError):

@@ -7,7 +7,8 @@ import shutil
 import pytest
 
 import pybpf
-from pybpf import syscall, uapi
+from pybpf.kernel import syscall
+from pybpf import uapi
 
 from conftest import built, require_kernel
 
@@ -126,7 +127,7 @@ def test_percpu_pinned_map_in_map_and_tail_calls(maps_obj):
     for _ in range(3):
         os.getsid(0)
     percpu = obj.maps["percpu"][1]
-    assert isinstance(percpu, list) and len(percpu) == len(pybpf.sysinfo.possible_cpus())
+    assert isinstance(percpu, list) and len(percpu) == len(pybpf.kernel.sysinfo.possible_cpus())
     assert sum(percpu) == 3
     assert obj.maps["pinned_counts"][1] == 3
     assert os.path.exists(os.path.join(PIN_ROOT, "pinned_counts"))

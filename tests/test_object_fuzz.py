@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from conftest import built
 from pybpf.errors import ObjectError
 from pybpf.object import parse_object
-from pybpf.relocate import Linker
+from pybpf.obj.relocate import Linker
 
 SETTINGS = settings(max_examples=250, deadline=None, derandomize=True, database=None,
                     suppress_health_check=[HealthCheck.too_slow])

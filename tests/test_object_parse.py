@@ -8,11 +8,11 @@ import pytest
 from elftools.elf.elffile import ELFFile
 
 import pybpf
-from pybpf import insn as I
+from pybpf.obj import insn as I
 from pybpf import uapi
 from pybpf.errors import ObjectError
 from pybpf.object import parse_object
-from pybpf.relocate import Linker
+from pybpf.obj.relocate import Linker
 
 from conftest import built
 

@@ -11,11 +11,12 @@ from typing import List, Tuple
 import pytest
 
 import pybpf
-from pybpf import syscall, uapi
+from pybpf.kernel import syscall
+from pybpf import uapi
 from pybpf.errors import BPFError
-from pybpf.perfbuf import PerfBuffer
-from pybpf.ringbuf_producer import Producer
-from pybpf.sysinfo import online_cpus, possible_cpus
+from pybpf.events.perfbuf import PerfBuffer
+from pybpf.study.producer import Producer
+from pybpf.kernel.sysinfo import online_cpus, possible_cpus
 
 from conftest import built, require_kernel
 

@@ -14,11 +14,13 @@ from typing import List
 import pytest
 
 import pybpf
-from pybpf import barriers, ringmem, syscall, uapi
+from pybpf.events import barriers, ringmem
+from pybpf.kernel import syscall
+from pybpf import uapi
 from pybpf.errors import BPFError
-from pybpf.ringbuf import (BUSY, DISCARD, ColumnLayout, RecordBatch, RingBuffer, record_size,
+from pybpf.events.ringbuf import (BUSY, DISCARD, ColumnLayout, RecordBatch, RingBuffer, record_size,
                            scan)
-from pybpf.ringbuf_producer import Producer
+from pybpf.study.producer import Producer
 
 from conftest import built, require_kernel
 
@@ -538,7 +540,7 @@ def test_ordered_accesses_of_a_pass_on_a_weak_cpu(rb_map, monkeypatch, cpu):
     release consumer_pos, acquire producer_pos again (the re-check).  On RCsc CPUs
     (arm64, riscv64) the release and the later acquire are ordered by the ISA, so
     the read fence is the batch's only fence; x86's protocol adds its mfence."""
-    import pybpf.ringbuf as ringbuf_mod
+    import pybpf.events.ringbuf as ringbuf_mod
     code = barriers.ARCH_CODE.get(barriers.MACHINE)
     if code is None:
         pytest.skip(f"no machine code for {barriers.MACHINE}")

@@ -6,10 +6,12 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from pybpf import ringbuf_layout, syscall, uapi
-from pybpf.ringbuf import RingBuffer
-from pybpf.ringbuf_producer import Producer
-from pybpf.ringmem import PAGE_SIZE
+from pybpf.study import layout as ringbuf_layout
+from pybpf.kernel import syscall
+from pybpf import uapi
+from pybpf.events.ringbuf import RingBuffer
+from pybpf.study.producer import Producer
+from pybpf.events.ringmem import PAGE_SIZE
 
 from conftest import require_kernel
 

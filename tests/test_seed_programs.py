@@ -10,7 +10,7 @@ from typing import Dict, List
 import pytest
 
 import pybpf
-from pybpf.sysinfo import online_cpus
+from pybpf.kernel.sysinfo import online_cpus
 
 from conftest import ROOT, built, require_kernel
 

@@ -11,9 +11,9 @@ import subprocess
 import pytest
 from elftools.elf.elffile import ELFFile
 
-from pybpf import uprobe
+from pybpf.obj import uprobe
 from pybpf.errors import AttachError
-from pybpf.uprobe import Target, parse_target
+from pybpf.obj.uprobe import Target, parse_target
 
 # ------------------------------------------------------------------ target strings
 

@@ -10,10 +10,11 @@ from typing import List, Tuple
 import pytest
 
 import pybpf
-from pybpf import syscall, uapi
+from pybpf.kernel import syscall
+from pybpf import uapi
 from pybpf.errors import BPFError
-from pybpf.ringbuf import RingBuffer, scan
-from pybpf.user_ringbuf import UserRingBuffer
+from pybpf.events.ringbuf import RingBuffer, scan
+from pybpf.events.user_ringbuf import UserRingBuffer
 
 from conftest import built, require_kernel
 

@@ -6,7 +6,8 @@ import re
 import pytest
 
 import pybpf
-from pybpf import syscall, uapi
+from pybpf.kernel import syscall
+from pybpf import uapi
 
 from conftest import built, require_kernel
 

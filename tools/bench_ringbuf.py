@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Ring buffer drain benchmark: pybpf against libbpf, in C and through ctypes.
 
-A hand-assembled BPF producer (pybpf.ringbuf_producer, run by BPF_PROG_TEST_RUN
+A hand-assembled BPF producer (pybpf.study.producer, run by BPF_PROG_TEST_RUN
 with repeat=N, BPF_RB_NO_WAKEUP) fills a ring with N records {u64 ts, u64 seq}
 (16 bytes of payload, 24 in the ring); each consumer then drains it, timed.
 The task: decode every record as {u64 ts, u64 seq} and add up seq; every
@@ -54,9 +54,11 @@ from typing import Callable, Dict, List, Optional, Tuple
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pybpf import barriers, syscall, uapi  # noqa: E402
-from pybpf.ringbuf import Columns, ColumnLayout, RecordBatch, RingBuffer  # noqa: E402
-from pybpf.ringbuf_producer import Producer  # noqa: E402
+from pybpf.events import barriers
+from pybpf.kernel import syscall
+from pybpf import uapi
+from pybpf.events.ringbuf import Columns, ColumnLayout, RecordBatch, RingBuffer  # noqa: E402
+from pybpf.study.producer import Producer  # noqa: E402
 
 EVENT = struct.Struct("<QQ")        # {u64 ts, u64 seq}
 TARGETS = {"pybpf callback": 4, "pybpf batch": 10, "pybpf bulk": 40}

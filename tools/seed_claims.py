@@ -28,10 +28,11 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(1, str(ROOT / "tools"))
 
 import pybpf  # noqa: E402
-from pybpf import syscall, uapi  # noqa: E402
-from pybpf.ringbuf import record_size  # noqa: E402
-from pybpf.ringmem import PAGE_SIZE  # noqa: E402
-from pybpf.sysinfo import online_cpus  # noqa: E402
+from pybpf.kernel import syscall
+from pybpf import uapi
+from pybpf.events.ringbuf import record_size  # noqa: E402
+from pybpf.events.ringmem import PAGE_SIZE  # noqa: E402
+from pybpf.kernel.sysinfo import online_cpus  # noqa: E402
 from bench_ringbuf import EVENT, Drain, Libbpf, _make  # noqa: E402
 
 

@@ -97,7 +97,7 @@ _probed: Optional[Features] = None
 
 
 def _loads(blob: bytes) -> bool:
-    from .. import syscall
+    from ..kernel import syscall
     try:
         with syscall.btf_load(blob):
             return True

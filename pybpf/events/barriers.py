@@ -58,7 +58,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Callable, Dict, Optional
 
-from . import syscall, uapi
+from ..kernel import syscall
+from .. import uapi
 
 MACHINE = platform.machine()
 #: CPUs whose plain loads/stores already have acquire/release semantics.

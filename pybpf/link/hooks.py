@@ -1,7 +1,7 @@
 """Links: a loaded program attached to its hook, and one attach method per kind.
 
 :func:`attach_program` looks the method up in :data:`METHODS` by the
-program's ``SecDef.attach`` (see :mod:`pybpf.sections`), checks the options
+program's ``SecDef.attach`` (see :mod:`pybpf.obj.sections`), checks the options
 against what that method accepts, and wraps every failure into an
 :class:`~pybpf.errors.AttachError` naming the program and its section.
 
@@ -20,13 +20,14 @@ import socket
 from typing import (TYPE_CHECKING, Any, Callable, Dict, FrozenSet, List, NamedTuple,
                     Optional, Sequence, Tuple)
 
-from . import syscall, tracefs, uapi
-from . import uprobe as _uprobe
-from .errors import AttachError, BPFError, BPFPermissionError
-from .syscall import Fd
+from ..kernel import syscall, fs as tracefs
+from .. import uapi
+from ..obj import uprobe as _uprobe
+from ..errors import AttachError, BPFError, BPFPermissionError
+from ..kernel.syscall import Fd
 
 if TYPE_CHECKING:
-    from .programs import Program
+    from ..programs import Program
 
 Opts = Dict[str, Any]
 

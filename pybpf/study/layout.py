@@ -1,7 +1,7 @@
 """The ring laid bare: a live BPF ring buffer's memory, and a scenario that drives one.
 
-:func:`describe` reports, for any mapped ring (a :class:`~pybpf.ringbuf.RingBuffer`
-ring or a :class:`~pybpf.user_ringbuf.UserRingBuffer`): its two mappings with
+:func:`describe` reports, for any mapped ring (a :class:`~pybpf.events.ringbuf.RingBuffer`
+ring or a :class:`~pybpf.events.user_ringbuf.UserRingBuffer`): its two mappings with
 addresses and protections as ``/proc/self/maps`` shows them, both positions,
 every record header between them (offset, len, BUSY, DISCARD, pg_off), and
 the proof that the data pages are mapped twice — the same bytes at ``data``
@@ -10,7 +10,7 @@ same physical frame behind both addresses.
 
 ``main(argv)`` (``python -m pybpf ringbuf-layout [--size BYTES] [--json] [--svg
 FILE]``) creates a small ring, drives a hand-assembled BPF producer
-(:mod:`pybpf.ringbuf_producer`) through records of several sizes, a discarded
+(:mod:`pybpf.study.producer`) through records of several sizes, a discarded
 one and one that wraps the end, consumes them with :class:`RingBuffer`, then
 shows a BUSY record — which a kernel producer never leaves visible — through
 a user ring buffer reservation that is not yet submitted.
@@ -25,11 +25,12 @@ import sys
 from html import escape
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from . import syscall, uapi
-from .errors import BPFError
-from .ringbuf import BUSY, DISCARD, HDR_SIZE, LEN_MASK, RingBuffer, record_size
-from .ringmem import PAGE_SIZE, RingMapping
-from .user_ringbuf import UserRingBuffer
+from ..kernel import syscall
+from .. import uapi
+from ..errors import BPFError
+from ..events.ringbuf import BUSY, DISCARD, HDR_SIZE, LEN_MASK, RingBuffer, record_size
+from ..events.ringmem import PAGE_SIZE, RingMapping
+from ..events.user_ringbuf import UserRingBuffer
 
 _PFN_MASK = (1 << 55) - 1
 _PRESENT = 1 << 63
@@ -172,7 +173,7 @@ class _Scenario:
         self.steps.append({"title": title, "note": note, "state": describe(ring)})
 
     def run(self) -> List[Dict[str, Any]]:
-        from .ringbuf_producer import Producer
+        from .producer import Producer
         size = self.size
         with syscall.map_create(uapi.BPF_MAP_TYPE_RINGBUF, 0, 0, size, name="layout_rb") as fd, \
                 Producer(fd.fd) as prod, \

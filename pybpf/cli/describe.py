@@ -4,9 +4,9 @@ from __future__ import annotations
 import json
 from typing import Any, Dict, List
 
-from . import insn as I
-from . import uapi
-from .object import BPFObject
+from ..obj import insn as I
+from .. import uapi
+from ..object import BPFObject
 
 
 def _enum_name(enum: Any, value: int, prefix: str) -> str:

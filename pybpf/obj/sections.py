@@ -4,14 +4,14 @@ Data, not logic: one :class:`SecDef` row per libbpf section convention.  A
 row whose prefix ends in ``+`` matches the bare prefix or ``prefix/anything``
 (the part after the slash is the attach target, e.g. ``sched/sched_process_exec``);
 other rows match exactly.  ``attach`` names the attach method in
-:mod:`pybpf.links` (None: the program can't be auto-attached, as in libbpf).
+:mod:`pybpf.link.hooks` (None: the program can't be auto-attached, as in libbpf).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
-from . import uapi as u
+from .. import uapi as u
 
 # SecDef.flags
 ATTACHABLE = 1 << 0      # pass attach_type as expected_attach_type at load

@@ -1,6 +1,6 @@
 """UserRingBuffer: Python produces into a ``BPF_MAP_TYPE_USER_RINGBUF``; BPF drains it.
 
-The mapping mirrors the kernel ring (:class:`~pybpf.ringmem.RingMapping`): the
+The mapping mirrors the kernel ring (:class:`~pybpf.events.ringmem.RingMapping`): the
 consumer page is read-only here (the kernel's ``bpf_user_ringbuf_drain()``
 advances it) and the producer page plus the doubly mapped data are ours to
 write.  Records have the same 8-byte header: reserving writes ``len |
@@ -24,8 +24,8 @@ import select
 import time
 from typing import Optional
 
-from . import uapi
-from .errors import BPFError
+from .. import uapi
+from ..errors import BPFError
 from .ringbuf import BUSY, DISCARD, HDR_SIZE, record_size
 from .ringmem import Epoll, MapRef, RingMapping, release
 
@@ -147,7 +147,7 @@ class UserRingBuffer:
         return self._epoll.fileno()
 
     def layout(self):
-        from .ringbuf_layout import describe
+        from ..study.layout import describe
         return describe(self._open_mapping())
 
     def close(self) -> None:

@@ -30,11 +30,12 @@ import mmap
 import struct
 from typing import Any, Callable, List, Optional, Sequence, Tuple
 
-from . import syscall, uapi
-from .errors import BPFError
+from ..kernel import syscall
+from .. import uapi
+from ..errors import BPFError
 from . import barriers
 from .ringmem import PAGE_SIZE, Epoll, MapRef, buffer_address, close_mmap, release, unmapped
-from .sysinfo import online_cpus
+from ..kernel.sysinfo import online_cpus
 
 _HEAD = uapi.PERF_MMAP_PAGE_DATA_HEAD // 8
 _TAIL = uapi.PERF_MMAP_PAGE_DATA_TAIL // 8

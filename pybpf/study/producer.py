@@ -27,9 +27,10 @@ from __future__ import annotations
 import struct
 from typing import Dict, List, Optional
 
-from . import syscall, uapi
-from .insn import Insn
-from .syscall import Fd
+from ..kernel import syscall
+from .. import uapi
+from ..obj.insn import Insn
+from ..kernel.syscall import Fd
 
 MAX_PAYLOAD = 2048
 PARAM_HDR = 32

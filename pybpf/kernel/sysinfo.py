@@ -5,7 +5,7 @@ import functools
 import os
 from typing import List
 
-from .errors import BPFError
+from ..errors import BPFError
 
 
 def parse_cpu_list(text: str) -> List[int]:

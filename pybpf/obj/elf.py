@@ -15,7 +15,7 @@ from typing import Dict, List, Optional, Union
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
-from .errors import ObjectError
+from ..errors import ObjectError
 
 EM_BPF = 247
 SHT_PROGBITS, SHT_SYMTAB, SHT_NOBITS, SHT_REL = 1, 2, 8, 9

@@ -13,7 +13,7 @@ import os
 import re
 from typing import List, NamedTuple, Optional
 
-from .errors import AttachError
+from ..errors import AttachError
 
 TRACEFS_DIRS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 BPFFS_DIR = "/sys/fs/bpf"

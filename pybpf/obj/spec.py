@@ -11,12 +11,12 @@ import os
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
-from . import uapi
-from .btf import BTF, BTFExt
-from .btf import types as T
+from .. import uapi
+from ..btf import BTF, BTFExt
+from ..btf import types as T
 from .elf import (SHF_WRITE, SHT_NOBITS, SHT_PROGBITS, STB_LOCAL, STT_FUNC, STT_OBJECT,
                   STV_HIDDEN, ElfObject, Section)
-from .errors import ObjectError
+from ..errors import ObjectError
 from .externs import Externs, collect as collect_externs
 from .insn import INSN_SIZE
 from .sections import SecDef, find_sec_def

@@ -12,10 +12,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from . import externs as externs_mod
 from . import insn as I
-from . import uapi
-from .btf import BTF, LineInfo
+from .. import uapi
+from ..btf import BTF, LineInfo
 from .elf import R_BPF_64_32, R_BPF_64_64, SHN_UNDEF, Reloc
-from .errors import ObjectError
+from ..errors import ObjectError
 from .spec import FuncSpec, MapSpec, ObjectSpec, ProgramSpec, is_data_section
 
 Slot = Tuple[int, int]      # (section index, instruction slot within it)
@@ -76,7 +76,7 @@ class Linker:
         self.code[shndx] = code
         ext = self.spec.ext
         if ext is not None and ext.core_relos.get(sec.name):
-            from .btf import core
+            from ..btf import core
             self.core_results[shndx] = core.relocate(code, ext.core_relos[sec.name],
                                                      self.spec.btf, core_targets)
         calls: Dict[int, Slot] = {}

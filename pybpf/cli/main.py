@@ -9,11 +9,11 @@ import sys
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO
 
-from . import uapi
-from .btf import BTF
-from .btf import types as T
-from .errors import BPFError
-from .object import BPFObject
+from .. import uapi
+from ..btf import BTF
+from ..btf import types as T
+from ..errors import BPFError
+from ..object import BPFObject
 
 
 # ------------------------------------------------------------------ record decoding
@@ -35,7 +35,7 @@ class RecordDecoder:
             if type_name:
                 raise BPFError("--type needs BTF in the object (build with clang -g)")
             return
-        from .btf import codec
+        from ..btf import codec
         self._codec = codec
         if type_name:
             ids = [i for i in btf.find(type_name) if isinstance(btf[i], (T.Struct, T.Union))]
@@ -83,7 +83,7 @@ class RecordDecoder:
 
 def _is_kernel_struct(name: str) -> bool:
     try:
-        from .btf import kernel
+        from ..btf import kernel
         return bool(kernel.vmlinux().find(name, uapi.BTF_KIND_STRUCT))
     except (BPFError, OSError):
         return False
@@ -163,8 +163,8 @@ def _apply_set(obj: BPFObject, assignment: str) -> None:
 
 
 def _readers(obj: BPFObject, printer: Printer, decoder: RecordDecoder) -> List[Any]:
-    from .perfbuf import PerfBuffer
-    from .ringbuf import RingBuffer
+    from ..events.perfbuf import PerfBuffer
+    from ..events.ringbuf import RingBuffer
     readers: List[Any] = []
     ring: Optional[RingBuffer] = None
     for m in obj.maps.values():
@@ -251,7 +251,7 @@ def cmd_inspect(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
 
 
 def cmd_ringbuf_layout(args: argparse.Namespace, rest: List[str]) -> int:
-    from .ringbuf_layout import main as layout_main
+    from ..study.layout import main as layout_main
     return layout_main(rest)
 
 

@@ -13,8 +13,8 @@ import os
 import platform
 from typing import Callable, NamedTuple, Optional, Sequence, Tuple, Type, TypeVar
 
-from . import uapi
-from .errors import BPFError, VerifierError, from_errno
+from .. import uapi
+from ..errors import BPFError, VerifierError, from_errno
 
 # (bpf, perf_event_open, membarrier) syscall numbers per architecture.
 _SYSCALL_NUMBERS = {

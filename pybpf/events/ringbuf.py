@@ -1,6 +1,6 @@
 """RingBuffer: the consumer side of ``BPF_MAP_TYPE_RINGBUF`` maps, in pure Python.
 
-The ring (kernel/bpf/ringbuf.c) is mapped in two pieces (:class:`~pybpf.ringmem.RingMapping`):
+The ring (kernel/bpf/ringbuf.c) is mapped in two pieces (:class:`~pybpf.events.ringmem.RingMapping`):
 the consumer page (``u64 consumer_pos``, ours to write) and, read-only, the
 producer page (``u64 producer_pos``) followed by the data pages *mapped twice*,
 so a record that wraps the end of the ring is contiguous.  Every record is an
@@ -34,7 +34,7 @@ One pass over a ring
 
 So each pass costs one fence: the ``mfence`` of step 6 on x86-64, the read
 fence of step 3 on arm64 and riscv64, never one per record
-(:mod:`pybpf.barriers` has the table).
+(:mod:`pybpf.events.barriers` has the table).
 
 Delivery modes (per ring, chosen in :meth:`RingBuffer.add`):
 
@@ -71,8 +71,8 @@ from operator import itemgetter, length_hint, methodcaller
 from typing import (Any, AsyncIterator, Callable, Dict, Iterator, List, Optional, Sequence,
                     Tuple, Union)
 
-from . import uapi
-from .errors import BPFError
+from .. import uapi
+from ..errors import BPFError
 from .ringmem import Epoll, MapRef, RingMapping
 
 HDR_SIZE = uapi.BPF_RINGBUF_HDR_SZ
@@ -720,8 +720,8 @@ class RingBuffer:
         return self._epoll.fileno()
 
     def layout(self, key: Union[int, str, Any] = 0) -> Dict[str, Any]:
-        """The ring laid bare: see :func:`pybpf.ringbuf_layout.describe`."""
-        from .ringbuf_layout import describe
+        """The ring laid bare: see :func:`pybpf.study.layout.describe`."""
+        from ..study.layout import describe
         return describe(self.ring(key).mapping)
 
     # -- consuming -------------------------------------------------------------

@@ -12,12 +12,13 @@ import ctypes
 import errno as _errno
 from typing import TYPE_CHECKING, Dict, Iterator, Optional, Tuple
 
-from . import syscall, uapi
-from .errors import AttachError, BPFError, ObjectError
-from .syscall import Fd
+from ..kernel import syscall
+from .. import uapi
+from ..errors import AttachError, BPFError, ObjectError
+from ..kernel.syscall import Fd
 
 if TYPE_CHECKING:
-    from .programs import Program
+    from ..programs import Program
 
 # expected_attach_type -> (name prefix, BTF kind, what the name is)
 _KERNEL_TARGETS = {
@@ -78,7 +79,7 @@ def find_kernel_type(name: str, kind: int, what: str, module: Optional[str] = No
                      where: str = "") -> Tuple[int, int]:
     """(btf_obj_fd, type id) of a kernel type: vmlinux first, then module BTF
     (only ``module``'s when given)."""
-    from .btf import kernel
+    from ..btf import kernel
     if module is None or module == "vmlinux":
         ids = kernel.vmlinux().find(name, kind)
         if ids:
@@ -149,7 +150,7 @@ def btf_raw(btf_fd: int) -> bytes:
 
 def prog_func_btf_id(prog_fd: int, func: str, where: str = "") -> int:
     """Type id of FUNC ``func`` in a loaded BPF program's BTF (freplace/fentry targets)."""
-    from .btf import BTF
+    from ..btf import BTF
     head = f"{where}: " if where else ""
     btf_id = syscall.obj_info(prog_fd, uapi.bpf_prog_info).btf_id
     if not btf_id:

@@ -20,7 +20,7 @@ from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
-from .errors import AttachError
+from ..errors import AttachError
 
 
 class Target(NamedTuple):

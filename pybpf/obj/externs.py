@@ -29,12 +29,12 @@ from dataclasses import dataclass, field
 from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
 from . import insn as I
-from . import uapi
-from .btf import BTF
-from .btf import types as T
+from .. import uapi
+from ..btf import BTF
+from ..btf import types as T
 from .elf import (R_BPF_64_32, R_BPF_64_64, SHN_UNDEF, SHT_NOBITS, SHT_SYMTAB, STB_GLOBAL,
                   STB_WEAK, STT_NOTYPE, ElfObject, Reloc, Section)
-from .errors import BPFError, BPFPermissionError, ObjectError
+from ..errors import BPFError, BPFPermissionError, ObjectError
 
 KCONFIG_SEC = ".kconfig"
 KSYMS_SEC = ".ksyms"
@@ -433,12 +433,12 @@ class LiveHost(Host):
         """Whether syscalls enter through __<arch>_sys_* wrappers.  libbpf finds out by
         opening a kprobe on the wrapper; kallsyms answers the same without kprobes."""
         import platform
-        from .links import syscall_func_name
+        from ..link.hooks import syscall_func_name
         wrapper = syscall_func_name("bpf", platform.machine(), True)
         return wrapper.startswith("__") and bool(kallsyms_addresses(self.kallsyms(), [wrapper]))
 
     def find(self, name: str, kind: int) -> Optional[Tuple[BTF, int, str]]:
-        from .btf import kernel
+        from ..btf import kernel
         hits = kernel.find_in_kernel(name, kind)
         if not hits:
             return None
@@ -448,7 +448,7 @@ class LiveHost(Host):
         return btf, type_id, module
 
     def module_btf_fd(self, module: str) -> int:
-        from .attach_btf import module_btf_fd
+        from ..link.attach_btf import module_btf_fd
         return module_btf_fd(module).fd
 
 
@@ -463,7 +463,7 @@ def _read_text(path: str) -> Optional[str]:
 @functools.lru_cache(maxsize=None)
 def _probe_bpf_cookie() -> bool:
     """libbpf's FEAT_BPF_COOKIE: a tracepoint program may call bpf_get_attach_cookie()."""
-    from . import syscall
+    from ..kernel import syscall
     code = (I.Insn(I.CALL, 0, 0, 0, uapi.BPF_FUNC_get_attach_cookie).encode()
             + I.Insn(I.EXIT, 0, 0, 0, 0).encode())
     try:
@@ -597,7 +597,7 @@ def _resolve_ksyms(externs: Externs, btf: BTF, host: Host, res: Resolution) -> N
 
 
 def _compatible(ext: Extern, btf: BTF, kbtf: BTF, kernel_type: int) -> bool:
-    from .btf.corematch import CoreError, types_are_compat   # only objects with ksyms pay
+    from ..btf.corematch import CoreError, types_are_compat   # only objects with ksyms pay
     try:
         return types_are_compat(btf, ext.type_id, kbtf, kernel_type)
     except CoreError as e:
@@ -618,7 +618,7 @@ def _resolve_var(ext: Extern, btf: BTF, host: Host) -> Optional[Tuple[KsymTarget
 
 
 def _resolve_func(ext: Extern, btf: BTF, host: Host) -> Optional[Tuple[KsymTarget, str]]:
-    from .btf.corematch import essential_name
+    from ..btf.corematch import essential_name
     found = host.find(essential_name(ext.name), uapi.BTF_KIND_FUNC)
     if found is None:
         return None

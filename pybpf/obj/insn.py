@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 from typing import Iterator, NamedTuple
 
-from . import uapi
+from .. import uapi
 
 INSN_SIZE = 8
 _INSN = struct.Struct("<BBhi")

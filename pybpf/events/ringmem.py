@@ -1,9 +1,9 @@
 """Memory shared with the kernel's BPF rings: mappings and waiting.
 
-The three event transports (:mod:`pybpf.ringbuf`, :mod:`pybpf.user_ringbuf`,
-:mod:`pybpf.perfbuf`) share what is here: resolving a map argument, the two
+The three event transports (:mod:`pybpf.events.ringbuf`, :mod:`pybpf.events.user_ringbuf`,
+:mod:`pybpf.events.perfbuf`) share what is here: resolving a map argument, the two
 mmaps of a ``BPF_MAP_TYPE_{USER_,}RINGBUF`` map with acquire/release access
-to its positions (memory ordering: :mod:`pybpf.barriers`), the address of a
+to its positions (memory ordering: :mod:`pybpf.events.barriers`), the address of a
 Python buffer, and an epoll set whose wait returns on a signal.
 """
 from __future__ import annotations
@@ -14,8 +14,10 @@ import mmap
 import select
 from typing import List, Optional, Tuple
 
-from . import barriers, syscall, uapi
-from .errors import BPFError, from_errno
+from . import barriers
+from ..kernel import syscall
+from .. import uapi
+from ..errors import BPFError, from_errno
 
 PAGE_SIZE = mmap.PAGESIZE
 
@@ -126,7 +128,7 @@ class RingMapping:
     ``data`` the 2*size bytes, ``hdr`` the same as u32 words (record headers).
     The ordered accesses to the positions are ``load_producer()`` /
     ``load_consumer()`` (acquire) and ``store_consumer(v)`` / ``store_producer(v)``
-    (release), with the fences of ``order`` (:class:`pybpf.barriers.Ordering`).
+    (release), with the fences of ``order`` (:class:`pybpf.events.barriers.Ordering`).
     """
 
     def __init__(self, ref: MapRef, producer_side: bool = False):
