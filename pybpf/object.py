@@ -135,8 +135,9 @@ class BPFObject:
         if self._loaded:
             raise BPFError(f"object {self.name!r} is already loaded")
         try:
+            from .kernel.host import LiveHost
             self._externs = externs.resolve(self.spec.externs, self.spec.btf,
-                                            externs.LiveHost(), self.kconfig)
+                                            LiveHost(), self.kconfig)
             if self._externs.kconfig:
                 self._globals[externs.KCONFIG_SEC].image[:] = self._externs.kconfig
             self._load_btf()
@@ -159,12 +160,13 @@ class BPFObject:
         if btf is None:
             return
         from .btf import sanitize
+        from .kernel.features import probe_features
         try:
             ext = self.spec.ext
             lines = {s for recs in (ext.line_info.values() if ext else ())
                      for rec in recs for s in (rec.file_name, rec.line)}
             sanitized = sanitize.sanitize(externs.btf_for_kernel(btf),
-                                          sanitize.probe_features())
+                                          probe_features())
             data, self._btf_strings = sanitized.encode_with_strings(lines)
             self._btf_fd = syscall.btf_load(data)
         except VerifierError as e:

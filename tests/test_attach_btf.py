@@ -11,6 +11,7 @@ import pytest
 from conftest import built, require_kernel, skip_missing_feature
 import pybpf
 from pybpf.link import attach_btf
+from pybpf.kernel import btf_objects
 from pybpf.obj import sections
 from pybpf.kernel import syscall
 from pybpf import uapi
@@ -103,17 +104,17 @@ def test_module_btf_is_searched_after_vmlinux(monkeypatch):
 
 
 def test_kernel_btf_objects_lists_vmlinux(kernel):
-    names = [name for _, name in attach_btf.kernel_btf_objects()]
+    names = [name for _, name in btf_objects.kernel_btf_objects()]
     assert "vmlinux" in names
     with pytest.raises(AttachError, match="no BTF object for kernel module"):
-        attach_btf.module_btf_fd("pybpf_no_such_module")
+        btf_objects.module_btf_fd("pybpf_no_such_module")
 
 
 def test_btf_raw_of_vmlinux_matches_sysfs(kernel):
-    vmlinux_obj = next(i for i, name in attach_btf.kernel_btf_objects() if name == "vmlinux")
+    vmlinux_obj = next(i for i, name in btf_objects.kernel_btf_objects() if name == "vmlinux")
     with syscall.fd_by_id(uapi.BPF_BTF_GET_FD_BY_ID, vmlinux_obj) as fd:
         with open(VMLINUX, "rb") as f:
-            assert attach_btf.btf_raw(fd.fd) == f.read()
+            assert btf_objects.btf_raw(fd.fd) == f.read()
 
 
 # ------------------------------------------------------------------ freplace / set_attach_target
@@ -153,7 +154,7 @@ def test_freplace_target_resolved_in_the_programs_btf(xdp_target):
     btf_obj_fd, btf_id = attach_btf.resolve(prog)
     info = syscall.obj_info(xdp_target.fd, uapi.bpf_prog_info)
     with syscall.fd_by_id(uapi.BPF_BTF_GET_FD_BY_ID, info.btf_id) as fd:
-        btf = BTF.parse(attach_btf.btf_raw(fd.fd))
+        btf = BTF.parse(btf_objects.btf_raw(fd.fd))
     assert btf_obj_fd == 0
     assert btf[btf_id].name == "decide" and btf.kind_of(btf_id) == uapi.BTF_KIND_FUNC
     attach_btf.set_attach_target(prog, xdp_target.fd, "pybpf_nope")

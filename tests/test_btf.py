@@ -12,7 +12,8 @@ from conftest import BUILD, built
 from pybpf.kernel import syscall
 from pybpf.btf import BTF, kernel
 from pybpf.btf import types as T
-from pybpf.btf.sanitize import ENUM64_PLACEHOLDER, Features, probe_features, sanitize
+from pybpf.btf.sanitize import ENUM64_PLACEHOLDER, Features, sanitize
+from pybpf.kernel.features import probe_features
 from pybpf.errors import ObjectError
 from pybpf.uapi import (BTF_KIND_DATASEC, BTF_KIND_FUNC, BTF_KIND_INT, BTF_KIND_STRUCT,
                         BTF_KIND_TYPEDEF, BTF_FUNC_GLOBAL, BTF_VAR_GLOBAL_ALLOCATED)

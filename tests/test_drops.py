@@ -11,7 +11,7 @@ import pytest
 
 import pybpf
 from pybpf.kernel import syscall
-from pybpf.events.ringbuf import record_size
+from pybpf.events.ringmem import record_size
 from pybpf.kernel.sysinfo import online_cpus, possible_cpus
 
 from conftest import built, require_kernel

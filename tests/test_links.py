@@ -27,7 +27,8 @@ from pybpf import uapi
 from pybpf.errors import AttachError, BPFError
 from pybpf.obj.insn import Insn
 from pybpf.link.hooks import (METHODS, IterLink, Link, PerfEventLink, attach_program,
-                         auto_attachable, parse_kprobe_target, syscall_func_name)
+                         auto_attachable, parse_kprobe_target)
+from pybpf.kernel.sysinfo import syscall_func_name
 from pybpf.programs import Program
 
 u = uapi

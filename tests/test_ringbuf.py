@@ -18,8 +18,8 @@ from pybpf.events import barriers, ringmem
 from pybpf.kernel import syscall
 from pybpf import uapi
 from pybpf.errors import BPFError
-from pybpf.events.ringbuf import (BUSY, DISCARD, ColumnLayout, RecordBatch, RingBuffer, record_size,
-                           scan)
+from pybpf.events.ringbuf import (ColumnLayout, RecordBatch, RingBuffer, scan)
+from pybpf.events.ringmem import BUSY, DISCARD, record_size
 from pybpf.study.producer import Producer
 
 from conftest import built, require_kernel

@@ -30,7 +30,7 @@ sys.path.insert(1, str(ROOT / "tools"))
 import pybpf  # noqa: E402
 from pybpf.kernel import syscall
 from pybpf import uapi
-from pybpf.events.ringbuf import record_size  # noqa: E402
+from pybpf.events.ringmem import record_size  # noqa: E402
 from pybpf.events.ringmem import PAGE_SIZE  # noqa: E402
 from pybpf.kernel.sysinfo import online_cpus  # noqa: E402
 from bench_ringbuf import EVENT, Drain, Libbpf, _make  # noqa: E402

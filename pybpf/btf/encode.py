@@ -4,7 +4,7 @@ from __future__ import annotations
 import struct
 import sys
 from array import array
-from typing import TYPE_CHECKING, Callable, Dict, Iterable, List, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from ..errors import ObjectError
 from ..uapi import (BTF_HEADER_SIZE, BTF_INFO_KFLAG_SHIFT, BTF_INFO_KIND_SHIFT, BTF_MAGIC,
@@ -12,24 +12,24 @@ from ..uapi import (BTF_HEADER_SIZE, BTF_INFO_KFLAG_SHIFT, BTF_INFO_KIND_SHIFT, 
 from . import types as T
 from .strtab import StringTableBuilder
 
-if TYPE_CHECKING:
-    from .spec import BTF
-
 _U32 = 0xFFFFFFFF
 
 
-def encode_btf(btf: "BTF", extra_strings: Iterable[str] = ()) -> Tuple[bytes, Dict[str, int]]:
-    """The blob, and the offsets of ``extra_strings`` (added to its string section)."""
-    strs = StringTableBuilder(btf._strtab.start)
+def encode_btf(types: Sequence[T.Type], start_id: int, strings_start: int,
+               section: Optional[str], extra_strings: Iterable[str] = ()
+               ) -> Tuple[bytes, Dict[str, int]]:
+    """The blob of ``types`` (ids from ``start_id``; a split BTF's strings from
+    ``strings_start``), and the offsets of ``extra_strings`` (added to its string
+    section).  ``section`` names the BTF in errors."""
+    strs = StringTableBuilder(strings_start)
     extra = {s: strs.add(s) for s in extra_strings}
     out = array("I")
-    for type_id in range(btf.start_id, len(btf)):
-        t = btf[type_id]
+    for type_id, t in enumerate(types, start_id):
         try:
             out.extend(_ENCODERS[type(t)](t, strs))
         except (OverflowError, ValueError, TypeError, KeyError, AttributeError) as exc:
             raise ObjectError(f"cannot encode BTF type {type_id} ({t!r}): {exc}",
-                              btf.section) from None
+                              section) from None
     if sys.byteorder != "little":
         out.byteswap()
     types_blob, str_blob = out.tobytes(), strs.encode()

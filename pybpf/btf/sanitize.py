@@ -30,7 +30,6 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Callable, Dict, Optional
 
-from ..errors import BPFError, BPFPermissionError
 from ..uapi import BTF_FUNC_GLOBAL, BTF_FUNC_STATIC, BTF_INT_SIGNED, BTF_VAR_STATIC
 from . import types as T
 from .spec import BTF
@@ -92,28 +91,6 @@ PROBES: Dict[str, Callable[[], BTF]] = {
     "enum64": lambda: _with_int(lambda btf, i32: btf.add(
         T.Enum64("e", 8, [("A", 1 << 40)]))),
 }
-
-_probed: Optional[Features] = None
-
-
-def _loads(blob: bytes) -> bool:
-    from ..kernel import syscall
-    try:
-        with syscall.btf_load(blob):
-            return True
-    except BPFPermissionError:
-        raise
-    except BPFError:
-        return False
-
-
-def probe_features() -> Features:
-    """Probe the running kernel once per process (needs CAP_BPF / root)."""
-    global _probed
-    if _probed is None:
-        _probed = Features(**{name: _loads(make().encode()) for name, make in PROBES.items()})
-    return _probed
-
 
 # ---------------------------------------------------------------- rewriting
 

@@ -152,12 +152,13 @@ class BTF:
 
     def encode(self) -> bytes:
         """The .BTF blob (of a split BTF: only its own types and strings)."""
-        return encode_btf(self)[0]
+        return self.encode_with_strings(())[0]
 
     def encode_with_strings(self, strings: Iterable[str]) -> Tuple[bytes, Dict[str, int]]:
         """Like ``encode``, with ``strings`` also in the string section; returns their
         offsets too (line_info names its file and source line by string offset)."""
-        return encode_btf(self, strings)
+        return encode_btf(list(self), self.start_id,
+                          self._strtab.start, self.section, strings)
 
     # ------------------------------------------------------------------ lookup
 

@@ -73,21 +73,11 @@ from typing import (Any, AsyncIterator, Callable, Dict, Iterator, List, Optional
 
 from .. import uapi
 from ..errors import BPFError
-from .ringmem import Epoll, MapRef, RingMapping
+from .ringmem import BUSY, FLAGS, HDR_SIZE, LEN_MASK, Epoll, MapRef, RingMapping, record_size
 
-HDR_SIZE = uapi.BPF_RINGBUF_HDR_SZ
-BUSY = uapi.BPF_RINGBUF_BUSY_BIT
-DISCARD = uapi.BPF_RINGBUF_DISCARD_BIT
-_FLAGS = BUSY | DISCARD
-LEN_MASK = 0xFFFFFFFF & ~_FLAGS     # the length bits of a record header
 
 #: (payload offset in the data area, record count, stride, payload length)
 Run = Tuple[int, int, int, int]
-
-
-def record_size(length: int) -> int:
-    """Bytes a record of ``length`` payload bytes takes in the ring."""
-    return (length + HDR_SIZE + 7) & ~7
 
 
 # ------------------------------------------------------------------ the walk
@@ -129,7 +119,7 @@ def scan(hdr: memoryview, start: int, end: int, limit: int = sys.maxsize) -> Tup
     off = start
     while off < end and limit > 0:
         length = hdr[off >> 2]
-        if length & _FLAGS:
+        if length & FLAGS:
             if length & BUSY:
                 break
             nxt = off + (((length & LEN_MASK) + 15) & ~7)  # discarded: skipped, but consumed
@@ -720,8 +710,8 @@ class RingBuffer:
         return self._epoll.fileno()
 
     def layout(self, key: Union[int, str, Any] = 0) -> Dict[str, Any]:
-        """The ring laid bare: see :func:`pybpf.study.layout.describe`."""
-        from ..study.layout import describe
+        """The ring laid bare: see :func:`pybpf.events.memory.describe`."""
+        from .memory import describe
         return describe(self.ring(key).mapping)
 
     # -- consuming -------------------------------------------------------------

@@ -19,6 +19,19 @@ from ..kernel import syscall
 from .. import uapi
 from ..errors import BPFError, from_errno
 
+# Record headers (kernel/bpf/ringbuf.c): length word with two flag bits, then pg_off.
+HDR_SIZE = uapi.BPF_RINGBUF_HDR_SZ
+BUSY = uapi.BPF_RINGBUF_BUSY_BIT
+DISCARD = uapi.BPF_RINGBUF_DISCARD_BIT
+FLAGS = BUSY | DISCARD
+LEN_MASK = 0xFFFFFFFF & ~FLAGS     # the length bits of a record header
+
+
+def record_size(length: int) -> int:
+    """Bytes a record of ``length`` payload bytes takes in the ring."""
+    return (length + HDR_SIZE + 7) & ~7
+
+
 PAGE_SIZE = mmap.PAGESIZE
 
 _libc = ctypes.CDLL(None, use_errno=True)

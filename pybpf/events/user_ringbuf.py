@@ -26,8 +26,7 @@ from typing import Optional
 
 from .. import uapi
 from ..errors import BPFError
-from .ringbuf import BUSY, DISCARD, HDR_SIZE, record_size
-from .ringmem import Epoll, MapRef, RingMapping, release
+from .ringmem import BUSY, DISCARD, HDR_SIZE, Epoll, MapRef, RingMapping, record_size, release
 
 #: the length field keeps 30 bits; the kernel further caps samples (dynptr size)
 MAX_SAMPLE = (1 << 24) - 1
@@ -147,7 +146,7 @@ class UserRingBuffer:
         return self._epoll.fileno()
 
     def layout(self):
-        from ..study.layout import describe
+        from .memory import describe
         return describe(self._open_mapping())
 
     def close(self) -> None:

@@ -40,3 +40,17 @@ def possible_cpus() -> List[int]:
 def online_cpus() -> List[int]:
     """CPUs online now (perf events can only be opened on these)."""
     return _read_cpus("online")
+
+
+# libbpf's arch_specific_syscall_pfx(): the prefix of syscall wrapper symbols.
+SYSCALL_PREFIX = {"x86_64": "x64", "i386": "ia32", "i686": "ia32", "s390x": "s390x",
+                   "s390": "s390", "armv7l": "arm", "aarch64": "arm64", "mips": "mips",
+                   "mips64": "mips", "riscv64": "riscv", "ppc64le": "powerpc",
+                   "ppc64": "powerpc"}
+
+
+def syscall_func_name(syscall_name: str, machine: str, wrapped: bool) -> str:
+    """Kernel function behind a syscall: __<arch>_sys_NAME where the kernel has
+    syscall wrappers (CONFIG_ARCH_HAS_SYSCALL_WRAPPER), else sys_NAME."""
+    prefix = SYSCALL_PREFIX.get(machine)
+    return f"__{prefix}_sys_{syscall_name}" if wrapped and prefix else f"sys_{syscall_name}"

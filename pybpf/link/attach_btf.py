@@ -8,17 +8,15 @@ SecDef has ``ATTACH_BTF``.  The hook's name comes from the SEC() target
 """
 from __future__ import annotations
 
-import ctypes
 import errno as _errno
-from typing import TYPE_CHECKING, Dict, Iterator, Optional, Tuple
+from typing import Optional, Tuple
 
 from ..kernel import syscall
 from .. import uapi
-from ..errors import AttachError, BPFError, ObjectError
-from ..kernel.syscall import Fd
+from ..errors import AttachError, ObjectError
+from ..kernel.btf_objects import btf_raw, module_btf_fd
+from .program import ProgramView
 
-if TYPE_CHECKING:
-    from ..programs import Program
 
 # expected_attach_type -> (name prefix, BTF kind, what the name is)
 _KERNEL_TARGETS = {
@@ -31,12 +29,9 @@ _KERNEL_TARGETS = {
     uapi.BPF_TRACE_ITER: ("bpf_iter_", uapi.BTF_KIND_FUNC, "iterator"),
 }
 
-# Module BTF objects stay open for the life of the process: the fd handed to
-# BPF_PROG_LOAD must outlive every load that names it, and there are few.
-_module_fds: Dict[str, Fd] = {}
 
 
-def set_attach_target(prog: "Program", attach_prog_fd: int = 0,
+def set_attach_target(prog: ProgramView, attach_prog_fd: int = 0,
                       func_name: Optional[str] = None) -> None:
     """Choose the hook before load(): a function of another BPF program
     (``attach_prog_fd`` + ``func_name``, as freplace needs) or a kernel one."""
@@ -52,7 +47,7 @@ def set_attach_target(prog: "Program", attach_prog_fd: int = 0,
     prog.attach_btf_obj_fd = 0
 
 
-def resolve(prog: "Program") -> Tuple[int, int]:
+def resolve(prog: ProgramView) -> Tuple[int, int]:
     """(btf_obj_fd, btf_id) for BPF_PROG_LOAD: btf_obj_fd is 0 for vmlinux and for a
     target program (then prog.attach_prog_fd is what the loader passes)."""
     where = f"program {prog.name!r} (SEC {prog.section!r})"
@@ -93,59 +88,6 @@ def find_kernel_type(name: str, kind: int, what: str, module: Optional[str] = No
     scope = f"module {module}" if module else "vmlinux or module BTF"
     raise AttachError(f"{where + ': ' if where else ''}{what} not found in {scope} "
                       f"(no {uapi.btf_kind(kind).name[9:]} {name!r})", _errno.ESRCH)
-
-
-# ------------------------------------------------------------------ BTF objects in the kernel
-
-
-def _btf_info(fd: int, data: Optional[ctypes.Array] = None) -> Tuple[uapi.bpf_btf_info, str]:
-    """bpf_btf_info of a BTF fd, with its name (and the raw BTF when data is given)."""
-    name = ctypes.create_string_buffer(64)
-    info = uapi.bpf_btf_info(name=ctypes.addressof(name), name_len=ctypes.sizeof(name))
-    if data is not None:
-        info.btf, info.btf_size = ctypes.addressof(data), ctypes.sizeof(data)
-    syscall.obj_info(fd, uapi.bpf_btf_info, info)
-    return info, name.value.decode(errors="replace")
-
-
-def kernel_btf_objects() -> Iterator[Tuple[int, str]]:
-    """(BTF object id, name) of every kernel BTF object loaded: vmlinux and modules."""
-    btf_id = 0
-    while True:
-        next_id = syscall.next_id(uapi.BPF_BTF_GET_NEXT_ID, btf_id)
-        if next_id is None:
-            return
-        btf_id = next_id
-        try:
-            with syscall.fd_by_id(uapi.BPF_BTF_GET_FD_BY_ID, btf_id) as fd:
-                info, name = _btf_info(fd.fd)
-        except BPFError as e:
-            if e.errno == _errno.ENOENT:      # freed while we walked the list
-                continue
-            raise
-        if info.kernel_btf:
-            yield btf_id, name
-
-
-def module_btf_fd(module: str) -> Fd:
-    """An fd of a kernel module's BTF object, as BPF_PROG_LOAD's attach_btf_obj_fd."""
-    fd = _module_fds.get(module)
-    if fd is not None and not fd.closed:
-        return fd
-    for btf_id, name in kernel_btf_objects():
-        if name == module:
-            fd = syscall.fd_by_id(uapi.BPF_BTF_GET_FD_BY_ID, btf_id)
-            _module_fds[module] = fd
-            return fd
-    raise AttachError(f"no BTF object for kernel module {module!r} is loaded", _errno.ENOENT)
-
-
-def btf_raw(btf_fd: int) -> bytes:
-    """The raw .BTF bytes of a kernel BTF object."""
-    info, _ = _btf_info(btf_fd)
-    data = ctypes.create_string_buffer(info.btf_size)
-    _btf_info(btf_fd, data)
-    return data.raw
 
 
 def prog_func_btf_id(prog_fd: int, func: str, where: str = "") -> int:

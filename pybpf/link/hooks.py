@@ -17,7 +17,7 @@ import io
 import os
 import platform
 import socket
-from typing import (TYPE_CHECKING, Any, Callable, Dict, FrozenSet, List, NamedTuple,
+from typing import (Any, Callable, Dict, FrozenSet, List, NamedTuple,
                     Optional, Sequence, Tuple)
 
 from ..kernel import syscall, fs as tracefs
@@ -25,9 +25,9 @@ from .. import uapi
 from ..obj import uprobe as _uprobe
 from ..errors import AttachError, BPFError, BPFPermissionError
 from ..kernel.syscall import Fd
+from ..kernel.sysinfo import SYSCALL_PREFIX, syscall_func_name
+from .program import ProgramView
 
-if TYPE_CHECKING:
-    from ..programs import Program
 
 Opts = Dict[str, Any]
 
@@ -190,7 +190,7 @@ def _open_path(path: str, flags: int, what: str) -> Fd:
         raise AttachError(f"opening {what} {path}: {e.strerror}", e.errno) from None
 
 
-def _attach_perf_event(prog: "Program", pfd: Fd, opts: Opts, desc: str) -> Link:
+def _attach_perf_event(prog: ProgramView, pfd: Fd, opts: Opts, desc: str) -> Link:
     """Attach to an open perf event (taking ownership of pfd): a BPF perf link,
     or PERF_EVENT_IOC_SET_BPF where the kernel refuses perf links."""
     cookie = int(opts.get("cookie", 0))
@@ -220,7 +220,7 @@ def _attach_perf_event(prog: "Program", pfd: Fd, opts: Opts, desc: str) -> Link:
     return PerfEventLink(pfd, desc=desc)
 
 
-def _link(prog: "Program", target_fd: int, attach_type: int, desc: str, flags: int = 0,
+def _link(prog: ProgramView, target_fd: int, attach_type: int, desc: str, flags: int = 0,
           **extra: Any) -> Link:
     return Link(syscall.link_create(prog.fd, target_fd, attach_type, flags, **extra),
                 desc=desc)
@@ -229,7 +229,7 @@ def _link(prog: "Program", target_fd: int, attach_type: int, desc: str, flags: i
 # ------------------------------------------------------------------ tracepoints
 
 
-def attach_tracepoint(prog: "Program", target: str, opts: Opts) -> Link:
+def attach_tracepoint(prog: ProgramView, target: str, opts: Opts) -> Link:
     tp = opts.get("tracepoint") or target
     category, sep, name = tp.partition("/")
     if not sep or not category or not name:
@@ -241,7 +241,7 @@ def attach_tracepoint(prog: "Program", target: str, opts: Opts) -> Link:
     return _attach_perf_event(prog, pfd, opts, f"tracepoint {tp}")
 
 
-def attach_raw_tracepoint(prog: "Program", target: str, opts: Opts) -> Link:
+def attach_raw_tracepoint(prog: ProgramView, target: str, opts: Opts) -> Link:
     # BPF_RAW_TRACEPOINT_OPEN: link_create has no way to name the tracepoint
     # for BPF_PROG_TYPE_RAW_TRACEPOINT programs.
     tp = opts.get("tracepoint") or target
@@ -253,7 +253,7 @@ def attach_raw_tracepoint(prog: "Program", target: str, opts: Opts) -> Link:
 # ------------------------------------------------------------------ BTF-based tracing
 
 
-def attach_tracing(prog: "Program", target: str, opts: Opts) -> Link:
+def attach_tracing(prog: ProgramView, target: str, opts: Opts) -> Link:
     """tp_btf/fentry/fexit/fmod_ret/lsm (and freplace): the hook was fixed at load
     time by attach_btf_id; older kernels only take BPF_RAW_TRACEPOINT_OPEN."""
     cookie = int(opts.get("cookie", 0))
@@ -273,7 +273,7 @@ def attach_tracing(prog: "Program", target: str, opts: Opts) -> Link:
     return Link(syscall.raw_tracepoint_open(None, prog.fd), desc=desc)
 
 
-def attach_iter(prog: "Program", target: str, opts: Opts) -> IterLink:
+def attach_iter(prog: ProgramView, target: str, opts: Opts) -> IterLink:
     info = uapi.bpf_iter_link_info()
     if "map_fd" in opts:
         info.map.map_fd = int(opts["map_fd"])
@@ -319,7 +319,7 @@ def _probe_event(pmu: str, retprobe: bool, config1: int, config2: int,
                                 config1=config1, config2=config2)
 
 
-def _kprobe(prog: "Program", func: str, offset: int, retprobe: bool, opts: Opts) -> Link:
+def _kprobe(prog: ProgramView, func: str, offset: int, retprobe: bool, opts: Opts) -> Link:
     name = ctypes.create_string_buffer(func.encode())
     attr = _probe_event("kprobe", retprobe, ctypes.addressof(name), offset)
     kind = "kretprobe" if retprobe else "kprobe"
@@ -327,27 +327,13 @@ def _kprobe(prog: "Program", func: str, offset: int, retprobe: bool, opts: Opts)
     return _attach_perf_event(prog, pfd, opts, f"{kind} {func}+{offset:#x}")
 
 
-def attach_kprobe(prog: "Program", target: str, opts: Opts) -> Link:
+def attach_kprobe(prog: ProgramView, target: str, opts: Opts) -> Link:
     retprobe = bool(opts.get("retprobe", prog.section.startswith("kretprobe")))
     if opts.get("func_name"):
         func, offset = opts["func_name"], int(opts.get("offset", 0))
     else:
         func, offset = parse_kprobe_target(target, retprobe)
     return _kprobe(prog, func, offset, retprobe, opts)
-
-
-# libbpf's arch_specific_syscall_pfx(): the prefix of syscall wrapper symbols.
-_SYSCALL_PREFIX = {"x86_64": "x64", "i386": "ia32", "i686": "ia32", "s390x": "s390x",
-                   "s390": "s390", "armv7l": "arm", "aarch64": "arm64", "mips": "mips",
-                   "mips64": "mips", "riscv64": "riscv", "ppc64le": "powerpc",
-                   "ppc64": "powerpc"}
-
-
-def syscall_func_name(syscall_name: str, machine: str, wrapped: bool) -> str:
-    """Kernel function behind a syscall: __<arch>_sys_NAME where the kernel has
-    syscall wrappers (CONFIG_ARCH_HAS_SYSCALL_WRAPPER), else sys_NAME."""
-    prefix = _SYSCALL_PREFIX.get(machine)
-    return f"__{prefix}_sys_{syscall_name}" if wrapped and prefix else f"sys_{syscall_name}"
 
 
 @functools.lru_cache(maxsize=None)
@@ -359,12 +345,12 @@ def _kallsyms_has(symbol: str) -> bool:
         return False
 
 
-def attach_ksyscall(prog: "Program", target: str, opts: Opts) -> Link:
+def attach_ksyscall(prog: ProgramView, target: str, opts: Opts) -> Link:
     name = opts.get("syscall_name") or target
     if not name:
         raise AttachError("syscall name missing (SEC(\"ksyscall/NAME\") or syscall_name=)")
     machine = platform.machine()
-    prefix = _SYSCALL_PREFIX.get(machine)
+    prefix = SYSCALL_PREFIX.get(machine)
     wrapped = bool(prefix) and _kallsyms_has(f"__{prefix}_sys_bpf")
     retprobe = bool(opts.get("retprobe", prog.section.startswith("kretsyscall")))
     return _kprobe(prog, syscall_func_name(name, machine, wrapped), 0, retprobe, opts)
@@ -385,7 +371,7 @@ def kernel_functions(pattern: str) -> List[str]:
     return sorted({n for n in names if match(n)})
 
 
-def attach_kprobe_multi(prog: "Program", target: str, opts: Opts) -> Link:
+def attach_kprobe_multi(prog: ProgramView, target: str, opts: Opts) -> Link:
     retprobe = bool(opts.get("retprobe", prog.section.startswith("kretprobe.multi")))
     syms = list(opts.get("syms") or ())
     if not syms:
@@ -426,7 +412,7 @@ def _uprobe_where(target: str, opts: Opts, retprobe: bool) -> Tuple[str, int, st
     return path, offset, f"{path}:{func or ''}+{offset:#x}"
 
 
-def attach_uprobe(prog: "Program", target: str, opts: Opts) -> Link:
+def attach_uprobe(prog: ProgramView, target: str, opts: Opts) -> Link:
     retprobe = bool(opts.get("retprobe", prog.section.startswith("uretprobe")))
     path, offset, where = _uprobe_where(target, opts, retprobe)
     pid = int(opts.get("pid", -1))
@@ -439,7 +425,7 @@ def attach_uprobe(prog: "Program", target: str, opts: Opts) -> Link:
     return _attach_perf_event(prog, pfd, opts, f"{kind} {where}")
 
 
-def attach_uprobe_multi(prog: "Program", target: str, opts: Opts) -> Link:
+def attach_uprobe_multi(prog: ProgramView, target: str, opts: Opts) -> Link:
     retprobe = bool(opts.get("retprobe", prog.section.startswith("uretprobe.multi")))
     if opts.get("binary"):
         binary, pattern = opts["binary"], opts.get("func_pattern") or ""
@@ -469,7 +455,7 @@ def attach_uprobe_multi(prog: "Program", target: str, opts: Opts) -> Link:
     return Link(lfd, desc=f"uprobe.multi {path} ({len(offsets)} offsets)")
 
 
-def attach_usdt(prog: "Program", target: str, opts: Opts) -> Link:
+def attach_usdt(prog: ProgramView, target: str, opts: Opts) -> Link:
     raise AttachError("USDT probes are not supported by pybpf yet; attach a uprobe to the "
                       "probe's address instead (binary=, offset=)", _errno.EOPNOTSUPP)
 
@@ -477,7 +463,7 @@ def attach_usdt(prog: "Program", target: str, opts: Opts) -> Link:
 # ------------------------------------------------------------------ perf events
 
 
-def attach_perf_event(prog: "Program", target: str, opts: Opts) -> Link:
+def attach_perf_event(prog: ProgramView, target: str, opts: Opts) -> Link:
     """To a perf event: perf_event_fd= (duplicated, the caller keeps its fd), or one
     opened here from sample_period=/sample_freq= with type=, config=, pid=, cpu=."""
     if "perf_event_fd" in opts:
@@ -505,13 +491,13 @@ def attach_perf_event(prog: "Program", target: str, opts: Opts) -> Link:
 # ------------------------------------------------------------------ networking, cgroups
 
 
-def attach_xdp(prog: "Program", target: str, opts: Opts) -> Link:
+def attach_xdp(prog: ProgramView, target: str, opts: Opts) -> Link:
     ifindex = _ifindex(opts, "XDP")
     return _link(prog, ifindex, uapi.BPF_XDP, f"xdp ifindex {ifindex}",
                  int(opts.get("flags", 0)))
 
 
-def _mprog(prog: "Program", opts: Opts, what: str) -> Link:
+def _mprog(prog: ProgramView, opts: Opts, what: str) -> Link:
     """tcx and netkit: multi-program attachment, optionally ordered (BPF_F_BEFORE...)."""
     ifindex = _ifindex(opts, what)
     flags = int(opts.get("flags", 0))
@@ -524,15 +510,15 @@ def _mprog(prog: "Program", opts: Opts, what: str) -> Link:
                       "expected_revision": int(opts.get("expected_revision", 0))})
 
 
-def attach_tcx(prog: "Program", target: str, opts: Opts) -> Link:
+def attach_tcx(prog: ProgramView, target: str, opts: Opts) -> Link:
     return _mprog(prog, opts, "tcx")
 
 
-def attach_netkit(prog: "Program", target: str, opts: Opts) -> Link:
+def attach_netkit(prog: ProgramView, target: str, opts: Opts) -> Link:
     return _mprog(prog, opts, "netkit")
 
 
-def attach_cgroup(prog: "Program", target: str, opts: Opts) -> Link:
+def attach_cgroup(prog: ProgramView, target: str, opts: Opts) -> Link:
     """To cgroup= (a cgroup v2 directory; default the hierarchy's root) or cgroup_fd=."""
     kind = uapi.bpf_attach_type(prog.expected_attach_type).name
     if "cgroup_fd" in opts:
@@ -544,7 +530,7 @@ def attach_cgroup(prog: "Program", target: str, opts: Opts) -> Link:
                      int(opts.get("flags", 0)))
 
 
-def attach_netns(prog: "Program", target: str, opts: Opts) -> Link:
+def attach_netns(prog: ProgramView, target: str, opts: Opts) -> Link:
     """flow_dissector / sk_lookup: to netns= (default this process's) or netns_fd=."""
     kind = uapi.bpf_attach_type(prog.expected_attach_type).name
     if "netns_fd" in opts:
@@ -557,7 +543,7 @@ def attach_netns(prog: "Program", target: str, opts: Opts) -> Link:
 
 # ------------------------------------------------------------------ the table
 
-AttachFn = Callable[["Program", str, Opts], Link]
+AttachFn = Callable[[ProgramView, str, Opts], Link]
 
 
 class Method(NamedTuple):
@@ -601,11 +587,11 @@ METHODS: Dict[str, Method] = {
 }
 
 
-def method_name(prog: "Program") -> Optional[str]:
+def method_name(prog: ProgramView) -> Optional[str]:
     return prog.sec_def.attach if prog.sec_def is not None else None
 
 
-def auto_attachable(prog: "Program") -> bool:
+def auto_attachable(prog: ProgramView) -> bool:
     """Whether attach() without options can work, as libbpf's skeleton attach decides:
     the object's attach() skips programs for which this is False."""
     method = METHODS.get(method_name(prog) or "")
@@ -614,7 +600,7 @@ def auto_attachable(prog: "Program") -> bool:
     return method.auto == "always" or bool(prog.attach_target)
 
 
-def attach_program(prog: "Program", method: Optional[str] = None, **opts: Any) -> Link:
+def attach_program(prog: ProgramView, method: Optional[str] = None, **opts: Any) -> Link:
     """Attach a loaded program by its SEC() convention (``method`` overrides the
     kind, e.g. ``method="perf_event"`` for SEC("perf_event") programs)."""
     where = f"program {prog.name!r} (SEC {prog.section!r})"

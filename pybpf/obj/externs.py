@@ -7,8 +7,8 @@ An extern is an undefined ELF symbol whose BTF VAR (or FUNC) sits in the DATASEC
   the ``.kconfig`` map (sorted by alignment, size and name, as libbpf lays it
   out), written into the object's DATASEC.
 * :func:`resolve` (at load): their values from the running kernel, asked of a
-  :class:`Host` (Kconfig, kernel version, kallsyms, kernel BTF); :class:`LiveHost`
-  reads the real system, tests pass their own.
+  :class:`Host` (Kconfig, kernel version, kallsyms, kernel BTF);
+  :class:`pybpf.kernel.host.LiveHost` reads the real system, tests pass their own.
 * :func:`relocate` (at link, pure): ``ld_imm64`` of a kconfig extern -> the
   ``.kconfig`` map value; of a typed ksym -> ``BPF_PSEUDO_BTF_ID``; of an untyped
   one -> its kallsyms address; a kfunc call -> ``BPF_PSEUDO_KFUNC_CALL``.
@@ -19,12 +19,8 @@ linkage, FUNCs in a DATASEC, unnamed kfunc parameters) as libbpf does.
 from __future__ import annotations
 
 import enum
-import functools
-import gzip
-import os
 import re
 import warnings
-import zlib
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
@@ -34,7 +30,7 @@ from ..btf import BTF
 from ..btf import types as T
 from .elf import (R_BPF_64_32, R_BPF_64_64, SHN_UNDEF, SHT_NOBITS, SHT_SYMTAB, STB_GLOBAL,
                   STB_WEAK, STT_NOTYPE, ElfObject, Reloc, Section)
-from ..errors import BPFError, BPFPermissionError, ObjectError
+from ..errors import BPFPermissionError, ObjectError
 
 KCONFIG_SEC = ".kconfig"
 KSYMS_SEC = ".ksyms"
@@ -389,91 +385,6 @@ class Host:
 
     def module_btf_fd(self, module: str) -> int:
         raise NotImplementedError
-
-
-class LiveHost(Host):
-    """The running kernel: uname, /boot/config-$(uname -r) or /proc/config.gz,
-    /proc/kallsyms (as root: otherwise addresses read as 0), /sys/kernel/btf."""
-
-    def __init__(self) -> None:
-        self._kallsyms: Optional[List[str]] = None
-
-    def kernel_version(self) -> int:
-        uts = os.uname()
-        return kernel_version_code(uts.release, uts.version,
-                                   _read_text("/proc/version_signature") or "")
-
-    def kconfig(self) -> Optional[str]:
-        for path in (f"/boot/config-{os.uname().release}", "/proc/config.gz"):
-            try:
-                with open(path, "rb") as f:
-                    raw = f.read()
-                if raw[:2] == b"\x1f\x8b":          # gzip (as zlib's gzopen, either works)
-                    raw = gzip.decompress(raw)
-            except OSError:
-                continue
-            except (EOFError, zlib.error) as e:
-                raise ObjectError(f"{path}: corrupt gzip data: {e}") from None
-            return raw.decode(errors="surrogateescape")
-        return None
-
-    def kallsyms(self) -> List[str]:
-        if self._kallsyms is None:
-            try:
-                with open("/proc/kallsyms") as f:
-                    self._kallsyms = f.readlines()
-            except OSError as e:
-                raise ObjectError(f"cannot read /proc/kallsyms: {e.strerror}") from None
-        return self._kallsyms
-
-    def has_bpf_cookie(self) -> bool:
-        return _probe_bpf_cookie()
-
-    def has_syscall_wrapper(self) -> bool:
-        """Whether syscalls enter through __<arch>_sys_* wrappers.  libbpf finds out by
-        opening a kprobe on the wrapper; kallsyms answers the same without kprobes."""
-        import platform
-        from ..link.hooks import syscall_func_name
-        wrapper = syscall_func_name("bpf", platform.machine(), True)
-        return wrapper.startswith("__") and bool(kallsyms_addresses(self.kallsyms(), [wrapper]))
-
-    def find(self, name: str, kind: int) -> Optional[Tuple[BTF, int, str]]:
-        from ..btf import kernel
-        hits = kernel.find_in_kernel(name, kind)
-        if not hits:
-            return None
-        btf, type_id = hits[0]
-        module = "" if btf is kernel.vmlinux() else \
-            next(m for m, b in kernel.modules().items() if b is btf)
-        return btf, type_id, module
-
-    def module_btf_fd(self, module: str) -> int:
-        from ..link.attach_btf import module_btf_fd
-        return module_btf_fd(module).fd
-
-
-def _read_text(path: str) -> Optional[str]:
-    try:
-        with open(path) as f:
-            return f.read()
-    except OSError:
-        return None
-
-
-@functools.lru_cache(maxsize=None)
-def _probe_bpf_cookie() -> bool:
-    """libbpf's FEAT_BPF_COOKIE: a tracepoint program may call bpf_get_attach_cookie()."""
-    from ..kernel import syscall
-    code = (I.Insn(I.CALL, 0, 0, 0, uapi.BPF_FUNC_get_attach_cookie).encode()
-            + I.Insn(I.EXIT, 0, 0, 0, 0).encode())
-    try:
-        fd, _ = syscall.prog_load(uapi.BPF_PROG_TYPE_TRACEPOINT, code, "GPL")
-    except BPFPermissionError:
-        raise
-    except BPFError:
-        return False
-    fd.close()
-    return True
 
 
 # ====================================================================== resolve
