@@ -18,7 +18,7 @@ from . import uapi
 from .btf import BTF, BTFExt, FuncInfo
 from .btf.ext import pack_func_info, pack_line_info
 from .obj.elf import read_elf
-from .obj.insn import INSN_SIZE
+from .asm.insn import INSN_SIZE
 from .errors import BPFError, BPFPermissionError, ObjectError, VerifierError
 from .maps import GlobalData, Map
 from .programs import Program

@@ -25,7 +25,7 @@ from pybpf.obj import sections
 from pybpf.kernel import syscall, fs as tracefs
 from pybpf import uapi
 from pybpf.errors import AttachError, BPFError
-from pybpf.obj.insn import Insn
+from pybpf.asm.insn import Insn
 from pybpf.link.hooks import (METHODS, IterLink, Link, PerfEventLink, attach_program,
                          auto_attachable, parse_kprobe_target)
 from pybpf.kernel.sysinfo import syscall_func_name

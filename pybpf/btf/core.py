@@ -18,7 +18,7 @@ import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tuple
 
-from ..obj import insn as _insn
+from ..asm import insn as _insn
 from .. import uapi
 from ..errors import BPFError, ObjectError
 from ..uapi import bpf_core_relo_kind as K

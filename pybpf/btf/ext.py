@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterable, List, NamedTuple, Tuple
 
 from ..errors import ObjectError
-from ..obj.insn import INSN_SIZE
+from ..asm.insn import INSN_SIZE
 from ..uapi import BTF_EXT_HEADER_CORE_SIZE, BTF_EXT_HEADER_MIN_SIZE
 from .parse import check_preamble
 from .spec import BTF

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from typing import Any, Dict, List
 
-from ..obj import insn as I
+from ..asm import insn as I
 from .. import uapi
 from ..object import BPFObject
 

@@ -16,7 +16,7 @@ from typing import List, Optional, Tuple
 from .. import uapi
 from ..btf import BTF, kernel
 from ..errors import BPFError, BPFPermissionError, ObjectError
-from ..obj import insn as I
+from ..asm import insn as I
 from ..obj.externs import Host, kallsyms_addresses, kernel_version_code
 from . import syscall
 from .btf_objects import module_btf_fd

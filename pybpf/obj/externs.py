@@ -24,7 +24,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
-from . import insn as I
+from ..asm import insn as I
 from .. import uapi
 from ..btf import BTF
 from ..btf import types as T

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from . import externs as externs_mod
-from . import insn as I
+from ..asm import insn as I
 from .. import uapi
 from ..btf import BTF, LineInfo
 from .elf import R_BPF_64_32, R_BPF_64_64, SHN_UNDEF, Reloc

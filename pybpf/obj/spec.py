@@ -18,7 +18,7 @@ from .elf import (SHF_WRITE, SHT_NOBITS, SHT_PROGBITS, STB_LOCAL, STT_FUNC, STT_
                   STV_HIDDEN, ElfObject, Section)
 from ..errors import ObjectError
 from .externs import Externs, collect as collect_externs
-from .insn import INSN_SIZE
+from ..asm.insn import INSN_SIZE
 from .sections import SecDef, find_sec_def
 
 # map-definition pinning (libbpf's enum libbpf_pin_type)

@@ -29,7 +29,7 @@ from typing import Dict, List, Optional
 
 from ..kernel import syscall
 from .. import uapi
-from ..obj.insn import Insn
+from ..asm.insn import Insn
 from ..kernel.syscall import Fd
 
 MAX_PAYLOAD = 2048
