@@ -1,19 +1,46 @@
 """pybpf: a pure-Python eBPF loader (ELF, BTF, CO-RE, maps, programs, links, ring buffers).
 
-The public surface (see API.md): BPFObject, Map, Program, RingBuffer,
-PerfBuffer and the BPFError family.
+The public surface (docs/api.md): BPFObject, Map, Program, RingBuffer,
+PerfBuffer, UserRingBuffer and the BPFError family.  Names are imported on
+first use, so ``import pybpf`` costs almost nothing.
 """
-from .errors import (AttachError, BPFError, BPFPermissionError, ObjectError,
-                     VerifierError)
-from .maps import GlobalData, Map
-from .object import BPFObject
-from .events.perfbuf import PerfBuffer
-from .programs import Program
-from .events.ringbuf import ColumnLayout, Columns, RingBuffer
-from .events.user_ringbuf import UserRingBuffer
+from __future__ import annotations
 
-__all__ = ["AttachError", "BPFError", "BPFObject", "BPFPermissionError", "ColumnLayout", "Columns",
-           "GlobalData",
-           "Map", "ObjectError", "PerfBuffer", "Program", "RingBuffer", "UserRingBuffer",
-           "VerifierError"]
+import importlib
+from typing import TYPE_CHECKING, Any, Dict, List
+
+if TYPE_CHECKING:
+    from .errors import (AttachError, BPFError, BPFPermissionError, ObjectError,
+                         VerifierError)
+    from .events.perfbuf import PerfBuffer
+    from .events.ringbuf import ColumnLayout, Columns, RingBuffer
+    from .events.user_ringbuf import UserRingBuffer
+    from .maps import GlobalData, Map
+    from .object import BPFObject
+    from .programs import Program
+
+#: public name -> the module that defines it
+_HOMES: Dict[str, str] = {
+    "AttachError": ".errors", "BPFError": ".errors", "BPFPermissionError": ".errors",
+    "ObjectError": ".errors", "VerifierError": ".errors",
+    "BPFObject": ".object", "GlobalData": ".maps", "Map": ".maps", "Program": ".programs",
+    "ColumnLayout": ".events.ringbuf", "Columns": ".events.ringbuf",
+    "RingBuffer": ".events.ringbuf", "PerfBuffer": ".events.perfbuf",
+    "UserRingBuffer": ".events.user_ringbuf",
+}
+
+__all__ = sorted(_HOMES)
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'pybpf' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> List[str]:
+    return sorted(set(globals()) | set(_HOMES))

@@ -15,16 +15,15 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, TypeV
 from .obj import externs
 from .kernel import syscall
 from . import uapi
-from .btf import BTF, BTFExt, FuncInfo
+from .btf import BTF, FuncInfo
 from .btf.ext import pack_func_info, pack_line_info
-from .obj.elf import read_elf
 from .asm.insn import INSN_SIZE
 from .errors import BPFError, BPFPermissionError, ObjectError, VerifierError
 from .maps import GlobalData, Map
 from .programs import Program
 from .obj.relocate import LinkedProgram, Linker
 from .obj.sections import ATTACH_BTF, SLEEPABLE, XDP_FRAGS
-from .obj.spec import LIBBPF_PIN_BY_NAME, ObjectSpec, data_variables
+from .obj.spec import LIBBPF_PIN_BY_NAME, ObjectSpec, data_variables, parse_object
 from .kernel.syscall import Fd
 
 V = TypeVar("V")
@@ -378,15 +377,3 @@ def _line_text(line: Any) -> Optional[str]:
     if line is None:
         return None
     return f"{line.file_name}:{line.line_num}: {line.line.strip()}"
-
-
-def parse_object(source: Union[str, bytes, "os.PathLike[str]"], name: str = "") -> ObjectSpec:
-    """ELF + BTF + BTF.ext -> ObjectSpec, no kernel calls."""
-    if isinstance(source, os.PathLike):
-        source = os.fspath(source)
-    elf = read_elf(source, name)
-    btf_sec = elf.section(".BTF")
-    btf = BTF.parse(btf_sec.data, validate=True) if btf_sec is not None else None
-    ext_sec = elf.section(".BTF.ext")
-    ext = BTFExt.parse(ext_sec.data, btf) if ext_sec is not None and btf is not None else None
-    return ObjectSpec.parse(elf, btf, ext)

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple, Union
 
 from .. import uapi
 from ..btf import BTF, BTFExt
 from ..btf import types as T
 from .elf import (SHF_WRITE, SHT_NOBITS, SHT_PROGBITS, STB_LOCAL, STT_FUNC, STT_OBJECT,
-                  STV_HIDDEN, ElfObject, Section)
+                  STV_HIDDEN, ElfObject, Section, read_elf)
 from ..errors import ObjectError
 from .externs import Externs, collect as collect_externs
 from ..asm.insn import INSN_SIZE
@@ -385,3 +385,15 @@ def data_variables(btf: Optional[BTF], spec: MapSpec,
         if sym.shndx == spec.section.index and sym.type == STT_OBJECT:
             out[sym.name] = (sym.value, sym.size, 0)
     return out
+
+
+def parse_object(source: Union[str, bytes, "os.PathLike[str]"], name: str = "") -> ObjectSpec:
+    """ELF + BTF + BTF.ext -> ObjectSpec, no kernel calls."""
+    if isinstance(source, os.PathLike):
+        source = os.fspath(source)
+    elf = read_elf(source, name)
+    btf_sec = elf.section(".BTF")
+    btf = BTF.parse(btf_sec.data, validate=True) if btf_sec is not None else None
+    ext_sec = elf.section(".BTF.ext")
+    ext = BTFExt.parse(ext_sec.data, btf) if ext_sec is not None and btf is not None else None
+    return ObjectSpec.parse(elf, btf, ext)

@@ -1,0 +1,111 @@
+"""The layout's rules: the pure packages (asm, btf, obj, uapi, errors) never reach the
+kernel side, statically (no import of it anywhere, lazy ones included) and at run time
+(parsing, linking and CO-RE relocating every built object with the kernel side blocked)."""
+from __future__ import annotations
+
+import ast
+import pathlib
+import subprocess
+import sys
+
+from conftest import BUILD, ROOT
+
+PKG = ROOT / "pybpf"
+PURE = ("asm", "btf", "obj")
+PURE_MODULES = ("uapi.py", "errors.py")
+KERNEL_SIDE = ("kernel", "link", "events", "study", "cli", "maps", "object", "programs")
+
+
+def _module_of(path: pathlib.Path) -> str:
+    rel = path.relative_to(ROOT).with_suffix("")
+    parts = list(rel.parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: pathlib.Path):
+    """Absolute names of every module a file imports, at any depth of its code."""
+    here = _module_of(path).split(".")
+    package = here if path.name == "__init__.py" else here[:-1]
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name, node.lineno
+        elif isinstance(node, ast.ImportFrom):
+            base = package[:len(package) - node.level + 1] if node.level else []
+            mod = ".".join(base + ([node.module] if node.module else []))
+            yield mod, node.lineno
+            for alias in node.names:
+                yield f"{mod}.{alias.name}", node.lineno
+
+
+def _pure_files():
+    for name in PURE:
+        yield from sorted((PKG / name).rglob("*.py"))
+    for name in PURE_MODULES:
+        yield PKG / name
+
+
+def test_pure_packages_import_nothing_of_the_kernel_side():
+    bad = []
+    for path in _pure_files():
+        for mod, line in _imports(path):
+            parts = mod.split(".")
+            if parts[0] == "pybpf" and len(parts) > 1 and parts[1] in KERNEL_SIDE:
+                bad.append(f"{path.relative_to(ROOT)}:{line} imports {mod}")
+    assert not bad, "\n".join(bad)
+
+
+def test_the_rule_sees_a_lazy_kernel_import(tmp_path, monkeypatch):
+    """The scan above must catch an import hidden in a function body."""
+    fake = PKG / "obj" / "_layout_rule_probe.py"
+    fake.write_text("def f():\n    from ..kernel import syscall\n    return syscall\n")
+    try:
+        found = [m for m, _ in _imports(fake)]
+    finally:
+        fake.unlink()
+    assert "pybpf.kernel.syscall" in found
+
+
+_BLOCKED_RUN = r"""
+import importlib.abc, sys
+BLOCKED = {blocked!r}
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        parts = name.split(".")
+        if parts[0] == "pybpf" and len(parts) > 1 and parts[1] in BLOCKED:
+            raise ImportError(f"kernel side imported: {{name}}")
+        return None
+sys.meta_path.insert(0, Block())
+import ctypes, os, pathlib
+from pybpf.asm import insn
+from pybpf.btf import BTF
+from pybpf.btf.kernel import vmlinux
+from pybpf.obj.relocate import Linker
+from pybpf.obj.spec import parse_object
+target = vmlinux()
+linked = objects = 0
+for path in sorted(pathlib.Path({build!r}).glob("*.bpf.o")):
+    spec = parse_object(str(path))
+    if len(spec.externs):
+        continue                  # externs need a host description: tested elsewhere
+    fds = {{m.name: 1000 + i for i, m in enumerate(spec.maps)}}
+    linker = Linker(spec, fds, [target])
+    for prog in spec.programs:
+        code = linker.link(prog).insns
+        assert len(code) % insn.INSN_SIZE == 0 and code
+        assert all(insn.disasm(bytes(code)))
+        linked += 1
+    objects += 1
+leaked = [m for m in sys.modules if m.split(".")[:2][-1] in BLOCKED and m.startswith("pybpf.")]
+print(objects, linked, leaked)
+"""
+
+
+def test_pure_side_parses_links_and_relocates_with_the_kernel_side_blocked():
+    code = _BLOCKED_RUN.format(blocked=KERNEL_SIDE, build=str(BUILD))
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    objects, linked, leaked = out.stdout.split(" ", 2)
+    assert int(objects) >= 15 and int(linked) >= 40, out.stdout
+    assert leaked.strip() == "[]"
