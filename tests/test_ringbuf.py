@@ -250,6 +250,31 @@ def test_records_iterator(rb_map):
             rb.poll(0)
 
 
+def test_a_kept_records_generator_delivers_nothing_twice(rb_map):
+    """A suspended records() generator (kept, not finalised: PyPy, or a reference held)
+    must not leave its records unconsumed: the next call delivers only the rest."""
+    fd, prod = rb_map
+    got: List[bytes] = []
+    with RingBuffer(fd, lambda mv: got.append(bytes(mv))) as rb:
+        for i in range(5):
+            prod.output(bytes([i]) * 8)
+        kept = rb.records(timeout_ms=0)
+        assert bytes(next(kept)) == bytes([0]) * 8
+        assert bytes(next(kept)) == bytes([1]) * 8
+        assert rb.consume() == 3
+        assert got == [bytes([i]) * 8 for i in range(2, 5)]
+        ring = rb.ring()
+        assert ring.consumer_pos == ring.producer_pos == 5 * record_size(8)
+        assert list(kept) == []          # ended by the consume above
+        prod.output(b"z" * 8)
+        other = rb.records(timeout_ms=0)
+        assert bytes(next(other)) == b"z" * 8
+        second = rb.records(timeout_ms=0)
+        assert list(second) == []        # settled the first one, nothing left
+        assert list(other) == []
+        assert ring.consumer_pos == ring.producer_pos == 6 * record_size(8)
+
+
 # ------------------------------------------------------------------ batch and bulk
 
 def test_batch_mode_hands_out_every_record_at_once(rb_map):

@@ -533,6 +533,7 @@ class Ring:
         self.done = 0
         self.run: Optional[Run] = None
         self.starts: Optional[Iterator[int]] = None
+        self.epoch = 0      # bumped when a suspended iterate() pass is settled
 
     name = property(lambda self: self.ref.name)
     size = property(lambda self: self.mapping.size, doc="data bytes (max_entries)")
@@ -554,6 +555,13 @@ class Ring:
             done = off - HDR_SIZE + (count - length_hint(self.starts)) * stride
         self.mapping.store_consumer(cons + (done - start))  # release: after the record reads
 
+    def settle(self) -> None:
+        """Publish the records a suspended :meth:`iterate` handed out, and end it."""
+        if self.pass_ is not None:
+            self.publish()
+            self.pass_ = None
+            self.epoch += 1
+
     def close(self) -> None:
         """Unmap; a pass in progress (close() from a callback) is published first."""
         if self.pass_ is not None and not self.mapping.closed:
@@ -567,6 +575,7 @@ class Ring:
         load_prod, cons_v, hdr, mask, size = m.load_producer, m.consumer, m.hdr, m.mask, m.size
         read_fence, recheck_fence = m.order.read_fence, m.order.recheck_fence
         total = 0
+        self.settle()
         prod = load_prod()  # acquire: producer_pos before the headers it covers
         budget = size  # bytes: bounds one call under a producer that never stops
         while True:
@@ -599,7 +608,13 @@ class Ring:
             prod = new_prod
 
     def iterate(self) -> Iterator[memoryview]:
-        """Records one by one (each valid until the next); publishes as it goes."""
+        """Records one by one (each valid until the next).
+
+        consumer_pos is published when the pass ends, or by the next consuming call
+        on this ring if the generator was left suspended (:meth:`settle`): then this
+        generator ends, and what it handed out counts as consumed, once."""
+        self.settle()
+        epoch = self.epoch
         m = self.mapping
         cons = m.consumer[0]
         prod = m.load_producer()
@@ -616,9 +631,11 @@ class Ring:
                 for pos in range(off, off + count * stride, stride):
                     self.done = pos - HDR_SIZE + stride
                     yield data[pos:pos + length]
+                    if self.epoch != epoch:
+                        return              # settled by another call meanwhile
             self.done = stop
         finally:
-            if self.pass_ is not None:
+            if self.pass_ is not None and self.epoch == epoch:
                 self.publish()
                 self.pass_ = None
                 if m.order.recheck_fence is not None:
