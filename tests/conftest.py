@@ -6,8 +6,11 @@ a test that cannot reach the kernel fails instead of skipping.
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import pathlib
+from contextlib import contextmanager
+from typing import Iterator, Set
 
 import pytest
 
@@ -59,3 +62,36 @@ def ordering(request, monkeypatch):
         monkeypatch.setattr(barriers, "ORDER",
                             barriers.from_code(code, tso=False, kind="simulated-weak"))
     return request.param
+
+
+def _affinity_libc(cpus: Set[int]) -> None:
+    """sched_setaffinity(2) through libc, for interpreters without os.sched_setaffinity (PyPy)."""
+    mask = (ctypes.c_ulong * 16)()
+    for cpu in cpus:
+        mask[cpu // 64] |= 1 << (cpu % 64)
+    if ctypes.CDLL(None, use_errno=True).sched_setaffinity(0, ctypes.sizeof(mask), mask):
+        raise OSError(ctypes.get_errno(), "sched_setaffinity")
+
+
+def _affinity_get() -> Set[int]:
+    if hasattr(os, "sched_getaffinity"):
+        return set(os.sched_getaffinity(0))
+    mask = (ctypes.c_ulong * 16)()
+    if ctypes.CDLL(None, use_errno=True).sched_getaffinity(0, ctypes.sizeof(mask), mask):
+        raise OSError(ctypes.get_errno(), "sched_getaffinity")
+    return {i * 64 + b for i, word in enumerate(mask) for b in range(64) if word >> b & 1}
+
+
+@contextmanager
+def on_cpu(cpu: int) -> Iterator[None]:
+    """Run the block pinned to ``cpu`` (the caller's CPU is where test runs and
+    syscall-triggered programs run)."""
+    old = _affinity_get()
+    setter = getattr(os, "sched_setaffinity", None)
+    pin = (lambda cpus: setter(0, cpus)) if setter else _affinity_libc
+    pin({cpu})
+    try:
+        yield
+    finally:
+        pin(old)
+

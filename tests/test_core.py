@@ -16,7 +16,7 @@ import pytest
 from elftools.elf.elffile import ELFFile
 
 from conftest import built
-from pybpf.obj import insn as I
+from pybpf.asm import insn as I
 from pybpf import uapi
 from pybpf.btf import BTF, BTFExt, CoreRelo, core
 from pybpf.btf import types as T

@@ -3,7 +3,6 @@ one page filled without consuming; the BPF side counts every refused record, per
 CPU, and consumed + dropped == produced, exactly."""
 from __future__ import annotations
 
-import os
 import struct
 from typing import List
 
@@ -14,7 +13,7 @@ from pybpf.kernel import syscall
 from pybpf.events.ringmem import record_size
 from pybpf.kernel.sysinfo import online_cpus, possible_cpus
 
-from conftest import built, require_kernel
+from conftest import built, on_cpu, require_kernel
 
 RING = 4096
 REC = 64                                  # struct drop_rec
@@ -73,14 +72,10 @@ def test_accounting_holds_across_rounds(drops_obj):
 
 
 def test_drops_are_counted_per_cpu(drops_obj):
-    old = os.sched_getaffinity(0)
-    try:
-        for cpu in online_cpus():
-            os.sched_setaffinity(0, {cpu})           # a test run runs on the caller's CPU
+    for cpu in online_cpus():
+        with on_cpu(cpu):                           # a test run runs on the caller's CPU
             produce(drops_obj, FITS + 1 + cpu)
             consume(drops_obj)
-    finally:
-        os.sched_setaffinity(0, old)
     per_cpu = drops_obj.maps["drops"][0]
     assert len(per_cpu) == len(possible_cpus())
     for cpu in online_cpus():

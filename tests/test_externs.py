@@ -23,7 +23,7 @@ import pybpf
 from pybpf.obj import externs
 from pybpf.kernel import syscall
 from pybpf import uapi
-from pybpf.obj import insn as I
+from pybpf.asm import insn as I
 from pybpf.btf import BTF
 from pybpf.btf import kernel as kbtf
 from pybpf.btf import types as T

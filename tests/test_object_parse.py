@@ -8,7 +8,7 @@ import pytest
 from elftools.elf.elffile import ELFFile
 
 import pybpf
-from pybpf.obj import insn as I
+from pybpf.asm import insn as I
 from pybpf import uapi
 from pybpf.errors import ObjectError
 from pybpf.object import parse_object

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import select
 import struct
-from contextlib import contextmanager
 from typing import List, Tuple
 
 import pytest
@@ -18,7 +17,7 @@ from pybpf.events.perfbuf import PerfBuffer
 from pybpf.study.producer import Producer
 from pybpf.kernel.sysinfo import online_cpus, possible_cpus
 
-from conftest import built, require_kernel
+from conftest import built, on_cpu, require_kernel
 
 # every test here also runs under a weakly ordered CPU's protocol
 pytestmark = pytest.mark.usefixtures("ordering")
@@ -33,16 +32,6 @@ def pb_map():
                             name="t_pb") as fd:
         with Producer(fd.fd) as prod:
             yield fd.fd, prod
-
-
-@contextmanager
-def on_cpu(cpu: int):
-    old = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, {cpu})
-    try:
-        yield
-    finally:
-        os.sched_setaffinity(0, old)
 
 
 def raw(i: int, size: int = 16) -> bytes:

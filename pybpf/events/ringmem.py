@@ -12,7 +12,7 @@ import ctypes
 import errno as _errno
 import mmap
 import select
-from typing import List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 from . import barriers
 from ..kernel import syscall
@@ -39,23 +39,46 @@ _libc = ctypes.CDLL(None, use_errno=True)
 # ------------------------------------------------------------------ buffers
 
 
-class _Py_buffer(ctypes.Structure):
-    _fields_ = [("buf", ctypes.c_void_p), ("obj", ctypes.py_object),
-                ("len", ctypes.c_ssize_t), ("itemsize", ctypes.c_ssize_t),
-                ("readonly", ctypes.c_int), ("ndim", ctypes.c_int),
-                ("format", ctypes.c_char_p), ("shape", ctypes.c_void_p),
-                ("strides", ctypes.c_void_p), ("suboffsets", ctypes.c_void_p),
-                ("internal", ctypes.c_void_p)]
+def _cpython_buffer_address() -> Callable[[object], int]:
+    """CPython: PyObject_GetBuffer + PyBuffer_Release, which leaves no export behind."""
+
+    class Py_buffer(ctypes.Structure):
+        _fields_ = [("buf", ctypes.c_void_p), ("obj", ctypes.py_object),
+                    ("len", ctypes.c_ssize_t), ("itemsize", ctypes.c_ssize_t),
+                    ("readonly", ctypes.c_int), ("ndim", ctypes.c_int),
+                    ("format", ctypes.c_char_p), ("shape", ctypes.c_void_p),
+                    ("strides", ctypes.c_void_p), ("suboffsets", ctypes.c_void_p),
+                    ("internal", ctypes.c_void_p)]
+
+    api = ctypes.pythonapi
+
+    def address(obj: object) -> int:
+        view = Py_buffer()
+        api.PyObject_GetBuffer(ctypes.py_object(obj), ctypes.byref(view), 0)
+        try:
+            return int(view.buf)
+        finally:
+            api.PyBuffer_Release(ctypes.byref(view))
+    return address
 
 
-def buffer_address(obj) -> int:
-    """Address of the first byte of a buffer (read-only ones included)."""
-    view = _Py_buffer()
-    ctypes.pythonapi.PyObject_GetBuffer(ctypes.py_object(obj), ctypes.byref(view), 0)
-    try:
-        return view.buf
-    finally:
-        ctypes.pythonapi.PyBuffer_Release(ctypes.byref(view))
+def _cffi_buffer_address() -> Callable[[object], int]:
+    """PyPy (no ctypes.pythonapi): its built-in cffi, the export released at once."""
+    import cffi
+    ffi = cffi.FFI()
+
+    def address(obj: object) -> int:
+        ptr = ffi.from_buffer(obj)
+        try:
+            return int(ffi.cast("uintptr_t", ptr))
+        finally:
+            ffi.release(ptr)
+    return address
+
+
+#: Address of the first byte of a buffer (read-only mmaps included).
+buffer_address: Callable[[object], int] = (
+    _cpython_buffer_address() if hasattr(ctypes, "pythonapi") else _cffi_buffer_address())
 
 
 def release(*views: Optional[memoryview]) -> None:

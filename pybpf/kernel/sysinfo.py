@@ -1,6 +1,7 @@
 """Facts about the running system that loaders need: CPU lists, kernel release."""
 from __future__ import annotations
 
+import ctypes
 import functools
 import os
 from typing import List
@@ -54,3 +55,15 @@ def syscall_func_name(syscall_name: str, machine: str, wrapped: bool) -> str:
     syscall wrappers (CONFIG_ARCH_HAS_SYSCALL_WRAPPER), else sys_NAME."""
     prefix = SYSCALL_PREFIX.get(machine)
     return f"__{prefix}_sys_{syscall_name}" if wrapped and prefix else f"sys_{syscall_name}"
+
+
+def interface_index(name: str) -> int:
+    """ifindex of a network interface in this process's network namespace; 0 if there
+    is none.  libc's if_nametoindex(3), which every interpreter reaches through ctypes
+    (PyPy's socket module lacks it)."""
+    if not name or "\0" in name or len(name.encode()) >= 16:       # IFNAMSIZ
+        return 0
+    fn = ctypes.CDLL(None, use_errno=True).if_nametoindex
+    fn.argtypes, fn.restype = [ctypes.c_char_p], ctypes.c_uint
+    return int(fn(name.encode()))
+

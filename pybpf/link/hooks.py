@@ -16,7 +16,6 @@ import functools
 import io
 import os
 import platform
-import socket
 from typing import (Any, Callable, Dict, FrozenSet, List, NamedTuple,
                     Optional, Sequence, Tuple)
 
@@ -25,7 +24,7 @@ from .. import uapi
 from ..obj import uprobe as _uprobe
 from ..errors import AttachError, BPFError, BPFPermissionError
 from ..kernel.syscall import Fd
-from ..kernel.sysinfo import SYSCALL_PREFIX, syscall_func_name
+from ..kernel.sysinfo import SYSCALL_PREFIX, interface_index, syscall_func_name
 from .program import ProgramView
 
 
@@ -177,10 +176,10 @@ def _ifindex(opts: Opts, what: str) -> int:
     name = opts.get("interface")
     if not name:
         raise AttachError(f"{what} needs ifindex= or interface=")
-    try:
-        return socket.if_nametoindex(name)
-    except OSError:
-        raise AttachError(f"no network interface named {name!r}") from None
+    index = interface_index(name)
+    if not index:
+        raise AttachError(f"no network interface named {name!r}")
+    return index
 
 
 def _open_path(path: str, flags: int, what: str) -> Fd:
