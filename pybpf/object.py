@@ -23,6 +23,7 @@ from .programs import Program
 from .relocate import LinkedProgram, Linker
 from .sections import ATTACH_BTF, SLEEPABLE, XDP_FRAGS
 from .spec import LIBBPF_PIN_BY_NAME, ObjectSpec, data_variables
+from .struct_ops_map import StructOps
 from .syscall import Fd
 
 V = TypeVar("V")
@@ -74,6 +75,15 @@ class BPFObject:
             for m in spec.maps if m.is_global_data}
         self.sections: NamedCollection[GlobalData] = NamedCollection("data section",
                                                                      self._globals)
+        self._struct_ops: Dict[str, StructOps] = {}
+        for m in spec.maps:
+            if m.struct_ops is not None and spec.btf is not None:
+                so = self._struct_ops[m.name] = StructOps(self._maps[m.name], spec.btf,
+                                                          self._programs)
+                self._maps[m.name].struct_ops = so
+        #: struct_ops maps by name (libbpf's skeleton struct_ops): members before load()
+        self.struct_ops: NamedCollection[StructOps] = NamedCollection("struct_ops map",
+                                                                      self._struct_ops)
         self.links: List[Any] = []
         self.linked: Dict[str, LinkedProgram] = {}
         self._btf_fd: Optional[Fd] = None
@@ -137,6 +147,7 @@ class BPFObject:
                                             externs.LiveHost(), self.kconfig)
             if self._externs.kconfig:
                 self._globals[externs.KCONFIG_SEC].image[:] = self._externs.kconfig
+            self._prepare_struct_ops()
             self._load_btf()
             self._create_maps()
             linker = self._linker = Linker(
@@ -169,9 +180,26 @@ class BPFObject:
             warnings.warn(f"{self.name}: kernel refused the object's BTF, loading without "
                           f"it (no BTF for maps, no func/line info): {e}")
 
+    def _prepare_struct_ops(self) -> None:
+        """As libbpf: a struct_ops program is loaded only if a struct_ops map that is
+        created binds it; each created map gets the kernel's layout."""
+        used = {prog for so in self._struct_ops.values() if so.autocreate
+                for prog in so.spec.progs.values()}
+        for prog in self._programs.values():
+            if prog.type == uapi.BPF_PROG_TYPE_STRUCT_OPS and prog.name not in used \
+                    and not prog.attach_btf_id:
+                prog.autoload = False
+        for so in self._struct_ops.values():
+            if so.autocreate:
+                so.prepare()
+
     def _create_maps(self) -> None:
         btf_fd = self._btf_fd.fd if self._btf_fd is not None else 0
         for m in self._maps.values():
+            if m.struct_ops is not None:
+                if m.struct_ops.autocreate:
+                    m.struct_ops.create(btf_fd)
+                continue
             if m.spec.pinning == LIBBPF_PIN_BY_NAME and self._reuse_pinned(m):
                 continue
             inner_fd: Optional[Fd] = None
@@ -330,6 +358,9 @@ class BPFObject:
             for prog in self._programs.values():
                 if prog.loaded and auto_attachable(prog):
                     new.append(prog.attach())
+            for so in self._struct_ops.values():
+                if so.map.loaded:
+                    new.append(so.attach())
         except BaseException:
             for link in new:
                 link.close()
@@ -340,6 +371,8 @@ class BPFObject:
     # ---------------------------------------------------------------- close
 
     def _close_kernel_objects(self) -> None:
+        for so in self._struct_ops.values():
+            so.close()
         for prog in self._programs.values():
             prog.close()
         self.links.clear()

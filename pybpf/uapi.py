@@ -908,3 +908,6 @@ class perf_event_attr(ctypes.Structure):
 
 assert ctypes.sizeof(perf_event_attr) == PERF_ATTR_SIZE_VER8
 assert bpf_attr_link_create.u.offset == 16
+
+# --- structops
+BPF_F_VTYPE_BTF_OBJ_FD = 1 << 15
