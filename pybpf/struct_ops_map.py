@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno as _errno
 import os
+import weakref
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
 from . import syscall, uapi
@@ -30,21 +31,31 @@ if TYPE_CHECKING:
 _KEY = b"\0\0\0\0"
 
 
+def _unregister(map_fd: Fd) -> None:
+    if map_fd.closed:
+        return
+    try:
+        syscall.map_delete(map_fd.fd, _KEY)         # False: not registered anymore
+    except BPFError as e:
+        if e.errno != _errno.EINPROGRESS:           # being unregistered already
+            raise
+    finally:
+        map_fd.close()
+
+
 class StructOpsLink(Link):
-    """A legacy (``.struct_ops``) registration: there is no BPF link; closing
-    deletes the map's only element, which unregisters the struct_ops."""
+    """A legacy (``.struct_ops``) registration: there is no BPF link, and the kernel
+    keeps the struct_ops registered until the map's element is deleted, even after
+    every fd is closed.  close() deletes it; so does a normal interpreter exit or
+    the garbage collection of an unclosed link (a killed process leaves it
+    registered, as with libbpf: use ``.struct_ops.link`` for that)."""
+
+    def __init__(self, map_fd: Fd, desc: str = ""):
+        super().__init__(map_fd, desc=desc)
+        self._finalizer = weakref.finalize(self, _unregister, map_fd)
 
     def close(self) -> None:
-        fd = self._fds[0]
-        if fd.closed:
-            return
-        try:
-            syscall.map_delete(fd.fd, _KEY)         # False: not registered anymore
-        except BPFError as e:
-            if e.errno != _errno.EINPROGRESS:       # being unregistered already
-                raise
-        finally:
-            fd.close()
+        self._finalizer()
 
     def detach(self) -> None:
         self.close()
@@ -249,8 +260,12 @@ class StructOps:
         image = self.image()
         try:
             if not self.is_link:
-                syscall.map_update(self.map.fd, _KEY, image)
-                fd = Fd(os.dup(self.map.fd))
+                fd = Fd(os.dup(self.map.fd))        # owned before it can be registered
+                try:
+                    syscall.map_update(fd.fd, _KEY, image)
+                except BaseException:
+                    fd.close()
+                    raise
                 link: Link = StructOpsLink(fd, desc=where)
             else:
                 try:

@@ -457,3 +457,15 @@ def test_autocreate_brings_in_its_programs(kernel):
         obj.attach()
         assert name in available()
     assert name not in available()
+
+
+def test_legacy_registration_ends_when_the_link_is_collected(kernel):
+    import gc
+    name = cc_name("G")
+    with loaded("cc_legacy", name) as obj:
+        link = obj.maps["cc_legacy"].attach_struct_ops()
+        obj.struct_ops["cc_legacy"].links.clear()       # forget it without closing
+        assert name in available()
+        del link
+        gc.collect()
+        assert name not in available()
