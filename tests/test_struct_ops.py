@@ -469,3 +469,46 @@ def test_legacy_registration_ends_when_the_link_is_collected(kernel):
         del link
         gc.collect()
         assert name not in available()
+
+
+# ------------------------------------------------------------------ bpf_dummy_ops: test_run
+
+
+def run_dummy(prog: pybpf.Program, val: Optional[int]) -> int:
+    import ctypes
+    state = ctypes.c_int(val or 0)
+    arg = ctypes.addressof(state) if val is not None else 0
+    return prog.test_run(ctx=struct.pack("<Q", arg)).retval
+
+
+def test_flavored_partial_struct_and_sleepable_callback(kernel):
+    with pybpf.BPFObject.open(built("struct_ops_dummy.bpf.o")) as obj:
+        dummy = obj.struct_ops["dummy"]
+        assert (dummy.type_name, dummy.spec.kernel_type_name) == \
+            ("bpf_dummy_ops___pybpf", "bpf_dummy_ops")
+        obj.load()
+        test_1, sleepable = obj.programs["dummy_test_1"], obj.programs["dummy_sleepable"]
+        kstruct = kbtf.vmlinux()[test_1.attach_btf_id]
+        assert kstruct.name == "bpf_dummy_ops"
+        names = [m.name for m in kstruct.members]
+        assert test_1.expected_attach_type == names.index("test_1")
+        assert sleepable.expected_attach_type == names.index("test_sleepable")
+        assert obj.maps["dummy"].value_size == \
+            kbtf.vmlinux()[kbtf.vmlinux().find("bpf_struct_ops_bpf_dummy_ops")[0]].size
+        assert run_dummy(test_1, 41) == 1041 and run_dummy(test_1, None) == 7
+        assert run_dummy(sleepable, 1) == 0
+        assert (obj.bss["test_1_calls"], obj.bss["sleepable_calls"]) == (2, 1)
+        with pytest.raises(AttachError, match="registering struct_ops 'dummy'") as e:
+            obj.attach()                    # bpf_dummy_ops cannot be registered
+        assert obj.links == []
+
+
+def test_sleepable_callback_on_a_member_that_refuses_it(kernel):
+    """struct_ops.s really loads sleepable: bpf_dummy_ops refuses it for test_1."""
+    with pybpf.BPFObject.open(built("struct_ops_dummy.bpf.o")) as obj:
+        dummy = obj.struct_ops["dummy"]
+        dummy["test_sleepable"] = None
+        dummy["test_1"] = obj.programs["dummy_sleepable"]
+        with pytest.raises(pybpf.VerifierError, match="(?s)dummy_sleepable.*unsupported member test_1"):
+            obj.load()
+        assert not obj.programs["dummy_test_1"].loaded
