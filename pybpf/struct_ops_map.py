@@ -71,6 +71,34 @@ class StructOpsLink(Link):
         raise self._no_link("pin")
 
 
+class StructOpsMapLink(Link):
+    """A ``.struct_ops.link`` registration (a BPF_LINK_TYPE_STRUCT_OPS link)."""
+
+    def __init__(self, fd: Fd, owner: "StructOps", desc: str = ""):
+        super().__init__(fd, desc=desc)
+        self.owner = owner
+
+    def update_map(self, new: Any) -> None:
+        """Swap the registered struct_ops for another ``.struct_ops.link`` map of the
+        same type (libbpf's bpf_link__update_map), atomically for the kernel; the
+        link then belongs to ``new`` (a StructOps or its Map)."""
+        target = new.struct_ops if hasattr(new, "attach_struct_ops") else new
+        if not isinstance(target, StructOps) or not target.is_link:
+            raise AttachError(f"{self.desc}: update_map() takes a .struct_ops.link map, "
+                              f"not {new!r}")
+        where = f"updating {self.desc} to struct_ops {target.name!r}"
+        try:
+            target._set_value()
+            syscall.link_update(self.fd, target.map.fd)
+        except BPFError as e:
+            raise AttachError(f"{where}: {e}", e.errno) from e
+        if self in self.owner.links:
+            self.owner.links.remove(self)
+        target.links.append(self)
+        self.owner = target
+        self.desc = f"struct_ops {target.name!r} (struct {target.type_name})"
+
+
 def kernel_btfs() -> Iterator[Tuple[Optional[str], BTF]]:
     """The running kernel's BTF, vmlinux first, then each module's (read lazily)."""
     from .btf import kernel
@@ -251,6 +279,16 @@ class StructOps:
             fds[prog.name] = prog.fd
         return value_with_fds(self.value, fds)
 
+    def _set_value(self, image: Optional[bytes] = None) -> None:
+        """Give a .struct_ops.link map its value (once: the kernel then refuses changes)."""
+        if not self.map.loaded:
+            raise AttachError(f"struct_ops {self.name!r}: its map is not created")
+        try:
+            syscall.map_update(self.map.fd, _KEY, image if image is not None else self.image())
+        except BPFError as e:
+            if e.errno != _errno.EBUSY:             # set once already: it cannot change
+                raise
+
     def attach(self) -> Link:
         """Register (libbpf's bpf_map__attach_struct_ops); closing the Link unregisters."""
         where = f"struct_ops {self.name!r} (struct {self.type_name})"
@@ -268,13 +306,9 @@ class StructOps:
                     raise
                 link: Link = StructOpsLink(fd, desc=where)
             else:
-                try:
-                    syscall.map_update(self.map.fd, _KEY, image)
-                except BPFError as e:
-                    if e.errno != _errno.EBUSY:     # set once already: it cannot change
-                        raise
-                link = Link(syscall.link_create(self.map.fd, 0, uapi.BPF_STRUCT_OPS),
-                            desc=where)
+                self._set_value(image)
+                link = StructOpsMapLink(
+                    syscall.link_create(self.map.fd, 0, uapi.BPF_STRUCT_OPS), self, where)
         except BPFError as e:
             hint = " (already registered, or a name the kernel already has)" \
                 if e.errno in (_errno.EBUSY, _errno.EEXIST) else ""

@@ -329,6 +329,13 @@ def link_detach(link_fd: int) -> None:
     bpf(uapi.BPF_LINK_DETACH, uapi.bpf_attr_fd(fd=link_fd))
 
 
+def link_update(link_fd: int, new_fd: int, flags: int = 0, old_fd: int = 0) -> None:
+    """BPF_LINK_UPDATE: a new program (or struct_ops map) behind a link; with
+    BPF_F_REPLACE only if ``old_fd`` is the one there now."""
+    bpf(uapi.BPF_LINK_UPDATE, uapi.bpf_attr_link_update(
+        link_fd=link_fd, new_prog_fd=new_fd, flags=flags, old_prog_fd=old_fd))
+
+
 def raw_tracepoint_open(name: Optional[str], prog_fd: int) -> Fd:
     """BPF_RAW_TRACEPOINT_OPEN (name None for tp_btf/fentry/fexit/lsm programs)."""
     nbuf = ctypes.create_string_buffer(name.encode()) if name else None

@@ -512,3 +512,20 @@ def test_sleepable_callback_on_a_member_that_refuses_it(kernel):
         with pytest.raises(pybpf.VerifierError, match="(?s)dummy_sleepable.*unsupported member test_1"):
             obj.load()
         assert not obj.programs["dummy_test_1"].loaded
+
+
+def test_link_update_map_swaps_the_registered_struct_ops(kernel):
+    name = cc_name("U")
+    with loaded("cc_link", name) as first, loaded("cc_link", name) as second:
+        link = first.maps["cc_link"].attach_struct_ops()
+        with pytest.raises(AttachError, match="takes a .struct_ops.link map"):
+            link.update_map(second.maps["calls"])
+        link.update_map(second.maps["cc_link"])
+        assert link.owner is second.struct_ops["cc_link"] and first.struct_ops["cc_link"].links == []
+        assert link.info().type == u.BPF_LINK_TYPE_STRUCT_OPS
+        first.close()                           # the registration now is second's
+        assert name in available()
+        with private_netns():
+            tcp_transfer(name, 1 << 20)
+        assert second.maps["calls"][INIT] >= 2
+    assert name not in available()
