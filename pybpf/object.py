@@ -181,14 +181,18 @@ class BPFObject:
                           f"it (no BTF for maps, no func/line info): {e}")
 
     def _prepare_struct_ops(self) -> None:
-        """As libbpf: a struct_ops program is loaded only if a struct_ops map that is
-        created binds it; each created map gets the kernel's layout."""
+        """As libbpf: a struct_ops program is loaded if and only if a struct_ops map
+        that is created binds it (whatever its autoload said; a program no map
+        names is loaded only if given an attach_btf_id); each created map gets the
+        kernel's layout."""
         used = {prog for so in self._struct_ops.values() if so.autocreate
                 for prog in so.spec.progs.values()}
         for prog in self._programs.values():
-            if prog.type == uapi.BPF_PROG_TYPE_STRUCT_OPS and prog.name not in used \
-                    and not prog.attach_btf_id:
-                prog.autoload = False
+            if prog.type == uapi.BPF_PROG_TYPE_STRUCT_OPS and (
+                    prog.name in used or not prog.attach_btf_id or any(
+                        prog.name in so.spec.declared.values()
+                        for so in self._struct_ops.values())):
+                prog.autoload = prog.name in used
         for so in self._struct_ops.values():
             if so.autocreate:
                 so.prepare()

@@ -528,3 +528,17 @@ def test_link_update_map_swaps_the_registered_struct_ops(kernel):
             tcp_transfer(name, 1 << 20)
         assert second.maps["calls"][INIT] >= 2
     assert name not in available()
+
+
+def test_autoload_follows_the_maps_that_bind_a_program(kernel):
+    with open_obj() as obj:
+        for m in ("cc_link", "cc_off"):
+            obj.struct_ops[m].autocreate = False
+        obj.struct_ops["cc_legacy"]["name"] = cc_name("A").encode()
+        obj.programs["pybpf_init"].autoload = False      # bound: libbpf loads it anyway
+        obj.programs["unused_cb"].autoload = True        # bound nowhere: not loaded
+        obj.struct_ops["cc_legacy"]["release"] = None    # unbound: pybpf_release not loaded
+        obj.load()
+        loaded_now = sorted(p.name for p in obj.programs.values() if p.loaded)
+        assert loaded_now == ["pybpf_cong_avoid", "pybpf_cwnd_event", "pybpf_init",
+                              "pybpf_set_state", "pybpf_ssthresh", "pybpf_undo_cwnd"]
