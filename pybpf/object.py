@@ -351,7 +351,8 @@ class BPFObject:
     def attach(self) -> List[Any]:
         """Attach every loaded program whose SEC() names its hook completely (as
         libbpf's skeleton does: xdp, tc, perf_event or a bare uprobe need options and
-        are left to ``program.attach(...)``); returns the new links.
+        are left to ``program.attach(...)``) and register every created struct_ops
+        map (unless its ``autoattach`` is False); returns the new links.
 
         If one fails, the ones attached by this call are detached again."""
         from .links import auto_attachable
@@ -363,7 +364,7 @@ class BPFObject:
                 if prog.loaded and auto_attachable(prog):
                     new.append(prog.attach())
             for so in self._struct_ops.values():
-                if so.map.loaded:
+                if so.map.loaded and so.autoattach:
                     new.append(so.attach())
         except BaseException:
             for link in new:

@@ -120,6 +120,8 @@ class StructOps:
         self._members = {m.name: (i, m) for i, m in enumerate(struct_t.members) if m.name}
         self.value: Optional[KernelValue] = None     # after load()
         self.links: List[Link] = []
+        #: whether obj.attach() registers it (libbpf's bpf_map__set_autoattach)
+        self.autoattach = True
 
     @property
     def name(self) -> str:
@@ -152,6 +154,7 @@ class StructOps:
         return {struct_t.members[i].name: prog for i, prog in sorted(self.spec.progs.items())}
 
     def members(self) -> List[str]:
+        """The BPF-side struct's member names, in declaration order."""
         return list(self._members)
 
     def _check_open(self, what: str) -> None:
@@ -310,8 +313,12 @@ class StructOps:
                 link = StructOpsMapLink(
                     syscall.link_create(self.map.fd, 0, uapi.BPF_STRUCT_OPS), self, where)
         except BPFError as e:
-            hint = " (already registered, or a name the kernel already has)" \
-                if e.errno in (_errno.EBUSY, _errno.EEXIST) else ""
+            hint = ""
+            if e.errno == _errno.EBUSY and not self.is_link:
+                hint = (" (a .struct_ops map registers once: it is registered, or was "
+                        "and is spent; load the object again, or use .struct_ops.link)")
+            elif e.errno == _errno.EEXIST:
+                hint = " (the kernel already has one by this name)"
             raise AttachError(f"registering {where}: {e}{hint}", e.errno) from e
         self.links.append(link)
         return link

@@ -404,7 +404,8 @@ def test_attach_struct_ops_link_closes_and_registers_once(kernel):
             obj.maps["calls"].attach_struct_ops()
         link = m.attach_struct_ops()
         assert name in available()
-        with pytest.raises(AttachError, match="registering struct_ops 'cc_legacy'"):
+        with pytest.raises(AttachError, match="registering struct_ops 'cc_legacy'.*"
+                           "registers once"):
             m.attach_struct_ops()
         with pytest.raises(BPFError, match="no BPF link to pin"):
             link.pin("/sys/fs/bpf/nope")
@@ -436,6 +437,12 @@ def test_failed_attach_leaves_nothing_registered(kernel):
         assert e.value.errno == 17                        # EEXIST: the name is taken
         assert name not in available()
         assert obj.links == []
+        with pytest.raises(AttachError, match="registers once"):
+            obj.maps["cc_legacy"].attach_struct_ops()   # spent by the rollback
+        obj.struct_ops["cc_legacy"].autoattach = False
+        assert [link.desc for link in obj.attach()] == [
+            "struct_ops 'cc_link' (struct tcp_congestion_ops)"]
+        assert name in available()
     with pytest.raises(BPFError, match="only be changed before load"):
         obj.struct_ops["cc_legacy"]["flags"] = 0
 
@@ -542,3 +549,53 @@ def test_autoload_follows_the_maps_that_bind_a_program(kernel):
         loaded_now = sorted(p.name for p in obj.programs.values() if p.loaded)
         assert loaded_now == ["pybpf_cong_avoid", "pybpf_cwnd_event", "pybpf_init",
                               "pybpf_set_state", "pybpf_ssthresh", "pybpf_undo_cwnd"]
+
+
+# ------------------------------------------------------------------ fuzzing (no root)
+
+
+def _struct_ops_regions() -> Tuple[bytes, List[Tuple[int, int]]]:
+    """The bytes of struct_ops_cc.bpf.o and where its struct_ops data, relocations and
+    symbols are."""
+    import io
+    from elftools.elf.elffile import ELFFile
+    raw = built(OBJ).read_bytes()
+    elf = ELFFile(io.BytesIO(raw))
+    regions = [(sec["sh_offset"], sec["sh_size"]) for sec in elf.iter_sections()
+               if "struct_ops" in sec.name and not sec["sh_flags"] & 0x4
+               or sec["sh_type"] == "SHT_SYMTAB"]
+    return raw, regions
+
+
+def _mutations():
+    from hypothesis import strategies as st
+    return st.tuples(st.integers(0, 1 << 20), st.integers(0, 1 << 20),
+                     st.lists(st.sampled_from([0, 1, 0x7F, 0x80, 0xFF]) | st.integers(0, 255),
+                              min_size=1, max_size=8))
+
+
+def test_mutated_struct_ops_sections_fail_cleanly():
+    from hypothesis import HealthCheck, given, settings
+    from pybpf.object import parse_object
+    raw, regions = _struct_ops_regions()
+    layout = so.kernel_layout("tcp_congestion_ops", [(None, kbtf.vmlinux())])
+
+    @settings(max_examples=150, deadline=None, derandomize=True, database=None,
+              suppress_health_check=[HealthCheck.too_slow])
+    @given(_mutations())
+    def check(mutation):
+        pick, offset, values = mutation
+        start, size = regions[pick % len(regions)]
+        data = bytearray(raw)
+        at = start + offset % size
+        data[at:at + len(values)] = bytes(values)[:max(0, len(raw) - at)]
+        try:
+            spec = parse_object(bytes(data))
+            for m in spec.maps:
+                if m.struct_ops is not None and m.struct_ops.kernel_type_name == \
+                        "tcp_congestion_ops":
+                    so.build_value(m.struct_ops, spec.btf, layout)
+        except ObjectError:
+            pass
+
+    check()
