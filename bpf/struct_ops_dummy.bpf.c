@@ -18,7 +18,7 @@ struct bpf_dummy_ops___pybpf {
 __u64 test_1_calls = 0;
 __u64 sleepable_calls = 0;
 
-SEC("struct_ops/test_1")
+SEC("struct_ops")
 int BPF_PROG(dummy_test_1, struct bpf_dummy_ops_state *state)
 {
 	test_1_calls++;

@@ -599,3 +599,31 @@ def test_mutated_struct_ops_sections_fail_cleanly():
             pass
 
     check()
+
+
+def test_prepare_sets_attach_ids_and_refuses_a_program_on_two_members():
+    obj = open_obj()
+    layout = so.kernel_layout("tcp_congestion_ops", [(None, kbtf.vmlinux())])
+    cc = obj.struct_ops["cc_legacy"]
+    value = cc.prepare(layout)
+    assert obj.maps["cc_legacy"].value_size == layout.value_size
+    init = obj.programs["pybpf_init"]
+    assert (init.attach_btf_id, init.expected_attach_type, init.attach_btf_obj_fd) == \
+        (layout.type_id, 16, 0)
+    assert {s.program for s in value.slots} == set(cc.programs.values())
+    assert obj.struct_ops["cc_link"].prepare(layout).slots   # same programs, same members
+    other = open_obj()
+    other.struct_ops["cc_legacy"]["release"] = other.programs["pybpf_init"]
+    with pytest.raises(ObjectError, match="program 'pybpf_init' is bound to member "
+                       "'release'.*already to another struct_ops member"):
+        other.struct_ops["cc_legacy"].prepare(layout)
+    with pytest.raises(BPFError, match="only be changed before load"):
+        cc["flags"] = 1
+
+
+def test_bare_struct_ops_section_is_a_struct_ops_program():
+    obj = pybpf.BPFObject.open(built("struct_ops_dummy.bpf.o"))
+    prog = obj.programs["dummy_test_1"]
+    assert (prog.section, prog.type) == ("struct_ops", u.BPF_PROG_TYPE_STRUCT_OPS)
+    assert obj.struct_ops["dummy"].programs == {"test_sleepable": "dummy_sleepable",
+                                                "test_1": "dummy_test_1"}
