@@ -185,13 +185,13 @@ class BPFObject:
         that is created binds it (whatever its autoload said; a program no map
         names is loaded only if given an attach_btf_id); each created map gets the
         kernel's layout."""
+        named = {prog for so in self._struct_ops.values()
+                 for prog in (*so.spec.declared.values(), *so.spec.progs.values())}
         used = {prog for so in self._struct_ops.values() if so.autocreate
                 for prog in so.spec.progs.values()}
         for prog in self._programs.values():
             if prog.type == uapi.BPF_PROG_TYPE_STRUCT_OPS and (
-                    prog.name in used or not prog.attach_btf_id or any(
-                        prog.name in so.spec.declared.values()
-                        for so in self._struct_ops.values())):
+                    prog.name in named or not prog.attach_btf_id):
                 prog.autoload = prog.name in used
         for so in self._struct_ops.values():
             if so.autocreate:

@@ -58,10 +58,12 @@ class StructOpsSpec:
 
     @property
     def flags(self) -> int:
+        """The map flags its section implies (BPF_F_LINK for .struct_ops.link)."""
         return SECTION_FLAGS[self.section.lstrip("?")]
 
     @property
     def is_link(self) -> bool:
+        """Registered through a BPF link rather than a map update."""
         return bool(self.flags & uapi.BPF_F_LINK)
 
     @property

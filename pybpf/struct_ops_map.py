@@ -125,10 +125,12 @@ class StructOps:
 
     @property
     def name(self) -> str:
+        """The variable's name, which is the map's."""
         return self.spec.name
 
     @property
     def type_name(self) -> str:
+        """The BPF-side struct's name, flavor included."""
         return self.spec.type_name
 
     @property
