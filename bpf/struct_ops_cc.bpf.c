@@ -5,7 +5,7 @@
  * (.struct_ops.link: BPF_LINK_CREATE registers it).  Both share the same
  * callbacks; each callback counts its calls in the `calls` array. The map in
  * ?.struct_ops is not created unless asked for, and its only callback is not
- * loaded then; `unused_cb` is referenced by no map and is never loaded. */
+ * loaded then. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
@@ -83,11 +83,6 @@ SEC("struct_ops/off_init")
 void BPF_PROG(off_init, struct sock *sk)
 {
 	count(C_OFF_INIT);
-}
-
-SEC("struct_ops/unused_cb")
-void BPF_PROG(unused_cb, struct sock *sk)
-{
 }
 
 SEC(".struct_ops")

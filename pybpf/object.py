@@ -181,18 +181,25 @@ class BPFObject:
                           f"it (no BTF for maps, no func/line info): {e}")
 
     def _prepare_struct_ops(self) -> None:
-        """As libbpf: a struct_ops program is loaded if and only if a struct_ops map
-        that is created binds it (whatever its autoload said; a program no map
-        names is loaded only if given an attach_btf_id); each created map gets the
-        kernel's layout."""
+        """As libbpf: a struct_ops program that struct_ops maps name is loaded if and
+        only if a created one binds it (whatever its autoload said); one that no
+        map names keeps its autoload, and needs an attach_btf_id to load.  Each
+        created map gets the kernel's layout."""
         named = {prog for so in self._struct_ops.values()
                  for prog in (*so.spec.declared.values(), *so.spec.progs.values())}
         used = {prog for so in self._struct_ops.values() if so.autocreate
                 for prog in so.spec.progs.values()}
         for prog in self._programs.values():
-            if prog.type == uapi.BPF_PROG_TYPE_STRUCT_OPS and (
-                    prog.name in named or not prog.attach_btf_id):
+            if prog.type != uapi.BPF_PROG_TYPE_STRUCT_OPS:
+                continue
+            if prog.name in named:
                 prog.autoload = prog.name in used
+            elif prog.autoload and not prog.attach_btf_id:
+                raise ObjectError(f"struct_ops program {prog.name!r} is bound to no "
+                                  "struct_ops map, so nothing names the struct and member "
+                                  "it implements: bind it in a SEC(\".struct_ops\") "
+                                  "variable, or set its autoload to False",
+                                  section=prog.section)
         for so in self._struct_ops.values():
             if so.autocreate:
                 so.prepare()

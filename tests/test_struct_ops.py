@@ -69,8 +69,8 @@ def test_members_can_be_set_before_load():
     assert cc.spec.data[88:96] == b"renamed\0"
     assert struct.unpack_from("<I", cc.spec.data, 132) == (7,)
     cc["ssthresh"] = None
-    cc["cwnd_event"] = obj.programs["unused_cb"]
-    assert "ssthresh" not in cc.programs and cc.programs["cwnd_event"] == "unused_cb"
+    cc["cwnd_event"] = obj.programs["off_init"]
+    assert "ssthresh" not in cc.programs and cc.programs["cwnd_event"] == "off_init"
     assert cc.spec.declared[0] == "pybpf_ssthresh"          # the object's binding is kept
     with pytest.raises(KeyError, match="no member 'nope'"):
         cc["nope"] = 1
@@ -368,7 +368,7 @@ def test_congestion_control_registers_and_runs(kernel, variant):
     name = cc_name("L" if variant == "cc_legacy" else "K")
     with loaded(variant, name) as obj:
         progs = obj.programs
-        assert not progs["unused_cb"].loaded and not progs["off_init"].loaded
+        assert not progs["off_init"].loaded
         only_legacy = ("pybpf_set_state", "pybpf_cwnd_event", "pybpf_release")
         assert all(progs[p].loaded == (variant == "cc_legacy") for p in only_legacy)
         init = progs["pybpf_init"]
@@ -537,13 +537,26 @@ def test_link_update_map_swaps_the_registered_struct_ops(kernel):
     assert name not in available()
 
 
+def test_a_struct_ops_program_no_map_binds_is_refused_until_disabled(kernel):
+    with pybpf.BPFObject.open(built("struct_ops_unbound.bpf.o")) as obj:
+        with pytest.raises(ObjectError, match="struct_ops program 'orphan' is bound to no "
+                           "struct_ops map.*set its autoload to False") as e:
+            obj.load()
+        assert "struct_ops/orphan" in str(e.value)
+        assert not obj.programs["tick"].loaded
+    with pybpf.BPFObject.open(built("struct_ops_unbound.bpf.o")) as obj:
+        obj.programs["orphan"].autoload = False
+        obj.load()
+        assert obj.programs["tick"].loaded and not obj.programs["orphan"].loaded
+
+
 def test_autoload_follows_the_maps_that_bind_a_program(kernel):
     with open_obj() as obj:
         for m in ("cc_link", "cc_off"):
             obj.struct_ops[m].autocreate = False
         obj.struct_ops["cc_legacy"]["name"] = cc_name("A").encode()
         obj.programs["pybpf_init"].autoload = False      # bound: libbpf loads it anyway
-        obj.programs["unused_cb"].autoload = True        # bound nowhere: not loaded
+        obj.programs["off_init"].autoload = True         # bound by cc_off only: not loaded
         obj.struct_ops["cc_legacy"]["release"] = None    # unbound: pybpf_release not loaded
         obj.load()
         loaded_now = sorted(p.name for p in obj.programs.values() if p.loaded)
