@@ -325,6 +325,20 @@ class StructOps:
         self.links.append(link)
         return link
 
+    def kernel_value(self) -> Dict[str, Any]:
+        """The map's value as the kernel reports it, decoded with the kernel's BTF:
+        ``common`` (refcnt, state) and ``data``, where function pointers read as the
+        ids of the programs behind them (as bpftool struct_ops dump shows)."""
+        if self.value is None or not self.map.loaded:
+            raise BPFError(f"struct_ops {self.name!r} is not loaded")
+        from .btf import codec
+        layout = self.value.layout
+        raw = syscall.map_lookup(self.map.fd, _KEY, layout.value_size)
+        if raw is None:
+            raise BPFError(f"struct_ops {self.name!r}: the kernel returned no value")
+        decoded: Dict[str, Any] = codec.decode(layout.btf, layout.value_type_id, raw)
+        return decoded
+
     def close(self) -> None:
         """Unregister: close every Link made by attach()."""
         links, self.links = self.links, []

@@ -22,7 +22,7 @@ from pybpf.btf import types as T
 from pybpf.errors import AttachError, BPFError, ObjectError
 
 from conftest import built
-from test_links import private_netns
+from test_links import prog_id, private_netns
 
 OBJ = "struct_ops_cc.bpf.o"
 AVAILABLE = "/proc/sys/net/ipv4/tcp_available_congestion_control"
@@ -385,6 +385,13 @@ def test_congestion_control_registers_and_runs(kernel, variant):
         assert name in available()
         if variant == "cc_link":
             assert links[0].info().type == u.BPF_LINK_TYPE_STRUCT_OPS
+        kvalue = obj.struct_ops[variant].kernel_value()
+        assert kvalue["common"]["state"] == (1 if variant == "cc_legacy" else 3)  # INUSE/READY
+        assert kvalue["data"]["name"] == name.encode()
+        assert kvalue["data"]["flags"] == (0 if variant == "cc_legacy" else 1)
+        for member, prog in obj.struct_ops[variant].programs.items():
+            assert kvalue["data"][member] == prog_id(progs[prog]), member
+        assert kvalue["data"]["cong_control"] == 0
         with private_netns():
             tcp_transfer(name)
         calls = obj.maps["calls"]
