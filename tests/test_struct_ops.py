@@ -421,6 +421,8 @@ def test_attach_struct_ops_link_closes_and_registers_once(kernel):
         assert name not in available()
         with pytest.raises(AttachError, match="cannot attach struct_ops 'cc_off'"):
             obj.struct_ops["cc_off"].attach()
+        with pytest.raises(AttachError, match="registered with the struct_ops map"):
+            obj.programs["pybpf_init"].attach()
 
 
 def test_link_variant_can_register_again_after_detach(kernel):
