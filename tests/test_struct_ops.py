@@ -133,8 +133,27 @@ def test_malformed_struct_ops_sections():
     variant = dataclasses.replace(elf, sections=[renamed if s is sec else s
                                                  for s in elf.sections])
     assert ".struct_ops.other" not in [m.section for m in so.collect(variant, btf, progs)]
+    with pytest.raises(ObjectError, match="no DATASEC '.struct_ops' in BTF"):
+        so.collect(elf, BTF(), progs)
     assert so.is_struct_ops_section("?.struct_ops.link")
     assert not so.is_struct_ops_section(".struct_ops.x")
+
+
+@pytest.mark.parametrize("make_type, msg", [
+    (lambda b, i32: i32, "'ops' is int, not a struct"),
+    (lambda b, i32: b.add(T.Union("u", 4, [T.Member("a", i32, 0)])), "not a struct"),
+    (lambda b, i32: b.add(T.Struct("", 4, [T.Member("a", i32, 0)])), "anonymous struct"),
+])
+def test_struct_ops_variables_must_be_named_structs(make_type, msg):
+    from pybpf.elf import ElfObject, Section, SHT_PROGBITS
+    btf = BTF()
+    i32 = btf.add(T.Int("int", 4, T.BTF_INT_SIGNED, 0, 32))
+    var = btf.add(T.Var("ops", make_type(btf, i32), u.BTF_VAR_GLOBAL_ALLOCATED))
+    btf.add(T.Datasec(".struct_ops", 4, [T.VarSecinfo(var, 0, 4)]))
+    elf = ElfObject("x.o", [Section(0, "", 0, 0, 0, 0, b""),
+                            Section(1, ".struct_ops", SHT_PROGBITS, 3, 4, 8, bytes(4))], [])
+    with pytest.raises(ObjectError, match=msg):
+        so.collect(elf, btf, {})
 
 
 # ------------------------------------------------------------------ kernel layout (no root)
