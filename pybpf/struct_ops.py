@@ -279,6 +279,10 @@ def build_value(spec: StructOpsSpec, btf: BTF, layout: KernelLayout) -> KernelVa
                               section=spec.section)
         koff = layout.data_offset + kmember.bit_offset // 8
         if kind == uapi.BTF_KIND_PTR:
+            if any(raw):
+                raise ObjectError(f"{where}: pointer member {member.name!r} holds "
+                                  f"{int.from_bytes(raw, 'little'):#x}: pointers can only "
+                                  "be bound to programs", section=spec.section)
             if prog is None:
                 continue
             if not is_func_pointer(kbtf, kmember.type):

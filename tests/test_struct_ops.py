@@ -269,6 +269,10 @@ def test_value_member_rules():
     del spec.progs[1]                   # an unset function pointer stays NULL
     assert [s.member for s in so.build_value(spec, btf, layout).slots] == ["op_a"]
     btf, spec = bpf_side()
+    spec.data[16:24] = (0xdead).to_bytes(8, "little")   # op_b's slot, set by hand
+    with pytest.raises(ObjectError, match="pointer member 'op_b' holds 0xdead"):
+        so.build_value(spec, btf, layout)
+    btf, spec = bpf_side()
     st = btf[spec.type_id]
     st.members[2] = T.Member("flags", btf.add(T.Pointer("", 0)), 192)
     with pytest.raises(ObjectError, match="member 'flags' is void \\* here but u32 in the "
