@@ -10,7 +10,7 @@ from __future__ import annotations
 import mmap
 import os
 import struct
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Tuple
 
 from .kernel import syscall
 from . import uapi
@@ -19,6 +19,10 @@ from .errors import BPFError, ObjectError
 from .obj.spec import MapSpec, kernel_map_name
 from .kernel.syscall import Fd
 from .kernel.sysinfo import possible_cpus
+
+if TYPE_CHECKING:
+    from .link.hooks import Link
+    from .link.struct_ops import StructOps
 
 PER_CPU_TYPES = frozenset({uapi.BPF_MAP_TYPE_PERCPU_HASH, uapi.BPF_MAP_TYPE_PERCPU_ARRAY,
                            uapi.BPF_MAP_TYPE_LRU_PERCPU_HASH,
@@ -46,6 +50,8 @@ class Map:
         self.pin_path: Optional[str] = None
         self._fd: Optional[Fd] = None
         self._key_codec = self._value_codec = None
+        #: the members and registration of a struct_ops map (set by its BPFObject)
+        self.struct_ops: Optional["StructOps"] = None
 
     # ---------------------------------------------------------------- geometry
 
@@ -113,6 +119,14 @@ class Map:
             if not has_btf or e.errno in (1, 13):   # EPERM/EACCES: no point retrying
                 raise
             self._fd = syscall.map_create(**args)
+
+    def attach_struct_ops(self) -> "Link":
+        """Register a struct_ops map (libbpf's bpf_map__attach_struct_ops); closing
+        the returned Link unregisters it."""
+        if self.struct_ops is None:
+            raise BPFError(f"map {self.name!r} is a {self.type_name} map, not a struct_ops "
+                           "map of an object")
+        return self.struct_ops.attach()
 
     def adopt(self, fd: Fd) -> None:
         """Use an existing kernel map (a pinned one) instead of creating one."""

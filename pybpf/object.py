@@ -24,6 +24,7 @@ from .programs import Program
 from .obj.relocate import LinkedProgram, Linker
 from .obj.sections import ATTACH_BTF, SLEEPABLE, XDP_FRAGS
 from .obj.spec import LIBBPF_PIN_BY_NAME, ObjectSpec, data_variables, parse_object
+from .link.struct_ops import StructOps
 from .kernel.syscall import Fd
 
 V = TypeVar("V")
@@ -75,6 +76,15 @@ class BPFObject:
             for m in spec.maps if m.is_global_data}
         self.sections: NamedCollection[GlobalData] = NamedCollection("data section",
                                                                      self._globals)
+        self._struct_ops: Dict[str, StructOps] = {}
+        for m in spec.maps:
+            if m.struct_ops is not None and spec.btf is not None:
+                so = self._struct_ops[m.name] = StructOps(self._maps[m.name], spec.btf,
+                                                          self._programs)
+                self._maps[m.name].struct_ops = so
+        #: struct_ops maps by name (libbpf's skeleton struct_ops): members before load()
+        self.struct_ops: NamedCollection[StructOps] = NamedCollection("struct_ops map",
+                                                                      self._struct_ops)
         self.links: List[Any] = []
         self.linked: Dict[str, LinkedProgram] = {}
         self._btf_fd: Optional[Fd] = None
@@ -139,6 +149,7 @@ class BPFObject:
                                             LiveHost(), self.kconfig)
             if self._externs.kconfig:
                 self._globals[externs.KCONFIG_SEC].image[:] = self._externs.kconfig
+            self._prepare_struct_ops()
             self._load_btf()
             self._create_maps()
             linker = self._linker = Linker(
@@ -172,9 +183,37 @@ class BPFObject:
             warnings.warn(f"{self.name}: kernel refused the object's BTF, loading without "
                           f"it (no BTF for maps, no func/line info): {e}")
 
+    def _prepare_struct_ops(self) -> None:
+        """As libbpf: a struct_ops program that struct_ops maps name is loaded if and
+        only if a created one binds it (whatever its autoload said); one that no
+        map names keeps its autoload, and needs an attach_btf_id to load.  Each
+        created map gets the kernel's layout."""
+        named = {prog for so in self._struct_ops.values()
+                 for prog in (*so.spec.declared.values(), *so.spec.progs.values())}
+        used = {prog for so in self._struct_ops.values() if so.autocreate
+                for prog in so.spec.progs.values()}
+        for prog in self._programs.values():
+            if prog.type != uapi.BPF_PROG_TYPE_STRUCT_OPS:
+                continue
+            if prog.name in named:
+                prog.autoload = prog.name in used
+            elif prog.autoload and not prog.attach_btf_id:
+                raise ObjectError(f"struct_ops program {prog.name!r} is bound to no "
+                                  "struct_ops map, so nothing names the struct and member "
+                                  "it implements: bind it in a SEC(\".struct_ops\") "
+                                  "variable, or set its autoload to False",
+                                  section=prog.section)
+        for so in self._struct_ops.values():
+            if so.autocreate:
+                so.prepare()
+
     def _create_maps(self) -> None:
         btf_fd = self._btf_fd.fd if self._btf_fd is not None else 0
         for m in self._maps.values():
+            if m.struct_ops is not None:
+                if m.struct_ops.autocreate:
+                    m.struct_ops.create(btf_fd)
+                continue
             if m.spec.pinning == LIBBPF_PIN_BY_NAME and self._reuse_pinned(m):
                 continue
             inner_fd: Optional[Fd] = None
@@ -322,7 +361,8 @@ class BPFObject:
     def attach(self) -> List[Any]:
         """Attach every loaded program whose SEC() names its hook completely (as
         libbpf's skeleton does: xdp, tc, perf_event or a bare uprobe need options and
-        are left to ``program.attach(...)``); returns the new links.
+        are left to ``program.attach(...)``) and register every created struct_ops
+        map (unless its ``autoattach`` is False); returns the new links.
 
         If one fails, the ones attached by this call are detached again."""
         from .link.hooks import auto_attachable
@@ -333,6 +373,9 @@ class BPFObject:
             for prog in self._programs.values():
                 if prog.loaded and auto_attachable(prog):
                     new.append(prog.attach())
+            for so in self._struct_ops.values():
+                if so.map.loaded and so.autoattach:
+                    new.append(so.attach())
         except BaseException:
             for link in new:
                 link.close()
@@ -343,6 +386,8 @@ class BPFObject:
     # ---------------------------------------------------------------- close
 
     def _close_kernel_objects(self) -> None:
+        for so in self._struct_ops.values():
+            so.close()
         for prog in self._programs.values():
             prog.close()
         self.links.clear()

@@ -1128,3 +1128,13 @@ class perf_event_attr(ctypes.Structure):
 
 assert ctypes.sizeof(perf_event_attr) == PERF_ATTR_SIZE_VER8
 assert bpf_attr_link_create.u.offset == 16
+
+# --- structops
+BPF_F_VTYPE_BTF_OBJ_FD = 1 << 15
+
+
+class bpf_attr_link_update(_Attr):
+    """BPF_LINK_UPDATE; struct_ops links: new_prog_fd is new_map_fd, old_prog_fd old_map_fd."""
+
+    _fields_ = [("link_fd", c_u32), ("new_prog_fd", c_u32), ("flags", c_u32),
+                ("old_prog_fd", c_u32)]

@@ -43,8 +43,11 @@ def summary(obj: BPFObject) -> Dict[str, Any]:
     externs = [{"name": e.name, "section": e.section, "weak": e.weak,
                 "kind": "kfunc" if e.is_func else "kconfig" if e.kcfg else "ksym"}
                for e in spec.externs.items]
+    struct_ops = [{"name": so.name, "type": so.type_name, "section": so.spec.section,
+                   "autocreate": so.autocreate, "programs": so.programs}
+                  for so in obj.struct_ops.values()]
     return {"name": obj.name, "license": spec.license, "programs": programs, "maps": maps,
-            "globals": globals_, "externs": externs,
+            "globals": globals_, "externs": externs, "struct_ops": struct_ops,
             "btf_types": len(spec.btf) - 1 if spec.btf else 0}
 
 
@@ -75,6 +78,12 @@ def describe(obj: BPFObject, as_json: bool = False) -> str:
         lines.append(f"  {m['name']:<24} {m['type']:<18} key={m['key_size']} "
                      f"value={m['value_size']} max_entries={m['max_entries']} "
                      f"flags={m['flags']:#x}{types}")
+    if info["struct_ops"]:
+        lines += ["", "struct_ops:"]
+        for st in info["struct_ops"]:
+            lines.append(f"  {st['name']:<24} struct {st['type']}  SEC({st['section']!r})"
+                         + ("" if st["autocreate"] else "  (not created unless asked)"))
+            lines += [f"    {member} -> {prog}" for member, prog in st["programs"].items()]
     if info["externs"]:
         lines += ["", "externs:"]
         lines += [f"  {e['name']:<24} {e['kind']:<8} {e['section']}"

@@ -120,14 +120,16 @@ def map_create(map_type: int, key_size: int, value_size: int, max_entries: int,
                flags: int = 0, name: str = "", btf_fd: int = 0,
                btf_key_type_id: int = 0, btf_value_type_id: int = 0,
                inner_map_fd: int = 0, map_extra: int = 0, numa_node: int = 0,
-               ifindex: int = 0, btf_vmlinux_value_type_id: int = 0) -> Fd:
+               ifindex: int = 0, btf_vmlinux_value_type_id: int = 0,
+               value_type_btf_obj_fd: int = 0) -> Fd:
     attr = uapi.bpf_attr_map_create(
         map_type=map_type, key_size=key_size, value_size=value_size,
         max_entries=max_entries, map_flags=flags, inner_map_fd=inner_map_fd,
         numa_node=numa_node, map_name=name.encode()[:uapi.BPF_OBJ_NAME_LEN - 1],
         map_ifindex=ifindex, btf_fd=btf_fd, btf_key_type_id=btf_key_type_id,
         btf_value_type_id=btf_value_type_id,
-        btf_vmlinux_value_type_id=btf_vmlinux_value_type_id, map_extra=map_extra)
+        btf_vmlinux_value_type_id=btf_vmlinux_value_type_id, map_extra=map_extra,
+        value_type_btf_obj_fd=value_type_btf_obj_fd)
     return bpf_fd(uapi.BPF_MAP_CREATE, attr, f"creating map {name!r}")
 
 
@@ -325,6 +327,13 @@ def link_create(prog_fd: int, target_fd: int, attach_type: int, flags: int = 0,
 
 def link_detach(link_fd: int) -> None:
     bpf(uapi.BPF_LINK_DETACH, uapi.bpf_attr_fd(fd=link_fd))
+
+
+def link_update(link_fd: int, new_fd: int, flags: int = 0, old_fd: int = 0) -> None:
+    """BPF_LINK_UPDATE: a new program (or struct_ops map) behind a link; with
+    BPF_F_REPLACE only if ``old_fd`` is the one there now."""
+    bpf(uapi.BPF_LINK_UPDATE, uapi.bpf_attr_link_update(
+        link_fd=link_fd, new_prog_fd=new_fd, flags=flags, old_prog_fd=old_fd))
 
 
 def raw_tracepoint_open(name: Optional[str], prog_fd: int) -> Fd:

@@ -606,6 +606,9 @@ def attach_program(prog: ProgramView, method: Optional[str] = None, **opts: Any)
     name = method or method_name(prog)
     if name is None:
         why = ("its section matches no SEC() convention" if prog.sec_def is None
+               else "struct_ops programs are registered with the struct_ops map that "
+               "binds them (obj.attach() or map.attach_struct_ops()), not one by one"
+               if prog.type == uapi.BPF_PROG_TYPE_STRUCT_OPS
                else f"{prog.type_name} programs have no automatic attachment")
         raise AttachError(f"cannot attach {where}: {why}; use method= or attach it "
                           "through its fd")

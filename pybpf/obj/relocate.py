@@ -59,7 +59,8 @@ class Linker:
         self.code: Dict[int, bytearray] = {}
         self.calls: Dict[int, Dict[int, Slot]] = {}     # shndx -> {slot: target}
         self.core_results: Dict[int, list] = {}
-        self._maps_by_offset = {m.btf_var_offset: m for m in spec.maps if not m.is_global_data}
+        self._maps_by_offset = {m.btf_var_offset: m for m in spec.maps if not m.is_global_data
+                                and m.struct_ops is None}
         self._data_maps = {m.name: m for m in spec.maps if m.is_global_data}
         self._fds = map_fds
         for sec in spec.elf.sections:

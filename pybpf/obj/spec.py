@@ -20,6 +20,7 @@ from ..errors import ObjectError
 from .externs import Externs, collect as collect_externs
 from ..asm.insn import INSN_SIZE
 from .sections import SecDef, find_sec_def
+from .struct_ops import StructOpsSpec, collect as collect_struct_ops
 
 # map-definition pinning (libbpf's enum libbpf_pin_type)
 LIBBPF_PIN_NONE, LIBBPF_PIN_BY_NAME = 0, 1
@@ -69,6 +70,7 @@ class MapSpec:
     initial: bytes = b""
     btf_var_offset: int = 0     # offset of this map's definition in .maps
     values_offset: int = -1     # offset of its 'values' member (-1: none)
+    struct_ops: Optional[StructOpsSpec] = None     # BPF_MAP_TYPE_STRUCT_OPS maps only
 
     @property
     def is_global_data(self) -> bool:
@@ -101,7 +103,8 @@ class ObjectSpec:
         functions = _functions(elf)
         programs = _programs(elf, functions)
         externs = collect_externs(elf, btf)
-        maps = _btf_maps(elf, btf) + _data_maps(elf, btf, name) + _kconfig_map(externs)
+        maps = _btf_maps(elf, btf) + _data_maps(elf, btf, name) + _kconfig_map(externs) \
+            + _struct_ops_maps(elf, btf, programs)
         return cls(name, elf, btf, ext, _license(elf), _version(elf), functions,
                    programs, maps, externs)
 
@@ -147,6 +150,17 @@ def _programs(elf: ElfObject, functions: List[FuncSpec]) -> List[ProgramSpec]:
         sec_def, target = find_sec_def(sec.name)
         out.append(ProgramSpec(func.name, sec.name, func, sec_def, target))
     return out
+
+
+def _struct_ops_maps(elf: ElfObject, btf: Optional[BTF],
+                     programs: List[ProgramSpec]) -> List[MapSpec]:
+    """One BPF_MAP_TYPE_STRUCT_OPS map per .struct_ops / .struct_ops.link variable;
+    its value size becomes the kernel's at load (see :mod:`pybpf.obj.struct_ops`)."""
+    where = {(p.func.shndx, p.func.start): (p.name, p.sec_def.prog_type if p.sec_def else 0)
+             for p in programs}
+    return [MapSpec(so.name, uapi.BPF_MAP_TYPE_STRUCT_OPS, 4, len(so.data), 1, so.flags,
+                    struct_ops=so)
+            for so in collect_struct_ops(elf, btf, where)]
 
 
 def _license(elf: ElfObject) -> str:
