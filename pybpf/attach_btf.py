@@ -14,21 +14,11 @@ from typing import TYPE_CHECKING, Dict, Iterator, Optional, Tuple
 
 from . import syscall, uapi
 from .errors import AttachError, BPFError, ObjectError
+from .sections import KERNEL_BTF_TARGETS
 from .syscall import Fd
 
 if TYPE_CHECKING:
     from .programs import Program
-
-# expected_attach_type -> (name prefix, BTF kind, what the name is)
-_KERNEL_TARGETS = {
-    uapi.BPF_TRACE_RAW_TP: ("btf_trace_", uapi.BTF_KIND_TYPEDEF, "tracepoint"),
-    uapi.BPF_TRACE_FENTRY: ("", uapi.BTF_KIND_FUNC, "kernel function"),
-    uapi.BPF_TRACE_FEXIT: ("", uapi.BTF_KIND_FUNC, "kernel function"),
-    uapi.BPF_MODIFY_RETURN: ("", uapi.BTF_KIND_FUNC, "kernel function"),
-    uapi.BPF_LSM_MAC: ("bpf_lsm_", uapi.BTF_KIND_FUNC, "LSM hook"),
-    uapi.BPF_LSM_CGROUP: ("bpf_lsm_", uapi.BTF_KIND_FUNC, "LSM hook"),
-    uapi.BPF_TRACE_ITER: ("bpf_iter_", uapi.BTF_KIND_FUNC, "iterator"),
-}
 
 # Module BTF objects stay open for the life of the process: the fd handed to
 # BPF_PROG_LOAD must outlive every load that names it, and there are few.
@@ -66,7 +56,7 @@ def resolve(prog: "Program") -> Tuple[int, int]:
                           "attach_btf.set_attach_target(prog, attach_prog_fd, func_name) "
                           "before load()")
     try:
-        prefix, kind, what = _KERNEL_TARGETS[prog.expected_attach_type]
+        prefix, kind, what = KERNEL_BTF_TARGETS[prog.expected_attach_type]
     except KeyError:
         raise ObjectError(f"{where}: attach type {prog.expected_attach_type} takes no BTF "
                           "target", prog.section) from None

@@ -908,3 +908,7 @@ class perf_event_attr(ctypes.Structure):
 
 assert ctypes.sizeof(perf_event_attr) == PERF_ATTR_SIZE_VER8
 assert bpf_attr_link_create.u.offset == 16
+
+# --- core
+BPF_FETCH = 0x01
+BPF_CMPXCHG = 0xf0 | BPF_FETCH

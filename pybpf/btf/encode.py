@@ -10,6 +10,7 @@ from ..errors import ObjectError
 from ..uapi import (BTF_HEADER_SIZE, BTF_INFO_KFLAG_SHIFT, BTF_INFO_KIND_SHIFT, BTF_MAGIC,
                     BTF_MAX_VLEN, BTF_VERSION)
 from . import types as T
+from .parse import LAYOUT_HEADER_SIZE, RECORD_SHAPE
 from .strtab import StringTableBuilder
 
 if TYPE_CHECKING:
@@ -18,8 +19,13 @@ if TYPE_CHECKING:
 _U32 = 0xFFFFFFFF
 
 
-def encode_btf(btf: "BTF", extra_strings: Iterable[str] = ()) -> Tuple[bytes, Dict[str, int]]:
-    """The blob, and the offsets of ``extra_strings`` (added to its string section)."""
+def encode_btf(btf: "BTF", extra_strings: Iterable[str] = (), layout: bool = False
+               ) -> Tuple[bytes, Dict[str, int]]:
+    """The blob, and the offsets of ``extra_strings`` (added to its string section).
+
+    ``layout``: also write the kind layout section (one ``struct btf_layout``
+    per known kind, after the strings) and the 32-byte header naming it, as
+    kernel 7.1 and pahole's layout encoding do."""
     strs = StringTableBuilder(btf._strtab.start)
     extra = {s: strs.add(s) for s in extra_strings}
     out = array("I")
@@ -33,9 +39,19 @@ def encode_btf(btf: "BTF", extra_strings: Iterable[str] = ()) -> Tuple[bytes, Di
     if sys.byteorder != "little":
         out.byteswap()
     types_blob, str_blob = out.tobytes(), strs.encode()
-    header = struct.pack("<HBBIIIII", BTF_MAGIC, BTF_VERSION, 0, BTF_HEADER_SIZE,
-                         0, len(types_blob), len(types_blob), len(str_blob))
-    return header + types_blob + str_blob, extra
+    body = types_blob + str_blob
+    if not layout:
+        header = struct.pack("<HBBIIIII", BTF_MAGIC, BTF_VERSION, 0, BTF_HEADER_SIZE,
+                             0, len(types_blob), len(types_blob), len(str_blob))
+        return header + body, extra
+    body += bytes(-len(body) % 4)
+    table = b"".join(struct.pack("<BBH", 4 * RECORD_SHAPE.get(k, (0, 0))[0],
+                                 4 * RECORD_SHAPE.get(k, (0, 0))[1], 0)
+                     for k in range(max(RECORD_SHAPE) + 1))
+    header = struct.pack("<HBBIIIIIII", BTF_MAGIC, BTF_VERSION, 0, LAYOUT_HEADER_SIZE,
+                         0, len(types_blob), len(types_blob), len(str_blob), len(body),
+                         len(table))
+    return header + body + table, extra
 
 
 def _head(t: T.Type, strs: StringTableBuilder, vlen: int, kflag: bool, size_type: int
