@@ -26,7 +26,6 @@ from . import externs as externs_mod
 from . import insn as I
 from . import uapi
 from .btf import BTF
-from .btf.core import POISON_IMM
 from .elf import SHN_UNDEF
 from .errors import BPFError
 from .offline import BTFSource, ProgramRelocation, Relocation, module_name, relocate
@@ -282,8 +281,6 @@ def _step(insns: bytes, slot: int, regs: Regs, unknown: Regs) -> List[Tuple[int,
     if ins.code == I.EXIT:
         return []
     if op == uapi.BPF_CALL:
-        if ins.src == 0 and ins.imm == POISON_IMM and cls == uapi.BPF_JMP:
-            return []                   # the verifier stops here: the load fails
         out = [(slot + 1, tuple([None] * 6 + r[6:]))]
         if ins.src == uapi.BPF_PSEUDO_CALL:
             out.append((slot + ins.imm + 1, unknown))
