@@ -81,8 +81,9 @@ class TargetCheck:
 
 
 def check(spec: ObjectSpec, targets: Sequence[BTFSource], kconfig: Optional[str] = None,
-          kernel_version: Optional[int] = None) -> List[TargetCheck]:
-    """One TargetCheck per kernel BTF in ``targets`` (each a vmlinux BTF)."""
+          kernel_version: int = 0) -> List[TargetCheck]:
+    """One TargetCheck per kernel BTF in ``targets`` (each a vmlinux BTF);
+    ``kconfig`` and ``kernel_version`` as for ``offline.relocate``."""
     out = []
     for target in targets:
         name = target.section if isinstance(target, BTF) else str(target)
@@ -143,7 +144,7 @@ def _check_externs(spec: ObjectSpec, prog: ProgramSpec, pr: ProgramRelocation,
             pc.findings.append(Finding(True, f"{kind} {ext.name!r} missing: "
                                              f"{res.missing[ext.name]}"))
         elif ext.is_kconfig or ext.name in res.ksyms:
-            status = "found" if not ext.is_kconfig else "kconfig"
+            status = "found" if not ext.is_kconfig else "set (a __weak one unset reads 0)"
         else:
             status = "absent (__weak)"
             if ext.is_func and externs_mod.POISON_KFUNC_BASE + ext.index in poisoned_calls:

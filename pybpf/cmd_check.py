@@ -14,6 +14,8 @@ import sys
 from typing import Any, Dict, List, TextIO
 
 from .check import ProgramCheck, TargetCheck, check
+from .errors import BPFError
+from .externs import kernel_version_code
 from .object import parse_object
 
 
@@ -27,6 +29,8 @@ def add_parser(subparsers: Any) -> None:
                    help="vmlinux BTF of each target kernel (raw .BTF or ELF)")
     p.add_argument("--kconfig", metavar="FILE", help="Kconfig of the targets, for "
                                                       "__kconfig externs")
+    p.add_argument("--kernel-version", metavar="X.Y.Z", help="release of the targets, for "
+                                                              "LINUX_KERNEL_VERSION")
     p.add_argument("--json", action="store_true")
 
 
@@ -36,7 +40,10 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     if args.kconfig:
         with open(args.kconfig, errors="surrogateescape") as f:
             kconfig = f.read()
-    results = check(parse_object(args.object), args.btf, kconfig)
+    version = kernel_version_code(args.kernel_version) if args.kernel_version else 0
+    if args.kernel_version and not version:
+        raise BPFError(f"--kernel-version {args.kernel_version!r}: expected X.Y.Z")
+    results = check(parse_object(args.object), args.btf, kconfig, version)
     if args.json:
         out.write(json.dumps([_target_json(t) for t in results], indent=2) + "\n")
     else:

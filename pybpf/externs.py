@@ -517,7 +517,13 @@ def resolve(externs: Externs, btf: Optional[BTF], host: Host,
     config = [e for e in externs if e.is_kconfig and e.name.startswith("CONFIG_")]
     for ext in externs:
         if ext.is_kconfig and not ext.name.startswith("CONFIG_"):
-            value = _virtual(ext, host)
+            try:
+                value = _virtual(ext, host)
+            except ObjectError as e:
+                if strict:
+                    raise
+                res.missing[ext.name] = str(e)
+                continue
             if value is not None:
                 _store(image, ext, encode_number(ext, value))
                 done.add(ext.name)
@@ -560,7 +566,8 @@ def _virtual(ext: Extern, host: Host) -> Optional[int]:
     if ext.name == "LINUX_KERNEL_VERSION":
         version = host.kernel_version()
         if not version:
-            raise ext.error("cannot tell the kernel version from uname")
+            raise ext.error("cannot tell the kernel version (from uname; without a kernel: "
+                            "kernel_version=)")
         return version
     if ext.name == "LINUX_HAS_BPF_COOKIE":
         return int(host.has_bpf_cookie())

@@ -12,7 +12,6 @@ Pure: reads files, imports nothing that talks to the kernel.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -25,7 +24,6 @@ from .relocate import LinkedProgram, Linker
 from .spec import ObjectSpec
 
 BTFSource = Union[str, "os.PathLike[str]", BTF]
-_KERNEL_VERSION = re.compile(rb"Linux version (\d+)\.(\d+)(?:\.(\d+))?")
 
 
 def load_btf(source: BTFSource, base: Optional[BTF] = None) -> BTF:
@@ -101,16 +99,6 @@ def module_name(btf: BTF) -> str:
     return os.path.basename(btf.section) or btf.section
 
 
-def kernel_version_of(vmlinux: BTF) -> int:
-    """KERNEL_VERSION(a, b, c) from the ``Linux version a.b.c`` banner string in a
-    vmlinux BTF's string section, when it carries one (0 otherwise)."""
-    m = _KERNEL_VERSION.search(vmlinux._strtab.data)
-    if m is None:
-        return 0
-    major, minor, patch = (int(g or 0) for g in m.groups())
-    return (major << 16) + (minor << 8) + min(patch, 255)
-
-
 @dataclass
 class CoreResult:
     """One CO-RE relocation of a program, in the program's own instruction slots."""
@@ -157,14 +145,15 @@ class Relocation:
 
 
 def relocate(spec: ObjectSpec, target: Union[BTFSource, Sequence[BTFSource]], *,
-             kconfig: Optional[str] = None, kernel_version: Optional[int] = None,
+             kconfig: Optional[str] = None, kernel_version: int = 0,
              strict: bool = True, programs: Optional[Sequence[str]] = None) -> Relocation:
     """Relocate every program of ``spec`` (or those named in ``programs``) for
     the kernel whose BTF is ``target`` (a path or BTF; or a sequence: vmlinux
     first, then module BTF files) without loading anything.
 
     ``kconfig``: Kconfig text for ``__kconfig`` externs; ``kernel_version``:
-    LINUX_KERNEL_VERSION (default: from the BTF's version banner, if any).
+    LINUX_KERNEL_VERSION (``externs.kernel_version_code("5.15.0")``; a BTF file
+    does not say which release it describes).
     ``strict=False`` leaves strong externs the kernel lacks unresolved (listed
     in ``Relocation.externs.missing``) instead of raising ObjectError."""
     sources = [target] if isinstance(target, (str, os.PathLike, BTF)) else list(target)
@@ -172,8 +161,7 @@ def relocate(spec: ObjectSpec, target: Union[BTFSource, Sequence[BTFSource]], *,
         raise BPFError("relocate: no target BTF given")
     vmlinux = load_btf(sources[0])
     targets = [vmlinux] + [load_btf(s, base=vmlinux) for s in sources[1:]]
-    version = kernel_version_of(vmlinux) if kernel_version is None else kernel_version
-    host = OfflineHost(targets, kconfig, version)
+    host = OfflineHost(targets, kconfig, kernel_version)
     res = externs_mod.resolve(spec.externs, spec.btf, host, kconfig, strict=strict)
     linker = Linker(spec, {}, targets, res)
     out: Dict[str, ProgramRelocation] = {}
