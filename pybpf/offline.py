@@ -11,7 +11,9 @@ Pure: reads files, imports nothing that talks to the kernel.
 """
 from __future__ import annotations
 
+import io
 import os
+import struct
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -38,12 +40,22 @@ def load_btf(source: BTFSource, base: Optional[BTF] = None) -> BTF:
     except OSError as exc:
         raise ObjectError(f"cannot read kernel BTF {path}: {exc.strerror}") from None
     if data[:4] == b"\x7fELF":
-        from .elf import read_elf
-        sec = read_elf(data, os.path.basename(path)).section(".BTF")
-        if sec is None:
-            raise ObjectError(f"{path}: ELF file without a .BTF section")
-        data = bytes(sec.data)
+        data = _elf_btf(data, path)
     return BTF.parse(data, base=base, section=path)
+
+
+def _elf_btf(data: bytes, path: str) -> bytes:
+    """The .BTF section of an ELF file of any machine (a vmlinux, a .ko)."""
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+    try:
+        sec = ELFFile(io.BytesIO(data)).get_section_by_name(".BTF")
+        found = sec.data() if sec is not None else None
+    except (ELFError, ValueError, struct.error) as exc:
+        raise ObjectError(f"{path}: malformed ELF file: {exc}") from None
+    if found is None:
+        raise ObjectError(f"{path}: ELF file without a .BTF section")
+    return bytes(found)
 
 
 class OfflineHost(externs_mod.Host):

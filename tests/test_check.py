@@ -21,6 +21,7 @@ from pybpf.btf import BTF, core
 from pybpf.btf import types as T
 from pybpf.check import check, reachable
 from pybpf.cmd_check import render
+from pybpf import errors as pybpf_errors
 from pybpf.errors import ObjectError
 from pybpf.object import parse_object
 
@@ -336,3 +337,27 @@ def test_check_kconfig_externs_need_the_targets_kconfig(tmp_path):
         relocate(rel.spec, bare)
     with pytest.raises(ObjectError, match="CONFIG_BPF_SYSCALL.*not found in the kernel.s Kconfig"):
         relocate(rel.spec, bare, kernel_version=kernel_version_code("5.10.1"))
+
+
+def test_kernel_btf_from_elf_files_and_bad_files(tmp_path):
+    from pybpf.offline import load_btf
+    btf = load_btf(built("exec.bpf.o"))             # any ELF with a .BTF section
+    assert btf.find("trace_event_raw_sched_process_exec", uapi.BTF_KIND_STRUCT)
+    with pytest.raises(ObjectError, match="ELF file without a .BTF section"):
+        load_btf(os.path.realpath(sys.executable))   # an x86-64 (or other) ELF, no BTF
+    broken = tmp_path / "broken.elf"
+    broken.write_bytes(b"\x7fELF" + bytes(60))
+    with pytest.raises(ObjectError, match="broken.elf"):
+        load_btf(str(broken))
+
+
+def test_btf_custom_path_is_used_by_load(kernel, tmp_path):
+    """libbpf's btf_custom_path: load() relocates CO-RE against that file."""
+    with BPFObject.open(built("exec.bpf.o"), btf_custom_path=VMLINUX) as obj:
+        assert obj.relocate().target == VMLINUX
+        obj.load()
+        assert obj.programs["handle_exec"].fd > 0
+    moved = write(tmp_path, "no_exec_tp.btf", kernel_btf())
+    with BPFObject.open(built("exec.bpf.o"), btf_custom_path=moved) as obj:
+        with pytest.raises(pybpf_errors.VerifierError, match="trace_event_raw_sched_process_exec"):
+            obj.load()
