@@ -54,8 +54,9 @@ def test_32_byte_header_with_layout_section():
     fields = header(blob)
     assert struct.unpack_from("<I", blob, 4)[0] == LAYOUT_HEADER_SIZE
     type_off, type_len, str_off, str_len, layout_off, layout_len = fields
-    assert layout_len == 4 * (max(RECORD_SHAPE) + 1) and layout_off % 4 == 0
-    assert layout_off >= str_off + str_len
+    assert layout_len == 4 * (max(RECORD_SHAPE) + 1) and layout_off == 0
+    assert type_off == layout_len and str_off == type_off + type_len
+    assert len(blob) == 32 + str_off + str_len            # no gap between sections
     assert struct.unpack_from("<BBH", blob, 32 + layout_off + 4 * BTF_KIND_STRUCT) == (0, 12, 0)
     assert struct.unpack_from("<BBH", blob, 32 + layout_off + 4 * BTF_KIND_ENUM64) == (0, 12, 0)
     assert_sample(BTF.parse(blob, validate=True))
@@ -84,16 +85,16 @@ def test_longer_header_zero_tail_accepted_non_zero_refused():
 
 
 @pytest.mark.parametrize("change,message", [
-    (lambda f: f.__setitem__(4, f[4] + 2), "not 4-byte aligned"),
-    (lambda f: f.__setitem__(5, f[5] - 2), "whole number"),
-    (lambda f: f.__setitem__(5, f[5] + 4), "runs past the end"),
-    (lambda f: f.__setitem__(4, 0), "overlaps the type section"),
-    (lambda f: f.__setitem__(4, f[2]), "overlaps the string section"),
+    (lambda f, body: f.__setitem__(4, f[4] + 2), "not 4-byte aligned"),
+    (lambda f, body: f.__setitem__(5, f[5] - 2), "whole number"),
+    (lambda f, body: f.__setitem__(5, (body // 4 + 1) * 4), "runs past the end"),
+    (lambda f, body: f.__setitem__(4, f[0]), "overlaps the type section"),
+    (lambda f, body: f.__setitem__(slice(4, 6), [f[2], 4]), "overlaps the string section"),
 ])
 def test_malformed_layout_section(change, message):
     blob, _ = encode_btf(sample(), layout=True)
     fields = header(blob)
-    change(fields)
+    change(fields, len(blob) - 32)
     with pytest.raises(ObjectError, match=message):
         BTF.parse(rebuild(blob, 32, fields))
 
@@ -106,10 +107,12 @@ def test_layout_must_agree_with_known_kinds_and_may_list_more():
     with pytest.raises(ObjectError, match="layout of kind 4: info_sz 0, elem_sz 8"):
         BTF.parse(bytes(bad))
     # a newer encoder lists a kind pybpf does not know yet (and flags): accepted
-    fields = header(blob)
-    extra = blob + struct.pack("<BBH", 4, 8, 1)
-    fields[5] += 4
-    assert_sample(BTF.parse(rebuild(extra, 32, fields), validate=True))
+    # (here after the strings, past a gap)
+    table = blob[off:off + header(blob)[5]] + struct.pack("<BBH", 4, 8, 1)
+    plain = sample().encode()
+    body = plain[24:] + bytes(-len(plain[24:]) % 4)
+    fields = header(plain) + [len(body), len(table)]
+    assert_sample(BTF.parse(rebuild(plain[:24] + body + table, 32, fields), validate=True))
 
 
 def test_every_truncation_of_a_layout_blob_is_refused():

@@ -24,8 +24,8 @@ def encode_btf(btf: "BTF", extra_strings: Iterable[str] = (), layout: bool = Fal
     """The blob, and the offsets of ``extra_strings`` (added to its string section).
 
     ``layout``: also write the kind layout section (one ``struct btf_layout``
-    per known kind, after the strings) and the 32-byte header naming it, as
-    kernel 7.1 and pahole's layout encoding do."""
+    per known kind, first: 4-byte entries keep the types aligned with no gap
+    between sections) and the 32-byte header naming it, as kernel 7.1 has it."""
     strs = StringTableBuilder(btf._strtab.start)
     extra = {s: strs.add(s) for s in extra_strings}
     out = array("I")
@@ -39,19 +39,17 @@ def encode_btf(btf: "BTF", extra_strings: Iterable[str] = (), layout: bool = Fal
     if sys.byteorder != "little":
         out.byteswap()
     types_blob, str_blob = out.tobytes(), strs.encode()
-    body = types_blob + str_blob
     if not layout:
         header = struct.pack("<HBBIIIII", BTF_MAGIC, BTF_VERSION, 0, BTF_HEADER_SIZE,
                              0, len(types_blob), len(types_blob), len(str_blob))
-        return header + body, extra
-    body += bytes(-len(body) % 4)
+        return header + types_blob + str_blob, extra
     table = b"".join(struct.pack("<BBH", 4 * RECORD_SHAPE.get(k, (0, 0))[0],
                                  4 * RECORD_SHAPE.get(k, (0, 0))[1], 0)
                      for k in range(max(RECORD_SHAPE) + 1))
     header = struct.pack("<HBBIIIIIII", BTF_MAGIC, BTF_VERSION, 0, LAYOUT_HEADER_SIZE,
-                         0, len(types_blob), len(types_blob), len(str_blob), len(body),
-                         len(table))
-    return header + body + table, extra
+                         len(table), len(types_blob), len(table) + len(types_blob),
+                         len(str_blob), 0, len(table))
+    return header + table + types_blob + str_blob, extra
 
 
 def _head(t: T.Type, strs: StringTableBuilder, vlen: int, kflag: bool, size_type: int
