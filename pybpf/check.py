@@ -93,12 +93,22 @@ def check(spec: ObjectSpec, targets: Sequence[BTFSource], kconfig: Optional[str]
         except BPFError as e:       # malformed BTF, ambiguous CO-RE...
             out.append(TargetCheck(name, error=str(e)))
             continue
-        out.append(TargetCheck(rel.target, [_check_program(spec, p, rel)
+        known = _Known(kconfig is not None, bool(kernel_version))
+        out.append(TargetCheck(rel.target, [_check_program(spec, p, rel, known)
                                             for p in spec.programs]))
     return out
 
 
-def _check_program(spec: ObjectSpec, prog: ProgramSpec, rel: Relocation) -> ProgramCheck:
+@dataclass
+class _Known:
+    """What the caller told about the targets that their BTF does not say."""
+
+    kconfig: bool
+    version: bool
+
+
+def _check_program(spec: ObjectSpec, prog: ProgramSpec, rel: Relocation,
+                   known: _Known) -> ProgramCheck:
     pr = rel.programs[prog.name]
     pc = ProgramCheck(prog.name, prog.section, pr)
     live = reachable(pr.insns)
@@ -113,14 +123,19 @@ def _check_program(spec: ObjectSpec, prog: ProgramSpec, rel: Relocation) -> Prog
     pc.attach, missing = attach_target(prog, rel.targets)
     if missing:
         pc.findings.append(Finding(missing == "fatal", pc.attach))
-    _check_externs(spec, prog, pr, rel, live, pc)
+    if prog.sec_def is not None and prog.sec_def.prog_type == uapi.BPF_PROG_TYPE_EXT:
+        pc.findings.append(Finding(False, "freplace: the program it replaces into is only "
+                                          "known at load (attach_btf.set_attach_target)"))
+    _check_externs(spec, prog, pr, rel, live, pc, known)
     return pc
 
 
 def _check_externs(spec: ObjectSpec, prog: ProgramSpec, pr: ProgramRelocation,
-                   rel: Relocation, live: Set[int], pc: ProgramCheck) -> None:
+                   rel: Relocation, live: Set[int], pc: ProgramCheck, known: _Known) -> None:
     """The externs the program's code names (its functions' relocations against
-    undefined symbols), each resolved, absent-but-weak, or missing."""
+    undefined symbols), each resolved, absent-but-weak, or missing.  A Kconfig
+    value (or LINUX_KERNEL_VERSION) missing only because no Kconfig (version)
+    was given is a warning, not a failure."""
     used: Dict[str, externs_mod.Extern] = {}
     for func, _ in pr.linked.placed:
         lo, hi = func.start * I.INSN_SIZE, (func.start + func.count) * I.INSN_SIZE
@@ -140,9 +155,10 @@ def _check_externs(spec: ObjectSpec, prog: ProgramSpec, pr: ProgramRelocation,
                 pc.findings.append(Finding(False, f"untyped ksym {ext.name!r}: its address "
                                                   "is only known to the running kernel"))
         elif ext.name in res.missing:
-            status = "missing"
-            pc.findings.append(Finding(True, f"{kind} {ext.name!r} missing: "
-                                             f"{res.missing[ext.name]}"))
+            given = known.version if ext.name == "LINUX_KERNEL_VERSION" else known.kconfig
+            status = "missing" if given or not ext.is_kconfig else "unknown"
+            pc.findings.append(Finding(status == "missing", f"{kind} {ext.name!r} {status}: "
+                                                            f"{res.missing[ext.name]}"))
         elif ext.is_kconfig or ext.name in res.ksyms:
             status = "found" if not ext.is_kconfig else "set (a __weak one unset reads 0)"
         else:
@@ -167,7 +183,7 @@ def _has(targets: Sequence[BTF], name: str, kind: int, module: str = "") -> bool
 
 def _syscall_funcs(name: str) -> List[str]:
     return [f"__{arch}_sys_{name}" for arch in ("x64", "arm64", "riscv", "s390x", "powerpc")] \
-        + [f"__se_sys_{name}", f"sys_{name}"]
+        + [f"__se_sys_{name}", f"__do_sys_{name}", f"sys_{name}"]
 
 
 def attach_target(prog: ProgramSpec, targets: Sequence[BTF]) -> Tuple[str, str]:
