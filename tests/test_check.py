@@ -149,6 +149,11 @@ def test_enum_sign_extension_against_alu_immediates():
     assert I.decode(buf, 0).imm == -4095
     assert I.imm64(buf, 1) == 2 ** 64 - 4095
     assert res[0].new == res[1].new == 2 ** 64 - 4095
+    # the immediate is checked as libbpf does: the s32 widened to 64 bits
+    l64 = loc.add(T.Enum64("st64", 8, [("H", 0x8000_0000)]))
+    tgt.add(T.Enum64("st64", 8, [("H", 5)]))
+    with pytest.raises(ObjectError, match="holds -2147483648, expected 2147483648"):
+        run(loc.btf, [tgt.btf], mov(-2 ** 31) + EXIT, [relo(0, l64, "0", K_ENUMVAL)])
 
 
 K_ENUMVAL = uapi.bpf_core_relo_kind.BPF_CORE_ENUMVAL_VALUE

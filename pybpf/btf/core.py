@@ -36,6 +36,7 @@ __all__ = ["relocate", "Result", "Candidates", "poison_message", "is_poisoned", 
 #: imm of the helper call that replaces an unresolvable instruction (libbpf's "bad relo").
 POISON_IMM = 0xBAD2310
 
+_U64 = (1 << 64) - 1
 _SIZE_BYTES = {uapi.BPF_B: 1, uapi.BPF_H: 2, uapi.BPF_W: 4, uapi.BPF_DW: 8}
 _BYTES_SIZE = {v: k for k, v in _SIZE_BYTES.items()}
 _POISON_SLOT = _insn.Insn(_insn.CALL, 0, 0, 0, POISON_IMM).encode()
@@ -331,7 +332,7 @@ class _Run:
             if ins.code & uapi.BPF_X or ins.code & 0xF0 == uapi.BPF_END:
                 raise CoreError(f"instruction {_insn.disasm_one(buf, idx)!r} has no "
                                 f"immediate operand to relocate")
-            if out.validate and (ins.imm - out.orig) % (1 << 32):
+            if out.validate and ins.imm & _U64 != out.orig:     # the s32, widened: libbpf's test
                 raise CoreError(f"instruction {_insn.disasm_one(buf, idx)!r} holds {ins.imm}, "
                                 f"expected {out.orig}")
             signed = out.new - (1 << 64) if out.new >> 63 else out.new
