@@ -296,6 +296,13 @@ def test_inspect_shows_relocated_code(tmp_path):
                 if "struct pybpf_chk.pid" in ln and "; relo" in ln)
     assert line.split(";")[0].rstrip().endswith("= 28")
     assert ": 0 -> 28 via" in line
+    p = subprocess.run([sys.executable, "-m", "pybpf", "inspect", built(OBJ), "--btf", path,
+                        "--json"], capture_output=True, text=True, env=env)
+    data = json.loads(p.stdout)["relocated"]
+    assert data["target"] == path
+    core_pid = [c for c in data["programs"]["chk_fields"]["core"]
+                if "struct pybpf_chk.pid" in c["result"]]
+    assert core_pid and ": 0 -> 28" in core_pid[0]["result"]
 
 
 # ------------------------------------------------------------------ reachability
@@ -410,3 +417,28 @@ def test_check_verdicts_agree_with_real_loads(kernel):
             compared += 1
             fails += not loaded
     assert compared >= 30 and fails >= 3
+
+
+def test_syscall_tracepoints_and_virtual_externs_from_btf(tmp_path):
+    spec = parse_object(built("loader_subprogs.bpf.o"))
+    prog = next(p for p in spec.programs if p.section == "tp/syscalls/sys_enter_getppid")
+    for funcs, ok in ((("__do_sys_getppid",), True), (("__x64_sys_getppid",), True),
+                      ((), False)):
+        path = write(tmp_path, f"sys{len(funcs)}{ok}.btf", kernel_btf(funcs=funcs))
+        found = next(p for p in check(spec, [path])[0].programs if p.name == prog.name)
+        assert found.ok is ok, found.verdict
+        assert "syscall 'getppid'" in found.attach
+    from pybpf.externs import kernel_version_code
+    from pybpf.offline import relocate
+    kc = parse_object(built("extern_kconfig.bpf.o"))
+    text = "CONFIG_HZ=250\nCONFIG_BPF_SYSCALL=y\nCONFIG_BPF_JIT=y\n"
+    at = {e.name: e.offset for e in kc.externs}
+    bare = write(tmp_path, "bare.btf", kernel_btf())
+    image = relocate(kc, bare, kconfig=text, kernel_version=kernel_version_code("5.4.2"))\
+        .externs.kconfig
+    assert image[at["LINUX_HAS_BPF_COOKIE"]] == image[at["LINUX_HAS_SYSCALL_WRAPPER"]] == 0
+    assert int.from_bytes(image[at["LINUX_KERNEL_VERSION"]:at["LINUX_KERNEL_VERSION"] + 4],
+                          "little") == (5 << 16) + (4 << 8) + 2
+    if os.path.exists(VMLINUX):
+        image = relocate(kc, VMLINUX, kconfig=text, kernel_version=1).externs.kconfig
+        assert image[at["LINUX_HAS_BPF_COOKIE"]] == image[at["LINUX_HAS_SYSCALL_WRAPPER"]] == 1
