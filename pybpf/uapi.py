@@ -911,4 +911,4 @@ assert bpf_attr_link_create.u.offset == 16
 
 # --- core
 BPF_FETCH = 0x01
-BPF_CMPXCHG = 0xf0 | BPF_FETCH
+BPF_CMPXCHG = 0xf1
