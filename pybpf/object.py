@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import re
 import warnings
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, TypeVar, Union
+from typing import (TYPE_CHECKING, Any, Dict, Iterator, List, Mapping, Optional, Sequence,
+                    TypeVar, Union)
 
 from .obj import externs
 from .kernel import syscall
@@ -26,6 +27,9 @@ from .obj.sections import ATTACH_BTF, SLEEPABLE, XDP_FRAGS
 from .obj.spec import LIBBPF_PIN_BY_NAME, ObjectSpec, data_variables, parse_object
 from .link.struct_ops import StructOps
 from .kernel.syscall import Fd
+
+if TYPE_CHECKING:
+    from .obj.offline import Relocation
 
 V = TypeVar("V")
 DEFAULT_PIN_ROOT = "/sys/fs/bpf"
@@ -102,8 +106,16 @@ class BPFObject:
     @classmethod
     def open(cls, source: Union[str, bytes, "os.PathLike[str]"], *, name: str = "",
              pin_root: str = DEFAULT_PIN_ROOT,
-             core_targets: Optional[Sequence[BTF]] = None) -> "BPFObject":
-        """Parse an object file (path or bytes): no kernel calls."""
+             core_targets: Optional[Sequence[BTF]] = None,
+             btf_custom_path: Optional[str] = None) -> "BPFObject":
+        """Parse an object file (path or bytes): no kernel calls.
+
+        ``btf_custom_path`` (as libbpf's open option): a kernel BTF file (raw
+        .BTF or an ELF vmlinux) that CO-RE relocations use instead of
+        /sys/kernel/btf, at load() and in relocate()."""
+        if btf_custom_path is not None:
+            from .obj.offline import load_btf
+            core_targets = [load_btf(btf_custom_path)]
         return cls(parse_object(source, name), pin_root, core_targets)
 
     @property
@@ -355,6 +367,27 @@ class BPFObject:
             return []
         shndx, slot = origin
         return [r for r in self._linker.core_results.get(shndx, []) if r.insn == slot]
+
+    def relocate(self, target_btf: Union[None, str, "os.PathLike[str]", BTF,
+                                         Sequence[Union[str, "os.PathLike[str]", BTF]]] = None,
+                 *, strict: bool = True) -> "Relocation":
+        """Do every relocation load() does, against a kernel's BTF, without a kernel.
+
+        ``target_btf``: vmlinux BTF (a path or BTF; or a sequence: vmlinux, then
+        module BTF), default the ``core_targets`` / ``btf_custom_path`` given at
+        open, else this machine's vmlinux BTF file.  No syscalls, no root: maps
+        are not created (their references hold fd -1).  Returns per program the
+        relocated instructions and every CO-RE result (``pybpf.obj.offline``);
+        ``strict=False`` reports strong externs the kernel lacks instead of
+        raising.  ``obj.kconfig`` supplies __kconfig values."""
+        from .obj.offline import relocate
+        if target_btf is None:
+            if self.core_targets:
+                target_btf = list(self.core_targets)
+            else:
+                from .btf.kernel import vmlinux_path
+                target_btf = vmlinux_path()
+        return relocate(self.spec, target_btf, kconfig=self.kconfig, strict=strict)
 
     # ---------------------------------------------------------------- attach
 

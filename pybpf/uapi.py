@@ -1138,3 +1138,6 @@ class bpf_attr_link_update(_Attr):
 
     _fields_ = [("link_fd", c_u32), ("new_prog_fd", c_u32), ("flags", c_u32),
                 ("old_prog_fd", c_u32)]
+# --- core
+BPF_FETCH = 0x01
+BPF_CMPXCHG = 0xf1

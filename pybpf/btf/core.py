@@ -30,12 +30,13 @@ if TYPE_CHECKING:
     from .ext import CoreRelo
     from .spec import BTF
 
-__all__ = ["relocate", "Result", "poison_message", "is_poisoned", "POISON_IMM",
+__all__ = ["relocate", "Result", "Candidates", "poison_message", "is_poisoned", "POISON_IMM",
            "essential_name", "KIND_NAMES"]
 
 #: imm of the helper call that replaces an unresolvable instruction (libbpf's "bad relo").
 POISON_IMM = 0xBAD2310
 
+_U64 = (1 << 64) - 1
 _SIZE_BYTES = {uapi.BPF_B: 1, uapi.BPF_H: 2, uapi.BPF_W: 4, uapi.BPF_DW: 8}
 _BYTES_SIZE = {v: k for k, v in _SIZE_BYTES.items()}
 _POISON_SLOT = _insn.Insn(_insn.CALL, 0, 0, 0, POISON_IMM).encode()
@@ -95,6 +96,9 @@ def poison_message(result: Result, line: Optional[str] = None) -> str:
 # ------------------------------------------------------------------ target candidates
 
 Cand = Tuple["BTF", int]      # (target BTF, type id)
+#: local root type id -> its target candidates, pruned as relocations match them
+#: (libbpf's per-object cand_cache); valid for one local BTF and one target set.
+Candidates = Dict[int, List[Cand]]
 
 # target BTF -> (essential name, kind family) -> ids.  A target BTF must not
 # change once used (types added later are not seen).
@@ -229,13 +233,13 @@ class _Run:
     """One relocate() call: the candidate lists, pruned as relocations match."""
 
     def __init__(self, insns: bytearray, local: "BTF", targets: _Targets, insn_base: int,
-                 describe: Optional[Callable[[int], str]]):
+                 describe: Optional[Callable[[int], str]], cands: Optional["Candidates"]):
         self.insns = insns
         self.local = local
         self.targets = targets
         self.insn_base = insn_base
         self.describe = describe
-        self.cands: Dict[int, List[Cand]] = {}
+        self.cands: Candidates = cands if cands is not None else {}
 
     def apply(self, n: int, relo: "CoreRelo") -> Result:
         idx, where = self._slot(n, relo)
@@ -328,7 +332,7 @@ class _Run:
             if ins.code & uapi.BPF_X or ins.code & 0xF0 == uapi.BPF_END:
                 raise CoreError(f"instruction {_insn.disasm_one(buf, idx)!r} has no "
                                 f"immediate operand to relocate")
-            if out.validate and (ins.imm - out.orig) % (1 << 32):
+            if out.validate and ins.imm & _U64 != out.orig:     # the s32, widened: libbpf's test
                 raise CoreError(f"instruction {_insn.disasm_one(buf, idx)!r} holds {ins.imm}, "
                                 f"expected {out.orig}")
             signed = out.new - (1 << 64) if out.new >> 63 else out.new
@@ -406,14 +410,19 @@ def _show(out: _Outcome) -> str:
 
 def relocate(insns: bytearray, relos: Sequence["CoreRelo"], local: "BTF",
              targets: Optional[Sequence["BTF"]] = None, *, insn_base: int = 0,
-             describe: Optional[Callable[[int], str]] = None) -> List[Result]:
+             describe: Optional[Callable[[int], str]] = None,
+             cands: Optional[Candidates] = None) -> List[Result]:
     """Apply the CO-RE relocations ``relos`` to ``insns`` in place.
 
     ``relo.insn_off // 8 - insn_base`` is the slot of each relocation.  Target
     candidates come from ``targets[0]`` (default: the kernel's vmlinux BTF),
     or, when it has none for a type, from ``targets[1:]`` (default: the
     kernel modules' BTF).  ``describe(slot)`` names an instruction in errors.
+    ``cands``: the candidate cache to use and update; pass the same dict for
+    every section of one object (as libbpf's per-object cache: a type's
+    candidates pruned by one section's relocations stay pruned for the next),
+    with the same ``local`` and ``targets``.  Default: a fresh one.
     Raises ObjectError for malformed or ambiguous relocations.
     """
-    run = _Run(insns, local, _Targets(targets), insn_base, describe)
+    run = _Run(insns, local, _Targets(targets), insn_base, describe, cands)
     return [run.apply(n, relo) for n, relo in enumerate(relos)]

@@ -464,15 +464,18 @@ class Value:
 def enum_value(spec: Spec) -> int:
     """The enumerator's value, as the 64-bit pattern the instruction holds.
 
-    Signed enums are sign-extended.  clang < 15 writes 64-bit enums as
-    BTF_KIND_ENUM with values truncated to 32 bits; core.py compares only
-    the low 32 bits of such local values."""
+    As libbpf (``btf_enum.val`` is an ``__s32`` widened to ``__u64``): a
+    32-bit enum value is always sign-extended, whether or not the BTF marks
+    the enum signed (BTF older than kernel 6.0 has no signedness flag, and
+    there ``(u64)-4095`` reads 0xfffff001).  An ENUM64 value is its 64 bits.
+    clang < 15 writes 64-bit enums as BTF_KIND_ENUM with values truncated to
+    32 bits; core.py compares only the low 32 bits of such local values."""
     acc = spec.accessors[0]
     t = spec.btf[acc.type_id]
     bits = 64 if t.kind == BTF_KIND_ENUM64 else 32
     v = t.values[acc.idx][1] & ((1 << bits) - 1)
-    if t.signed and v >> (bits - 1):
-        v -= 1 << bits
+    if bits == 32 and v >> 31:
+        v -= 1 << 32
     return v & (2 ** 64 - 1)
 
 

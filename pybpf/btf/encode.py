@@ -10,17 +10,22 @@ from ..errors import ObjectError
 from ..uapi import (BTF_HEADER_SIZE, BTF_INFO_KFLAG_SHIFT, BTF_INFO_KIND_SHIFT, BTF_MAGIC,
                     BTF_MAX_VLEN, BTF_VERSION)
 from . import types as T
+from .parse import LAYOUT_HEADER_SIZE, RECORD_SHAPE
 from .strtab import StringTableBuilder
 
 _U32 = 0xFFFFFFFF
 
 
 def encode_btf(types: Sequence[T.Type], start_id: int, strings_start: int,
-               section: Optional[str], extra_strings: Iterable[str] = ()
+               section: Optional[str], extra_strings: Iterable[str] = (), layout: bool = False
                ) -> Tuple[bytes, Dict[str, int]]:
     """The blob of ``types`` (ids from ``start_id``; a split BTF's strings from
     ``strings_start``), and the offsets of ``extra_strings`` (added to its string
-    section).  ``section`` names the BTF in errors."""
+    section).  ``section`` names the BTF in errors.
+
+    ``layout``: also write the kind layout section (one ``struct btf_layout``
+    per known kind, first: 4-byte entries keep the types aligned with no gap
+    between sections) and the 32-byte header naming it, as kernel 7.1 has it."""
     strs = StringTableBuilder(strings_start)
     extra = {s: strs.add(s) for s in extra_strings}
     out = array("I")
@@ -33,9 +38,17 @@ def encode_btf(types: Sequence[T.Type], start_id: int, strings_start: int,
     if sys.byteorder != "little":
         out.byteswap()
     types_blob, str_blob = out.tobytes(), strs.encode()
-    header = struct.pack("<HBBIIIII", BTF_MAGIC, BTF_VERSION, 0, BTF_HEADER_SIZE,
-                         0, len(types_blob), len(types_blob), len(str_blob))
-    return header + types_blob + str_blob, extra
+    if not layout:
+        header = struct.pack("<HBBIIIII", BTF_MAGIC, BTF_VERSION, 0, BTF_HEADER_SIZE,
+                             0, len(types_blob), len(types_blob), len(str_blob))
+        return header + types_blob + str_blob, extra
+    table = b"".join(struct.pack("<BBH", 4 * RECORD_SHAPE.get(k, (0, 0))[0],
+                                 4 * RECORD_SHAPE.get(k, (0, 0))[1], 0)
+                     for k in range(max(RECORD_SHAPE) + 1))
+    header = struct.pack("<HBBIIIIIII", BTF_MAGIC, BTF_VERSION, 0, LAYOUT_HEADER_SIZE,
+                         len(table), len(types_blob), len(table) + len(types_blob),
+                         len(str_blob), 0, len(table))
+    return header + table + types_blob + str_blob, extra
 
 
 def _head(t: T.Type, strs: StringTableBuilder, vlen: int, kflag: bool, size_type: int

@@ -10,7 +10,7 @@ import struct
 import sys
 from array import array
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Sequence
+from typing import Callable, Dict, List, Sequence, Tuple
 
 from ..errors import ObjectError
 from ..uapi import (BTF_HEADER_SIZE, BTF_INFO_KFLAG_SHIFT, BTF_INFO_KIND_MASK,
@@ -18,12 +18,15 @@ from ..uapi import (BTF_HEADER_SIZE, BTF_INFO_KFLAG_SHIFT, BTF_INFO_KIND_MASK,
                     BTF_KIND_DATASEC, BTF_KIND_DECL_TAG, BTF_KIND_ENUM, BTF_KIND_ENUM64,
                     BTF_KIND_FLOAT, BTF_KIND_FUNC, BTF_KIND_FUNC_PROTO, BTF_KIND_FWD,
                     BTF_KIND_INT, BTF_KIND_PTR, BTF_KIND_RESTRICT, BTF_KIND_STRUCT,
-                    BTF_KIND_TYPE_TAG, BTF_KIND_TYPEDEF, BTF_KIND_UNION, BTF_KIND_VAR,
+                    BTF_KIND_TYPE_TAG, BTF_KIND_TYPEDEF, BTF_KIND_UNION, BTF_KIND_UNKN,
+                    BTF_KIND_VAR,
                     BTF_KIND_VOLATILE, BTF_MAGIC, BTF_VERSION)
 from . import types as T
 from .strtab import StringTable
 
-_HEADER = struct.Struct("<HBBIIIII")
+_LAYOUT = struct.Struct("<BBH")         # struct btf_layout
+#: sizeof(struct btf_header) since kernel 7.1 (layout_off, layout_len after str_len)
+LAYOUT_HEADER_SIZE = 32
 _MAX_STR_OFFSET = 0x7FFFFFFF
 _MAX_TYPES = 0xFFFFF            # BTF_MAX_TYPE: ids are 20 bits in the kernel
 
@@ -53,6 +56,8 @@ class Header:
     type_len: int
     str_off: int
     str_len: int
+    layout_off: int = 0     # the kind layout section (kernel 7.1; 0/0: absent)
+    layout_len: int = 0
 
 
 def check_preamble(data: bytes, section: str, what: str, min_hdr_len: int) -> int:
@@ -77,12 +82,21 @@ def check_preamble(data: bytes, section: str, what: str, min_hdr_len: int) -> in
 
 
 def parse_header(data: bytes, section: str, split: bool) -> Header:
-    """Check a btf_header and the section layout it describes (as libbpf does)."""
+    """Check a btf_header and the section layout it describes, as the kernel does.
+
+    The header is ``hdr_len`` bytes: the 24-byte original, or 32 with the kind
+    layout section (``layout_off``/``layout_len``, kernel 7.1); a shorter
+    header reads the fields it lacks as 0, a longer one must be zero past
+    the 32 bytes known here."""
     size = len(data)
     hdr_len = check_preamble(data, section, "BTF", BTF_HEADER_SIZE)
-    if any(data[BTF_HEADER_SIZE:hdr_len]):
-        raise ObjectError("unknown non-zero fields in BTF header", section, BTF_HEADER_SIZE)
-    _, _, _, _, type_off, type_len, str_off, str_len = _HEADER.unpack_from(data)
+    if any(data[LAYOUT_HEADER_SIZE:hdr_len]):
+        raise ObjectError(f"unknown non-zero fields in BTF header (past byte "
+                          f"{LAYOUT_HEADER_SIZE} of {hdr_len})", section,
+                          LAYOUT_HEADER_SIZE)
+    fields = data[8:min(hdr_len, LAYOUT_HEADER_SIZE)].ljust(LAYOUT_HEADER_SIZE - 8,
+                                                                b"\0")
+    type_off, type_len, str_off, str_len, layout_off, layout_len = struct.unpack("<6I", fields)
     body = size - hdr_len
     if type_off % 4 or type_len % 4:
         raise ObjectError(f"BTF type section ({type_off} + {type_len}) is not 4-byte aligned",
@@ -98,7 +112,40 @@ def parse_header(data: bytes, section: str, split: bool) -> Header:
             or (not split and (not str_len or strs[0] != 0)):
         raise ObjectError("invalid BTF string section (must start and end with NUL)",
                           section, hdr_len + str_off)
-    return Header(hdr_len, type_off, type_len, str_off, str_len)
+    if layout_len or layout_off:
+        check_layout(data, hdr_len, (type_off, type_len), (str_off, str_len),
+                     (layout_off, layout_len), section)
+    return Header(hdr_len, type_off, type_len, str_off, str_len, layout_off, layout_len)
+
+
+def check_layout(data: bytes, hdr_len: int, types: Tuple[int, int], strs: Tuple[int, int],
+                 layout: Tuple[int, int], section: str) -> None:
+    """The kind layout section: one ``struct btf_layout`` (info_sz, elem_sz,
+    flags) per kind, indexed by kind.  It must lie in the data, aligned and
+    apart from the type and string sections, and agree with every kind this
+    parser knows (a record of a kind it does not know is still refused by
+    ``scan``)."""
+    off, length = layout
+    where = hdr_len + off
+    if off % 4 or length % _LAYOUT.size:
+        raise ObjectError(f"BTF layout section ({off} + {length}) is not 4-byte aligned or "
+                          f"not a whole number of {_LAYOUT.size}-byte entries", section, 24)
+    if not length:
+        raise ObjectError(f"BTF layout section at offset {off} is empty", section, 24)
+    if off + length > len(data) - hdr_len:
+        raise ObjectError(f"BTF layout section ({off} + {length}) runs past the end of the "
+                          f"data ({len(data) - hdr_len} bytes)", section, 24)
+    for name, (o, n) in (("type", types), ("string", strs)):
+        if n and off < o + n and o < off + length:
+            raise ObjectError(f"BTF layout section ({off} + {length}) overlaps the {name} "
+                              f"section ({o} + {n})", section, 24)
+    for kind, (info_sz, elem_sz, _flags) in enumerate(_LAYOUT.iter_unpack(
+            data[where:where + length])):
+        shape = RECORD_SHAPE.get(kind, (0, 0) if kind == BTF_KIND_UNKN else None)
+        if shape is not None and (info_sz, elem_sz) != (4 * shape[0], 4 * shape[1]):
+            raise ObjectError(f"BTF layout of kind {kind}: info_sz {info_sz}, elem_sz "
+                              f"{elem_sz}; this kind has {4 * shape[0]} and {4 * shape[1]}",
+                              section, where + _LAYOUT.size * kind)
 
 
 def words(buf: bytes) -> Sequence[int]:

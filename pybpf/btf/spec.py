@@ -150,15 +150,17 @@ class BTF:
             new.add(copy.deepcopy(t))
         return new
 
-    def encode(self) -> bytes:
-        """The .BTF blob (of a split BTF: only its own types and strings)."""
-        return self.encode_with_strings(())[0]
+    def encode(self, layout: bool = False) -> bytes:
+        """The .BTF blob (of a split BTF: only its own types and strings); ``layout``
+        adds the kind layout section of kernel 7.1's header."""
+        return self.encode_with_strings((), layout)[0]
 
-    def encode_with_strings(self, strings: Iterable[str]) -> Tuple[bytes, Dict[str, int]]:
+    def encode_with_strings(self, strings: Iterable[str], layout: bool = False
+                            ) -> Tuple[bytes, Dict[str, int]]:
         """Like ``encode``, with ``strings`` also in the string section; returns their
         offsets too (line_info names its file and source line by string offset)."""
-        return encode_btf(list(self), self.start_id,
-                          self._strtab.start, self.section, strings)
+        return encode_btf(list(self), self.start_id, self._strtab.start, self.section,
+                          strings, layout)
 
     # ------------------------------------------------------------------ lookup
 

@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, List
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 from ..asm import insn as I
 from .. import uapi
 from ..object import BPFObject
+
+if TYPE_CHECKING:
+    from ..obj.offline import Relocation
 
 
 def _enum_name(enum: Any, value: int, prefix: str) -> str:
@@ -61,8 +64,16 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def describe(obj: BPFObject, as_json: bool = False) -> str:
+def describe(obj: BPFObject, as_json: bool = False,
+             relocated: Optional["Relocation"] = None) -> str:
+    """The report; with ``relocated`` (``obj.relocate(...)``), the code shown is
+    each program as it would be loaded on that kernel, CO-RE results marked."""
     info = summary(obj)
+    if relocated is not None:
+        info["relocated"] = {"target": relocated.target, "programs": {
+            name: {"insns": list(I.disasm(p.insns)),
+                   "core": [{"insn": c.slot, "result": str(c.result)} for c in p.core]}
+            for name, p in relocated.programs.items()}}
     if as_json:
         return json.dumps(info, indent=2) + "\n"
     lines = [f"object {info['name']}  license {info['license']!r}  "
@@ -91,6 +102,15 @@ def describe(obj: BPFObject, as_json: bool = False) -> str:
     for section, variables in info["globals"].items():
         lines += ["", f"{section}:"]
         lines += [f"  {name} = {value!r}" for name, value in variables.items()]
+    if relocated is not None:
+        lines += ["", f"code relocated for {relocated.target}:"]
+        for name, prog in info["relocated"]["programs"].items():
+            notes = {c["insn"]: c["result"] for c in prog["core"]}
+            lines.append(f"  {name}:")
+            for line in prog["insns"]:
+                slot = int(line.split(":", 1)[0])
+                lines.append(f"    {line}" + (f"    ; {notes[slot]}" if slot in notes else ""))
+        return "\n".join(lines) + "\n"
     lines += ["", "code:"]
     for p in obj.spec.programs:
         lines.append(f"  {p.name}:")

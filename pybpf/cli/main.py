@@ -10,6 +10,7 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO
 
 from .. import uapi
+from . import check as cmd_check
 from ..btf import BTF
 from ..btf import types as T
 from ..errors import BPFError
@@ -246,7 +247,8 @@ def _install_stop_signals() -> Callable[[], bool]:
 def cmd_inspect(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     from .describe import describe
     with BPFObject.open(args.object) as obj:
-        out.write(describe(obj, as_json=args.json))
+        relocated = obj.relocate(args.btf, strict=False) if args.btf else None
+        out.write(describe(obj, as_json=args.json, relocated=relocated))
     return 0
 
 
@@ -272,6 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
     inspect = sub.add_parser("inspect", help="describe an object without loading it")
     inspect.add_argument("object")
     inspect.add_argument("--json", action="store_true")
+    inspect.add_argument("--btf", metavar="FILE", help="show the code relocated against "
+                                                        "this kernel BTF file (no kernel needed)")
+    cmd_check.add_parser(sub)
     sub.add_parser("ringbuf-layout", help="show a ring buffer's memory layout, live",
                    add_help=False)
     return parser
@@ -283,7 +288,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if argv[:1] == ["ringbuf-layout"]:
         return _run(lambda: cmd_ringbuf_layout(argparse.Namespace(), argv[1:]))
     args = parser.parse_args(argv)
-    command = {"load": cmd_load, "inspect": cmd_inspect}[args.command]
+    command = {"load": cmd_load, "inspect": cmd_inspect, "check": cmd_check.run}[args.command]
     return _run(lambda: command(args))
 
 

@@ -14,20 +14,10 @@ from typing import Optional, Tuple
 from ..kernel import syscall
 from .. import uapi
 from ..errors import AttachError, ObjectError
+from ..obj.sections import KERNEL_BTF_TARGETS
 from ..kernel.btf_objects import btf_raw, module_btf_fd
 from .program import ProgramView
 
-
-# expected_attach_type -> (name prefix, BTF kind, what the name is)
-_KERNEL_TARGETS = {
-    uapi.BPF_TRACE_RAW_TP: ("btf_trace_", uapi.BTF_KIND_TYPEDEF, "tracepoint"),
-    uapi.BPF_TRACE_FENTRY: ("", uapi.BTF_KIND_FUNC, "kernel function"),
-    uapi.BPF_TRACE_FEXIT: ("", uapi.BTF_KIND_FUNC, "kernel function"),
-    uapi.BPF_MODIFY_RETURN: ("", uapi.BTF_KIND_FUNC, "kernel function"),
-    uapi.BPF_LSM_MAC: ("bpf_lsm_", uapi.BTF_KIND_FUNC, "LSM hook"),
-    uapi.BPF_LSM_CGROUP: ("bpf_lsm_", uapi.BTF_KIND_FUNC, "LSM hook"),
-    uapi.BPF_TRACE_ITER: ("bpf_iter_", uapi.BTF_KIND_FUNC, "iterator"),
-}
 
 
 
@@ -62,7 +52,7 @@ def resolve(prog: ProgramView) -> Tuple[int, int]:
                           "attach_btf.set_attach_target(prog, attach_prog_fd, func_name) "
                           "before load()")
     try:
-        prefix, kind, what = _KERNEL_TARGETS[prog.expected_attach_type]
+        prefix, kind, what = KERNEL_BTF_TARGETS[prog.expected_attach_type]
     except KeyError:
         raise ObjectError(f"{where}: attach type {prog.expected_attach_type} takes no BTF "
                           "target", prog.section) from None

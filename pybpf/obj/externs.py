@@ -406,15 +406,19 @@ class Resolution:
     kconfig: bytes = b""                                    # the .kconfig map's value
     ksyms: Dict[str, KsymTarget] = field(default_factory=dict)  # resolved ksyms only
     fd_array: List[int] = field(default_factory=list)       # BPF_PROG_LOAD fd_array
+    #: strong externs left unresolved, name -> why (only with ``strict=False``)
+    missing: Dict[str, str] = field(default_factory=dict)
 
 
 def resolve(externs: Externs, btf: Optional[BTF], host: Host,
-            extra_kconfig: Optional[str] = None) -> Resolution:
+            extra_kconfig: Optional[str] = None, strict: bool = True) -> Resolution:
     """Resolve every extern against ``host`` (libbpf's bpf_object__resolve_externs).
 
     ``extra_kconfig`` (libbpf's ``kconfig`` open option) is read before the
     system's Kconfig, which is then only read for CONFIG_ values still missing.
-    A strong extern left unresolved is an ObjectError; a __weak one reads as 0."""
+    A strong extern left unresolved is an ObjectError (with ``strict=False``: it
+    is listed in ``Resolution.missing`` and left as a __weak one); a __weak one
+    reads as 0."""
     res = Resolution(bytes(externs.kconfig_size))
     if not externs.items:
         return res
@@ -424,7 +428,13 @@ def resolve(externs: Externs, btf: Optional[BTF], host: Host,
     config = [e for e in externs if e.is_kconfig and e.name.startswith("CONFIG_")]
     for ext in externs:
         if ext.is_kconfig and not ext.name.startswith("CONFIG_"):
-            value = _virtual(ext, host)
+            try:
+                value = _virtual(ext, host)
+            except ObjectError as e:
+                if strict:
+                    raise
+                res.missing[ext.name] = str(e)
+                continue
             if value is not None:
                 _store(image, ext, encode_number(ext, value))
                 done.add(ext.name)
@@ -444,13 +454,16 @@ def resolve(externs: Externs, btf: Optional[BTF], host: Host,
             if ext.name in values:
                 _store(image, ext, encode_kconfig_value(ext, values[ext.name]))
                 done.add(ext.name)
-    _resolve_ksyms(externs, btf, host, res)
+    _resolve_ksyms(externs, btf, host, res, strict)
     done.update(res.ksyms)
     for ext in externs:
-        if ext.name not in done and not ext.weak:
+        if ext.name not in done and not ext.weak and ext.name not in res.missing:
             where = "in the kernel's Kconfig" if ext.is_kconfig else \
                 "in kernel BTF" if ext.type_id else "in /proc/kallsyms"
-            raise ext.error(f"not found {where} (declare it __weak to default to 0)")
+            err = ext.error(f"not found {where} (declare it __weak to default to 0)")
+            if strict:
+                raise err
+            res.missing[ext.name] = str(err)
     res.kconfig = bytes(image)
     return res
 
@@ -464,7 +477,8 @@ def _virtual(ext: Extern, host: Host) -> Optional[int]:
     if ext.name == "LINUX_KERNEL_VERSION":
         version = host.kernel_version()
         if not version:
-            raise ext.error("cannot tell the kernel version from uname")
+            raise ext.error("cannot tell the kernel version (from uname; without a kernel: "
+                            "kernel_version=)")
         return version
     if ext.name == "LINUX_HAS_BPF_COOKIE":
         return int(host.has_bpf_cookie())
@@ -476,7 +490,8 @@ def _virtual(ext: Extern, host: Host) -> Optional[int]:
                     "LINUX_KERNEL_VERSION, LINUX_HAS_BPF_COOKIE, LINUX_HAS_SYSCALL_WRAPPER")
 
 
-def _resolve_ksyms(externs: Externs, btf: BTF, host: Host, res: Resolution) -> None:
+def _resolve_ksyms(externs: Externs, btf: BTF, host: Host, res: Resolution,
+                   strict: bool = True) -> None:
     untyped = [e for e in externs if not e.is_kconfig and not e.type_id]
     if untyped:
         addrs = kallsyms_addresses(host.kallsyms(), [e.name for e in untyped])
@@ -490,7 +505,14 @@ def _resolve_ksyms(externs: Externs, btf: BTF, host: Host, res: Resolution) -> N
     for ext in externs:
         if ext.is_kconfig or not ext.type_id:
             continue
-        target = _resolve_func(ext, btf, host) if ext.is_func else _resolve_var(ext, btf, host)
+        try:
+            target = _resolve_func(ext, btf, host) if ext.is_func \
+                else _resolve_var(ext, btf, host)
+        except ObjectError as e:
+            if strict:
+                raise
+            res.missing[ext.name] = str(e)
+            continue
         if target is None:
             continue
         hit, module = target

@@ -63,23 +63,31 @@ class Linker:
                                 and m.struct_ops is None}
         self._data_maps = {m.name: m for m in spec.maps if m.is_global_data}
         self._fds = map_fds
-        for sec in spec.elf.sections:
-            if sec.is_exec and sec.size:
-                self._prepare(sec.index, core_targets)
+        execs = {sec.name: sec.index for sec in spec.elf.sections if sec.is_exec and sec.size}
+        for shndx in execs.values():
+            self._copy(shndx)
+        if spec.ext is not None:
+            # CO-RE first, over the sections in .BTF.ext order with one candidate
+            # cache for the whole object, as libbpf's bpf_object__relocate_core
+            from ..btf import core
+            cands: core.Candidates = {}
+            for name, relos in spec.ext.core_relos.items():
+                if relos and name in execs:
+                    self.core_results[execs[name]] = core.relocate(
+                        self.code[execs[name]], relos, spec.btf, core_targets, cands=cands)
+        for shndx in execs.values():
+            self._prepare(shndx)
 
     # -------------------------------------------------------------- per section
 
-    def _prepare(self, shndx: int, core_targets: Optional[Sequence[BTF]]) -> None:
+    def _copy(self, shndx: int) -> None:
         sec = self.spec.elf.sections[shndx]
         if sec.size % I.INSN_SIZE:
             raise ObjectError(f"size {sec.size} is not a multiple of 8", section=sec.name)
-        code = bytearray(sec.data)
-        self.code[shndx] = code
-        ext = self.spec.ext
-        if ext is not None and ext.core_relos.get(sec.name):
-            from ..btf import core
-            self.core_results[shndx] = core.relocate(code, ext.core_relos[sec.name],
-                                                     self.spec.btf, core_targets)
+        self.code[shndx] = bytearray(sec.data)
+
+    def _prepare(self, shndx: int) -> None:
+        code = self.code[shndx]
         calls: Dict[int, Slot] = {}
         for rel in self.spec.elf.relocs.get(shndx, []):
             self._apply(code, shndx, rel, calls)

@@ -168,6 +168,19 @@ SECTION_DEFS: Tuple[SecDef, ...] = (
 )
 
 
+#: BTF-attached hooks in the kernel, by expected_attach_type: (the BTF name's
+#: prefix before the SEC() target, its BTF kind, what the target names)
+KERNEL_BTF_TARGETS = {
+    u.BPF_TRACE_RAW_TP: ("btf_trace_", u.BTF_KIND_TYPEDEF, "tracepoint"),
+    u.BPF_TRACE_FENTRY: ("", u.BTF_KIND_FUNC, "kernel function"),
+    u.BPF_TRACE_FEXIT: ("", u.BTF_KIND_FUNC, "kernel function"),
+    u.BPF_MODIFY_RETURN: ("", u.BTF_KIND_FUNC, "kernel function"),
+    u.BPF_LSM_MAC: ("bpf_lsm_", u.BTF_KIND_FUNC, "LSM hook"),
+    u.BPF_LSM_CGROUP: ("bpf_lsm_", u.BTF_KIND_FUNC, "LSM hook"),
+    u.BPF_TRACE_ITER: ("bpf_iter_", u.BTF_KIND_FUNC, "iterator"),
+}
+
+
 def find_sec_def(section: str) -> Tuple[Optional[SecDef], str]:
     """(row, attach target) for a section name; (None, "") when no row matches."""
     for sec_def in SECTION_DEFS:
