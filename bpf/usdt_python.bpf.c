@@ -51,3 +51,15 @@ int BPF_USDT(py_entry, const char *filename, const char *funcname, int lineno)
 	bpf_ringbuf_submit(rec, 0);
 	return 0;
 }
+
+/* Auto-attached by obj.attach(), to every process running Debian's python3.11. */
+const volatile __u32 target_pid = 0;
+__u64 returns = 0;
+
+SEC("usdt//usr/bin/python3.11:python:function__return")
+int BPF_USDT(py_return, const char *filename, const char *funcname, int lineno)
+{
+	if (target_pid && (bpf_get_current_pid_tgid() >> 32) == target_pid)
+		__sync_fetch_and_add(&returns, 1);
+	return 0;
+}

@@ -3,7 +3,7 @@
  * probe name at three sites (two sharing an argument string), a semaphore-guarded
  * probe (usdt_guarded.c) and a probe in a shared library (usdt_lib.c).
  *
- * usage: usdt_target ROUNDS [wait]   ("wait": read one line from stdin first)
+ * usage: usdt_target ROUNDS [wait]   ("wait": print "ready", read one line from stdin)
  * prints "guarded=G lib=L": how many rounds saw the semaphores set. */
 #include <stdint.h>
 #include <stdio.h>
@@ -52,8 +52,12 @@ int main(int argc, char **argv)
 	int rounds = argc > 1 ? atoi(argv[1]) : 1, guarded = 0, lib = 0;
 	char line[16];
 
-	if (argc > 2 && strcmp(argv[2], "wait") == 0 && !fgets(line, sizeof(line), stdin))
-		return 2;
+	if (argc > 2 && strcmp(argv[2], "wait") == 0) {
+		printf("ready\n");
+		fflush(stdout);
+		if (!fgets(line, sizeof(line), stdin))
+			return 2;
+	}
 	for (int i = 0; i < rounds; i++) {
 		volatile struct rec r = { -5, 250, -3000, 60000, -100000, 4000000000u,
 					  -(1LL << 40) - i, 0xfedcba9876543210ull };
