@@ -9,7 +9,7 @@ import sys
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO
 
-from . import uapi
+from . import cmd_usdt, uapi
 from .btf import BTF
 from .btf import types as T
 from .errors import BPFError
@@ -274,6 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--json", action="store_true")
     sub.add_parser("ringbuf-layout", help="show a ring buffer's memory layout, live",
                    add_help=False)
+    cmd_usdt.add_parser(sub)
     return parser
 
 
@@ -283,7 +284,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if argv[:1] == ["ringbuf-layout"]:
         return _run(lambda: cmd_ringbuf_layout(argparse.Namespace(), argv[1:]))
     args = parser.parse_args(argv)
-    command = {"load": cmd_load, "inspect": cmd_inspect}[args.command]
+    command = {"load": cmd_load, "inspect": cmd_inspect, "usdt": cmd_usdt.run}[args.command]
     return _run(lambda: command(args))
 
 

@@ -224,8 +224,10 @@ def test_syscall_func_name(name, machine, wrapped, want):
 
 def test_usdt_outside_an_object_is_refused(counter):
     prog = counter.prog("kprobe/x")
-    with pytest.raises(AttachError, match="USDT programs need a target"):
+    with pytest.raises(AttachError, match="USDT target 'x' must be BINARY:PROVIDER:NAME"):
         attach_program(prog, method="usdt")
+    with pytest.raises(AttachError, match="USDT programs need a target"):
+        attach_program(counter.prog("kprobe"), method="usdt")
     with pytest.raises(AttachError, match="attach through their object"):
         attach_program(prog, method="usdt", binary=str(built("usdt_target")),
                        provider="pybpf", name="consts")

@@ -189,10 +189,7 @@ def test_probes_of_debian_python():
     assert [a.size for a in parse_args(entry[0].args, "x86_64")] == [8, 8, 4]
 
 
-def test_a_binary_without_probes_and_a_non_elf():
-    pf = un.read_probes(str(built("usdt_args.bpf.o")).replace("usdt_args.bpf.o",
-                                                                "libusdt_target.so"))
-    assert pf.probes
+def test_a_binary_without_probes_and_a_relocatable_object():
     with pytest.raises(ObjectError, match="ELF type ET_REL has no USDT probes"):
         un.read_probes(str(built("usdt_args.bpf.o")))
     assert un.read_probes("/bin/true").probes == []
@@ -392,3 +389,33 @@ def test_runtime_addresses_from_proc_maps():
     assert un.runtime_address(0x2FFF, maps) == 0x7F00AA002FFF
     assert un.runtime_address(0x3000, maps) is None and un.runtime_address(0x10, maps) is None
     assert un.executable_mappings(MAPS, "/opt/other") == []
+
+
+# ------------------------------------------------------------------ python -m pybpf usdt
+
+
+def test_cli_lists_probe_sites(capsys):
+    from pybpf.cli import main
+    path = str(built("usdt_target"))
+    assert main(["usdt", path, "pybpf:m*"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"{path}: x86_64 executable, 4 of 7 probe sites"
+    assert out[1].split() == ["PROBE", "ADDRESS", "OFFSET", "SEMAPHORE", "ARGS"]
+    assert [line.split()[0] for line in out[2:]] == ["pybpf:mem"] + ["pybpf:multi"] * 3
+    assert out[3].split()[4:] == ["-4@$1", "-4@%edi"]
+
+
+def test_cli_json_and_no_match(capsys):
+    import json
+    from pybpf.cli import main
+    lib = str(built("libusdt_target.so"))
+    assert main(["usdt", lib, "--json"]) == 0
+    (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    pf = un.read_probes(lib)
+    assert row["offset"] == pf.probes[0].offset and row["semaphore_offset"] == \
+        pf.probes[0].semaphore_offset
+    assert row["arg_specs"] == [
+        {"spec": "-8@%rdi", "kind": "reg", "size": 8, "signed": True, "reg": "rdi"},
+        {"spec": "-2@%si", "kind": "reg", "size": 2, "signed": True, "reg": "si"}]
+    assert main(["usdt", lib, "nothing:*"]) == 1
+    assert "no USDT probe matching 'nothing:*'" in capsys.readouterr().err
