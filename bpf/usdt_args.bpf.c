@@ -81,3 +81,16 @@ int BPF_USDT(usdt_typed, long a, short b)
 	__sync_fetch_and_add(&typed_sum, a + b);
 	return 0;
 }
+
+/* SEC("usdt.s"): a sleepable USDT program may read user memory with faults allowed */
+__s64 sleepable_sum = 0;
+
+SEC("usdt.s")
+int BPF_USDT(usdt_sleepable, long a, short b)
+{
+	long copy = 0;
+
+	if (bpf_copy_from_user(&copy, sizeof(copy), (void *)PT_REGS_SP(ctx)) == 0)
+		__sync_fetch_and_add(&sleepable_sum, a + b);
+	return 0;
+}

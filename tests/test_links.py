@@ -188,6 +188,7 @@ def test_unloaded_program_is_refused():
     ("xdp", False), ("tc/ingress", False), ("cgroup/sock_create", True),
     ("iter/task", True), ("tp_btf/sys_enter", True), ("sk_lookup", True),
     ("perf_event", False), ("socket", False), ("usdt/libc.so.6:p:q", True),
+    ("usdt", False), ("usdt.s//bin/x:p:q", True),
 ])
 def test_auto_attachable(section, auto):
     assert auto_attachable(_unloaded(section)) is auto

@@ -162,8 +162,8 @@ PROBES = [(1, "pybpf", "consts"), (2, "pybpf", "regs"), (3, "pybpf", "mem"),
 def run_target(obj: BPFObject, binary: str, links_out: Dict[int, "usdt.UsdtLink"],
                typed: bool = True) -> List[dict]:
     """Attach usdt_record to every probe of binary and its library (cookie = key of
-    expected()), and usdt_typed to the library's probe too; run ROUNDS rounds, return
-    the records."""
+    expected()), and usdt_typed and usdt_sleepable to the library's probe too; run
+    ROUNDS rounds, return the records."""
     lib = str(built("libusdt_target.so"))
     prog = obj.programs["usdt_record"]
     with waiting_child([binary, str(ROUNDS), "wait"]) as child:
@@ -174,8 +174,9 @@ def run_target(obj: BPFObject, binary: str, links_out: Dict[int, "usdt.UsdtLink"
         links_out[6] = prog.attach(binary=lib, provider="pybpf_lib", name="fire", pid=pid,
                                    cookie=6)
         if typed:
-            links_out[7] = obj.programs["usdt_typed"].attach(binary=lib, provider="pybpf_lib",
-                                                             name="fire", pid=pid)
+            for key, name in ((7, "usdt_typed"), (8, "usdt_sleepable")):
+                links_out[key] = obj.programs[name].attach(binary=lib, provider="pybpf_lib",
+                                                           name="fire", pid=pid)
         recs: List[dict] = []
 
         def keep(data: memoryview) -> None:
@@ -226,12 +227,13 @@ def test_every_argument_kind(kernel, binary, multi):
         check_records(run_target(obj, path, links), path)
         lsum = sum(-1000000000000 - i + -2 - i for i in range(ROUNDS))
         assert (obj.bss["typed_calls"], obj.bss["typed_sum"]) == (ROUNDS, lsum)
+        assert obj.bss["sleepable_sum"] == lsum                 # SEC("usdt.s")
         multi_link = links[4]
         assert len(multi_link.sites) == 3 and len(multi_link.spec_ids) == 2  # shared spec
         assert len(multi_link.links) == (1 if multi else 3)
         assert {len(links[c].links) for c in (1, 2, 3, 5, 6)} == {1}
         used = sorted(i for link in links.values() for i in link.spec_ids)
-        assert used == list(range(len(used))) == list(range(8))
+        assert used == list(range(len(used))) == list(range(9))
         for link in links.values():
             link.close()
         assert all(link.closed and link.spec_ids == [] for link in links.values())
