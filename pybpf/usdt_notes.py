@@ -242,8 +242,8 @@ MACHINES = {62: "x86_64", 183: "aarch64", 243: "riscv64", 22: "s390x"}
 _SCALES = {1: 0, 2: 1, 4: 2, 8: 3}
 
 
-class ArgError(ValueError):
-    """An argument spec that cannot be parsed (message names the argument)."""
+class ArgError(ObjectError):
+    """An argument spec that cannot be parsed (the message names the argument)."""
 
 
 def _reg_off(arch: str, reg: str, index: int, text: str) -> int:

@@ -300,7 +300,45 @@ def test_auto_attach_from_the_attach_target(kernel):
         assert links[0].closed
 
 
+@pytest.mark.parametrize("multi", [True, False], ids=["uprobe_multi", "perf_uprobe"])
+def test_semaphore_follows_attachment(kernel, multi):
+    """The kernel sets the semaphore while attached and clears it on detach: closing
+    the link, and closing the object."""
+    path = str(built("usdt_target"))
+    guarded = usdt_notes.read_probes(path).find("pybpf", "guarded")[0]
+    with waiting_child([path, "1", "wait"]) as child:
+        obj = BPFObject.open(str(built("usdt_args.bpf.o")))
+        with obj:
+            obj.programs["usdt_record"].uprobe_multi = multi
+            obj.load()
+            prog = obj.programs["usdt_record"]
+            sema = [_read_u16(child.pid, guarded.semaphore)]
+            with prog.attach(binary=path, provider="pybpf", name="guarded", pid=child.pid):
+                sema.append(_read_u16(child.pid, guarded.semaphore))
+            sema.append(_read_u16(child.pid, guarded.semaphore))
+            link = prog.attach(binary=path, provider="pybpf", name="guarded", pid=child.pid)
+            sema.append(_read_u16(child.pid, guarded.semaphore))
+        sema.append(_read_u16(child.pid, guarded.semaphore))
+        assert sema == [0, 1, 0, 1, 0] and link.closed
+        assert go(child).strip() == b"guarded=0 lib=0"
+
+
 # ------------------------------------------------------------------ refusals
+
+
+@pytest.mark.parametrize("target, want", [
+    ("/usr/bin/python3.11:python:function__entry",
+     ("/usr/bin/python3.11", "python", "function__entry")),
+    ("libfoo.so.1:prov:name", ("libfoo.so.1", "prov", "name")),
+])
+def test_parse_section_target(target, want):
+    assert usdt.parse_target(target) == want
+
+
+@pytest.mark.parametrize("target", ["", "a:b", "a:b:c:d", ":b:c", "a::c", "a:b:"])
+def test_parse_section_target_rejects(target):
+    with pytest.raises(AttachError, match="must be BINARY:PROVIDER:NAME"):
+        usdt.parse_target(target)
 
 
 def test_attach_errors(kernel, tmp_path):
