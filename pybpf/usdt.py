@@ -24,7 +24,7 @@ import platform
 import sys
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
 
-from . import syscall, tracefs, uapi
+from . import syscall, uapi
 from . import uprobe as _uprobe
 from . import usdt_notes as notes
 from .errors import AttachError, BPFError, BPFPermissionError, ObjectError

@@ -57,7 +57,8 @@ class Note(NamedTuple):
     offset: int         # where the note starts in the section
 
 
-def _cstr(desc: bytes, start: int, what: str, fail: Callable[[str], ObjectError]) -> Tuple[str, int]:
+def _cstr(desc: bytes, start: int, what: str,
+          fail: Callable[[str], ObjectError]) -> Tuple[str, int]:
     end = desc.find(b"\0", start)
     if end < 0:
         raise fail(f"{what} is not NUL-terminated")
