@@ -146,7 +146,7 @@ class UsdtLink(Link):
         self.links: List[Link] = []
         self.spec_ids: List[int] = []
         self.ip_keys: List[bytes] = []
-        self._ip_fd: Optional[int] = None
+        self._ip_map: Optional["Map"] = None
         self._closed = False
         self.desc = desc
         self.sites: List[notes.Probe] = []
@@ -155,32 +155,33 @@ class UsdtLink(Link):
 
     @property
     def fd(self) -> int:
+        """The fd of the (first) underlying link."""
         if self._closed or not self.links:
             raise BPFError(f"USDT link {self.desc} is closed", _errno.EBADF)
         return self.links[0].fd
 
     @property
     def closed(self) -> bool:
+        """Whether close() ran."""
         return self._closed
 
     def close(self) -> None:
+        """Detach every site; safe to call twice."""
         if self._closed:
             return
         self._closed = True
         links, self.links = self.links, []
         for link in links:
             link.close()
-        if self._ip_fd is not None:
-            for key in self.ip_keys:
-                try:
-                    syscall.map_delete(self._ip_fd, key)
-                except BPFError:
-                    pass        # the map is gone with its object
-        self.ip_keys = []
         ids, self.spec_ids = self.spec_ids, []
         self._manager.release(ids)
+        keys, self.ip_keys = self.ip_keys, []
+        if self._ip_map is not None and self._ip_map.loaded:
+            for key in keys:
+                syscall.map_delete(self._ip_map.fd, key)
 
     def detach(self) -> None:
+        """Same as close(): the sites' links are this link's own."""
         self.close()
 
     def info(self) -> Any:
@@ -190,6 +191,7 @@ class UsdtLink(Link):
         return self.links[0].info()
 
     def pin(self, path: str) -> None:
+        """Refused: the attachment is pybpf state plus several kernel links."""
         raise AttachError(f"pinning USDT link {self.desc} at {path}: a USDT attachment is "
                           "several kernel objects plus pybpf state; pin the program instead",
                           _errno.EOPNOTSUPP)
@@ -310,7 +312,7 @@ def attach_usdt(prog: "Program", target: str, opts: Opts) -> UsdtLink:
             syscall.map_update(specs_map.fd, bytes(ctypes.c_int(spec_id)), value)
         site_ids = [ids[s.args] for s in sites]
         if not cookies:
-            link._ip_fd = ip_map.fd
+            link._ip_map = ip_map
             for ip, spec_id in zip(ips, site_ids):
                 key = ctypes.c_long(ip)
                 val = ctypes.c_int(spec_id)

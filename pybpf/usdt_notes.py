@@ -322,6 +322,7 @@ class Probe(NamedTuple):
 
     @property
     def full_name(self) -> str:
+        """PROVIDER:NAME."""
         return f"{self.provider}:{self.name}"
 
 
@@ -430,6 +431,8 @@ def read_probes(path: str) -> ProbeFile:
 
 
 class Mapping(NamedTuple):
+    """One line of /proc/PID/maps: [start, end) maps the file from ``offset``."""
+
     start: int
     end: int
     offset: int
