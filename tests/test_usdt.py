@@ -281,10 +281,13 @@ def test_without_bpf_cookies_the_ip_map_is_used(kernel, monkeypatch, binary):
                                                    name="consts")
 
 
-def test_auto_attach_from_the_attach_target(kernel):
-    path = str(built("usdt_target"))
+@pytest.mark.parametrize("multi", [True, False], ids=["uprobe_multi", "perf_uprobe"])
+def test_auto_attach_from_the_attach_target(kernel, multi):
+    """No pid: every process running the binary (the program keeps the child's)."""
+    path = str(built("usdt_target_pie"))
     with BPFObject.open(str(built("usdt_args.bpf.o"))) as obj:
         obj.programs["usdt_record"].attach_target = f"{path}:pybpf:multi"
+        obj.programs["usdt_record"].uprobe_multi = multi
         with waiting_child([path, str(ROUNDS), "wait"]) as child:
             obj.rodata["target_pid"] = child.pid
             obj.load()
