@@ -17,7 +17,7 @@ import pytest
 from elftools.elf.elffile import ELFFile
 
 from conftest import built
-from pybpf import BPFObject, RingBuffer, externs, uapi, usdt, usdt_notes
+from pybpf import BPFObject, RingBuffer, externs, sections, uapi, usdt, usdt_notes
 from pybpf.errors import AttachError
 
 PYTHON = "/usr/bin/python3.11"
@@ -336,6 +336,18 @@ def test_semaphore_follows_attachment(kernel, multi):
 ])
 def test_parse_section_target(target, want):
     assert usdt.parse_target(target) == want
+
+
+def test_load_attach_type_follows_uprobe_multi():
+    obj = BPFObject.open(str(built("usdt_args.bpf.o")))
+    prog = obj.programs["usdt_record"]
+    assert prog.sec_def is not None and prog.sec_def.attach == "usdt"
+    assert prog.usdt_manager is obj.programs["usdt_typed"].usdt_manager is not None
+    prog.uprobe_multi = True
+    assert usdt.load_attach_type(prog) == uapi.BPF_TRACE_UPROBE_MULTI
+    prog.uprobe_multi = False
+    assert usdt.load_attach_type(prog) == 0
+    assert obj.programs["usdt_sleepable"].sec_def.flags & sections.SLEEPABLE
 
 
 @pytest.mark.parametrize("target", ["", "a:b", "a:b:c:d", ":b:c", "a::c", "a:b:"])
