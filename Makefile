@@ -15,17 +15,25 @@ BPF_CFLAGS := -O2 -g -target bpf -D__TARGET_ARCH_$(ARCH) -I$(BUILD) -Ibpf -Wall 
 
 SRCS := $(wildcard bpf/*.bpf.c)
 OBJS := $(patsubst bpf/%.bpf.c,$(BUILD)/%.bpf.o,$(SRCS))
-DEPS_PKGS := clang clang-16 llvm llvm-16 libbpf-dev bpftool
+DEPS_PKGS := clang clang-16 llvm llvm-16 libbpf-dev bpftool gcc systemtap-sdt-dev
+
+# USDT: <bpf/usdt.bpf.h> includes <linux/errno.h>, which wants the host's <asm/errno.h>;
+# the test targets (tests/usdt/*.c, <sys/sdt.h> probes) are host programs built with gcc.
+HOST_CC    ?= gcc
+MULTIARCH  := $(shell $(HOST_CC) -print-multiarch 2>/dev/null)
+USDT_BPF_OBJS := $(BUILD)/usdt_python.bpf.o $(BUILD)/usdt_args.bpf.o
+USDT_BINS  := $(BUILD)/usdt_target $(BUILD)/usdt_target_pie $(BUILD)/libusdt_target.so
 
 .PHONY: all deps check-tools ensure-deps test test-unprivileged clean
 
-all: check-tools $(OBJS)
+all: check-tools $(OBJS) $(USDT_BINS)
 
 check-tools:
 	@command -v $(CLANG) >/dev/null 2>&1 || { echo "make: clang not found: run 'make deps' (apt-get install $(DEPS_PKGS))" >&2; exit 1; }
 	@command -v $(CLANG_NEW) >/dev/null 2>&1 || { echo "make: $(CLANG_NEW) not found: run 'make deps' (apt-get install $(DEPS_PKGS))" >&2; exit 1; }
 	@test -n "$(BPFTOOL)" || { echo "make: bpftool not found: run 'make deps' (apt-get install $(DEPS_PKGS))" >&2; exit 1; }
 	@test -f /usr/include/bpf/bpf_helpers.h || { echo "make: libbpf headers not found: run 'make deps' (apt-get install $(DEPS_PKGS))" >&2; exit 1; }
+	@command -v $(HOST_CC) >/dev/null 2>&1 && echo '#include <sys/sdt.h>' | $(HOST_CC) -E -x c - >/dev/null 2>&1 || { echo "make: $(HOST_CC) or <sys/sdt.h> not found: run 'make deps' (apt-get install $(DEPS_PKGS))" >&2; exit 1; }
 
 deps:
 	apt-get update -qq
@@ -45,11 +53,24 @@ $(BUILD)/%.bpf.o: bpf/%.bpf.c $(BUILD)/vmlinux.h $(wildcard bpf/*.h) | $(BUILD)
 $(NEW_CLANG_OBJS): $(BUILD)/%.bpf.o: bpf/%.bpf.c $(BUILD)/vmlinux.h $(wildcard bpf/*.h) | $(BUILD)
 	$(CLANG_NEW) $(BPF_CFLAGS) -c $< -o $@
 
+$(USDT_BPF_OBJS): BPF_CFLAGS += -idirafter /usr/include/$(MULTIARCH)
+
+$(BUILD)/libusdt_target.so: tests/usdt/usdt_lib.c | $(BUILD)
+	$(HOST_CC) -O2 -g -shared -fPIC -o $@ $<
+
+# the same program as a non-PIE executable (ET_EXEC) and as a PIE (ET_DYN)
+$(BUILD)/usdt_target: tests/usdt/usdt_target.c tests/usdt/usdt_guarded.c $(BUILD)/libusdt_target.so
+	$(HOST_CC) -O2 -g -no-pie -fno-pie -o $@ $(filter %.c,$^) -L$(BUILD) -lusdt_target -Wl,-rpath,'$$ORIGIN'
+
+$(BUILD)/usdt_target_pie: tests/usdt/usdt_target.c tests/usdt/usdt_guarded.c $(BUILD)/libusdt_target.so
+	$(HOST_CC) -O2 -g -fPIE -pie -o $@ $(filter %.c,$^) -L$(BUILD) -lusdt_target -Wl,-rpath,'$$ORIGIN'
+
 # Install what is missing (once), as `make deps` does.
 ensure-deps:
 	@command -v $(CLANG) >/dev/null 2>&1 && command -v $(CLANG_NEW) >/dev/null 2>&1 \
 	  && command -v llvm-mc-16 >/dev/null 2>&1 \
 	  && test -n "$(BPFTOOL)" && test -f /usr/include/bpf/bpf_helpers.h \
+	  && command -v $(HOST_CC) >/dev/null 2>&1 && echo '#include <sys/sdt.h>' | $(HOST_CC) -E -x c - >/dev/null 2>&1 \
 	  && $(PYTHON) -c 'import elftools, pytest, hypothesis' 2>/dev/null || $(MAKE) deps
 
 # The README's test command: installs what is missing, builds, runs every test.

@@ -26,6 +26,7 @@ from .obj.relocate import LinkedProgram, Linker
 from .obj.sections import ATTACH_BTF, SLEEPABLE, XDP_FRAGS
 from .obj.spec import LIBBPF_PIN_BY_NAME, ObjectSpec, data_variables, parse_object
 from .link.struct_ops import StructOps
+from .link.usdt import UsdtManager, load_attach_type as usdt_attach_type
 from .kernel.syscall import Fd
 
 if TYPE_CHECKING:
@@ -75,6 +76,9 @@ class BPFObject:
             p.name: Program(p.name, p.section, p.sec_def, p.attach_target, bytearray())
             for p in spec.programs}
         self.programs: NamedCollection[Program] = NamedCollection("program", self._programs)
+        usdt = UsdtManager(self.maps)
+        for prog in self._programs.values():
+            prog.usdt_manager = usdt
         self._globals: Dict[str, GlobalData] = {
             m.name: GlobalData(self._maps[m.name], data_variables(spec.btf, m, spec.elf))
             for m in spec.maps if m.is_global_data}
@@ -294,6 +298,8 @@ class BPFObject:
                               "known SEC() convention; set program.type before load()",
                               section=prog.section)
         flags = prog.prog_flags
+        if sec_def is not None and sec_def.attach == "usdt":
+            prog.expected_attach_type = usdt_attach_type(prog)
         if sec_def is not None:
             flags |= (uapi.BPF_F_SLEEPABLE if sec_def.flags & SLEEPABLE else 0)
             flags |= (uapi.BPF_F_XDP_HAS_FRAGS if sec_def.flags & XDP_FRAGS else 0)

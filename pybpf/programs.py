@@ -11,6 +11,7 @@ from .kernel.syscall import Fd
 
 if TYPE_CHECKING:
     from .link.hooks import Link
+    from .link.usdt import UsdtManager
 
 
 class Program:
@@ -37,6 +38,11 @@ class Program:
         self.autoload = True
         self.verifier_log = ""
         self.links: List["Link"] = []
+        #: USDT programs: load for uprobe-multi links (True), for one perf-event uprobe
+        #: per probe site (False), or as the kernel allows (None, libbpf's choice)
+        self.uprobe_multi: Optional[bool] = None
+        #: USDT programs: the object's USDT state (spec ids, maps), set by the object
+        self.usdt_manager: Optional["UsdtManager"] = None
         self._fd: Optional[Fd] = None
 
     @property

@@ -191,6 +191,7 @@ def test_unloaded_program_is_refused():
     ("xdp", False), ("tc/ingress", False), ("cgroup/sock_create", True),
     ("iter/task", True), ("tp_btf/sys_enter", True), ("sk_lookup", True),
     ("perf_event", False), ("socket", False), ("usdt/libc.so.6:p:q", True),
+    ("usdt", False), ("usdt.s//bin/x:p:q", True),
 ])
 def test_auto_attachable(section, auto):
     assert auto_attachable(_unloaded(section)) is auto
@@ -225,10 +226,15 @@ def test_syscall_func_name(name, machine, wrapped, want):
     assert syscall_func_name(name, machine, wrapped) == want
 
 
-def test_usdt_says_it_is_unsupported(counter):
+def test_usdt_outside_an_object_is_refused(counter):
     prog = counter.prog("kprobe/x")
-    with pytest.raises(AttachError, match="USDT probes are not supported"):
+    with pytest.raises(AttachError, match="USDT target 'x' must be BINARY:PROVIDER:NAME"):
         attach_program(prog, method="usdt")
+    with pytest.raises(AttachError, match="USDT programs need a target"):
+        attach_program(counter.prog("kprobe"), method="usdt")
+    with pytest.raises(AttachError, match="attach through their object"):
+        attach_program(prog, method="usdt", binary=str(built("usdt_target")),
+                       provider="pybpf", name="consts")
 
 
 # ------------------------------------------------------------------ tracepoints

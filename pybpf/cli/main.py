@@ -11,6 +11,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO
 
 from .. import uapi
 from . import check as cmd_check
+from . import usdt as cmd_usdt
 from ..btf import BTF
 from ..btf import types as T
 from ..errors import BPFError
@@ -279,6 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmd_check.add_parser(sub)
     sub.add_parser("ringbuf-layout", help="show a ring buffer's memory layout, live",
                    add_help=False)
+    cmd_usdt.add_parser(sub)
     return parser
 
 
@@ -288,7 +290,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     if argv[:1] == ["ringbuf-layout"]:
         return _run(lambda: cmd_ringbuf_layout(argparse.Namespace(), argv[1:]))
     args = parser.parse_args(argv)
-    command = {"load": cmd_load, "inspect": cmd_inspect, "check": cmd_check.run}[args.command]
+    command = {"load": cmd_load, "inspect": cmd_inspect, "check": cmd_check.run,
+               "usdt": cmd_usdt.run}[args.command]
     return _run(lambda: command(args))
 
 

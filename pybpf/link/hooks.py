@@ -455,8 +455,9 @@ def attach_uprobe_multi(prog: ProgramView, target: str, opts: Opts) -> Link:
 
 
 def attach_usdt(prog: ProgramView, target: str, opts: Opts) -> Link:
-    raise AttachError("USDT probes are not supported by pybpf yet; attach a uprobe to the "
-                      "probe's address instead (binary=, offset=)", _errno.EOPNOTSUPP)
+    """SEC("usdt/BINARY:PROVIDER:NAME") or binary=, provider=, name= (see pybpf.link.usdt)."""
+    from .usdt import attach_usdt as attach
+    return attach(prog, target, opts)
 
 
 # ------------------------------------------------------------------ perf events
@@ -573,7 +574,7 @@ METHODS: Dict[str, Method] = {
                  "ref_ctr_offset", *_PERF),
     "uprobe_multi": _m(attach_uprobe_multi, "target", "binary", "func_pattern", "syms",
                        "offsets", "cookies", "ref_ctr_offsets", "pid", "retprobe"),
-    "usdt": _m(attach_usdt, "target"),     # so that attach() says it is unsupported
+    "usdt": _m(attach_usdt, "target", "binary", "provider", "name", "pid", "cookie"),
     "perf_event": _m(attach_perf_event, "never", "perf_event_fd", "sample_period",
                      "sample_freq", "type", "config", "pid", "cpu", *_PERF),
     "xdp": _m(attach_xdp, "never", "ifindex", "interface", "flags"),

@@ -72,6 +72,7 @@ SECTION_DEFS: Tuple[SecDef, ...] = (
     _d("ksyscall+", u.BPF_PROG_TYPE_KPROBE, attach="ksyscall"),
     _d("kretsyscall+", u.BPF_PROG_TYPE_KPROBE, attach="ksyscall"),
     _d("usdt+", u.BPF_PROG_TYPE_KPROBE, attach="usdt"),
+    _d("usdt.s+", u.BPF_PROG_TYPE_KPROBE, flags=SLEEPABLE, attach="usdt"),
     _d("tc/ingress", u.BPF_PROG_TYPE_SCHED_CLS, u.BPF_TCX_INGRESS, attach="tcx"),
     _d("tc/egress", u.BPF_PROG_TYPE_SCHED_CLS, u.BPF_TCX_EGRESS, attach="tcx"),
     _d("tcx/ingress", u.BPF_PROG_TYPE_SCHED_CLS, u.BPF_TCX_INGRESS, attach="tcx"),

@@ -15,7 +15,7 @@ import os
 import platform
 import re
 import struct
-from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
+from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
@@ -175,16 +175,33 @@ class _Sym(NamedTuple):
     offset: int        # file offset
 
 
-def _segments(elf: ELFFile) -> List[Tuple[int, int, int]]:
-    return [(s["p_vaddr"], s["p_filesz"], s["p_offset"]) for s in elf.iter_segments()
-            if s["p_type"] == "PT_LOAD"]
+class Segment(NamedTuple):
+    """A PT_LOAD program header: ``size`` file-backed bytes at ``start`` in memory,
+    read from file offset ``offset``."""
+
+    start: int
+    size: int          # p_filesz
+    offset: int
+    executable: bool   # PF_X
 
 
-def _vaddr_to_offset(vaddr: int, segments: List[Tuple[int, int, int]]) -> Optional[int]:
-    for start, size, offset in segments:
-        if start <= vaddr < start + size:
-            return vaddr - start + offset
-    return None
+_PF_X = 0x1
+
+
+def load_segments(elf: ELFFile) -> List[Segment]:
+    """The PT_LOAD segments of an ELF file, in program header order."""
+    return [Segment(s["p_vaddr"], s["p_filesz"], s["p_offset"], bool(s["p_flags"] & _PF_X))
+            for s in elf.iter_segments() if s["p_type"] == "PT_LOAD"]
+
+
+def segment_at(vaddr: int, segments: Sequence[Segment]) -> Optional[Segment]:
+    """The segment whose file-backed part holds ``vaddr``, or None."""
+    return next((s for s in segments if s.start <= vaddr < s.start + s.size), None)
+
+
+def _vaddr_to_offset(vaddr: int, segments: Sequence[Segment]) -> Optional[int]:
+    seg = segment_at(vaddr, segments)
+    return vaddr - seg.start + seg.offset if seg is not None else None
 
 
 def _version_names(elf: ELFFile) -> Dict[int, str]:
@@ -199,7 +216,7 @@ def _symbols(elf: ELFFile, sh_type: str) -> Iterator[_Sym]:
     table = next((s for s in elf.iter_sections() if s["sh_type"] == sh_type), None)
     if table is None:
         return
-    segments = _segments(elf)
+    segments = load_segments(elf)
     versym = names = None
     if sh_type == "SHT_DYNSYM":
         versym = next((s for s in elf.iter_sections() if s["sh_type"] == "SHT_GNU_versym"),
