@@ -15,14 +15,16 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, TypeV
 from . import externs, syscall, uapi
 from .btf import BTF, BTFExt, FuncInfo
 from .btf.ext import pack_func_info, pack_line_info
-from .elf import read_elf
+from .elf import SHT_NOBITS, read_elf
 from .insn import INSN_SIZE
 from .errors import BPFError, BPFPermissionError, ObjectError, VerifierError
 from .maps import GlobalData, Map
 from .programs import Program
+from .prog_bind import bind_rodata
 from .relocate import LinkedProgram, Linker
 from .sections import ATTACH_BTF, SLEEPABLE, XDP_FRAGS
-from .spec import LIBBPF_PIN_BY_NAME, ObjectSpec, data_variables
+from .spec import (ARENA_SEC, LIBBPF_PIN_BY_NAME, ObjectSpec, check_arena_size,
+                   data_variables, section_variables)
 from .syscall import Fd
 
 V = TypeVar("V")
@@ -66,12 +68,18 @@ class BPFObject:
         self._maps: Dict[str, Map] = {m.name: Map(m, spec.btf, spec.name) for m in spec.maps}
         self.maps: NamedCollection[Map] = NamedCollection("map", self._maps)
         self._programs: Dict[str, Program] = {
-            p.name: Program(p.name, p.section, p.sec_def, p.attach_target, bytearray())
+            p.name: Program(p.name, p.sec_name, p.sec_def, p.attach_target, bytearray(),
+                            p.autoload)
             for p in spec.programs}
         self.programs: NamedCollection[Program] = NamedCollection("program", self._programs)
         self._globals: Dict[str, GlobalData] = {
             m.name: GlobalData(self._maps[m.name], data_variables(spec.btf, m, spec.elf))
             for m in spec.maps if m.is_global_data}
+        for m in spec.maps:
+            if m.arena is not None:     # __arena globals: obj.sections[".addr_space.1"]
+                initial = m.arena.data if m.arena.type != SHT_NOBITS else bytes(m.arena.size)
+                self._globals[ARENA_SEC] = GlobalData(
+                    self._maps[m.name], section_variables(spec.btf, m.arena, spec.elf), initial)
         self.sections: NamedCollection[GlobalData] = NamedCollection("data section",
                                                                      self._globals)
         self.links: List[Any] = []
@@ -150,6 +158,8 @@ class BPFObject:
             self._close_kernel_objects()
             raise
         self._loaded = True
+        for prog in self._programs.values():
+            prog._locked = True
         return self
 
     def _load_btf(self) -> None:
@@ -186,6 +196,8 @@ class BPFObject:
                     inner_fd.close()
             if m.spec.is_global_data:
                 self._init_global_data(m)
+            if m.spec.type == uapi.BPF_MAP_TYPE_ARENA:
+                self._init_arena(m)
             if m.spec.pinning == LIBBPF_PIN_BY_NAME:
                 m.pin(self._pin_path(m))
 
@@ -195,6 +207,18 @@ class BPFObject:
         if m.spec.readonly:
             m.freeze()
         view.attach_mmap(writable=not m.spec.readonly)
+
+    def _init_arena(self, m: Map) -> None:
+        """mmap the arena before any program is loaded (the kernel resolves
+        __arena global references against the mapping) and copy the __arena
+        globals' initial values to its start, as libbpf 1.5 does."""
+        arena = m.map_arena()
+        if m.spec.arena is None:
+            return
+        check_arena_size(m.spec)        # max_entries may have changed since open()
+        view = self._globals[ARENA_SEC]
+        arena.buffer[:len(view.image)] = bytes(view.image)
+        view.attach_buffer(arena.buffer)
 
     def _pin_path(self, m: Map) -> str:
         from .tracefs import ensure_bpffs_for
@@ -268,6 +292,7 @@ class BPFObject:
                                          e.errno) from None
             raise
         prog._fd, prog.verifier_log = fd, log
+        bind_rodata(prog, self._maps.values())
 
     def _ext_records(self, linked: LinkedProgram) -> "tuple[bytes, bytes]":
         """Kernel bpf_func_info / bpf_line_info arrays for a linked program."""

@@ -16,7 +16,7 @@ from . import uapi
 from .btf import BTF, LineInfo
 from .elf import R_BPF_64_32, R_BPF_64_64, SHN_UNDEF, Reloc
 from .errors import ObjectError
-from .spec import FuncSpec, MapSpec, ObjectSpec, ProgramSpec, is_data_section
+from .spec import ARENA_SEC, FuncSpec, MapSpec, ObjectSpec, ProgramSpec, is_data_section
 
 Slot = Tuple[int, int]      # (section index, instruction slot within it)
 
@@ -61,6 +61,7 @@ class Linker:
         self.core_results: Dict[int, list] = {}
         self._maps_by_offset = {m.btf_var_offset: m for m in spec.maps if not m.is_global_data}
         self._data_maps = {m.name: m for m in spec.maps if m.is_global_data}
+        self._data_maps.update((ARENA_SEC, m) for m in spec.maps if m.arena is not None)
         self._fds = map_fds
         for sec in spec.elf.sections:
             if sec.is_exec and sec.size:
@@ -125,8 +126,11 @@ class Linker:
                                   section=sec_name, offset=rel.offset)
             I.set_src(code, slot, uapi.BPF_PSEUDO_MAP_FD)
             I.set_imm(code, slot, self._fd(spec))
-        elif is_data_section(target):
-            spec = self._data_maps[target.name]
+        elif is_data_section(target) or target.name == ARENA_SEC:
+            spec = self._data_maps.get(target.name)
+            if spec is None:
+                raise ObjectError(f"reference to {sym.name!r} in {target.name!r}, which "
+                                  "no map holds", section=sec_name, offset=rel.offset)
             I.set_src(code, slot, uapi.BPF_PSEUDO_MAP_VALUE)
             I.set_imm(code, slot + 1, sym.value + ins.imm)
             I.set_imm(code, slot, self._fd(spec))
@@ -155,18 +159,23 @@ class Linker:
 
         place(prog.func)
         i = 0
-        while i < len(placed):
-            func, base = placed[i]
-            i += 1
-            for slot, (tsh, tslot) in self.calls.get(func.shndx, {}).items():
-                if not func.start <= slot < func.start + func.count:
-                    continue
-                callee = self.spec.function_at(tsh, tslot)
-                cbase = where.get((callee.shndx, callee.start))
-                if cbase is None:
-                    cbase = place(callee)
-                at = base + slot - func.start
-                I.set_imm(out, at, cbase + tslot - callee.start - at - 1)
+        while True:
+            while i < len(placed):
+                func, base = placed[i]
+                i += 1
+                for slot, (tsh, tslot) in self.calls.get(func.shndx, {}).items():
+                    if not func.start <= slot < func.start + func.count:
+                        continue
+                    callee = self.spec.function_at(tsh, tslot)
+                    cbase = where.get((callee.shndx, callee.start))
+                    if cbase is None:
+                        cbase = place(callee)
+                    at = base + slot - func.start
+                    I.set_imm(out, at, cbase + tslot - callee.start - at - 1)
+            cb = prog.exception_cb      # nothing calls it: appended last, as libbpf does
+            if cb is None or (cb.shndx, cb.start) in where:
+                break
+            place(cb)
         linked = LinkedProgram(prog, out, placed)
         self._rebase_ext(linked)
         return linked

@@ -908,3 +908,11 @@ class perf_event_attr(ctypes.Structure):
 
 assert ctypes.sizeof(perf_event_attr) == PERF_ATTR_SIZE_VER8
 assert bpf_attr_link_create.u.offset == 16
+
+# --- loader
+
+
+class bpf_attr_prog_bind_map(_Attr):
+    """BPF_PROG_BIND_MAP (5.10): keep a map alive with a program that does not use it."""
+
+    _fields_ = [("prog_fd", c_u32), ("map_fd", c_u32), ("flags", c_u32)]
