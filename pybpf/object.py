@@ -184,6 +184,8 @@ class BPFObject:
         for m in self._maps.values():
             if m.spec.pinning == LIBBPF_PIN_BY_NAME and self._reuse_pinned(m):
                 continue
+            if m.spec.arena is not None:
+                check_arena_size(m.spec)    # max_entries may have changed since open()
             inner_fd: Optional[Fd] = None
             if m.spec.inner is not None:
                 inner = Map(m.spec.inner, self.spec.btf, self.name)
@@ -215,7 +217,6 @@ class BPFObject:
         arena = m.map_arena()
         if m.spec.arena is None:
             return
-        check_arena_size(m.spec)        # max_entries may have changed since open()
         view = self._globals[ARENA_SEC]
         arena.buffer[:len(view.image)] = bytes(view.image)
         view.attach_buffer(arena.buffer)
