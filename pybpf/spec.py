@@ -152,6 +152,11 @@ def _functions(elf: ElfObject) -> List[FuncSpec]:
         out.append(FuncSpec(sym.name, sym.shndx, sym.value // INSN_SIZE, size // INSN_SIZE,
                             sym.bind != STB_LOCAL))
     out.sort(key=lambda f: (f.shndx, f.start))
+    with_code = {f.shndx for f in out}
+    for sec in elf.sections:
+        if sec.is_exec and sec.size and sec.index not in with_code:
+            raise ObjectError("executable section holds code but no function symbol: its "
+                              "programs would be dropped", section=sec.name)
     return out
 
 
@@ -198,12 +203,12 @@ def mark_hidden_static(elf: ElfObject, btf: BTF) -> None:
 # ------------------------------------------------------------------ BTF-defined maps
 
 def _btf_maps(elf: ElfObject, btf: Optional[BTF]) -> List[MapSpec]:
+    if elf.section("maps") is not None:       # refused by libbpf 1.0+, even beside .maps
+        raise ObjectError("legacy 'maps' section (struct bpf_map_def) is not "
+                          "supported: declare maps in SEC(\".maps\") with BTF",
+                          section="maps")
     sec = elf.section(".maps")
     if sec is None:
-        if elf.section("maps") is not None:
-            raise ObjectError("legacy 'maps' section (struct bpf_map_def) is not "
-                              "supported: declare maps in SEC(\".maps\") with BTF",
-                              section="maps")
         return []
     if btf is None:
         raise ObjectError("the object has .maps but no .BTF: build with clang -g",
@@ -368,7 +373,10 @@ def fixup_datasecs(elf: ElfObject, btf: BTF) -> None:
         t.size = sec.size
         for vsi in t.vars:
             var = btf[vsi.type]
-            if isinstance(var, T.Var) and var.linkage != uapi.BTF_VAR_STATIC:
+            if not isinstance(var, T.Var):
+                raise ObjectError(f"DATASEC {t.name!r} holds a {type(var).__name__}, not a "
+                                  "variable", section=".BTF")
+            if var.linkage != uapi.BTF_VAR_STATIC:
                 if var.name not in offsets:
                     raise ObjectError(f"BTF variable {var.name!r} has no ELF symbol",
                                       section=t.name)

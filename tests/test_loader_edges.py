@@ -409,3 +409,60 @@ def test_kprobe_session_loads_and_attaches_where_kprobes_exist():
             raise
         with link:
             assert link.info().type == uapi.BPF_LINK_TYPE_KPROBE_MULTI
+
+
+# ------------------------------------------------------------------ refused sections
+
+def _renamed_section(name: str, old: str, new: str) -> bytes:
+    """The object with section name ``old`` renamed ``new`` (same length) in .shstrtab."""
+    import io
+    from elftools.elf.elffile import ELFFile
+    raw = bytearray(built(name).read_bytes())
+    shstrtab = ELFFile(io.BytesIO(bytes(raw))).get_section(
+        ELFFile(io.BytesIO(bytes(raw)))["e_shstrndx"])
+    start = shstrtab["sh_offset"]
+    table = bytes(raw[start:start + shstrtab["sh_size"]])
+    at = table.index(b"\0" + old.encode() + b"\0") + 1
+    assert len(old) == len(new)
+    raw[start + at:start + at + len(new)] = new.encode()
+    return bytes(raw)
+
+
+def _function_made_notype(name: str, func: str) -> bytes:
+    import io
+    from elftools.elf.elffile import ELFFile
+    raw = bytearray(built(name).read_bytes())
+    symtab = ELFFile(io.BytesIO(bytes(raw))).get_section_by_name(".symtab")
+    for index, sym in enumerate(symtab.iter_symbols()):
+        if sym.name == func:
+            info = symtab["sh_offset"] + index * symtab["sh_entsize"] + 4
+            raw[info] &= 0xF0           # STT_FUNC -> STT_NOTYPE, binding kept
+            return bytes(raw)
+    raise AssertionError(func)
+
+
+def test_legacy_maps_section_refused_even_beside_dot_maps():
+    raw = _renamed_section("loader_ringbufs.bpf.o", ".llvm_addrsig", "maps" + "\0" * 9)
+    with pytest.raises(pybpf.ObjectError, match="legacy 'maps' section") as e:
+        pybpf.BPFObject.open(raw)
+    assert e.value.section == "maps"
+
+
+def test_code_without_function_symbol_refused():
+    raw = _function_made_notype("loader_ringbufs.bpf.o", "emit")
+    with pytest.raises(pybpf.ObjectError, match="code but no function symbol") as e:
+        pybpf.BPFObject.open(raw)
+    assert e.value.section == "syscall"
+
+
+def test_datasec_without_elf_section_refused():
+    raw = _renamed_section("loader_datasec.bpf.o", ".data.hidden", ".data.hiddex")
+    with pytest.raises(pybpf.ObjectError, match="DATASEC '.data.hidden' has no ELF section"):
+        pybpf.BPFObject.open(raw)
+
+
+def test_arena_globals_without_arena_map_refused():
+    raw = _renamed_section("loader_arena.bpf.o", ".maps", ".mapx")
+    with pytest.raises(pybpf.ObjectError) as e:
+        pybpf.BPFObject.open(raw)
+    assert "ARENA map" in str(e.value) or ".maps" in str(e.value)
