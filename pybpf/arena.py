@@ -38,7 +38,7 @@ class ArenaMemory:
         self.size = size
         self._mm: Optional[mmap.mmap] = None
         self._address = 0
-        self._fixed: Optional[ctypes.Array] = None
+        self._fixed: Optional["ctypes.Array[ctypes.c_char]"] = None
         prot = mmap.PROT_READ | mmap.PROT_WRITE
         what = f"arena map {name!r}: mmap of {size} bytes"
         if not address:

@@ -51,8 +51,11 @@ def datasec_is_mmapable(btf: Optional[BTF], value_type_id: int) -> bool:
     datasec = btf[value_type_id]
     if not isinstance(datasec, T.Datasec):
         return False
-    return any(isinstance(btf[v.type], T.Var) and btf[v.type].linkage != uapi.BTF_VAR_STATIC
-               for v in datasec.vars)
+    for vsi in datasec.vars:
+        var = btf[vsi.type]
+        if isinstance(var, T.Var) and var.linkage != uapi.BTF_VAR_STATIC:
+            return True
+    return False
 
 
 def ringbuf_size(size: int, page_size: int = mmap.PAGESIZE) -> int:
