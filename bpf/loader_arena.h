@@ -23,6 +23,11 @@ int __arena arena_counter = 7;
 __u64 __arena arena_values[4] = { 1, 2, 3, 4 };
 
 __u64 seen_counter = 0;
+__u64 page_address = 0;
+
+/* a page allocated by the program: its pointer is a user-space address */
+void __arena *bpf_arena_alloc_pages(void *map, void __arena *addr, __u32 page_cnt,
+				    int node_id, __u64 flags) __ksym;
 
 SEC("syscall")
 int arena_bump(void *ctx)
@@ -31,4 +36,17 @@ int arena_bump(void *ctx)
 	arena_counter += 1;
 	arena_values[2] *= 10;
 	return arena_counter;
+}
+
+SEC("syscall")
+int arena_alloc(void *ctx)
+{
+	__u64 __arena *page = bpf_arena_alloc_pages(&arena, 0, 1, -1, 0);
+
+	if (!page)
+		return 1;
+	page[0] = 0xfeedbeefcafeull;
+	page[1] = arena_counter;
+	page_address = (__u64)page;
+	return 0;
 }

@@ -150,6 +150,15 @@ def test_internal_map_name(obj_name, section, expected):
     assert internal_map_name(obj_name, section) == expected
 
 
+def test_internal_map_names_of_built_objects():
+    with open_obj("extern_kconfig.bpf.o") as obj:
+        names = {n: m.kernel_name for n, m in obj.maps.items() if m.spec.is_global_data}
+    assert names[".kconfig"] == "extern_.kconfig"
+    for name, kernel_name in names.items():
+        if name != ".kconfig" and name.count(".") == 1:
+            assert kernel_name == "extern_k" + name
+
+
 def test_mmapable_rule_without_btf_or_datasec():
     assert not datasec_is_mmapable(None, 3)
     btf = BTF()
@@ -248,6 +257,21 @@ def test_arena_mapped_and_globals_placed(name, address):
         raw = bytes(arena.arena.buffer[counter_off:counter_off + 4])
         assert int.from_bytes(raw, "little") == 501
     assert arena.arena is None
+
+
+@pytest.mark.parametrize("name", ["loader_arena.bpf.o", "loader_arena_fixed.bpf.o"])
+def test_arena_pointers_are_user_addresses(name):
+    """A page the program allocates (bpf_arena_alloc_pages) is seen by user space at
+    the address the program's pointer holds, inside the mapping."""
+    require_kernel()
+    with open_obj(name) as obj:
+        obj.load()
+        arena = obj.maps["arena"].arena
+        assert obj.programs["arena_alloc"].test_run().retval == 0
+        off = obj.bss["page_address"] - arena.address
+        assert PAGE <= off < arena.size and off % PAGE == 0   # page 0 holds the globals
+        page = bytes(arena.buffer[off:off + 16])
+        assert page == (0xfeedbeefcafe).to_bytes(8, "little") + (7).to_bytes(8, "little")
 
 
 def test_arena_too_small_for_its_globals():
