@@ -149,7 +149,8 @@ class BPFObject:
             self._create_maps()
             linker = self._linker = Linker(
                 self.spec, {n: m.fd for n, m in self._maps.items() if m.loaded},
-                self.core_targets, self._externs)
+                self.core_targets, self._externs,
+                [p.name for p in self._programs.values() if not p.autoload])
             for prog in self._programs.values():
                 if prog.autoload:
                     self._load_program(prog, linker, log_level)

@@ -53,8 +53,12 @@ class Linker:
 
     def __init__(self, spec: ObjectSpec, map_fds: Dict[str, int],
                  core_targets: Optional[Sequence[BTF]] = None,
-                 externs: Optional[externs_mod.Resolution] = None):
+                 externs: Optional[externs_mod.Resolution] = None,
+                 not_loaded: Sequence[str] = ()):
+        """``not_loaded``: programs load() skips (autoload off); as in libbpf, their
+        own CO-RE relocations are not applied, so they cannot fail the load."""
         self.spec = spec
+        self._not_loaded = [p.func for p in spec.programs if p.name in set(not_loaded)]
         self._externs = externs
         self.code: Dict[int, bytearray] = {}
         self.calls: Dict[int, Dict[int, Slot]] = {}     # shndx -> {slot: target}
@@ -76,10 +80,12 @@ class Linker:
         code = bytearray(sec.data)
         self.code[shndx] = code
         ext = self.spec.ext
-        if ext is not None and ext.core_relos.get(sec.name):
+        relos = [r for r in ext.core_relos.get(sec.name, []) if not any(
+            f.shndx == shndx and f.start <= r.insn_off // I.INSN_SIZE < f.start + f.count
+            for f in self._not_loaded)] if ext is not None else []
+        if relos:
             from .btf import core
-            self.core_results[shndx] = core.relocate(code, ext.core_relos[sec.name],
-                                                     self.spec.btf, core_targets)
+            self.core_results[shndx] = core.relocate(code, relos, self.spec.btf, core_targets)
         calls: Dict[int, Slot] = {}
         for rel in self.spec.elf.relocs.get(shndx, []):
             self._apply(code, shndx, rel, calls)

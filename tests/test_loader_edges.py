@@ -490,3 +490,22 @@ def test_arena_globals_without_arena_map_refused():
     with pytest.raises(pybpf.ObjectError) as e:
         pybpf.BPFObject.open(raw)
     assert "ARENA map" in str(e.value) or ".maps" in str(e.value)
+
+
+def test_core_relocations_of_programs_not_loaded_are_not_applied():
+    """As libbpf: a program with autoload off keeps its code unrelocated, so a
+    CO-RE relocation of it cannot fail the object's load."""
+    from pybpf.btf import kernel
+    from pybpf.object import parse_object
+    from pybpf.relocate import Linker
+    spec = parse_object(built("core_task.bpf.o"))
+    fds = {m.name: 3 for m in spec.maps}
+    task = next(p for p in spec.programs if p.name == "core_task")
+    everything = Linker(spec, fds, [kernel.vmlinux()])
+    skipped = Linker(spec, fds, [kernel.vmlinux()], not_loaded=["core_task"])
+    assert task.func.shndx in everything.core_results
+    assert task.func.shndx not in skipped.core_results
+    assert set(skipped.core_results) == set(everything.core_results) - {task.func.shndx}
+    raw = spec.elf.sections[task.func.shndx].data
+    assert bytes(skipped.code[task.func.shndx]) != bytes(everything.code[task.func.shndx])
+    assert bytes(skipped.code[task.func.shndx])[:8] == raw[:8]
