@@ -10,7 +10,8 @@ program), name a global, non-hidden function in .text, and only one.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, List, Optional
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Dict, List, Optional
 
 from . import uapi
 from .btf import BTF
@@ -24,31 +25,45 @@ if TYPE_CHECKING:
 TAG_PREFIX = "exception_callback:"
 
 
-def find_exception_callback(elf: ElfObject, btf: Optional[BTF], functions: List[FuncSpec],
+@dataclass
+class ExceptionTags:
+    """The exception_callback: decl tags of an object's BTF, read once."""
+
+    by_program: Dict[str, List[str]] = field(default_factory=dict)  # FUNC -> callbacks
+    misplaced: List[str] = field(default_factory=list)  # tags not on a global FUNC
+
+    @classmethod
+    def of(cls, btf: Optional[BTF]) -> "ExceptionTags":
+        out = cls()
+        if btf is None:
+            return out
+        for type_id in range(btf.start_id, len(btf)):
+            tag = btf[type_id]
+            if not isinstance(tag, T.DeclTag) or tag.component_idx != -1 \
+                    or not tag.name.startswith(TAG_PREFIX):
+                continue
+            func = btf[tag.type] if 0 < tag.type < len(btf) else None
+            if isinstance(func, T.Func) and func.linkage == uapi.BTF_FUNC_GLOBAL:
+                out.by_program.setdefault(func.name, []).append(tag.name[len(TAG_PREFIX):])
+            else:
+                out.misplaced.append(tag.name)
+        return out
+
+
+def find_exception_callback(elf: ElfObject, tags: ExceptionTags, functions: List[FuncSpec],
                             prog_name: str, section: str) -> Optional[FuncSpec]:
-    """The subprogram to append to program ``prog_name`` as its exception callback."""
-    if btf is None:
+    """The subprogram to append to program ``prog_name`` as its exception callback
+    (checked, as libbpf does, only for programs that are loaded)."""
+    if tags.misplaced:
+        raise ObjectError(f"decl tag {tags.misplaced[0]!r} is not on a main program (a "
+                          "global function)", section=".BTF")
+    names = tags.by_program.get(prog_name, [])
+    if len(names) != 1:         # several: the verifier refuses the program
         return None
-    found: Optional[FuncSpec] = None
-    for type_id in range(btf.start_id, len(btf)):
-        tag = btf[type_id]
-        if not isinstance(tag, T.DeclTag) or tag.component_idx != -1 \
-                or not tag.name.startswith(TAG_PREFIX):
-            continue
-        func = btf[tag.type] if 0 < tag.type < len(btf) else None
-        if not isinstance(func, T.Func) or func.linkage != uapi.BTF_FUNC_GLOBAL:
-            raise ObjectError(f"decl tag {tag.name!r} is not on a main program (a global "
-                              "function)", section=".BTF")
-        if func.name != prog_name:
-            continue
-        if found is not None:       # several callbacks: the verifier refuses the program
-            return None
-        cb_name = tag.name[len(TAG_PREFIX):]
-        if not cb_name:
-            raise ObjectError(f"program {prog_name!r}: exception_callback decl tag names "
-                              "no function", section=section)
-        found = _callback(elf, functions, prog_name, cb_name, section)
-    return found
+    if not names[0]:
+        raise ObjectError(f"program {prog_name!r}: exception_callback decl tag names "
+                          "no function", section=section)
+    return _callback(elf, functions, prog_name, names[0], section)
 
 
 def _callback(elf: ElfObject, functions: List[FuncSpec], prog_name: str, cb_name: str,

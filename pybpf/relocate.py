@@ -16,6 +16,7 @@ from . import uapi
 from .btf import BTF, LineInfo
 from .elf import R_BPF_64_32, R_BPF_64_64, SHN_UNDEF, Reloc
 from .errors import ObjectError
+from .exception_cb import ExceptionTags, find_exception_callback
 from .spec import ARENA_SEC, FuncSpec, MapSpec, ObjectSpec, ProgramSpec, is_data_section
 
 Slot = Tuple[int, int]      # (section index, instruction slot within it)
@@ -67,6 +68,7 @@ class Linker:
         self._data_maps = {m.name: m for m in spec.maps if m.is_global_data}
         self._data_maps.update((ARENA_SEC, m) for m in spec.maps if m.arena is not None)
         self._fds = map_fds
+        self._exception_tags: Optional[ExceptionTags] = None
         for sec in spec.elf.sections:
             if sec.is_exec and sec.size:
                 self._prepare(sec.index, core_targets)
@@ -163,6 +165,12 @@ class Linker:
             where[(func.shndx, func.start)] = base
             return base
 
+        # nothing calls the exception callback: it is appended last, as libbpf does
+        # (checked only for the programs being loaded, as in libbpf)
+        if self._exception_tags is None:
+            self._exception_tags = ExceptionTags.of(self.spec.btf)
+        cb = find_exception_callback(self.spec.elf, self._exception_tags,
+                                     self.spec.functions, prog.name, prog.section)
         place(prog.func)
         i = 0
         while True:
@@ -178,7 +186,6 @@ class Linker:
                         cbase = place(callee)
                     at = base + slot - func.start
                     I.set_imm(out, at, cbase + tslot - callee.start - at - 1)
-            cb = prog.exception_cb      # nothing calls it: appended last, as libbpf does
             if cb is None or (cb.shndx, cb.start) in where:
                 break
             place(cb)

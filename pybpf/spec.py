@@ -18,7 +18,6 @@ from .btf import types as T
 from .elf import (SHF_WRITE, SHT_NOBITS, SHT_PROGBITS, STB_LOCAL, STT_FUNC, STT_OBJECT,
                   STV_HIDDEN, ElfObject, Section)
 from .errors import ObjectError
-from .exception_cb import find_exception_callback
 from .externs import KCONFIG_SEC, KSYMS_SEC, Externs, collect as collect_externs
 from .insn import INSN_SIZE
 from .map_rules import (LIBBPF_PIN_BY_NAME, LIBBPF_PIN_NONE, check_pinning,
@@ -51,8 +50,6 @@ class ProgramSpec:
     func: FuncSpec
     sec_def: Optional[SecDef]
     attach_target: str
-    #: appended after the called subprograms (the exception_callback: decl tag)
-    exception_cb: Optional[FuncSpec] = None
 
     @property
     def sec_name(self) -> str:
@@ -118,9 +115,6 @@ class ObjectSpec:
             mark_hidden_static(elf, btf)
         functions = _functions(elf)
         programs = _programs(elf, functions)
-        for prog in programs:
-            prog.exception_cb = find_exception_callback(elf, btf, functions, prog.name,
-                                                        prog.section)
         externs = collect_externs(elf, btf)
         maps = _btf_maps(elf, btf) + _data_maps(elf, btf, name) + _kconfig_map(externs)
         return cls(name, elf, btf, ext, _license(elf), _version(elf), functions,

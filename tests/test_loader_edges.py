@@ -14,7 +14,7 @@ import pybpf
 from pybpf import syscall, uapi
 from pybpf.btf import BTF
 from pybpf.btf import types as T
-from pybpf.exception_cb import find_exception_callback
+from pybpf.exception_cb import ExceptionTags, find_exception_callback
 from pybpf.map_rules import (check_pinning, datasec_is_mmapable, internal_map_name,
                              ringbuf_size)
 from pybpf.sections import SLEEPABLE, find_sec_def
@@ -349,13 +349,17 @@ FUNCS = [FuncSpec("cb", 1, 0, 4, True), FuncSpec("prog", 2, 0, 4, True)]
 GLOBAL_CB = [("cb", 1, 1, 0), ("prog", 2, 1, 0)]
 
 
+def _find(btf, syms, prog="prog"):
+    return find_exception_callback(_Elf(syms), ExceptionTags.of(btf), FUNCS, prog, "tc")
+
+
 def test_exception_callback_lookup_rules():
-    elf = _Elf(GLOBAL_CB)
-    assert find_exception_callback(elf, _tagged_btf("exception_callback:cb"), FUNCS,
-                                   "prog", "tc") is FUNCS[0]
-    assert find_exception_callback(elf, _tagged_btf("exception_callback:cb"), FUNCS,
-                                   "other", "tc") is None
-    assert find_exception_callback(elf, None, FUNCS, "prog", "tc") is None
+    assert _find(_tagged_btf("exception_callback:cb"), GLOBAL_CB) is FUNCS[0]
+    assert _find(_tagged_btf("exception_callback:cb"), GLOBAL_CB, "other") is None
+    assert _find(None, GLOBAL_CB) is None
+    two = _tagged_btf("exception_callback:cb")
+    two.add(T.DeclTag("exception_callback:prog", 3, -1))
+    assert _find(two, GLOBAL_CB) is None        # two callbacks: left to the verifier
     cases = [
         (_tagged_btf("exception_callback:"), GLOBAL_CB, "names no function"),
         (_tagged_btf("exception_callback:nope"), GLOBAL_CB, "cannot find exception callback"),
@@ -366,7 +370,10 @@ def test_exception_callback_lookup_rules():
     ]
     for btf, syms, msg in cases:
         with pytest.raises(pybpf.ObjectError, match=msg):
-            find_exception_callback(_Elf(syms), btf, FUNCS, "prog", "tc")
+            _find(btf, syms)
+    # a misplaced tag fails every program that is loaded, as in libbpf
+    with pytest.raises(pybpf.ObjectError, match="not on a main program"):
+        _find(_tagged_btf("exception_callback:cb", uapi.BTF_FUNC_STATIC), GLOBAL_CB, "other")
 
 
 # ------------------------------------------------------------------ .rodata binding
