@@ -173,22 +173,23 @@ class Linker:
                                      self.spec.functions, prog.name, prog.section)
         place(prog.func)
         i = 0
-        while True:
-            while i < len(placed):
-                func, base = placed[i]
-                i += 1
-                for slot, (tsh, tslot) in self.calls.get(func.shndx, {}).items():
-                    if not func.start <= slot < func.start + func.count:
-                        continue
-                    callee = self.spec.function_at(tsh, tslot)
-                    cbase = where.get((callee.shndx, callee.start))
-                    if cbase is None:
-                        cbase = place(callee)
-                    at = base + slot - func.start
-                    I.set_imm(out, at, cbase + tslot - callee.start - at - 1)
-            if cb is None or (cb.shndx, cb.start) in where:
-                break
-            place(cb)
+        while i < len(placed) or cb is not None:
+            if i == len(placed):        # every call placed: then the callback
+                if (cb.shndx, cb.start) not in where:
+                    place(cb)
+                cb = None
+                continue
+            func, base = placed[i]
+            i += 1
+            for slot, (tsh, tslot) in self.calls.get(func.shndx, {}).items():
+                if not func.start <= slot < func.start + func.count:
+                    continue
+                callee = self.spec.function_at(tsh, tslot)
+                cbase = where.get((callee.shndx, callee.start))
+                if cbase is None:
+                    cbase = place(callee)
+                at = base + slot - func.start
+                I.set_imm(out, at, cbase + tslot - callee.start - at - 1)
         linked = LinkedProgram(prog, out, placed)
         self._rebase_ext(linked)
         return linked
