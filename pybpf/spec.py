@@ -54,7 +54,7 @@ class ProgramSpec:
     @property
     def sec_name(self) -> str:
         """The SEC() name without libbpf's leading '?' (autoload off by default)."""
-        return self.section[1:] if self.section.startswith("?") else self.section
+        return without_qmark(self.section)
 
     @property
     def autoload(self) -> bool:
@@ -154,6 +154,11 @@ def _functions(elf: ElfObject) -> List[FuncSpec]:
     return out
 
 
+def without_qmark(section: str) -> str:
+    """libbpf reads SEC("?NAME") as SEC("NAME") with autoload off."""
+    return section[1:] if section.startswith("?") else section
+
+
 def _programs(elf: ElfObject, functions: List[FuncSpec]) -> List[ProgramSpec]:
     out = []
     for func in functions:
@@ -164,7 +169,7 @@ def _programs(elf: ElfObject, functions: List[FuncSpec]) -> List[ProgramSpec]:
             raise ObjectError(f"program {func.name!r} is static: BPF programs must be "
                               "global functions", section=sec.name,
                               offset=func.start * INSN_SIZE)
-        sec_def, target = find_sec_def(sec.name[1:] if sec.name.startswith("?") else sec.name)
+        sec_def, target = find_sec_def(without_qmark(sec.name))
         out.append(ProgramSpec(func.name, sec.name, func, sec_def, target))
     return out
 
@@ -436,7 +441,6 @@ def kernel_map_name(obj_name: str, spec: MapSpec) -> str:
 def data_variables(btf: Optional[BTF], spec: MapSpec,
                    elf: ElfObject) -> Dict[str, Tuple[int, int, int]]:
     """name -> (offset, size, btf type id or 0) of the variables in a data section."""
-    out: Dict[str, Tuple[int, int, int]] = {}
     assert spec.section is not None
     return section_variables(btf, spec.section, elf)
 
