@@ -39,3 +39,22 @@ int on_return_sleepable(struct pt_regs *ctx)
 		__sync_fetch_and_add(&sleepable_returns, 1);
 	return 0;
 }
+
+/* uprobe.session (libbpf 1.6): one program on entry and return; returning
+ * non-zero on entry would skip the return run */
+extern bool bpf_session_is_return(void) __ksym;
+
+__u64 session_entries = 0;
+__u64 session_returns = 0;
+
+SEC("uprobe.session")
+int on_uprobe_session(struct pt_regs *ctx)
+{
+	if (!ours())
+		return 1;
+	if (bpf_session_is_return())
+		__sync_fetch_and_add(&session_returns, 1);
+	else
+		__sync_fetch_and_add(&session_entries, 1);
+	return 0;
+}

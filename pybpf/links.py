@@ -468,7 +468,12 @@ def attach_uprobe_multi(prog: "Program", target: str, opts: Opts) -> Link:
     ref_ctrs = _u64_array(list(opts.get("ref_ctr_offsets") or ()))
     pbuf = ctypes.create_string_buffer(os.fsencode(path))
     pid = int(opts.get("pid", 0))
-    lfd = syscall.link_create(prog.fd, 0, uapi.BPF_TRACE_UPROBE_MULTI, uprobe_multi={
+    session = prog.expected_attach_type == uapi.BPF_TRACE_UPROBE_SESSION
+    if session and retprobe:
+        raise AttachError("uprobe.session programs run on entry and return: retprobe= "
+                          "does not apply")
+    attach_type = uapi.BPF_TRACE_UPROBE_SESSION if session else uapi.BPF_TRACE_UPROBE_MULTI
+    lfd = syscall.link_create(prog.fd, 0, attach_type, uprobe_multi={
         "path": ctypes.addressof(pbuf), "offsets": _addr(off_arr), "cnt": len(offsets),
         "cookies": _addr(cookies), "ref_ctr_offsets": _addr(ref_ctrs),
         "flags": uapi.BPF_F_UPROBE_MULTI_RETURN if retprobe else 0,

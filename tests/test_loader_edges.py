@@ -404,6 +404,8 @@ def test_rodata_bound_to_programs_that_do_not_use_it():
     ("uprobe.multi.s/libc.so.6:getpid", uapi.BPF_TRACE_UPROBE_MULTI, True),
     ("uretprobe.multi.s", uapi.BPF_TRACE_UPROBE_MULTI, True),
     ("usdt.s/libc.so.6:libc:setjmp", 0, True),
+    ("uprobe.session/libc.so.6:getpid", uapi.BPF_TRACE_UPROBE_SESSION, False),
+    ("uprobe.session.s", uapi.BPF_TRACE_UPROBE_SESSION, True),
 ])
 def test_added_section_names(section, attach_type, sleepable):
     sec_def, _ = find_sec_def(section)
@@ -422,6 +424,23 @@ def test_sleepable_uprobe_multi_attached():
         for _ in range(5):
             os.getpid()
         assert obj.bss["sleepable_entries"] == 5 and obj.bss["sleepable_returns"] == 5
+
+
+def test_uprobe_session_runs_on_entry_and_return():
+    require_kernel()
+    with open_obj("loader_secnames.bpf.o") as obj:
+        obj.rodata["target_tgid"] = os.getpid()
+        obj.load()
+        prog = obj.programs["on_uprobe_session"]
+        assert prog.expected_attach_type == uapi.BPF_TRACE_UPROBE_SESSION
+        with pytest.raises(pybpf.AttachError, match="retprobe= does not apply"):
+            prog.attach(binary="libc.so.6", syms=["getpid"], retprobe=True)
+        with prog.attach(binary="libc.so.6", syms=["getpid"]) as link:
+            assert link.info().type == uapi.BPF_LINK_TYPE_UPROBE_MULTI
+            for _ in range(4):
+                os.getpid()
+        os.getpid()                         # detached: not counted
+        assert obj.bss["session_entries"] == 4 and obj.bss["session_returns"] == 4
 
 
 def test_kprobe_session_loads_and_attaches_where_kprobes_exist():
