@@ -25,6 +25,11 @@ private(hidden) __u64 hidden_only = 40;
 /* .data.statics: only static variables */
 static __u64 static_only SEC(".data.statics") = 7;
 
+/* .data.vislock: a visible spin lock: libbpf makes the map mmapable, the
+ * kernel still refuses to mmap it */
+struct bpf_spin_lock vis_lock SEC(".data.vislock");
+__u64 vis_total SEC(".data.vislock") = 0;
+
 char match[8] = {};
 int literal_cmp = -1;
 
@@ -36,6 +41,9 @@ int bump(void *ctx)
 	bpf_spin_lock(&lock);
 	locked_total += 5;
 	bpf_spin_unlock(&lock);
+	bpf_spin_lock(&vis_lock);
+	vis_total += 7;
+	bpf_spin_unlock(&vis_lock);
 	hidden_only += 1;
 	static_only += 3;
 	/* the literal lives in .rodata.str1.1, frozen and read-only to programs */

@@ -87,7 +87,8 @@ def test_mmapable_only_with_a_non_static_variable():
         flags = {n: m.flags for n, m in obj.maps.items()}
     mm, ro = uapi.BPF_F_MMAPABLE, uapi.BPF_F_RDONLY_PROG
     assert flags == {".bss": mm, ".data.locked": 0, ".data.hidden": 0,
-                     ".data.statics": 0, ".data": mm, ".rodata.str1.1": ro}
+                     ".data.statics": 0, ".data.vislock": mm, ".data": mm,
+                     ".rodata.str1.1": ro}
 
 
 def test_hidden_globals_are_static_in_btf():
@@ -112,7 +113,10 @@ def test_unmmapable_data_maps_load_and_read_through_the_map():
         views = obj.sections
         assert {n: v.mmaped for n, v in views.items()} == {
             ".bss": True, ".data.locked": False, ".data.hidden": False,
-            ".data.statics": False, ".data": True, ".rodata.str1.1": False}
+            ".data.statics": False, ".data.vislock": False, ".data": True,
+            ".rodata.str1.1": False}
+        # mmapable by libbpf's rule, but the kernel refuses to mmap a spin lock
+        assert views[".data.vislock"]["vis_total"] == 14
         assert views[".data.locked"]["locked_total"] == 10
         assert views[".data.hidden"]["hidden_only"] == 102
         assert views[".data.statics"]["static_only"] == 13
@@ -132,7 +136,8 @@ def test_kernel_map_names_as_libbpf():
         names = {n: m.info().name.decode() for n, m in obj.maps.items()}
     assert names == {".bss": "loader_d.bss", ".data": "loader_d.data",
                      ".data.locked": ".data.locked", ".data.hidden": ".data.hidden",
-                     ".data.statics": ".data.statics", ".rodata.str1.1": ".rodata.str1.1"}
+                     ".data.statics": ".data.statics", ".data.vislock": ".data.vislock",
+                     ".rodata.str1.1": ".rodata.str1.1"}
 
 
 @pytest.mark.parametrize("obj_name, section, expected", [
