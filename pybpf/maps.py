@@ -357,8 +357,8 @@ class GlobalData:
 
     def attach_mmap(self, writable: bool) -> None:
         """Go live on the map: mmap it if it is BPF_F_MMAPABLE, else (or if the
-        kernel refuses the mmap) through map lookups and updates."""
-        self.image = bytearray()
+        kernel refuses the mmap) through map lookups and updates.  The image is
+        kept: a failed load() can be retried with the values set before it."""
         if self.map.spec.flags & uapi.BPF_F_MMAPABLE:
             size = max(_round_page(self.map.spec.value_size), mmap.PAGESIZE)
             prot = mmap.PROT_READ | (mmap.PROT_WRITE if writable else 0)
@@ -371,7 +371,6 @@ class GlobalData:
 
     def attach_buffer(self, buffer: Any) -> None:
         """Go live on memory owned by someone else (an arena's mapping)."""
-        self.image = bytearray()
         self._live = buffer
 
     def close(self) -> None:

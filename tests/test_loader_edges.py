@@ -540,3 +540,18 @@ def test_core_relocations_of_programs_not_loaded_are_not_applied():
     raw = spec.elf.sections[task.func.shndx].data
     assert bytes(skipped.code[task.func.shndx]) != bytes(everything.code[task.func.shndx])
     assert bytes(skipped.code[task.func.shndx])[:8] == raw[:8]
+
+
+def test_failed_load_can_be_retried_with_the_values_set_before():
+    require_kernel()
+    with open_obj("loader_autoload.bpf.o") as obj:
+        obj.rodata["target_tgid"] = os.getpid()
+        obj.programs["never_valid"].autoload = True
+        with pytest.raises(pybpf.VerifierError):
+            obj.load()
+        assert obj.rodata["target_tgid"] == os.getpid()
+        obj.programs["never_valid"].autoload = False
+        obj.load()
+        obj.attach()
+        os.getppid()
+        assert obj.bss["always_calls"] == 1
