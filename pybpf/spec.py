@@ -20,8 +20,8 @@ from .elf import (SHF_WRITE, SHT_NOBITS, SHT_PROGBITS, STB_LOCAL, STT_FUNC, STT_
 from .errors import ObjectError
 from .externs import KCONFIG_SEC, KSYMS_SEC, Externs, collect as collect_externs
 from .insn import INSN_SIZE
-from .map_rules import (LIBBPF_PIN_BY_NAME, LIBBPF_PIN_NONE, check_pinning,
-                        datasec_is_mmapable, internal_map_name, ringbuf_size)
+from .map_rules import LIBBPF_PIN_BY_NAME, LIBBPF_PIN_NONE  # noqa: F401 (re-exported)
+from .map_rules import check_pinning, datasec_is_mmapable, internal_map_name, ringbuf_size
 from .sections import SecDef, find_sec_def
 
 #: the ELF section of __arena globals (clang's address_space(1)), libbpf's ARENA_SEC
