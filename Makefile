@@ -7,6 +7,9 @@ CLANG      ?= clang
 # ENUM64) are tested from objects built with a newer clang.
 CLANG_NEW  ?= clang-16
 NEW_CLANG_OBJS := $(BUILD)/core_matches.bpf.o
+# __arena globals (address_space(1) casts) need clang 19.
+CLANG_19   ?= clang-19
+CLANG19_OBJS := $(BUILD)/loader_arena.bpf.o $(BUILD)/loader_arena_fixed.bpf.o
 BPFTOOL    ?= $(shell command -v bpftool 2>/dev/null || ls /usr/sbin/bpftool 2>/dev/null)
 PYTHON     ?= python3
 VMLINUX_BTF ?= /sys/kernel/btf/vmlinux
@@ -15,7 +18,7 @@ BPF_CFLAGS := -O2 -g -target bpf -D__TARGET_ARCH_$(ARCH) -I$(BUILD) -Ibpf -Wall 
 
 SRCS := $(wildcard bpf/*.bpf.c)
 OBJS := $(patsubst bpf/%.bpf.c,$(BUILD)/%.bpf.o,$(SRCS))
-DEPS_PKGS := clang clang-16 llvm llvm-16 libbpf-dev bpftool gcc systemtap-sdt-dev
+DEPS_PKGS := clang clang-16 clang-19 llvm llvm-16 libbpf-dev bpftool gcc systemtap-sdt-dev
 
 # USDT: <bpf/usdt.bpf.h> includes <linux/errno.h>, which wants the host's <asm/errno.h>;
 # the test targets (tests/usdt/*.c, <sys/sdt.h> probes) are host programs built with gcc.
@@ -31,6 +34,7 @@ all: check-tools $(OBJS) $(USDT_BINS)
 check-tools:
 	@command -v $(CLANG) >/dev/null 2>&1 || { echo "make: clang not found: run 'make deps' (apt-get install $(DEPS_PKGS))" >&2; exit 1; }
 	@command -v $(CLANG_NEW) >/dev/null 2>&1 || { echo "make: $(CLANG_NEW) not found: run 'make deps' (apt-get install $(DEPS_PKGS))" >&2; exit 1; }
+	@command -v $(CLANG_19) >/dev/null 2>&1 || { echo "make: $(CLANG_19) not found: run 'make deps' (apt-get install $(DEPS_PKGS))" >&2; exit 1; }
 	@test -n "$(BPFTOOL)" || { echo "make: bpftool not found: run 'make deps' (apt-get install $(DEPS_PKGS))" >&2; exit 1; }
 	@test -f /usr/include/bpf/bpf_helpers.h || { echo "make: libbpf headers not found: run 'make deps' (apt-get install $(DEPS_PKGS))" >&2; exit 1; }
 	@command -v $(HOST_CC) >/dev/null 2>&1 && echo '#include <sys/sdt.h>' | $(HOST_CC) -E -x c - >/dev/null 2>&1 || { echo "make: $(HOST_CC) or <sys/sdt.h> not found: run 'make deps' (apt-get install $(DEPS_PKGS))" >&2; exit 1; }
@@ -65,9 +69,13 @@ $(BUILD)/usdt_target: tests/usdt/usdt_target.c tests/usdt/usdt_guarded.c $(BUILD
 $(BUILD)/usdt_target_pie: tests/usdt/usdt_target.c tests/usdt/usdt_guarded.c $(BUILD)/libusdt_target.so
 	$(HOST_CC) -O2 -g -fPIE -pie -o $@ $(filter %.c,$^) -L$(BUILD) -lusdt_target -Wl,-rpath,'$$ORIGIN'
 
+$(CLANG19_OBJS): $(BUILD)/%.bpf.o: bpf/%.bpf.c $(BUILD)/vmlinux.h $(wildcard bpf/*.h) | $(BUILD)
+	$(CLANG_19) $(BPF_CFLAGS) -c $< -o $@
+
 # Install what is missing (once), as `make deps` does.
 ensure-deps:
 	@command -v $(CLANG) >/dev/null 2>&1 && command -v $(CLANG_NEW) >/dev/null 2>&1 \
+	  && command -v $(CLANG_19) >/dev/null 2>&1 \
 	  && command -v llvm-mc-16 >/dev/null 2>&1 \
 	  && test -n "$(BPFTOOL)" && test -f /usr/include/bpf/bpf_helpers.h \
 	  && command -v $(HOST_CC) >/dev/null 2>&1 && echo '#include <sys/sdt.h>' | $(HOST_CC) -E -x c - >/dev/null 2>&1 \

@@ -16,6 +16,8 @@ from .kernel import syscall
 from . import uapi
 from .btf import BTF
 from .errors import BPFError, ObjectError
+from .obj.map_rules import ringbuf_size
+from .events.ringmem import close_mmap
 from .obj.spec import MapSpec, kernel_map_name
 from .kernel.syscall import Fd
 from .kernel.sysinfo import possible_cpus
@@ -23,6 +25,9 @@ from .kernel.sysinfo import possible_cpus
 if TYPE_CHECKING:
     from .link.hooks import Link
     from .link.struct_ops import StructOps
+
+if TYPE_CHECKING:
+    from .kernel.arena import ArenaMemory
 
 PER_CPU_TYPES = frozenset({uapi.BPF_MAP_TYPE_PERCPU_HASH, uapi.BPF_MAP_TYPE_PERCPU_ARRAY,
                            uapi.BPF_MAP_TYPE_LRU_PERCPU_HASH,
@@ -48,6 +53,8 @@ class Map:
         self.kernel_name = kernel_map_name(obj_name, spec)
         self.btf = btf
         self.pin_path: Optional[str] = None
+        #: an ARENA map's user-space mapping, from load() to close()
+        self.arena: Optional["ArenaMemory"] = None
         self._fd: Optional[Fd] = None
         self._key_codec = self._value_codec = None
         #: the members and registration of a struct_ops map (set by its BPFObject)
@@ -66,7 +73,10 @@ class Map:
                 raise BPFError(f"map {self.name!r}: {attr} can only be changed before load()")
             if attr == "value_size" and self.spec.is_global_data:
                 raise BPFError(f"map {self.name!r}: a global data section's size is fixed")
-            setattr(self.spec, attr, int(value))
+            value = int(value)
+            if attr == "max_entries" and self.spec.type in _NO_KV_TYPES:
+                value = ringbuf_size(value)     # as libbpf's bpf_map__set_max_entries
+            setattr(self.spec, attr, value)
             return
         object.__setattr__(self, attr, value)
 
@@ -128,6 +138,14 @@ class Map:
                            "map of an object")
         return self.struct_ops.attach()
 
+    def map_arena(self) -> "ArenaMemory":
+        """mmap an ARENA map (max_entries pages, at map_extra if set), as libbpf
+        does right after creating it."""
+        from .kernel.arena import ArenaMemory
+        self.arena = ArenaMemory(self.fd, self.spec.max_entries * mmap.PAGESIZE,
+                                 self.spec.map_extra, self.name)
+        return self.arena
+
     def adopt(self, fd: Fd) -> None:
         """Use an existing kernel map (a pinned one) instead of creating one."""
         self._fd = fd
@@ -147,6 +165,9 @@ class Map:
             self.pin_path = None
 
     def close(self) -> None:
+        if self.arena is not None:
+            self.arena.close()
+            self.arena = None
         if self._fd is not None:
             self._fd.close()
 
@@ -303,31 +324,74 @@ class _Codec:
         return raw
 
 
-class GlobalData:
-    """The variables of one global data section (.data, .rodata, .bss, .data.NAME),
-    by name.  Before load() they edit the initial image; after load() they read and
-    write the kernel's memory directly through an mmap of the map."""
+class _MapValue:
+    """Slices of a one-element array map's value, read and written through
+    BPF_MAP_LOOKUP_ELEM / UPDATE_ELEM: the live view of a data map that is not
+    mmapable (libbpf only mmaps data maps with a non-static variable; the kernel
+    refuses mmap for values holding spin locks, timers, kptrs, graph roots).
+    A write is read-modify-write of the whole value, not atomic against the
+    programs."""
 
-    def __init__(self, map_: Map, variables: Dict[str, Tuple[int, int, int]]):
+    _KEY = b"\0\0\0\0"
+
+    def __init__(self, map_: Map):
+        self.map = map_
+
+    def __getitem__(self, where: slice) -> bytes:
+        raw = syscall.map_lookup(self.map.fd, self._KEY, self.map.spec.value_size)
+        return (raw or bytes(self.map.spec.value_size))[where]
+
+    def __setitem__(self, where: slice, raw: bytes) -> None:
+        value = bytearray(self[:])
+        value[where] = raw
+        syscall.map_update(self.map.fd, self._KEY, bytes(value))
+
+
+class GlobalData:
+    """The variables of one global data section (.data, .rodata, .bss, .data.NAME,
+    or the __arena globals), by name.  Before load() they edit the initial image;
+    after load() they read and write the kernel's memory: through an mmap of the
+    map where libbpf makes it mmapable, else through map lookups and updates."""
+
+    def __init__(self, map_: Map, variables: Dict[str, Tuple[int, int, int]],
+                 initial: Optional[bytes] = None):
         self.map = map_
         self.variables = variables          # name -> (offset, size, btf type id)
-        self.image = bytearray(map_.spec.initial)
-        self._mm: Optional[mmap.mmap] = None
+        self.image = bytearray(map_.spec.initial if initial is None else initial)
+        self._mm: Optional[mmap.mmap] = None    # an mmap this view owns
+        self._live: Any = None              # the kernel-side buffer after load()
         self._codecs: Dict[str, Any] = {}   # variable -> compiled BTF codec, built once
 
     def _buffer(self):
-        return self._mm if self._mm is not None else self.image
+        return self._live if self._live is not None else self.image
+
+    @property
+    def mmaped(self) -> bool:
+        """Whether the live values are read straight from mapped memory."""
+        return self._live is not None and not isinstance(self._live, _MapValue)
 
     def attach_mmap(self, writable: bool) -> None:
-        size = max(_round_page(self.map.spec.value_size), mmap.PAGESIZE)
-        prot = mmap.PROT_READ | (mmap.PROT_WRITE if writable else 0)
-        self._mm = mmap.mmap(self.map.fd, size, mmap.MAP_SHARED, prot)
-        self.image = bytearray()
+        """Go live on the map: mmap it if it is BPF_F_MMAPABLE, else (or if the
+        kernel refuses the mmap) through map lookups and updates.  The image is
+        kept: a failed load() can be retried with the values set before it."""
+        if self.map.spec.flags & uapi.BPF_F_MMAPABLE:
+            size = max(_round_page(self.map.spec.value_size), mmap.PAGESIZE)
+            prot = mmap.PROT_READ | (mmap.PROT_WRITE if writable else 0)
+            try:
+                self._mm = self._live = mmap.mmap(self.map.fd, size, mmap.MAP_SHARED, prot)
+                return
+            except OSError:
+                pass
+        self._live = _MapValue(self.map)
+
+    def attach_buffer(self, buffer: Any) -> None:
+        """Go live on memory owned by someone else (an arena's mapping)."""
+        self._live = buffer
 
     def close(self) -> None:
-        if self._mm is not None:
-            self._mm.close()
-            self._mm = None
+        self._live = None
+        close_mmap(self._mm)
+        self._mm = None
 
     def _var(self, name: str) -> Tuple[int, int, int]:
         try:
@@ -356,7 +420,7 @@ class GlobalData:
 
     def __setitem__(self, name: str, value: Any) -> None:
         off, size, type_id = self._var(name)
-        if self._mm is not None and self.map.spec.readonly:
+        if self._live is not None and self.map.spec.readonly:
             raise BPFError(f"{self.map.name} is read-only after load(): set "
                            f"{name!r} before load()")
         if isinstance(value, (bytes, bytearray)) and len(value) <= size:

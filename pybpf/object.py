@@ -18,15 +18,18 @@ from .kernel import syscall
 from . import uapi
 from .btf import BTF, FuncInfo
 from .btf.ext import pack_func_info, pack_line_info
+from .obj.elf import SHT_NOBITS
 from .asm.insn import INSN_SIZE
 from .errors import BPFError, BPFPermissionError, ObjectError, VerifierError
 from .maps import GlobalData, Map
 from .programs import Program
 from .obj.relocate import LinkedProgram, Linker
 from .obj.sections import ATTACH_BTF, SLEEPABLE, XDP_FRAGS
-from .obj.spec import LIBBPF_PIN_BY_NAME, ObjectSpec, data_variables, parse_object
+from .obj.spec import (ARENA_SEC, LIBBPF_PIN_BY_NAME, ObjectSpec, check_arena_size,
+                       data_variables, parse_object, section_variables)
 from .link.struct_ops import StructOps
 from .link.usdt import UsdtManager, load_attach_type as usdt_attach_type
+from .kernel.prog_bind import bind_rodata
 from .kernel.syscall import Fd
 
 if TYPE_CHECKING:
@@ -73,7 +76,8 @@ class BPFObject:
         self._maps: Dict[str, Map] = {m.name: Map(m, spec.btf, spec.name) for m in spec.maps}
         self.maps: NamedCollection[Map] = NamedCollection("map", self._maps)
         self._programs: Dict[str, Program] = {
-            p.name: Program(p.name, p.section, p.sec_def, p.attach_target, bytearray())
+            p.name: Program(p.name, p.sec_name, p.sec_def, p.attach_target, bytearray(),
+                            p.autoload)
             for p in spec.programs}
         self.programs: NamedCollection[Program] = NamedCollection("program", self._programs)
         usdt = UsdtManager(self.maps)
@@ -82,6 +86,11 @@ class BPFObject:
         self._globals: Dict[str, GlobalData] = {
             m.name: GlobalData(self._maps[m.name], data_variables(spec.btf, m, spec.elf))
             for m in spec.maps if m.is_global_data}
+        for m in spec.maps:
+            if m.arena is not None:     # __arena globals: obj.sections[".addr_space.1"]
+                initial = m.arena.data if m.arena.type != SHT_NOBITS else bytes(m.arena.size)
+                self._globals[ARENA_SEC] = GlobalData(
+                    self._maps[m.name], section_variables(spec.btf, m.arena, spec.elf), initial)
         self.sections: NamedCollection[GlobalData] = NamedCollection("data section",
                                                                      self._globals)
         self._struct_ops: Dict[str, StructOps] = {}
@@ -170,7 +179,8 @@ class BPFObject:
             self._create_maps()
             linker = self._linker = Linker(
                 self.spec, {n: m.fd for n, m in self._maps.items() if m.loaded},
-                self.core_targets, self._externs)
+                self.core_targets, self._externs,
+                [p.name for p in self._programs.values() if not p.autoload])
             for prog in self._programs.values():
                 if prog.autoload:
                     self._load_program(prog, linker, log_level)
@@ -179,6 +189,8 @@ class BPFObject:
             self._close_kernel_objects()
             raise
         self._loaded = True
+        for prog in self._programs.values():
+            prog._locked = True
         return self
 
     def _load_btf(self) -> None:
@@ -232,6 +244,8 @@ class BPFObject:
                 continue
             if m.spec.pinning == LIBBPF_PIN_BY_NAME and self._reuse_pinned(m):
                 continue
+            if m.spec.arena is not None:
+                check_arena_size(m.spec)    # max_entries may have changed since open()
             inner_fd: Optional[Fd] = None
             if m.spec.inner is not None:
                 inner = Map(m.spec.inner, self.spec.btf, self.name)
@@ -244,6 +258,8 @@ class BPFObject:
                     inner_fd.close()
             if m.spec.is_global_data:
                 self._init_global_data(m)
+            if m.spec.type == uapi.BPF_MAP_TYPE_ARENA:
+                self._init_arena(m)
             if m.spec.pinning == LIBBPF_PIN_BY_NAME:
                 m.pin(self._pin_path(m))
 
@@ -253,6 +269,17 @@ class BPFObject:
         if m.spec.readonly:
             m.freeze()
         view.attach_mmap(writable=not m.spec.readonly)
+
+    def _init_arena(self, m: Map) -> None:
+        """mmap the arena before any program is loaded (the kernel resolves
+        __arena global references against the mapping) and copy the __arena
+        globals' initial values to its start, as libbpf 1.5 does."""
+        arena = m.map_arena()
+        if m.spec.arena is None:
+            return
+        view = self._globals[ARENA_SEC]
+        arena.buffer[:len(view.image)] = bytes(view.image)
+        view.attach_buffer(arena.buffer)
 
     def _pin_path(self, m: Map) -> str:
         from .kernel.fs import ensure_bpffs_for
@@ -328,6 +355,7 @@ class BPFObject:
                                          e.errno) from None
             raise
         prog._fd, prog.verifier_log = fd, log
+        bind_rodata(prog, self._maps.values())
 
     def _ext_records(self, linked: LinkedProgram) -> "tuple[bytes, bytes]":
         """Kernel bpf_func_info / bpf_line_info arrays for a linked program."""

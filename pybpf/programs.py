@@ -23,7 +23,7 @@ class Program:
     """
 
     def __init__(self, name: str, section: str, sec_def: Optional[SecDef],
-                 attach_target: str, insns: bytearray):
+                 attach_target: str, insns: bytearray, autoload: bool = True):
         self.name = name
         self.section = section
         self.sec_def = sec_def
@@ -35,7 +35,8 @@ class Program:
         self.attach_btf_id = 0
         self.attach_btf_obj_fd = 0          # module BTF fd (0: vmlinux)
         self.attach_prog_fd = 0             # freplace target
-        self.autoload = True
+        self._autoload = autoload
+        self._locked = False                # set once the object is loaded
         self.verifier_log = ""
         self.links: List["Link"] = []
         #: USDT programs: load for uprobe-multi links (True), for one perf-event uprobe
@@ -50,6 +51,19 @@ class Program:
         if self._fd is None or self._fd.closed:
             raise BPFError(f"program {self.name!r} is not loaded")
         return self._fd.fd
+
+    @property
+    def autoload(self) -> bool:
+        """Whether the object's load() loads this program (libbpf's
+        bpf_program__autoload); False by default for SEC("?...") programs."""
+        return self._autoload
+
+    @autoload.setter
+    def autoload(self, value: bool) -> None:
+        if self._locked:
+            raise BPFError(f"program {self.name!r}: autoload can only be changed before "
+                           "the object is loaded")
+        self._autoload = bool(value)
 
     @property
     def loaded(self) -> bool:

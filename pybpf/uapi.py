@@ -1141,3 +1141,10 @@ class bpf_attr_link_update(_Attr):
 # --- core
 BPF_FETCH = 0x01
 BPF_CMPXCHG = 0xf1
+# --- loader
+
+
+class bpf_attr_prog_bind_map(_Attr):
+    """BPF_PROG_BIND_MAP (5.10): keep a map alive with a program that does not use it."""
+
+    _fields_ = [("prog_fd", c_u32), ("map_fd", c_u32), ("flags", c_u32)]

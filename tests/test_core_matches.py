@@ -6,7 +6,7 @@ import os
 
 import pybpf
 from pybpf import uapi
-from pybpf.object import parse_object
+from pybpf.obj.spec import parse_object
 from pybpf.obj.relocate import Linker
 
 from conftest import built, require_kernel

@@ -30,7 +30,7 @@ from pybpf.btf import types as T
 from pybpf.obj.elf import STB_GLOBAL, read_elf
 from pybpf.errors import BPFError, BPFPermissionError, ObjectError, VerifierError
 from pybpf.obj.externs import Extern, Kcfg
-from pybpf.object import parse_object
+from pybpf.obj.spec import parse_object
 from pybpf.obj.relocate import Linker
 
 from conftest import built, require_kernel, skip_missing_feature

@@ -156,10 +156,14 @@ def test_incompatible_pinned_map_refused(maps_obj):
             other.load()
 
 
-def test_ring_buffer_size_checked_before_create():
+def test_ring_buffer_size_rounded_then_checked_before_create():
+    """Setting max_entries rounds up as libbpf's bpf_map__set_max_entries (3 pages
+    -> 4); 0, which libbpf leaves to the kernel to refuse, is refused before."""
     require_kernel()
     with pybpf.BPFObject.open(built("exec.bpf.o")) as obj:
         obj.maps["rb"].max_entries = 3 * 4096
+        assert obj.maps["rb"].max_entries == 4 * 4096
+        obj.maps["rb"].max_entries = 0
         with pytest.raises(pybpf.BPFError, match="power of two"):
             obj.load()
 

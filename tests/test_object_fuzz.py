@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from conftest import built
 from pybpf.errors import ObjectError
-from pybpf.object import parse_object
+from pybpf.obj.spec import parse_object
 from pybpf.obj.relocate import Linker
 
 SETTINGS = settings(max_examples=250, deadline=None, derandomize=True, database=None,

@@ -11,7 +11,7 @@ import pybpf
 from pybpf.asm import insn as I
 from pybpf import uapi
 from pybpf.errors import ObjectError
-from pybpf.object import parse_object
+from pybpf.obj.spec import parse_object
 from pybpf.obj.relocate import Linker
 
 from conftest import built

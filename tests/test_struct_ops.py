@@ -621,7 +621,7 @@ def _mutations():
 
 def test_mutated_struct_ops_sections_fail_cleanly():
     from hypothesis import HealthCheck, given, settings
-    from pybpf.object import parse_object
+    from pybpf.obj.spec import parse_object
     raw, regions = _struct_ops_regions()
     layout = so.kernel_layout("tcp_congestion_ops", [(None, kbtf.vmlinux())])
 

@@ -325,6 +325,12 @@ def link_create(prog_fd: int, target_fd: int, attach_type: int, flags: int = 0,
                   f"creating {uapi.bpf_attach_type(attach_type).name} link")
 
 
+def prog_bind_map(prog_fd: int, map_fd: int) -> None:
+    """BPF_PROG_BIND_MAP: the program holds a reference on the map until it goes."""
+    attr = uapi.bpf_attr_prog_bind_map(prog_fd=prog_fd, map_fd=map_fd)
+    bpf(uapi.BPF_PROG_BIND_MAP, attr, "binding a map to a program")
+
+
 def link_detach(link_fd: int) -> None:
     bpf(uapi.BPF_LINK_DETACH, uapi.bpf_attr_fd(fd=link_fd))
 

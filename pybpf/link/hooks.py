@@ -371,7 +371,13 @@ def kernel_functions(pattern: str) -> List[str]:
 
 
 def attach_kprobe_multi(prog: ProgramView, target: str, opts: Opts) -> Link:
+    """kprobe.multi / kretprobe.multi, and kprobe.session (entry and return in one
+    program, as libbpf's attach_kprobe_session: no retprobe flag)."""
+    session = prog.expected_attach_type == uapi.BPF_TRACE_KPROBE_SESSION
     retprobe = bool(opts.get("retprobe", prog.section.startswith("kretprobe.multi")))
+    if session and retprobe:
+        raise AttachError("kprobe.session programs run on entry and return: retprobe= "
+                          "does not apply")
     syms = list(opts.get("syms") or ())
     if not syms:
         pattern = opts.get("pattern") or target
@@ -384,10 +390,12 @@ def attach_kprobe_multi(prog: ProgramView, target: str, opts: Opts) -> Link:
     names = [ctypes.create_string_buffer(s.encode()) for s in syms]
     ptrs = (ctypes.c_void_p * len(names))(*[ctypes.addressof(n) for n in names])
     cookies = _u64_array(list(opts.get("cookies") or ()))
-    lfd = syscall.link_create(prog.fd, 0, uapi.BPF_TRACE_KPROBE_MULTI, kprobe_multi={
+    attach_type = uapi.BPF_TRACE_KPROBE_SESSION if session else uapi.BPF_TRACE_KPROBE_MULTI
+    lfd = syscall.link_create(prog.fd, 0, attach_type, kprobe_multi={
         "flags": uapi.BPF_F_KPROBE_MULTI_RETURN if retprobe else 0, "cnt": len(syms),
         "syms": ctypes.addressof(ptrs), "cookies": _addr(cookies)})
-    return Link(lfd, desc=f"kprobe.multi {len(syms)} functions")
+    kind = "kprobe.session" if session else "kprobe.multi"
+    return Link(lfd, desc=f"{kind} {len(syms)} functions")
 
 
 # ------------------------------------------------------------------ uprobes
@@ -446,7 +454,12 @@ def attach_uprobe_multi(prog: ProgramView, target: str, opts: Opts) -> Link:
     ref_ctrs = _u64_array(list(opts.get("ref_ctr_offsets") or ()))
     pbuf = ctypes.create_string_buffer(os.fsencode(path))
     pid = int(opts.get("pid", 0))
-    lfd = syscall.link_create(prog.fd, 0, uapi.BPF_TRACE_UPROBE_MULTI, uprobe_multi={
+    session = prog.expected_attach_type == uapi.BPF_TRACE_UPROBE_SESSION
+    if session and retprobe:
+        raise AttachError("uprobe.session programs run on entry and return: retprobe= "
+                          "does not apply")
+    attach_type = uapi.BPF_TRACE_UPROBE_SESSION if session else uapi.BPF_TRACE_UPROBE_MULTI
+    lfd = syscall.link_create(prog.fd, 0, attach_type, uprobe_multi={
         "path": ctypes.addressof(pbuf), "offsets": _addr(off_arr), "cnt": len(offsets),
         "cookies": _addr(cookies), "ref_ctr_offsets": _addr(ref_ctrs),
         "flags": uapi.BPF_F_UPROBE_MULTI_RETURN if retprobe else 0,

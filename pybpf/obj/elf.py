@@ -24,6 +24,8 @@ SHN_UNDEF, SHN_ABS, SHN_COMMON = 0, 0xFFF1, 0xFFF2
 STT_NOTYPE, STT_OBJECT, STT_FUNC, STT_SECTION = 0, 1, 2, 3
 STB_LOCAL, STB_GLOBAL, STB_WEAK = 0, 1, 2
 STV_DEFAULT, STV_HIDDEN = 0, 2
+#: visibilities libbpf treats as hidden (STV_INTERNAL is a stronger STV_HIDDEN)
+_HIDDEN_VIS = ("STV_HIDDEN", "STV_INTERNAL")
 R_BPF_64_64, R_BPF_64_32 = 1, 10     # the relocation types code uses
 
 _SHT = {"SHT_PROGBITS": SHT_PROGBITS, "SHT_SYMTAB": SHT_SYMTAB, "SHT_NOBITS": SHT_NOBITS,
@@ -166,7 +168,7 @@ def _read_symbols(symtab, nsections: int) -> List[Symbol]:
         info = sym["st_info"]
         out.append(Symbol(index, sym.name, sym["st_value"], sym["st_size"],
                           _SYM_TYPES.get(info["type"], -1), _SYM_BINDS.get(info["bind"], -1),
-                          STV_HIDDEN if sym["st_other"]["visibility"] == "STV_HIDDEN"
+                          STV_HIDDEN if sym["st_other"]["visibility"] in _HIDDEN_VIS
                           else STV_DEFAULT, shndx))
     return out
 

@@ -16,7 +16,8 @@ from .. import uapi
 from ..btf import BTF, LineInfo
 from .elf import R_BPF_64_32, R_BPF_64_64, SHN_UNDEF, Reloc
 from ..errors import ObjectError
-from .spec import FuncSpec, MapSpec, ObjectSpec, ProgramSpec, is_data_section
+from .exception_cb import ExceptionTags, find_exception_callback
+from .spec import ARENA_SEC, FuncSpec, MapSpec, ObjectSpec, ProgramSpec, is_data_section
 
 Slot = Tuple[int, int]      # (section index, instruction slot within it)
 
@@ -53,8 +54,12 @@ class Linker:
 
     def __init__(self, spec: ObjectSpec, map_fds: Dict[str, int],
                  core_targets: Optional[Sequence[BTF]] = None,
-                 externs: Optional[externs_mod.Resolution] = None):
+                 externs: Optional[externs_mod.Resolution] = None,
+                 not_loaded: Sequence[str] = ()):
+        """``not_loaded``: programs load() skips (autoload off); as in libbpf, their
+        own CO-RE relocations are not applied, so they cannot fail the load."""
         self.spec = spec
+        self._not_loaded = [p.func for p in spec.programs if p.name in set(not_loaded)]
         self._externs = externs
         self.code: Dict[int, bytearray] = {}
         self.calls: Dict[int, Dict[int, Slot]] = {}     # shndx -> {slot: target}
@@ -62,19 +67,28 @@ class Linker:
         self._maps_by_offset = {m.btf_var_offset: m for m in spec.maps if not m.is_global_data
                                 and m.struct_ops is None}
         self._data_maps = {m.name: m for m in spec.maps if m.is_global_data}
+        self._data_maps.update((ARENA_SEC, m) for m in spec.maps if m.arena is not None)
         self._fds = map_fds
+        self._exception_tags: Optional[ExceptionTags] = None
         execs = {sec.name: sec.index for sec in spec.elf.sections if sec.is_exec and sec.size}
         for shndx in execs.values():
             self._copy(shndx)
         if spec.ext is not None:
             # CO-RE first, over the sections in .BTF.ext order with one candidate
-            # cache for the whole object, as libbpf's bpf_object__relocate_core
+            # cache for the whole object, as libbpf's bpf_object__relocate_core;
+            # relocations of programs not loaded are not applied (libbpf)
             from ..btf import core
             cands: core.Candidates = {}
             for name, relos in spec.ext.core_relos.items():
-                if relos and name in execs:
-                    self.core_results[execs[name]] = core.relocate(
-                        self.code[execs[name]], relos, spec.btf, core_targets, cands=cands)
+                shndx = execs.get(name)
+                if shndx is None:
+                    continue
+                relos = [r for r in relos if not any(
+                    f.shndx == shndx and f.start <= r.insn_off // I.INSN_SIZE < f.start + f.count
+                    for f in self._not_loaded)]
+                if relos:
+                    self.core_results[shndx] = core.relocate(
+                        self.code[shndx], relos, spec.btf, core_targets, cands=cands)
         for shndx in execs.values():
             self._prepare(shndx)
 
@@ -134,8 +148,11 @@ class Linker:
                                   section=sec_name, offset=rel.offset)
             I.set_src(code, slot, uapi.BPF_PSEUDO_MAP_FD)
             I.set_imm(code, slot, self._fd(spec))
-        elif is_data_section(target):
-            spec = self._data_maps[target.name]
+        elif is_data_section(target) or target.name == ARENA_SEC:
+            spec = self._data_maps.get(target.name)
+            if spec is None:
+                raise ObjectError(f"reference to {sym.name!r} in {target.name!r}, which "
+                                  "no map holds", section=sec_name, offset=rel.offset)
             I.set_src(code, slot, uapi.BPF_PSEUDO_MAP_VALUE)
             I.set_imm(code, slot + 1, sym.value + ins.imm)
             I.set_imm(code, slot, self._fd(spec))
@@ -162,9 +179,20 @@ class Linker:
             where[(func.shndx, func.start)] = base
             return base
 
+        # nothing calls the exception callback: it is appended last, as libbpf does
+        # (checked only for the programs being loaded, as in libbpf)
+        if self._exception_tags is None:
+            self._exception_tags = ExceptionTags.of(self.spec.btf)
+        cb = find_exception_callback(self.spec.elf, self._exception_tags,
+                                     self.spec.functions, prog.name, prog.section)
         place(prog.func)
         i = 0
-        while i < len(placed):
+        while i < len(placed) or cb is not None:
+            if i == len(placed):        # every call placed: then the callback
+                if (cb.shndx, cb.start) not in where:
+                    place(cb)
+                cb = None
+                continue
             func, base = placed[i]
             i += 1
             for slot, (tsh, tslot) in self.calls.get(func.shndx, {}).items():

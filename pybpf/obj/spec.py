@@ -7,6 +7,7 @@ be inspected and tested without root.
 """
 from __future__ import annotations
 
+import mmap
 import os
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple, Union
@@ -17,13 +18,15 @@ from ..btf import types as T
 from .elf import (SHF_WRITE, SHT_NOBITS, SHT_PROGBITS, STB_LOCAL, STT_FUNC, STT_OBJECT,
                   STV_HIDDEN, ElfObject, Section, read_elf)
 from ..errors import ObjectError
-from .externs import Externs, collect as collect_externs
+from .externs import KCONFIG_SEC, KSYMS_SEC, Externs, collect as collect_externs
 from ..asm.insn import INSN_SIZE
+from .map_rules import LIBBPF_PIN_BY_NAME, LIBBPF_PIN_NONE  # noqa: F401 (re-exported)
+from .map_rules import check_pinning, datasec_is_mmapable, internal_map_name, ringbuf_size
 from .sections import SecDef, find_sec_def
 from .struct_ops import StructOpsSpec, collect as collect_struct_ops
 
-# map-definition pinning (libbpf's enum libbpf_pin_type)
-LIBBPF_PIN_NONE, LIBBPF_PIN_BY_NAME = 0, 1
+#: the ELF section of __arena globals (clang's address_space(1)), libbpf's ARENA_SEC
+ARENA_SEC = ".addr_space.1"
 
 #: .maps struct members that carry a number as the size of an array type
 _NUMERIC_MAP_FIELDS = ("type", "max_entries", "map_flags", "numa_node", "key_size",
@@ -49,6 +52,16 @@ class ProgramSpec:
     sec_def: Optional[SecDef]
     attach_target: str
 
+    @property
+    def sec_name(self) -> str:
+        """The SEC() name without libbpf's leading '?' (autoload off by default)."""
+        return without_qmark(self.section)
+
+    @property
+    def autoload(self) -> bool:
+        """False for SEC("?...") programs: load() skips them unless enabled."""
+        return not self.section.startswith("?")
+
 
 @dataclass
 class MapSpec:
@@ -71,6 +84,8 @@ class MapSpec:
     btf_var_offset: int = 0     # offset of this map's definition in .maps
     values_offset: int = -1     # offset of its 'values' member (-1: none)
     struct_ops: Optional[StructOpsSpec] = None     # BPF_MAP_TYPE_STRUCT_OPS maps only
+    # an ARENA map holding the object's __arena globals: their section
+    arena: Optional[Section] = None
 
     @property
     def is_global_data(self) -> bool:
@@ -134,7 +149,17 @@ def _functions(elf: ElfObject) -> List[FuncSpec]:
         out.append(FuncSpec(sym.name, sym.shndx, sym.value // INSN_SIZE, size // INSN_SIZE,
                             sym.bind != STB_LOCAL))
     out.sort(key=lambda f: (f.shndx, f.start))
+    with_code = {f.shndx for f in out}
+    for sec in elf.sections:
+        if sec.is_exec and sec.size and sec.index not in with_code:
+            raise ObjectError("executable section holds code but no function symbol: its "
+                              "programs would be dropped", section=sec.name)
     return out
+
+
+def without_qmark(section: str) -> str:
+    """libbpf reads SEC("?NAME") as SEC("NAME") with autoload off."""
+    return section[1:] if section.startswith("?") else section
 
 
 def _programs(elf: ElfObject, functions: List[FuncSpec]) -> List[ProgramSpec]:
@@ -147,7 +172,7 @@ def _programs(elf: ElfObject, functions: List[FuncSpec]) -> List[ProgramSpec]:
             raise ObjectError(f"program {func.name!r} is static: BPF programs must be "
                               "global functions", section=sec.name,
                               offset=func.start * INSN_SIZE)
-        sec_def, target = find_sec_def(sec.name)
+        sec_def, target = find_sec_def(without_qmark(sec.name))
         out.append(ProgramSpec(func.name, sec.name, func, sec_def, target))
     return out
 
@@ -191,12 +216,12 @@ def mark_hidden_static(elf: ElfObject, btf: BTF) -> None:
 # ------------------------------------------------------------------ BTF-defined maps
 
 def _btf_maps(elf: ElfObject, btf: Optional[BTF]) -> List[MapSpec]:
+    if elf.section("maps") is not None:       # refused by libbpf 1.0+, even beside .maps
+        raise ObjectError("legacy 'maps' section (struct bpf_map_def) is not "
+                          "supported: declare maps in SEC(\".maps\") with BTF",
+                          section="maps")
     sec = elf.section(".maps")
     if sec is None:
-        if elf.section("maps") is not None:
-            raise ObjectError("legacy 'maps' section (struct bpf_map_def) is not "
-                              "supported: declare maps in SEC(\".maps\") with BTF",
-                              section="maps")
         return []
     if btf is None:
         raise ObjectError("the object has .maps but no .BTF: build with clang -g",
@@ -214,7 +239,37 @@ def _btf_maps(elf: ElfObject, btf: Optional[BTF]) -> List[MapSpec]:
         spec.btf_var_offset = vsi.offset
         out.append(spec)
     _init_slots(elf, sec, out)
+    _place_arena_globals(elf, out)
     return out
+
+
+def _place_arena_globals(elf: ElfObject, maps: List[MapSpec]) -> None:
+    """Bind the __arena globals (section .addr_space.1) to the object's one ARENA
+    map, as libbpf does: a second ARENA map, or __arena globals without one, or
+    an arena too small for them, is refused."""
+    arenas = [m for m in maps if m.type == uapi.BPF_MAP_TYPE_ARENA]
+    if len(arenas) > 1:
+        raise ObjectError(f"map {arenas[1].name!r}: only one ARENA map per object is "
+                          f"supported (map {arenas[0].name!r} is also one)", section=".maps")
+    sec = elf.section(ARENA_SEC)
+    if sec is None or not sec.size:
+        return
+    if not arenas:
+        raise ObjectError("__arena global variables need an ARENA map declared in "
+                          "SEC(\".maps\")", section=ARENA_SEC)
+    arenas[0].arena = sec
+    check_arena_size(arenas[0])
+
+
+def check_arena_size(spec: MapSpec) -> None:
+    """The arena (max_entries pages) must hold the __arena globals."""
+    assert spec.arena is not None
+    page = mmap.PAGESIZE
+    have = spec.max_entries * page
+    if -(-spec.arena.size // page) * page > have:
+        raise ObjectError(f"ARENA map {spec.name!r} ({have} bytes) is too small to hold "
+                          f"the __arena global variables ({spec.arena.size} bytes)",
+                          section=ARENA_SEC)
 
 
 def _datasec(btf: BTF, name: str) -> Optional[T.Datasec]:
@@ -222,7 +277,7 @@ def _datasec(btf: BTF, name: str) -> Optional[T.Datasec]:
     return btf[ids[0]] if ids else None
 
 
-def _map_from_btf(btf: BTF, name: str, type_id: int) -> MapSpec:
+def _map_from_btf(btf: BTF, name: str, type_id: int, inner: bool = False) -> MapSpec:
     struct = btf[btf.resolve(type_id)]
     if not isinstance(struct, T.Struct):
         raise ObjectError(f"map {name!r}: definition is {btf.type_name(type_id)}, "
@@ -249,6 +304,10 @@ def _map_from_btf(btf: BTF, name: str, type_id: int) -> MapSpec:
                               f"{member.name!r}", section=".maps")
     if spec.type == uapi.BPF_MAP_TYPE_UNSPEC:
         raise ObjectError(f"map {name!r}: no map type", section=".maps")
+    if any(m.name == "pinning" for m in struct.members):
+        check_pinning(name, spec.pinning, inner)
+    if spec.type in (uapi.BPF_MAP_TYPE_RINGBUF, uapi.BPF_MAP_TYPE_USER_RINGBUF):
+        spec.max_entries = ringbuf_size(spec.max_entries)
     if spec.values_offset >= 0:     # prog arrays and map-in-maps hold 4-byte fds / ids
         spec.key_size = spec.key_size or 4
         spec.value_size = spec.value_size or 4
@@ -289,7 +348,7 @@ def _inner_map(btf: BTF, type_id: int, name: str) -> Optional[MapSpec]:
     target = btf[btf.resolve(ptr.type)]
     if isinstance(target, T.FuncProto):
         return None
-    return _map_from_btf(btf, f"{name}.inner", ptr.type)
+    return _map_from_btf(btf, f"{name}.inner", ptr.type, inner=True)
 
 
 def _init_slots(elf: ElfObject, sec: Section, maps: List[MapSpec]) -> None:
@@ -313,21 +372,30 @@ def fixup_datasecs(elf: ElfObject, btf: BTF) -> None:
     clang leaves them to the loader in .o files; the kernel wants them exact and
     the variables sorted by offset."""
     offsets = {s.name: s.value for s in elf.symbols if s.type == STT_OBJECT}
+    hidden = {s.name for s in elf.symbols if s.type == STT_OBJECT and s.bind != STB_LOCAL
+              and s.visibility == STV_HIDDEN}
     for type_id in range(btf.start_id, len(btf)):
         t = btf[type_id]
         if not isinstance(t, T.Datasec):
             continue
         sec = elf.section(t.name)
         if sec is None:
-            continue            # .kconfig / .ksyms externs have no ELF section
+            if t.name in (KCONFIG_SEC, KSYMS_SEC):
+                continue        # .kconfig / .ksyms externs have no ELF section
+            raise ObjectError(f"BTF DATASEC {t.name!r} has no ELF section", section=".BTF")
         t.size = sec.size
         for vsi in t.vars:
             var = btf[vsi.type]
-            if isinstance(var, T.Var) and var.linkage != uapi.BTF_VAR_STATIC:
+            if not isinstance(var, T.Var):
+                raise ObjectError(f"DATASEC {t.name!r} holds a {type(var).__name__}, not a "
+                                  "variable", section=".BTF")
+            if var.linkage != uapi.BTF_VAR_STATIC:
                 if var.name not in offsets:
                     raise ObjectError(f"BTF variable {var.name!r} has no ELF symbol",
                                       section=t.name)
                 vsi.offset = offsets[var.name]
+                if var.name in hidden:      # __hidden: static to BTF, as in libbpf
+                    var.linkage = uapi.BTF_VAR_STATIC
             if vsi.offset + vsi.size > sec.size:
                 raise ObjectError(f"variable at {vsi.offset:#x}+{vsi.size} past the end "
                                   f"of {t.name}", section=".BTF")
@@ -352,11 +420,13 @@ def _data_maps(elf: ElfObject, btf: Optional[BTF], obj_name: str) -> List[MapSpe
         if not is_data_section(sec) or not sec.size:
             continue
         readonly = sec.name.startswith(".rodata")
-        flags = uapi.BPF_F_MMAPABLE | (uapi.BPF_F_RDONLY_PROG if readonly else 0)
+        flags = uapi.BPF_F_RDONLY_PROG if readonly else 0
         if readonly and sec.flags & SHF_WRITE:
             flags &= ~uapi.BPF_F_RDONLY_PROG
         datasec = _datasec(btf, sec.name) if btf is not None else None
         value_id = btf.find(sec.name, uapi.BTF_KIND_DATASEC)[0] if datasec else 0
+        if datasec_is_mmapable(btf, value_id):
+            flags |= uapi.BPF_F_MMAPABLE
         out.append(MapSpec(sec.name, uapi.BPF_MAP_TYPE_ARRAY, 4, sec.size, 1, flags,
                            btf_value_type_id=value_id, section=sec,
                            initial=sec.data if sec.type != SHT_NOBITS else bytes(sec.size)))
@@ -375,28 +445,33 @@ def _kconfig_map(externs: Externs) -> List[MapSpec]:
 
 
 def kernel_map_name(obj_name: str, spec: MapSpec) -> str:
-    """The name the kernel sees: libbpf's '<obj prefix><.section>' for global data."""
+    """The name the kernel sees: libbpf's internal map name for global data
+    (``biolaten.bss``, ``.rodata.str1.1``), the definition's name otherwise."""
     if not spec.is_global_data:
         return spec.name[:uapi.BPF_OBJ_NAME_LEN - 1]
-    suffix = spec.name
-    room = uapi.BPF_OBJ_NAME_LEN - 1 - len(suffix)
-    prefix = "".join(c if c.isalnum() or c == "_" else "_" for c in obj_name)[:max(room, 0)]
-    return (prefix + suffix)[:uapi.BPF_OBJ_NAME_LEN - 1]
+    return internal_map_name(obj_name, spec.name)
 
 
 def data_variables(btf: Optional[BTF], spec: MapSpec,
                    elf: ElfObject) -> Dict[str, Tuple[int, int, int]]:
     """name -> (offset, size, btf type id or 0) of the variables in a data section."""
+    assert spec.section is not None
+    return section_variables(btf, spec.section, elf)
+
+
+def section_variables(btf: Optional[BTF], sec: Section,
+                      elf: ElfObject) -> Dict[str, Tuple[int, int, int]]:
+    """name -> (offset, size, btf type id or 0) of the variables of one section,
+    from its DATASEC, else from the ELF symbols."""
     out: Dict[str, Tuple[int, int, int]] = {}
-    datasec = _datasec(btf, spec.name) if btf is not None else None
+    datasec = _datasec(btf, sec.name) if btf is not None else None
     if datasec is not None:
         for vsi in datasec.vars:
             var = btf[vsi.type]
             out[var.name] = (vsi.offset, vsi.size, var.type)
         return out
-    assert spec.section is not None
     for sym in elf.symbols:
-        if sym.shndx == spec.section.index and sym.type == STT_OBJECT:
+        if sym.shndx == sec.index and sym.type == STT_OBJECT:
             out[sym.name] = (sym.value, sym.size, 0)
     return out
 
