@@ -17,12 +17,14 @@ import io
 import os
 import platform
 import socket
+from operator import methodcaller
 from typing import (TYPE_CHECKING, Any, Callable, Dict, FrozenSet, List, NamedTuple,
                     Optional, Sequence, Tuple)
 
 from . import syscall, tracefs, uapi
 from . import uprobe as _uprobe
 from .errors import AttachError, BPFError, BPFPermissionError
+from .sigdefer import deferred
 from .syscall import Fd
 
 if TYPE_CHECKING:
@@ -146,12 +148,16 @@ class IterLink(Link):
 
     def open(self) -> io.BufferedReader:
         """A file whose read() returns what the program printed (BPF_ITER_CREATE)."""
-        raw = syscall.iter_create(self.fd).detach()
-        try:
-            return os.fdopen(raw, "rb")
-        except BaseException:
-            os.close(raw)
-            raise
+        fd = syscall.iter_create(self.fd)
+
+        def make(interrupted: Callable[[], bool]) -> io.BufferedReader:
+            raw = fd.detach()
+            try:
+                return os.fdopen(raw, "rb")
+            except BaseException:
+                os.close(raw)
+                raise
+        return deferred(make, methodcaller("close"))
 
     def read(self) -> bytes:
         """One whole pass of the iterator."""
@@ -184,9 +190,9 @@ def _ifindex(opts: Opts, what: str) -> int:
 
 def _open_path(path: str, flags: int, what: str) -> Fd:
     try:
-        return Fd(os.open(path, flags | os.O_CLOEXEC))
-    except OSError as e:
-        raise AttachError(f"opening {what} {path}: {e.strerror}", e.errno) from None
+        return syscall.open_fd(path, flags, f"opening {what} {path}")
+    except BPFError as e:
+        raise AttachError(str(e), e.errno) from None
 
 
 def _attach_perf_event(prog: "Program", pfd: Fd, opts: Opts, desc: str) -> Link:
@@ -481,10 +487,9 @@ def attach_perf_event(prog: "Program", target: str, opts: Opts) -> Link:
     opened here from sample_period=/sample_freq= with type=, config=, pid=, cpu=."""
     if "perf_event_fd" in opts:
         try:
-            pfd = Fd(os.dup(int(opts["perf_event_fd"])))
-        except OSError as e:
-            raise AttachError(f"perf_event_fd {opts['perf_event_fd']}: {e.strerror}",
-                              e.errno) from None
+            pfd = syscall.dup(int(opts["perf_event_fd"]), f"perf_event_fd {opts['perf_event_fd']}")
+        except BPFError as e:
+            raise AttachError(str(e), e.errno) from None
         desc = f"perf event fd {opts['perf_event_fd']}"
     elif opts.get("sample_period") or opts.get("sample_freq"):
         attr = uapi.perf_event_attr(

@@ -7,6 +7,7 @@ value per possible CPU.
 """
 from __future__ import annotations
 
+import errno
 import mmap
 import os
 import struct
@@ -14,7 +15,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from . import syscall, uapi
 from .btf import BTF
-from .errors import BPFError, ObjectError
+from .errors import BPFError, ObjectError, from_errno
 from .spec import MapSpec, kernel_map_name
 from .syscall import Fd
 from .sysinfo import possible_cpus
@@ -65,9 +66,12 @@ class Map:
 
     @property
     def fd(self) -> int:
-        if self._fd is None or self._fd.closed:
+        fd = self._fd
+        if fd is None:
             raise BPFError(f"map {self.name!r} is not created (load the object first)")
-        return self._fd.fd
+        if fd.closed:
+            raise BPFError(f"map {self.name!r} is closed", errno.EBADF)
+        return fd.fd
 
     @property
     def loaded(self) -> bool:
@@ -296,23 +300,41 @@ class GlobalData:
     def __init__(self, map_: Map, variables: Dict[str, Tuple[int, int, int]]):
         self.map = map_
         self.variables = variables          # name -> (offset, size, btf type id)
-        self.image = bytearray(map_.spec.initial)
+        self.image = bytearray(map_.spec.initial)   # before load (and again after a failed one)
         self._mm: Optional[mmap.mmap] = None
+        self._closed = False
         self._codecs: Dict[str, Any] = {}   # variable -> compiled BTF codec, built once
 
-    def _buffer(self):
-        return self._mm if self._mm is not None else self.image
+    def _buffer(self) -> Any:
+        mm = self._mm
+        if mm is not None:
+            return mm
+        if self._closed:
+            raise BPFError(f"{self.map.name}: the object is closed", errno.EBADF)
+        return self.image
+
+    def _closed_meanwhile(self, e: Exception) -> BPFError:
+        """The error for an access that failed because close() unmapped the section
+        under it (from another thread); re-raises anything else."""
+        if self._closed or self._mm is None:
+            return BPFError(f"{self.map.name}: the object is closed", errno.EBADF)
+        raise e
 
     def attach_mmap(self, writable: bool) -> None:
         size = max(_round_page(self.map.spec.value_size), mmap.PAGESIZE)
         prot = mmap.PROT_READ | (mmap.PROT_WRITE if writable else 0)
-        self._mm = mmap.mmap(self.map.fd, size, mmap.MAP_SHARED, prot)
-        self.image = bytearray()
+        try:
+            self._mm = mmap.mmap(self.map.fd, size, mmap.MAP_SHARED, prot)
+        except OSError as e:
+            raise from_errno(e.errno or errno.EINVAL, f"mmap of {self.map.name}") from None
 
-    def close(self) -> None:
-        if self._mm is not None:
-            self._mm.close()
-            self._mm = None
+    def close(self, final: bool = False) -> None:
+        """Unmap; ``final`` (the object is closed): every later use raises BPFError."""
+        if final:
+            self._closed = True
+        mm, self._mm = self._mm, None
+        if mm is not None:
+            mm.close()
 
     def _var(self, name: str) -> Tuple[int, int, int]:
         try:
@@ -330,18 +352,25 @@ class GlobalData:
 
     def raw(self, name: str) -> bytes:
         off, size, _ = self._var(name)
-        return bytes(self._buffer()[off:off + size])
+        return self._read(off, size)
+
+    def _read(self, off: int, size: int) -> bytes:
+        try:
+            return bytes(self._buffer()[off:off + size])
+        except ValueError as e:         # unmapped meanwhile
+            raise self._closed_meanwhile(e) from None
 
     def __getitem__(self, name: str) -> Any:
         off, size, type_id = self._var(name)
-        raw = bytes(self._buffer()[off:off + size])
+        raw = self._read(off, size)
         if self.map.btf is None or not type_id:
             return raw
         return self._codec(name, type_id).decode(raw)
 
     def __setitem__(self, name: str, value: Any) -> None:
         off, size, type_id = self._var(name)
-        if self._mm is not None and self.map.spec.readonly:
+        buf = self._buffer()
+        if buf is self._mm and self.map.spec.readonly:
             raise BPFError(f"{self.map.name} is read-only after load(): set "
                            f"{name!r} before load()")
         if isinstance(value, (bytes, bytearray)) and len(value) <= size:
@@ -352,7 +381,10 @@ class GlobalData:
             raw = value.to_bytes(size, "little", signed=value < 0)
         else:
             raise ObjectError(f"cannot store {value!r} in {name!r} ({size} bytes)")
-        self._buffer()[off:off + size] = raw
+        try:
+            buf[off:off + size] = raw
+        except (ValueError, TypeError) as e:     # unmapped meanwhile
+            raise self._closed_meanwhile(e) from None
 
     def __contains__(self, name: object) -> bool:
         return name in self.variables

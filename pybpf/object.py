@@ -7,6 +7,7 @@ every fd the object owns, exactly once, also after a failed load.
 """
 from __future__ import annotations
 
+import errno
 import os
 import re
 import warnings
@@ -21,6 +22,7 @@ from .errors import BPFError, BPFPermissionError, ObjectError, VerifierError
 from .maps import GlobalData, Map
 from .programs import Program
 from .relocate import LinkedProgram, Linker
+from .sigdefer import deferred
 from .sections import ATTACH_BTF, SLEEPABLE, XDP_FRAGS
 from .spec import LIBBPF_PIN_BY_NAME, ObjectSpec, data_variables
 from .syscall import Fd
@@ -85,6 +87,7 @@ class BPFObject:
         self._externs: Optional[externs.Resolution] = None
         self._loaded = False
         self._closed = False
+        self._new_pins: List[Map] = []      # maps this load pinned: unpinned if it fails
 
     # ---------------------------------------------------------------- open
 
@@ -146,10 +149,11 @@ class BPFObject:
                 if prog.autoload:
                     self._load_program(prog, linker, log_level)
             self._init_slots()
+            self._loaded = True
         except BaseException:
+            self._loaded = False
             self._close_kernel_objects()
             raise
-        self._loaded = True
         return self
 
     def _load_btf(self) -> None:
@@ -187,7 +191,27 @@ class BPFObject:
             if m.spec.is_global_data:
                 self._init_global_data(m)
             if m.spec.pinning == LIBBPF_PIN_BY_NAME:
-                m.pin(self._pin_path(m))
+                self._pin_new(m)
+
+    def _pin_new(self, m: Map) -> None:
+        """Pin a map this load created (a failed load removes the pin again).  If
+        another process pinned the same name meanwhile (EEXIST), that map is used
+        instead when it is compatible, as if it had been there before."""
+        path = self._pin_path(m)
+
+        def pin(interrupted: Any) -> None:
+            m.pin(path)
+            self._new_pins.append(m)
+        try:
+            deferred(pin, lambda _: None)
+        except BPFError as e:
+            if e.errno != errno.EEXIST:
+                raise
+            if m.name in self._globals:
+                self._globals[m.name].close()
+            m.close()
+            if not self._reuse_pinned(m):
+                raise
 
     def _init_global_data(self, m: Map) -> None:
         view = self._globals[m.name]
@@ -340,6 +364,13 @@ class BPFObject:
     # ---------------------------------------------------------------- close
 
     def _close_kernel_objects(self) -> None:
+        pins, self._new_pins = self._new_pins, []
+        if not self._loaded:        # a failed load leaves no pin behind (as libbpf)
+            for m in pins:
+                try:
+                    m.unpin()
+                except OSError:
+                    m.pin_path = None
         for prog in self._programs.values():
             prog.close()
         self.links.clear()
@@ -357,6 +388,8 @@ class BPFObject:
             return
         self._closed = True
         self._close_kernel_objects()
+        for view in self._globals.values():
+            view.close(final=True)
 
     def __enter__(self) -> "BPFObject":
         return self

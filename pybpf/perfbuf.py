@@ -154,24 +154,27 @@ class PerfBuffer:
         if pages <= 0 or pages & (pages - 1):
             raise BPFError(f"pages must be a power of 2, got {pages}")
         self._ref = MapRef(map).expect(uapi.BPF_MAP_TYPE_PERF_EVENT_ARRAY)
-        self.callback = callback
-        self.lost = lost
-        slots = self._ref.max_entries
-        online = set(online_cpus())
-        if cpus is None:
-            cpus = [c for c in sorted(online) if c < slots]
-        bad = [c for c in cpus if c >= slots or c not in online]
-        if bad:
-            raise BPFError(f"CPUs {bad} are offline or beyond the {slots} slots of "
-                           f"map {self._ref.name!r}")
         self._rings: List[CpuRing] = []
-        self._epoll = Epoll()
+        # our own reference to the map: the slots are ours to clear at close(), in
+        # this map, even if its owner closed its fd (and the number went elsewhere)
+        self._map_fd = syscall.dup(self._ref.fd, f"duplicating the fd of map {self._ref.name!r}")
         try:
+            self.callback = callback
+            self.lost = lost
+            slots = self._ref.max_entries
+            online = set(online_cpus())
+            if cpus is None:
+                cpus = [c for c in sorted(online) if c < slots]
+            bad = [c for c in cpus if c >= slots or c not in online]
+            if bad:
+                raise BPFError(f"CPUs {bad} are offline or beyond the {slots} slots of "
+                               f"map {self._ref.name!r}")
+            self._epoll = Epoll()
             for cpu in cpus:
                 ring = CpuRing(cpu, pages, self._attr(wakeup_events, watermark, overwrite),
                                overwrite)
                 self._rings.append(ring)
-                syscall.map_update(self._ref.fd, _U32.pack(cpu), _U32.pack(ring.fd.fd))
+                syscall.map_update(self._map_fd.fd, _U32.pack(cpu), _U32.pack(ring.fd.fd))
                 self._epoll.register(ring.fd.fd, len(self._rings) - 1)
                 syscall.ioctl(ring.fd.fd, uapi.PERF_EVENT_IOC_ENABLE, 0, "enabling a perf event")
         except BaseException:
@@ -235,19 +238,25 @@ class PerfBuffer:
         return self._read(self._rings)
 
     def _check_open(self) -> None:
-        if self._epoll.closed:
+        if self._map_fd.closed:
             raise BPFError("PerfBuffer is closed")
 
     def close(self) -> None:
-        """Disable and close every event, empty the map slots, close the epoll fd."""
-        for ring in self._rings:
-            try:
-                syscall.map_delete(self._ref.fd, _U32.pack(ring.cpu))
-            except BPFError:
-                pass  # the map may already be gone
-            ring.close()
-        self._rings = []
-        self._epoll.close()
+        """Disable and close every event, empty the map slots, close the epoll fd
+        and our reference to the map."""
+        rings, self._rings = self._rings, []
+        try:
+            for ring in rings:
+                try:
+                    if not self._map_fd.closed:
+                        syscall.map_delete(self._map_fd.fd, _U32.pack(ring.cpu))
+                finally:
+                    ring.close()
+        finally:
+            epoll = getattr(self, "_epoll", None)
+            if epoll is not None:
+                epoll.close()
+            self._map_fd.close()
 
     def __enter__(self) -> "PerfBuffer":
         return self

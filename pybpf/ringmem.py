@@ -211,7 +211,10 @@ class Epoll:
     """
 
     def __init__(self) -> None:
-        self._ep = select.epoll()
+        try:
+            self._ep = select.epoll()
+        except OSError as e:
+            raise from_errno(e.errno or _errno.EINVAL, "epoll_create") from None
         self._events = (uapi.epoll_event * 8)()
 
     def register(self, fd: int, token: int, events: int = select.EPOLLIN) -> None:

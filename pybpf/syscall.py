@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import ctypes
 import errno as _errno
+import fcntl
 import os
 import platform
 from typing import Callable, NamedTuple, Optional, Sequence, Tuple, Type, TypeVar
 
 from . import uapi
 from .errors import BPFError, VerifierError, from_errno
+from .sigdefer import deferred
+
+#: errors that say the process (or the system) ran out of file descriptors
+FD_EXHAUSTED = (_errno.EMFILE, _errno.ENFILE)
 
 # (bpf, perf_event_open, membarrier) syscall numbers per architecture.
 _SYSCALL_NUMBERS = {
@@ -92,11 +97,13 @@ def _check_arch() -> None:
                        _errno.ENOSYS)
 
 
-def bpf(cmd: int, attr: ctypes.Structure, what: str = "") -> int:
+def bpf(cmd: int, attr: ctypes.Structure, what: str = "",
+        interrupted: Optional[Callable[[], bool]] = None) -> int:
     """Raw bpf(2): returns the result, raises BPFError on failure.
 
     EINTR and EAGAIN (the kernel returns EAGAIN from BPF_PROG_LOAD when a signal
-    interrupts verification) are retried a bounded number of times.
+    interrupts verification) are retried a bounded number of times, unless
+    ``interrupted()`` says a held-back signal is waiting for its handler.
     """
     _check_arch()
     for _ in range(5):
@@ -105,13 +112,40 @@ def bpf(cmd: int, attr: ctypes.Structure, what: str = "") -> int:
         if ret >= 0:
             return ret
         err = ctypes.get_errno()
-        if err not in (_errno.EINTR, _errno.EAGAIN) or cmd == uapi.BPF_MAP_LOOKUP_ELEM:
+        if err not in (_errno.EINTR, _errno.EAGAIN) or cmd == uapi.BPF_MAP_LOOKUP_ELEM \
+                or (interrupted is not None and interrupted()):
             break
     raise from_errno(err, what or uapi.bpf_cmd(cmd).name)
 
 
+def _close_fd(fd: Fd) -> None:
+    fd.close()
+
+
+def owned(make: Callable[[], int], what: str) -> Fd:
+    """An fd made by ``make()`` (a syscall returning it), wrapped into its Fd before any
+    signal handler can run (:func:`pybpf.sigdefer.deferred`); OSError -> BPFError."""
+    def wrap(interrupted: Callable[[], bool]) -> Fd:
+        try:
+            return Fd(make())
+        except OSError as e:
+            raise from_errno(e.errno or _errno.EIO, what) from None
+    return deferred(wrap, _close_fd)
+
+
 def bpf_fd(cmd: int, attr: ctypes.Structure, what: str = "") -> Fd:
-    return Fd(bpf(cmd, attr, what))
+    """A bpf(2) command that returns a new fd, owned before any signal handler runs."""
+    return deferred(lambda interrupted: Fd(bpf(cmd, attr, what, interrupted)), _close_fd)
+
+
+def dup(fd: int, what: str = "duplicating an fd") -> Fd:
+    """A close-on-exec duplicate of ``fd``, owned."""
+    return owned(lambda: fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 0), what)
+
+
+def open_fd(path: str, flags: int, what: str = "") -> Fd:
+    """os.open(path, flags | O_CLOEXEC), owned; BPFError naming ``what`` on failure."""
+    return owned(lambda: os.open(path, flags | os.O_CLOEXEC), what or f"opening {path}")
 
 
 # ------------------------------------------------------------------ maps
@@ -186,10 +220,11 @@ LOG_START_SIZE = 1 << 16
 
 def _load_with_log(cmd: int, attr: LogAttr, set_log: Callable[[LogAttr, object, int, int], None],
                    true_size: Callable[[LogAttr], int], what: str,
-                   log_level: int) -> Tuple[int, str]:
+                   log_level: int, interrupted: Callable[[], bool]) -> Tuple[Fd, str]:
     """Run a load command; on failure repeat it with a verifier log that grows.
 
-    Returns (fd, log).  The first attempt runs without a log (fast path, as
+    Returns (fd, log); call it inside :func:`pybpf.sigdefer.deferred`, which passes
+    ``interrupted``.  The first attempt runs without a log (fast path, as
     libbpf does) unless ``log_level`` asks for one.  On failure the log buffer
     starts at LOG_START_SIZE (64 KiB) and grows to the kernel's ``log_true_size`` (6.4+) or by
     x4, at most 5 times, up to ``BPF_LOG_MAX_SIZE``.
@@ -205,9 +240,11 @@ def _load_with_log(cmd: int, attr: LogAttr, set_log: Callable[[LogAttr, object, 
         err = ctypes.get_errno() if ret < 0 else 0
         log = buf.value.decode(errors="replace") if buf is not None else ""
         if ret >= 0:
-            return ret, log
-        if err in (_errno.EINTR, _errno.EAGAIN):
+            return Fd(ret), log
+        if err in (_errno.EINTR, _errno.EAGAIN) and not interrupted():
             continue
+        if err in FD_EXHAUSTED or err in (_errno.EINTR, _errno.EAGAIN):
+            raise from_errno(err, what)
         if not level:            # first failure: retry with a log to explain it
             level = 1
             continue
@@ -237,9 +274,10 @@ def btf_load(data: bytes, log_level: int = 0) -> Fd:
     """BPF_BTF_LOAD; VerifierError (with the BTF verifier log) on rejection."""
     raw = ctypes.create_string_buffer(data, len(data))
     attr = uapi.bpf_attr_btf_load(btf=_addr(raw), btf_size=len(data))
-    fd, _ = _load_with_log(uapi.BPF_BTF_LOAD, attr, _set_btf_log,
-                           lambda a: a.btf_log_true_size, "loading BTF", log_level)
-    return Fd(fd)
+    fd, _ = deferred(lambda interrupted: _load_with_log(
+        uapi.BPF_BTF_LOAD, attr, _set_btf_log, lambda a: a.btf_log_true_size, "loading BTF",
+        log_level, interrupted), _close_first)
+    return fd
 
 
 def prog_load(prog_type: int, insns: bytes, license: str, name: str = "",
@@ -270,10 +308,13 @@ def prog_load(prog_type: int, insns: bytes, license: str, name: str = "",
         attr.line_info_cnt = len(line_info) // line_info_rec_size
     if fds is not None:
         attr.fd_array = _addr(fds)
-    fd, log = _load_with_log(uapi.BPF_PROG_LOAD, attr, _set_prog_log,
-                             lambda a: a.log_true_size, f"loading program {name!r}",
-                             log_level)
-    return Fd(fd), log
+    return deferred(lambda interrupted: _load_with_log(
+        uapi.BPF_PROG_LOAD, attr, _set_prog_log, lambda a: a.log_true_size,
+        f"loading program {name!r}", log_level, interrupted), _close_first)
+
+
+def _close_first(result: Tuple[Fd, str]) -> None:
+    result[0].close()
 
 
 class TestRun(NamedTuple):
@@ -398,11 +439,14 @@ def perf_event_open(attr: uapi.perf_event_attr, pid: int = -1, cpu: int = 0,
         raise BPFError(f"perf_event_open number unknown for {platform.machine()}",
                        _errno.ENOSYS)
     attr.size = ctypes.sizeof(attr)
-    ret = _syscall(_NR_PERF_EVENT_OPEN, ctypes.byref(attr), ctypes.c_int(pid),
-                   ctypes.c_int(cpu), ctypes.c_int(group_fd), ctypes.c_ulong(flags))
-    if ret < 0:
-        raise from_errno(ctypes.get_errno(), what)
-    return Fd(ret)
+
+    def make(interrupted: Callable[[], bool]) -> Fd:
+        ret = _syscall(_NR_PERF_EVENT_OPEN, ctypes.byref(attr), ctypes.c_int(pid),
+                       ctypes.c_int(cpu), ctypes.c_int(group_fd), ctypes.c_ulong(flags))
+        if ret < 0:
+            raise from_errno(ctypes.get_errno(), what)
+        return Fd(ret)
+    return deferred(make, _close_fd)
 
 
 def ioctl(fd: int, request: int, arg: int = 0, what: str = "ioctl") -> int:
