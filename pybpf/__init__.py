@@ -3,6 +3,10 @@
 The public surface (see API.md): BPFObject, Map, Program, RingBuffer,
 PerfBuffer and the BPFError family.
 """
+from . import cli_signals as _cli_signals
+
+_cli_signals.quiet_startup()        # python -m pybpf: Ctrl-C while importing ends quietly
+
 from .errors import (AttachError, BPFError, BPFPermissionError, ObjectError,
                      VerifierError)
 from .maps import GlobalData, Map

@@ -600,8 +600,27 @@ METHODS: Dict[str, Method] = {
               "relative_id", "expected_revision"),
     "netkit": _m(attach_netkit, "never", "ifindex", "interface", "flags", "relative_fd",
                  "relative_id", "expected_revision"),
-    "cgroup": _m(attach_cgroup, "always", "cgroup", "cgroup_fd", "flags"),
-    "netns": _m(attach_netns, "always", "netns", "netns_fd"),
+    "cgroup": _m(attach_cgroup, "never", "cgroup", "cgroup_fd", "flags"),
+    "netns": _m(attach_netns, "never", "netns", "netns_fd"),
+}
+
+#: why attach() leaves a program of an attach method alone: what it needs
+NEEDS = {
+    "xdp": "a network interface (interface= or ifindex=)",
+    "tcx": "a network interface (interface= or ifindex=)",
+    "netkit": "a netkit device (interface= or ifindex=)",
+    "cgroup": "a cgroup (cgroup=PATH or cgroup_fd=): attach() never picks the root "
+              "cgroup, where it would act on every process",
+    "netns": "a network namespace (netns=PATH or netns_fd=): attach() never picks one",
+    "perf_event": "a perf event (perf_event_fd=, or sample_period= / sample_freq=)",
+    "tracepoint": "a tracepoint: SEC(\"tp/CATEGORY/NAME\") or tracepoint=",
+    "raw_tracepoint": "a tracepoint: SEC(\"raw_tp/NAME\") or tracepoint=",
+    "kprobe": "a kernel function: SEC(\"kprobe/FUNCTION\") or func_name=",
+    "ksyscall": "a syscall: SEC(\"ksyscall/NAME\") or syscall_name=",
+    "kprobe_multi": "kernel functions: SEC(\"kprobe.multi/PATTERN\"), pattern= or syms=",
+    "uprobe": "a binary and function: SEC(\"uprobe/BINARY:FUNCTION\") or binary=",
+    "uprobe_multi": "a binary: SEC(\"uprobe.multi/BINARY:PATTERN\") or binary=",
+    "usdt": "a binary and probe: SEC(\"usdt/BINARY:PROVIDER:NAME\")",
 }
 
 
@@ -609,13 +628,24 @@ def method_name(prog: "Program") -> Optional[str]:
     return prog.sec_def.attach if prog.sec_def is not None else None
 
 
+def auto_attach_skip(prog: "Program") -> Optional[str]:
+    """Why attach() without options must leave ``prog`` alone (None: it can attach it),
+    as libbpf's skeleton attach decides: a hook that needs a target the SEC() name
+    does not give (an interface, a cgroup, a binary...) is never guessed."""
+    name = method_name(prog)
+    method = METHODS.get(name or "")
+    if method is None:
+        return (f"SEC({prog.section!r}) names no hook" if prog.sec_def is None
+                else f"{prog.type_name} programs have no automatic attachment")
+    if method.auto == "always" or (method.auto == "target" and prog.attach_target):
+        return None
+    return f"needs {NEEDS.get(name or '', 'options')}"
+
+
 def auto_attachable(prog: "Program") -> bool:
-    """Whether attach() without options can work, as libbpf's skeleton attach decides:
-    the object's attach() skips programs for which this is False."""
-    method = METHODS.get(method_name(prog) or "")
-    if method is None or method.auto == "never":
-        return False
-    return method.auto == "always" or bool(prog.attach_target)
+    """Whether attach() without options can work: the object's attach() skips
+    programs for which this is False (see :func:`auto_attach_skip`)."""
+    return auto_attach_skip(prog) is None
 
 
 def attach_program(prog: "Program", method: Optional[str] = None, **opts: Any) -> Link:

@@ -373,6 +373,8 @@ class GlobalData:
         if buf is self._mm and self.map.spec.readonly:
             raise BPFError(f"{self.map.name} is read-only after load(): set "
                            f"{name!r} before load()")
+        if isinstance(value, str):      # text, as on the command line: by the BTF type
+            value = self._from_text(name, type_id, size, value)
         if isinstance(value, (bytes, bytearray)) and len(value) <= size:
             raw = bytes(value).ljust(size, b"\0")
         elif self.map.btf is not None and type_id:
@@ -385,6 +387,16 @@ class GlobalData:
             buf[off:off + size] = raw
         except (ValueError, TypeError) as e:     # unmapped meanwhile
             raise self._closed_meanwhile(e) from None
+
+    def _from_text(self, name: str, type_id: int, size: int, text: str) -> Any:
+        if self.map.btf is not None and type_id:
+            from .setvalue import parse_value
+            return parse_value(self.map.btf, type_id, text, name)
+        try:
+            return int(text, 0).to_bytes(size, "little", signed=text.lstrip().startswith("-"))
+        except (ValueError, OverflowError):
+            raise BPFError(f"{name} ({size} bytes, no BTF): {text!r} is not an integer "
+                           "that fits; pass bytes") from None
 
     def __contains__(self, name: object) -> bool:
         return name in self.variables

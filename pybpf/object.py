@@ -88,6 +88,8 @@ class BPFObject:
         self._loaded = False
         self._closed = False
         self._new_pins: List[Map] = []      # maps this load pinned: unpinned if it fails
+        #: programs the last attach() left alone, with the reason (what they need)
+        self.skipped: Dict[str, str] = {}
 
     # ---------------------------------------------------------------- open
 
@@ -342,17 +344,22 @@ class BPFObject:
 
     def attach(self) -> List[Any]:
         """Attach every loaded program whose SEC() names its hook completely (as
-        libbpf's skeleton does: xdp, tc, perf_event or a bare uprobe need options and
-        are left to ``program.attach(...)``); returns the new links.
+        libbpf's skeleton does: xdp, tc, cgroup, sk_lookup, perf_event or a bare
+        uprobe need a target and are left to ``program.attach(...)``); returns the
+        new links.  ``skipped`` then maps each program left alone to the reason.
 
         If one fails, the ones attached by this call are detached again."""
-        from .links import auto_attachable
+        from .links import auto_attach_skip
         if not self._loaded:
             raise BPFError(f"object {self.name!r}: load() before attach()")
         new: List[Any] = []
+        self.skipped = {}
         try:
             for prog in self._programs.values():
-                if prog.loaded and auto_attachable(prog):
+                why = auto_attach_skip(prog) if prog.loaded else None
+                if why is not None:
+                    self.skipped[prog.name] = why
+                elif prog.loaded:
                     new.append(prog.attach())
         except BaseException:
             for link in new:

@@ -14,7 +14,7 @@ a scratch buffer; every other record is a slice of the mapping.  Records:
 kernel pads them so that size + 4 is a multiple of 8: the view may be up to 7
 bytes longer than what the program wrote, as with libbpf), and
 ``PERF_RECORD_LOST`` → ``lost(cpu, count)``.  A truthy callback return stops
-the read (and is returned by ``poll``/``consume``, as for RingBuffer).
+the read (``poll``/``consume`` then return a negative number, as for RingBuffer).
 
 Overwritable mode (``overwrite=True``): the events write backward
 (``write_backward``) into a read-only mapping, so the kernel never waits for
@@ -33,7 +33,8 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple
 from . import syscall, uapi
 from .errors import BPFError
 from . import barriers
-from .ringmem import PAGE_SIZE, Epoll, MapRef, buffer_address, close_mmap, release, unmapped
+from .ringmem import (PAGE_SIZE, Epoll, MapRef, buffer_address, close_mmap, release,
+                      stop_code, unmapped)
 from .sysinfo import online_cpus
 
 _HEAD = uapi.PERF_MMAP_PAGE_DATA_HEAD // 8
@@ -155,6 +156,9 @@ class PerfBuffer:
             raise BPFError(f"pages must be a power of 2, got {pages}")
         self._ref = MapRef(map).expect(uapi.BPF_MAP_TYPE_PERF_EVENT_ARRAY)
         self._rings: List[CpuRing] = []
+        #: the value a callback stopped the last read with (None: not stopped)
+        self.stopped: Any = None
+        self.stopped_after = 0
         # our own reference to the map: the slots are ours to clear at close(), in
         # this map, even if its owner closed its fd (and the number went elsewhere)
         self._map_fd = syscall.dup(self._ref.fd, f"duplicating the fd of map {self._ref.name!r}")
@@ -206,15 +210,19 @@ class PerfBuffer:
 
     def _read(self, rings: Sequence[CpuRing]) -> int:
         total = 0
+        self.stopped = None
         for ring in rings:
             n, ret = ring.read(self.callback, self.lost)
-            if ret:
-                return ret
             total += n
+            if ret:
+                self.stopped, self.stopped_after = ret, total
+                return stop_code(ret)
         return total
 
     def consume(self) -> int:
-        """Read every CPU's ring without waiting; records handled (or a callback's stop value)."""
+        """Read every CPU's ring without waiting: records handled (>= 0), or a negative
+        number when a callback stopped (as :meth:`pybpf.RingBuffer.consume`:
+        ``stopped`` holds its value, ``stopped_after`` the records handled)."""
         self._check_open()
         return self._read(self._rings)
 

@@ -109,6 +109,16 @@ def _type_name(t: int) -> str:
         return f"map type {t}"
 
 
+def stop_code(value: object) -> int:
+    """What poll()/consume() return when a callback stopped the pass with ``value``:
+    a negative int as it is (libbpf's ``ring_buffer__poll`` returns the callback's
+    negative error), -1 for any other truthy value, so that a stop never reads as
+    a count of records (>= 0)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value < 0:
+        return value
+    return -1
+
+
 def unmapped(*_: int) -> int:
     raise BPFError("the ring is closed (unmapped)")
 
