@@ -10,6 +10,18 @@ char LICENSE[] SEC("license") = "GPL";
 
 __u64 tgt_hits = 0;
 
+/* globals of every kind `--set` parses by BTF type */
+enum tgt_color { TGT_RED = 1, TGT_GREEN = 2, TGT_BLUE = -3 };
+const volatile bool opt_flag = false;
+const volatile enum tgt_color opt_color = TGT_RED;
+const volatile char opt_name[8] = "none";
+const volatile __u8 opt_small = 0;
+const volatile __s16 opt_signed = 0;
+const volatile __u64 opt_big = 0;
+const volatile struct { int a; } opt_struct = {};
+int data_int = 5;
+char bss_label[4];
+
 SEC("cgroup/sock_create")
 int tgt_cgroup_sock(struct bpf_sock *sk)
 {
@@ -43,6 +55,8 @@ int tgt_uprobe(void *ctx)
 SEC("tp/syscalls/sys_enter_getppid")
 int tgt_tp(void *ctx)
 {
-	__sync_fetch_and_add(&tgt_hits, 1);
+	if (opt_flag || opt_color == TGT_BLUE || opt_name[0] == 'x' || opt_small || opt_signed ||
+	    opt_big || opt_struct.a || data_int == 7 || bss_label[0])
+		__sync_fetch_and_add(&tgt_hits, 1);
 	return 0;
 }

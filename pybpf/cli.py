@@ -330,19 +330,20 @@ def _ring_size(text: str) -> int:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from .cli_signals import cli_started
-    cli_started()
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
-    if argv[:1] == ["ringbuf-layout"]:
-        return _run(lambda: cmd_ringbuf_layout(argparse.Namespace(), argv[1:]))
-    args = parser.parse_args(argv)
-    command = {"load": cmd_load, "inspect": cmd_inspect}[args.command]
-    return _run(lambda: command(args))
+
+    def command() -> int:
+        if argv[:1] == ["ringbuf-layout"]:
+            return cmd_ringbuf_layout(argparse.Namespace(), argv[1:])
+        args = build_parser().parse_args(argv)
+        return {"load": cmd_load, "inspect": cmd_inspect}[args.command](args)
+    return _run(command)
 
 
 def _run(fn: Callable[[], int]) -> int:
+    from .cli_signals import cli_finished, cli_started
     try:
+        cli_started()
         return fn()
     except BPFError as e:
         print(f"pybpf: error: {e}", file=sys.stderr)
@@ -356,3 +357,5 @@ def _run(fn: Callable[[], int]) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
         return 128 + signal.SIGPIPE
+    finally:
+        cli_finished()

@@ -26,7 +26,12 @@ def quiet_startup() -> None:
 
 def cli_started() -> None:
     """The command line runs: SIGINT raises KeyboardInterrupt again (if we changed it)."""
-    global _quiet
     if _quiet:
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        _quiet = False
+
+
+def cli_finished() -> None:
+    """The command is done (everything closed): under ``python -m pybpf`` a SIGINT
+    from here on ends the process quietly again."""
+    if _quiet:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -18,7 +18,7 @@ from .btf import BTF, BTFExt, FuncInfo
 from .btf.ext import pack_func_info, pack_line_info
 from .elf import read_elf
 from .insn import INSN_SIZE
-from .errors import BPFError, BPFPermissionError, ObjectError, VerifierError
+from .errors import BPFError, BPFPermissionError, ObjectError, VerifierError, from_os_error
 from .maps import GlobalData, Map
 from .programs import Program
 from .relocate import LinkedProgram, Linker
@@ -152,9 +152,11 @@ class BPFObject:
                     self._load_program(prog, linker, log_level)
             self._init_slots()
             self._loaded = True
-        except BaseException:
+        except BaseException as e:
             self._loaded = False
             self._close_kernel_objects()
+            if isinstance(e, OSError):
+                raise from_os_error(e, f"loading {self.name!r}") from e
             raise
         return self
 
@@ -349,21 +351,23 @@ class BPFObject:
         new links.  ``skipped`` then maps each program left alone to the reason.
 
         If one fails, the ones attached by this call are detached again."""
-        from .links import auto_attach_skip
         if not self._loaded:
             raise BPFError(f"object {self.name!r}: load() before attach()")
         new: List[Any] = []
         self.skipped = {}
         try:
+            from .links import auto_attach_skip
             for prog in self._programs.values():
                 why = auto_attach_skip(prog) if prog.loaded else None
                 if why is not None:
                     self.skipped[prog.name] = why
                 elif prog.loaded:
                     new.append(prog.attach())
-        except BaseException:
+        except BaseException as e:
             for link in new:
                 link.close()
+            if isinstance(e, OSError):
+                raise from_os_error(e, f"attaching {self.name!r}") from e
             raise
         self.links.extend(new)
         return new

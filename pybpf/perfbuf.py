@@ -31,7 +31,7 @@ import struct
 from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 from . import syscall, uapi
-from .errors import BPFError
+from .errors import BPFError, from_os_error
 from . import barriers
 from .ringmem import (PAGE_SIZE, Epoll, MapRef, buffer_address, close_mmap, release,
                       stop_code, unmapped)
@@ -181,8 +181,10 @@ class PerfBuffer:
                 syscall.map_update(self._map_fd.fd, _U32.pack(cpu), _U32.pack(ring.fd.fd))
                 self._epoll.register(ring.fd.fd, len(self._rings) - 1)
                 syscall.ioctl(ring.fd.fd, uapi.PERF_EVENT_IOC_ENABLE, 0, "enabling a perf event")
-        except BaseException:
+        except BaseException as e:
             self.close()
+            if isinstance(e, OSError):
+                raise from_os_error(e, f"perf buffer of map {self._ref.name!r}") from e
             raise
 
     @staticmethod
