@@ -482,6 +482,7 @@ def test_use_from_another_thread_during_close_raises_only_bpferror(kernel):
         t.join(10)
         assert not t.is_alive()
         assert len(errors) == 1 and isinstance(errors[0], BPFError), repr(errors)
+        assert "closed" in str(errors[0]), repr(errors)
 
 
 # ------------------------------------------------------------------ item 15: out of fds
@@ -527,3 +528,121 @@ def test_running_out_of_fds_is_a_clear_bpferror(kernel):
     bad = [r for r in results if r.startswith(("raw", "verifier"))]
     assert not bad, bad
     assert any("Too many open files" in r for r in results)
+
+
+# ------------------------------------------------------------------ item 9: SIGINT anywhere
+
+SIG_PROGS = {"sigt_tp", "sigt_raw"}
+SIG_MAPS = {"sigt_rb", "sigt_urb", "sigt_pb", "sigt_hash"}
+_PYBPF_DIR = os.path.dirname(pybpf.__file__)
+
+
+def _sig_sequence() -> None:
+    """Open, load, attach and build every kind of reader; leave and close it all."""
+    from pybpf.perfbuf import PerfBuffer
+    from pybpf.user_ringbuf import UserRingBuffer
+    with pybpf.BPFObject.open(built("fault_signal.bpf.o")) as obj:
+        obj.rodata["sigt_pid"] = os.getpid()
+        obj.load()
+        obj.attach()
+        with RingBuffer(obj.maps["sigt_rb"], lambda d: None) as rb, \
+                PerfBuffer(obj.maps["sigt_pb"], lambda c, d: None, pages=1) as pb, \
+                UserRingBuffer(obj.maps["sigt_urb"]) as urb:
+            rb.consume()
+            pb.consume()
+            urb.write(b"x" * 8)
+
+
+def _bpf_mappings() -> int:
+    with open("/proc/self/maps") as f:
+        return sum("anon_inode:bpf" in line for line in f)
+
+
+def _settle() -> None:
+    """Let a signal sent meanwhile arrive, then free what only the GC frees."""
+    for _ in range(3):
+        try:
+            time.sleep(0.001)
+        except KeyboardInterrupt:
+            pass
+    gc.collect()
+
+
+class _LineSignal:
+    """A SIGINT delivered (to whatever handler SIGINT has then, as the kernel would)
+    at the ``at``-th line pybpf executes: between two lines of any pybpf function."""
+
+    def __init__(self, at: int):
+        self.at, self.lines = at, 0
+
+    def __call__(self, frame: Any, event: str, arg: Any) -> Optional[Callable]:
+        if not frame.f_code.co_filename.startswith(_PYBPF_DIR):
+            return None
+        return self._line
+
+    def _line(self, frame: Any, event: str, arg: Any) -> Optional[Callable]:
+        if event == "line":
+            self.lines += 1
+            if self.lines == self.at:
+                handler = signal.getsignal(signal.SIGINT)
+                if callable(handler):
+                    handler(signal.SIGINT, frame)
+        return self._line
+
+
+def _trial(run: Callable[[], None]) -> bool:
+    """Run the sequence once; True if a KeyboardInterrupt cut it short."""
+    try:
+        run()
+    except KeyboardInterrupt:
+        return True
+    return False
+
+
+def test_sigint_anywhere_leaves_no_fd_and_no_kernel_object(kernel):
+    """SIGINT at fixed-seed random points of load, attach and reader construction
+    (RingBuffer, PerfBuffer, UserRingBuffer): between any two lines of pybpf, and at
+    random times from another thread (so also during syscalls).  After each trial no
+    fd and no mapping survives; at the end no program or map of the object does."""
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    _sig_sequence()                                   # warm up: caches, lazy imports
+    _settle()
+    fds, maps = fd_count(), _bpf_mappings()
+    counter = _LineSignal(0)
+    sys.settrace(counter)
+    try:
+        _sig_sequence()
+    finally:
+        sys.settrace(None)
+    total = counter.lines
+    assert total > 500
+    rng = random.Random(9)
+    cut = 0
+    for at in sorted(rng.sample(range(1, total + 1), 60)):
+        tracer = _LineSignal(at)
+        sys.settrace(tracer)
+        try:
+            cut += _trial(_sig_sequence)
+        finally:
+            sys.settrace(None)
+        _settle()
+        assert (fd_count(), _bpf_mappings()) == (fds, maps), f"SIGINT at line {at} of {total}"
+    assert cut >= 50        # most points were inside the sequence (a few in close paths)
+
+    start = time.monotonic()
+    _sig_sequence()
+    span = time.monotonic() - start
+    main = threading.get_ident()
+    for i in range(40):
+        delay = rng.uniform(0, span * 1.2)
+        timer = threading.Timer(delay, signal.pthread_kill, (main, signal.SIGINT))
+        try:
+            timer.start()
+            cut += _trial(_sig_sequence)
+            timer.join()
+        except KeyboardInterrupt:
+            timer.join()
+        _settle()
+        assert (fd_count(), _bpf_mappings()) == (fds, maps), f"SIGINT after {delay:.4f}s"
+    assert eventually(lambda: not kernel_names("prog") & SIG_PROGS), "a program survived"
+    assert eventually(lambda: not kernel_names("map") & SIG_MAPS), "a map survived"
