@@ -33,6 +33,7 @@ _TRAMPOLINE_TYPES = frozenset({uapi.BPF_PROG_TYPE_TRACING, uapi.BPF_PROG_TYPE_LS
                                uapi.BPF_PROG_TYPE_EXT})
 _POISON_CALL = re.compile(r"^(\d+): \(85\) call unknown#195896080$", re.M)
 _LAST_INSN = re.compile(r"^(\d+): \(", re.M)
+_PIN_TRIES = 8          # pin / reuse rounds against other processes pinning the same name
 
 
 class NamedCollection(Mapping[str, V]):
@@ -200,22 +201,35 @@ class BPFObject:
     def _pin_new(self, m: Map) -> None:
         """Pin a map this load created (a failed load removes the pin again).  If
         another process pinned the same name meanwhile (EEXIST), that map is used
-        instead when it is compatible, as if it had been there before."""
+        instead when it is compatible, as if it had been there before; if that pin
+        is gone again by then, ours is pinned (a bounded number of tries)."""
         path = self._pin_path(m)
 
         def pin(interrupted: Any) -> None:
             m.pin(path)
             self._new_pins.append(m)
-        try:
-            deferred(pin, lambda _: None)
-        except BPFError as e:
-            if e.errno != errno.EEXIST:
-                raise
-            if m.name in self._globals:
-                self._globals[m.name].close()
-            m.close()
-            if not self._reuse_pinned(m):
-                raise
+        for _ in range(_PIN_TRIES):
+            try:
+                deferred(pin, lambda _: None)
+                return
+            except BPFError as e:
+                if e.errno != errno.EEXIST:
+                    raise
+                failure = e
+            ours = m._fd
+            try:
+                reused = self._reuse_pinned(m)
+            except BPFError as e:
+                if e.errno != errno.ENOENT:
+                    raise
+                reused = False
+            if reused:
+                if m.name in self._globals:
+                    self._globals[m.name].close()
+                if ours is not None:
+                    ours.close()
+                return
+        raise failure
 
     def _init_global_data(self, m: Map) -> None:
         view = self._globals[m.name]

@@ -797,7 +797,12 @@ class RingBuffer:
         for ring in self._rings:
             if ring.callback is None:
                 raise BPFError(f"ring {ring.name!r} has no callback: use records()")
-            n, ret = ring.drain(limit - total)
+            try:
+                n, ret = ring.drain(limit - total)
+            except ValueError:          # the views were released under us: close()
+                if not ring.mapping.closed:
+                    raise
+                raise BPFError(f"ring {ring.name!r} was closed during the read") from None
             total += n
             if ret:
                 self.stopped, self.stopped_after = ret, total

@@ -646,3 +646,36 @@ def test_sigint_anywhere_leaves_no_fd_and_no_kernel_object(kernel):
         assert (fd_count(), _bpf_mappings()) == (fds, maps), f"SIGINT after {delay:.4f}s"
     assert eventually(lambda: not kernel_names("prog") & SIG_PROGS), "a program survived"
     assert eventually(lambda: not kernel_names("map") & SIG_MAPS), "a map survived"
+
+
+_RACE_LOADS = r"""
+import sys
+sys.path.insert(0, sys.argv[1])
+import pybpf
+failures = []
+for _ in range(25):
+    try:
+        with pybpf.BPFObject.open(sys.argv[2], pin_root=sys.argv[3]) as obj:
+            obj.load()
+            obj.maps["pinned_counts"][0] = 1
+            try:                    # the next load, here or elsewhere, pins anew
+                obj.maps["pinned_counts"].unpin()
+            except OSError:
+                pass
+    except pybpf.BPFError as e:
+        failures.append(str(e).splitlines()[0])
+print(len(failures), failures[:1])
+"""
+
+
+def test_concurrent_loads_share_one_pinned_map(pin_root):
+    """Processes loading one object with a pinned map at once: every load succeeds
+    (EEXIST from a pin that another process made meanwhile means: use it)."""
+    procs = [subprocess.Popen([sys.executable, "-c", _RACE_LOADS, str(ROOT),
+                               str(built("loader_maps.bpf.o")), pin_root],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(4)]
+    results = [p.communicate(timeout=120) for p in procs]
+    for proc, (out, err) in zip(procs, results):
+        assert proc.returncode == 0, err
+        assert out.startswith("0 "), out
