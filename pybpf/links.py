@@ -150,7 +150,7 @@ class IterLink(Link):
         """A file whose read() returns what the program printed (BPF_ITER_CREATE)."""
         fd = syscall.iter_create(self.fd)
 
-        def make(interrupted: Callable[[], bool]) -> io.BufferedReader:
+        def make(deliver_now: Callable[[], None]) -> io.BufferedReader:
             raw = fd.detach()
             try:
                 return os.fdopen(raw, "rb")

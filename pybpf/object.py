@@ -205,7 +205,7 @@ class BPFObject:
         is gone again by then, ours is pinned (a bounded number of tries)."""
         path = self._pin_path(m)
 
-        def pin(interrupted: Any) -> None:
+        def pin(deliver_now: Any) -> None:
             m.pin(path)
             self._new_pins.append(m)
         for _ in range(_PIN_TRIES):

@@ -20,6 +20,11 @@ import signal
 import threading
 from typing import Any, Callable, Dict, List, Tuple, TypeVar
 
+try:    # the C module: signal.getsignal() wraps every answer in an enum lookup (~8 us)
+    import _signal as _handlers
+except ImportError:     # an interpreter without it
+    _handlers = signal  # type: ignore[no-redef]
+
 T = TypeVar("T")
 
 #: the signals whose Python handlers may run during a syscall of ours
@@ -29,20 +34,22 @@ _SIGNALS = tuple(getattr(signal, name) for name in (
     if hasattr(signal, name))
 
 
-def _never() -> bool:
-    return False
+def _nothing() -> None:
+    pass
 
 
-def deferred(make: Callable[[Callable[[], bool]], T], undo: Callable[[T], None]) -> T:
-    """``make(interrupted)`` with the Python signal handlers held back until it returned.
+def deferred(make: Callable[[Callable[[], None]], T], undo: Callable[[T], None]) -> T:
+    """``make(deliver_now)`` with the Python signal handlers held back until it returned.
 
-    ``interrupted()`` tells ``make`` that a signal came (a syscall that failed with
-    EINTR/EAGAIN should then give up instead of retrying).  The signals that came
-    are then handed to their handlers; if one raises, ``undo(result)`` releases
-    what ``make`` created and the exception propagates.  ``make`` itself must
-    leave nothing behind when it raises."""
+    The signals that came meanwhile are then handed to their handlers; if one
+    raises, ``undo(result)`` releases what ``make`` created and the exception
+    propagates.  ``make`` itself must leave nothing behind when it raises.
+    ``deliver_now()`` hands the signals held back so far to their handlers at
+    once, for a ``make`` that owns nothing at that moment: a syscall that failed
+    with EINTR/EAGAIN calls it before it tries again (a handler that raises
+    then ends the attempt, as it would without us)."""
     if threading.current_thread() is not threading.main_thread():
-        return make(_never)
+        return make(_nothing)
     pending: List[int] = []
 
     def record(signum: int, frame: Any) -> None:
@@ -52,15 +59,15 @@ def deferred(make: Callable[[Callable[[], bool]], T], undo: Callable[[T], None])
     done = False
     try:
         for sig in _SIGNALS:
-            handler = signal.getsignal(sig)
+            handler = _handlers.getsignal(sig)
             if callable(handler):
-                signal.signal(sig, record)
+                _handlers.signal(sig, record)
                 saved.append((sig, handler))
-        result = make(lambda: bool(pending))
+        result = make(lambda: _deliver(pending, dict(saved)))
         done = True
     finally:
         for sig, handler in reversed(saved):
-            signal.signal(sig, handler)
+            _handlers.signal(sig, handler)
         if not done:            # make() raised: nothing to undo, the signals still count
             _deliver(pending, dict(saved))
     try:

@@ -98,12 +98,13 @@ def _check_arch() -> None:
 
 
 def bpf(cmd: int, attr: ctypes.Structure, what: str = "",
-        interrupted: Optional[Callable[[], bool]] = None) -> int:
+        on_interrupt: Optional[Callable[[], None]] = None) -> int:
     """Raw bpf(2): returns the result, raises BPFError on failure.
 
     EINTR and EAGAIN (the kernel returns EAGAIN from BPF_PROG_LOAD when a signal
-    interrupts verification) are retried a bounded number of times, unless
-    ``interrupted()`` says a held-back signal is waiting for its handler.
+    interrupts verification) are retried a bounded number of times, after
+    ``on_interrupt()`` (see :func:`pybpf.sigdefer.deferred`: the held-back signal
+    handlers run then, and may raise).
     """
     _check_arch()
     for _ in range(5):
@@ -112,9 +113,10 @@ def bpf(cmd: int, attr: ctypes.Structure, what: str = "",
         if ret >= 0:
             return ret
         err = ctypes.get_errno()
-        if err not in (_errno.EINTR, _errno.EAGAIN) or cmd == uapi.BPF_MAP_LOOKUP_ELEM \
-                or (interrupted is not None and interrupted()):
+        if err not in (_errno.EINTR, _errno.EAGAIN) or cmd == uapi.BPF_MAP_LOOKUP_ELEM:
             break
+        if on_interrupt is not None:
+            on_interrupt()
     raise from_errno(err, what or uapi.bpf_cmd(cmd).name)
 
 
@@ -125,7 +127,7 @@ def _close_fd(fd: Fd) -> None:
 def owned(make: Callable[[], int], what: str) -> Fd:
     """An fd made by ``make()`` (a syscall returning it), wrapped into its Fd before any
     signal handler can run (:func:`pybpf.sigdefer.deferred`); OSError -> BPFError."""
-    def wrap(interrupted: Callable[[], bool]) -> Fd:
+    def wrap(deliver_now: Callable[[], None]) -> Fd:
         try:
             return Fd(make())
         except OSError as e:
@@ -135,7 +137,7 @@ def owned(make: Callable[[], int], what: str) -> Fd:
 
 def bpf_fd(cmd: int, attr: ctypes.Structure, what: str = "") -> Fd:
     """A bpf(2) command that returns a new fd, owned before any signal handler runs."""
-    return deferred(lambda interrupted: Fd(bpf(cmd, attr, what, interrupted)), _close_fd)
+    return deferred(lambda deliver_now: Fd(bpf(cmd, attr, what, deliver_now)), _close_fd)
 
 
 def dup(fd: int, what: str = "duplicating an fd") -> Fd:
@@ -220,12 +222,12 @@ LOG_START_SIZE = 1 << 16
 
 def _load_with_log(cmd: int, attr: LogAttr, set_log: Callable[[LogAttr, object, int, int], None],
                    true_size: Callable[[LogAttr], int], what: str,
-                   log_level: int, interrupted: Callable[[], bool]) -> Tuple[Fd, str]:
+                   log_level: int, deliver_now: Callable[[], None]) -> Tuple[Fd, str]:
     """Run a load command; on failure repeat it with a verifier log that grows.
 
     Returns (fd, log); call it inside :func:`pybpf.sigdefer.deferred`, which passes
-    ``interrupted``.  The first attempt runs without a log (fast path, as
-    libbpf does) unless ``log_level`` asks for one.  On failure the log buffer
+    ``deliver_now`` (run before an interrupted attempt is repeated).  The first
+    attempt runs without a log (fast path, as libbpf does) unless ``log_level`` asks for one.  On failure the log buffer
     starts at LOG_START_SIZE (64 KiB) and grows to the kernel's ``log_true_size`` (6.4+) or by
     x4, at most 5 times, up to ``BPF_LOG_MAX_SIZE``.
     """
@@ -241,9 +243,10 @@ def _load_with_log(cmd: int, attr: LogAttr, set_log: Callable[[LogAttr, object, 
         log = buf.value.decode(errors="replace") if buf is not None else ""
         if ret >= 0:
             return Fd(ret), log
-        if err in (_errno.EINTR, _errno.EAGAIN) and not interrupted():
+        if err in (_errno.EINTR, _errno.EAGAIN):
+            deliver_now()
             continue
-        if err in FD_EXHAUSTED or err in (_errno.EINTR, _errno.EAGAIN):
+        if err in FD_EXHAUSTED:
             raise from_errno(err, what)
         if not level:            # first failure: retry with a log to explain it
             level = 1
@@ -274,9 +277,9 @@ def btf_load(data: bytes, log_level: int = 0) -> Fd:
     """BPF_BTF_LOAD; VerifierError (with the BTF verifier log) on rejection."""
     raw = ctypes.create_string_buffer(data, len(data))
     attr = uapi.bpf_attr_btf_load(btf=_addr(raw), btf_size=len(data))
-    fd, _ = deferred(lambda interrupted: _load_with_log(
+    fd, _ = deferred(lambda deliver_now: _load_with_log(
         uapi.BPF_BTF_LOAD, attr, _set_btf_log, lambda a: a.btf_log_true_size, "loading BTF",
-        log_level, interrupted), _close_first)
+        log_level, deliver_now), _close_first)
     return fd
 
 
@@ -308,9 +311,9 @@ def prog_load(prog_type: int, insns: bytes, license: str, name: str = "",
         attr.line_info_cnt = len(line_info) // line_info_rec_size
     if fds is not None:
         attr.fd_array = _addr(fds)
-    return deferred(lambda interrupted: _load_with_log(
+    return deferred(lambda deliver_now: _load_with_log(
         uapi.BPF_PROG_LOAD, attr, _set_prog_log, lambda a: a.log_true_size,
-        f"loading program {name!r}", log_level, interrupted), _close_first)
+        f"loading program {name!r}", log_level, deliver_now), _close_first)
 
 
 def _close_first(result: Tuple[Fd, str]) -> None:
@@ -440,7 +443,7 @@ def perf_event_open(attr: uapi.perf_event_attr, pid: int = -1, cpu: int = 0,
                        _errno.ENOSYS)
     attr.size = ctypes.sizeof(attr)
 
-    def make(interrupted: Callable[[], bool]) -> Fd:
+    def make(deliver_now: Callable[[], None]) -> Fd:
         ret = _syscall(_NR_PERF_EVENT_OPEN, ctypes.byref(attr), ctypes.c_int(pid),
                        ctypes.c_int(cpu), ctypes.c_int(group_fd), ctypes.c_ulong(flags))
         if ret < 0:

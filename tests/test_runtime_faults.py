@@ -7,11 +7,9 @@ bpf/fault_signal.bpf.c (the signal trials, with names no other object uses).
 """
 from __future__ import annotations
 
-import ctypes
 import gc
 import os
 import random
-import resource
 import shutil
 import signal
 import subprocess
@@ -24,7 +22,7 @@ import pytest
 
 import pybpf
 from pybpf import syscall, uapi
-from pybpf.errors import BPFError, VerifierError
+from pybpf.errors import BPFError
 from pybpf.ringbuf import RingBuffer
 from pybpf.ringbuf_producer import Producer
 
