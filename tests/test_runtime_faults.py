@@ -677,3 +677,39 @@ def test_concurrent_loads_share_one_pinned_map(pin_root):
     for proc, (out, err) in zip(procs, results):
         assert proc.returncode == 0, err
         assert out.startswith("0 "), out
+
+
+def test_signals_are_held_back_until_the_owner_holds_the_object():
+    """Pure: a signal that arrives while ``make`` runs reaches its handler only after
+    make returned; a handler that raises makes ``undo`` release the result."""
+    from pybpf.sigdefer import deferred
+    calls: List[str] = []
+
+    def make(deliver_now: Callable[[], None]) -> str:
+        os.kill(os.getpid(), signal.SIGINT)       # "during the syscall"
+        for _ in range(1000):                      # many bytecodes: the handler waits
+            pass
+        calls.append("made")
+        return "fd"
+    with pytest.raises(KeyboardInterrupt):
+        deferred(make, lambda result: calls.append(f"undo {result}"))
+    assert calls == ["made", "undo fd"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+    calls.clear()
+    old = signal.signal(signal.SIGINT, lambda s, f: calls.append("handler"))
+    try:
+        assert deferred(make, lambda result: calls.append("undo")) == "fd"
+        assert calls == ["made", "handler"]       # a flag-setting handler: kept
+
+        calls.clear()
+
+        def interrupted(deliver_now: Callable[[], None]) -> str:
+            os.kill(os.getpid(), signal.SIGINT)
+            deliver_now()                          # EINTR: the handlers run before a retry
+            calls.append("retried")
+            return "fd"
+        assert deferred(interrupted, lambda result: None) == "fd"
+        assert calls == ["handler", "retried"]
+    finally:
+        signal.signal(signal.SIGINT, old)
