@@ -26,13 +26,15 @@ _COUNTER_MAP_TYPES = frozenset({uapi.BPF_MAP_TYPE_PERCPU_ARRAY, uapi.BPF_MAP_TYP
 
 def drop_counters(obj: Any) -> Dict[str, Callable[[], int]]:
     """The object's BPF-side drop counters, by name: one-slot arrays of u64 (summed
-    over CPUs when per-CPU) and integer globals named like drops/dropped/lost."""
+    over CPUs when per-CPU) and writable integer globals named like drops/dropped/lost."""
     found: Dict[str, Callable[[], int]] = {}
     for m in obj.maps.values():
         if (_COUNTER_NAME.search(m.name) and m.type in _COUNTER_MAP_TYPES
                 and m.max_entries == 1 and m.value_size in (4, 8)):
             found[m.name] = _map_counter(m)
     for view in obj.sections.values():
+        if view.map.spec.readonly:      # a counter is written by the program
+            continue
         for name, (_, size, _) in view.variables.items():
             if _COUNTER_NAME.search(name) and size in (4, 8):
                 found[f"{view.map.name}:{name}"] = _global_counter(view, name)
