@@ -9,6 +9,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any, Dict, List
 
+from .errors import from_os_error
+
 if TYPE_CHECKING:
     from .errors import (AttachError, BPFError, BPFPermissionError, ObjectError,
                          VerifierError)
@@ -37,7 +39,10 @@ def __getattr__(name: str) -> Any:
     home = _HOMES.get(name)
     if home is None:
         raise AttributeError(f"module 'pybpf' has no attribute {name!r}")
-    value = getattr(importlib.import_module(home, __name__), name)
+    try:
+        value = getattr(importlib.import_module(home, __name__), name)
+    except OSError as e:        # out of fds, say: the module file cannot be read
+        raise from_os_error(e, f"importing pybpf.{name}") from e
     globals()[name] = value
     return value
 

@@ -68,6 +68,13 @@ def has_bpf_capabilities() -> bool:
     return False
 
 
+def from_os_error(e: OSError, what: str) -> BPFError:
+    """The BPFError for an OSError that escaped from below (out of fds while a module
+    is imported, a read of /proc or /sys...), naming the file when there is one."""
+    where = f" ({e.filename})" if e.filename else ""
+    return from_errno(e.errno or _errno.EIO, f"{what}{where}")
+
+
 def from_errno(err: int, what: str, cls: type = BPFError) -> BPFError:
     """Build the right error for a failed syscall: privileges get their own class,
     and when the privileges are there, the message says a policy refused it."""

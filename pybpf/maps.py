@@ -7,6 +7,7 @@ value per possible CPU.
 """
 from __future__ import annotations
 
+import errno
 import mmap
 import os
 import struct
@@ -25,8 +26,6 @@ from .kernel.sysinfo import possible_cpus
 if TYPE_CHECKING:
     from .link.hooks import Link
     from .link.struct_ops import StructOps
-
-if TYPE_CHECKING:
     from .kernel.arena import ArenaMemory
 
 PER_CPU_TYPES = frozenset({uapi.BPF_MAP_TYPE_PERCPU_HASH, uapi.BPF_MAP_TYPE_PERCPU_ARRAY,
@@ -82,9 +81,12 @@ class Map:
 
     @property
     def fd(self) -> int:
-        if self._fd is None or self._fd.closed:
+        fd = self._fd
+        if fd is None:
             raise BPFError(f"map {self.name!r} is not created (load the object first)")
-        return self._fd.fd
+        if fd.closed:
+            raise BPFError(f"map {self.name!r} is closed", errno.EBADF)
+        return fd.fd
 
     @property
     def loaded(self) -> bool:
@@ -351,7 +353,8 @@ class GlobalData:
     """The variables of one global data section (.data, .rodata, .bss, .data.NAME,
     or the __arena globals), by name.  Before load() they edit the initial image;
     after load() they read and write the kernel's memory: through an mmap of the
-    map where libbpf makes it mmapable, else through map lookups and updates."""
+    map where libbpf makes it mmapable, else through map lookups and updates.
+    After the object is closed every use raises :class:`BPFError`."""
 
     def __init__(self, map_: Map, variables: Dict[str, Tuple[int, int, int]],
                  initial: Optional[bytes] = None):
@@ -360,10 +363,23 @@ class GlobalData:
         self.image = bytearray(map_.spec.initial if initial is None else initial)
         self._mm: Optional[mmap.mmap] = None    # an mmap this view owns
         self._live: Any = None              # the kernel-side buffer after load()
+        self._closed = False
         self._codecs: Dict[str, Any] = {}   # variable -> compiled BTF codec, built once
 
-    def _buffer(self):
-        return self._live if self._live is not None else self.image
+    def _buffer(self) -> Any:
+        live = self._live
+        if live is not None:
+            return live
+        if self._closed:
+            raise BPFError(f"{self.map.name}: the object is closed", errno.EBADF)
+        return self.image
+
+    def _closed_meanwhile(self, e: Exception) -> BPFError:
+        """The error for an access that failed because close() unmapped the section
+        under it (from another thread); re-raises anything else."""
+        if self._closed or self._live is None:
+            return BPFError(f"{self.map.name}: the object is closed", errno.EBADF)
+        raise e
 
     @property
     def mmaped(self) -> bool:
@@ -388,10 +404,13 @@ class GlobalData:
         """Go live on memory owned by someone else (an arena's mapping)."""
         self._live = buffer
 
-    def close(self) -> None:
+    def close(self, final: bool = False) -> None:
+        """Unmap; ``final`` (the object is closed): every later use raises BPFError."""
+        if final:
+            self._closed = True
         self._live = None
-        close_mmap(self._mm)
-        self._mm = None
+        mm, self._mm = self._mm, None
+        close_mmap(mm)
 
     def _var(self, name: str) -> Tuple[int, int, int]:
         try:
@@ -408,21 +427,31 @@ class GlobalData:
         return codec
 
     def raw(self, name: str) -> bytes:
+        """The variable's bytes."""
         off, size, _ = self._var(name)
-        return bytes(self._buffer()[off:off + size])
+        return self._read(off, size)
+
+    def _read(self, off: int, size: int) -> bytes:
+        try:
+            return bytes(self._buffer()[off:off + size])
+        except ValueError as e:         # unmapped meanwhile
+            raise self._closed_meanwhile(e) from None
 
     def __getitem__(self, name: str) -> Any:
         off, size, type_id = self._var(name)
-        raw = bytes(self._buffer()[off:off + size])
+        raw = self._read(off, size)
         if self.map.btf is None or not type_id:
             return raw
         return self._codec(name, type_id).decode(raw)
 
     def __setitem__(self, name: str, value: Any) -> None:
         off, size, type_id = self._var(name)
-        if self._live is not None and self.map.spec.readonly:
+        buf = self._buffer()
+        if buf is not self.image and self.map.spec.readonly:
             raise BPFError(f"{self.map.name} is read-only after load(): set "
                            f"{name!r} before load()")
+        if isinstance(value, str):      # text, as on the command line: by the BTF type
+            value = self._from_text(name, type_id, size, value)
         if isinstance(value, (bytes, bytearray)) and len(value) <= size:
             raw = bytes(value).ljust(size, b"\0")
         elif self.map.btf is not None and type_id:
@@ -431,7 +460,20 @@ class GlobalData:
             raw = value.to_bytes(size, "little", signed=value < 0)
         else:
             raise ObjectError(f"cannot store {value!r} in {name!r} ({size} bytes)")
-        self._buffer()[off:off + size] = raw
+        try:
+            buf[off:off + size] = raw
+        except (ValueError, TypeError) as e:     # unmapped meanwhile
+            raise self._closed_meanwhile(e) from None
+
+    def _from_text(self, name: str, type_id: int, size: int, text: str) -> Any:
+        if self.map.btf is not None and type_id:
+            from .obj.setvalue import parse_value
+            return parse_value(self.map.btf, type_id, text, name)
+        try:
+            return int(text, 0).to_bytes(size, "little", signed=text.lstrip().startswith("-"))
+        except (ValueError, OverflowError):
+            raise BPFError(f"{name} ({size} bytes, no BTF): {text!r} is not an integer "
+                           "that fits; pass bytes") from None
 
     def __contains__(self, name: object) -> bool:
         return name in self.variables
@@ -440,9 +482,11 @@ class GlobalData:
         return iter(self.variables)
 
     def keys(self) -> List[str]:
+        """The variable names."""
         return list(self.variables)
 
     def items(self) -> List[Tuple[str, Any]]:
+        """(name, decoded value) of every variable."""
         return [(name, self[name]) for name in self.variables]
 
     def __len__(self) -> int:

@@ -7,10 +7,11 @@ every fd the object owns, exactly once, also after a failed load.
 """
 from __future__ import annotations
 
+import errno
 import os
 import re
 import warnings
-from typing import (TYPE_CHECKING, Any, Dict, Iterator, List, Mapping, Optional, Sequence,
+from typing import (TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence,
                     TypeVar, Union)
 
 from .obj import externs
@@ -20,7 +21,7 @@ from .btf import BTF, FuncInfo
 from .btf.ext import pack_func_info, pack_line_info
 from .obj.elf import SHT_NOBITS
 from .asm.insn import INSN_SIZE
-from .errors import BPFError, BPFPermissionError, ObjectError, VerifierError
+from .errors import BPFError, BPFPermissionError, ObjectError, VerifierError, from_os_error
 from .maps import GlobalData, Map
 from .programs import Program
 from .obj.relocate import LinkedProgram, Linker
@@ -30,6 +31,7 @@ from .obj.spec import (ARENA_SEC, LIBBPF_PIN_BY_NAME, ObjectSpec, check_arena_si
 from .link.struct_ops import StructOps
 from .link.usdt import UsdtManager, load_attach_type as usdt_attach_type
 from .kernel.prog_bind import bind_rodata
+from .kernel.sigdefer import deferred
 from .kernel.syscall import Fd
 
 if TYPE_CHECKING:
@@ -41,6 +43,7 @@ _TRAMPOLINE_TYPES = frozenset({uapi.BPF_PROG_TYPE_TRACING, uapi.BPF_PROG_TYPE_LS
                                uapi.BPF_PROG_TYPE_EXT})
 _POISON_CALL = re.compile(r"^(\d+): \(85\) call unknown#195896080$", re.M)
 _LAST_INSN = re.compile(r"^(\d+): \(", re.M)
+_PIN_TRIES = 8          # pin / reuse rounds against other processes pinning the same name
 
 
 class NamedCollection(Mapping[str, V]):
@@ -113,6 +116,9 @@ class BPFObject:
         self._externs: Optional[externs.Resolution] = None
         self._loaded = False
         self._closed = False
+        self._new_pins: List[Map] = []      # maps this load pinned: unpinned if it fails
+        #: programs the last attach() left alone, with the reason (what they need)
+        self.skipped: Dict[str, str] = {}
 
     # ---------------------------------------------------------------- open
 
@@ -185,10 +191,13 @@ class BPFObject:
                 if prog.autoload:
                     self._load_program(prog, linker, log_level)
             self._init_slots()
-        except BaseException:
+            self._loaded = True
+        except BaseException as e:
+            self._loaded = False
             self._close_kernel_objects()
+            if isinstance(e, OSError):
+                raise from_os_error(e, f"loading {self.name!r}") from e
             raise
-        self._loaded = True
         for prog in self._programs.values():
             prog._locked = True
         return self
@@ -261,7 +270,34 @@ class BPFObject:
             if m.spec.type == uapi.BPF_MAP_TYPE_ARENA:
                 self._init_arena(m)
             if m.spec.pinning == LIBBPF_PIN_BY_NAME:
-                m.pin(self._pin_path(m))
+                self._pin_new(m)
+
+    def _pin_new(self, m: Map) -> None:
+        """Pin a map this load created (a failed load removes the pin again).  If
+        another process pinned the same name meanwhile (EEXIST), that map is used
+        instead when it is compatible, as if it had been there before; if that pin
+        is gone again by then, ours is pinned (a bounded number of tries)."""
+        path = self._pin_path(m)
+
+        def pin(deliver_now: Any) -> None:
+            m.pin(path)
+            self._new_pins.append(m)
+        for _ in range(_PIN_TRIES):
+            try:
+                deferred(pin, lambda _: None)
+                return
+            except BPFError as e:
+                if e.errno != errno.EEXIST:
+                    raise
+                failure = e
+            ours = m._fd
+            if self._reuse_pinned(m):
+                if m.name in self._globals:
+                    self._globals[m.name].close()
+                if ours is not None:
+                    ours.close()
+                return
+        raise failure
 
     def _init_global_data(self, m: Map) -> None:
         view = self._globals[m.name]
@@ -288,10 +324,16 @@ class BPFObject:
         return path
 
     def _reuse_pinned(self, m: Map) -> bool:
+        """Use the map pinned at the map's pin path, if there is one (and it is
+        compatible); False if there is none, also when it vanished meanwhile (another
+        process's failed load removes the pin it made)."""
         path = self._pin_path(m)
-        if not os.path.exists(path):
-            return False
-        fd = syscall.obj_get(path)
+        try:
+            fd = syscall.obj_get(path)
+        except BPFError as e:
+            if e.errno == errno.ENOENT:
+                return False
+            raise
         info = syscall.obj_info(fd.fd, uapi.bpf_map_info)
         spec = m.spec
         want = (spec.type, spec.key_size, spec.value_size, spec.max_entries, spec.flags)
@@ -427,25 +469,32 @@ class BPFObject:
 
     def attach(self) -> List[Any]:
         """Attach every loaded program whose SEC() names its hook completely (as
-        libbpf's skeleton does: xdp, tc, perf_event or a bare uprobe need options and
-        are left to ``program.attach(...)``) and register every created struct_ops
-        map (unless its ``autoattach`` is False); returns the new links.
+        libbpf's skeleton does: xdp, tc, cgroup, sk_lookup, perf_event or a bare
+        uprobe need a target and are left to ``program.attach(...)``) and register every
+        created struct_ops map (unless its ``autoattach`` is False); returns the new
+        links.  ``skipped`` then maps each program left alone to the reason.
 
         If one fails, the ones attached by this call are detached again."""
-        from .link.hooks import auto_attachable
         if not self._loaded:
             raise BPFError(f"object {self.name!r}: load() before attach()")
         new: List[Any] = []
+        self.skipped = {}
         try:
+            from .link.hooks import auto_attach_skip
             for prog in self._programs.values():
-                if prog.loaded and auto_attachable(prog):
+                why = auto_attach_skip(prog) if prog.loaded else None
+                if why is not None:
+                    self.skipped[prog.name] = why
+                elif prog.loaded:
                     new.append(prog.attach())
             for so in self._struct_ops.values():
                 if so.map.loaded and so.autoattach:
                     new.append(so.attach())
-        except BaseException:
+        except BaseException as e:
             for link in new:
                 link.close()
+            if isinstance(e, OSError):
+                raise from_os_error(e, f"attaching {self.name!r}") from e
             raise
         self.links.extend(new)
         return new
@@ -455,6 +504,13 @@ class BPFObject:
     def _close_kernel_objects(self) -> None:
         for so in self._struct_ops.values():
             so.close()
+        pins, self._new_pins = self._new_pins, []
+        if not self._loaded:        # a failed load leaves no pin behind (as libbpf)
+            for m in pins:
+                try:
+                    m.unpin()
+                except OSError:
+                    m.pin_path = None
         for prog in self._programs.values():
             prog.close()
         self.links.clear()
@@ -468,10 +524,14 @@ class BPFObject:
 
     def close(self) -> None:
         """Detach every link, close every program, map and BTF fd (idempotent)."""
-        if self._closed:
-            return
+        if not self._closed:
+            deferred(self._close_all, lambda _: None)   # a Ctrl-C waits until all is closed
+
+    def _close_all(self, _deliver: Callable[[], None]) -> None:
         self._closed = True
         self._close_kernel_objects()
+        for view in self._globals.values():
+            view.close(final=True)
 
     def __enter__(self) -> "BPFObject":
         return self

@@ -188,8 +188,8 @@ def test_unloaded_program_is_refused():
 @pytest.mark.parametrize("section, auto", [
     ("tp/sched/sched_switch", True), ("tracepoint", False), ("kprobe/do_exit", True),
     ("kprobe", False), ("uprobe", False), ("uprobe//bin/true:main", True),
-    ("xdp", False), ("tc/ingress", False), ("cgroup/sock_create", True),
-    ("iter/task", True), ("tp_btf/sys_enter", True), ("sk_lookup", True),
+    ("xdp", False), ("tc/ingress", False), ("cgroup/sock_create", False),
+    ("iter/task", True), ("tp_btf/sys_enter", True), ("sk_lookup", False),
     ("perf_event", False), ("socket", False), ("usdt/libc.so.6:p:q", True),
     ("usdt", False), ("usdt.s//bin/x:p:q", True),
 ])

@@ -143,8 +143,10 @@ def test_stop_from_callback(pb_map):
         with on_cpu(CPUS[0]):
             for i in range(4):
                 prod.perf_output(bytes([i]) * 12)
-        assert pb.consume() == 5
+        assert pb.consume() == -1           # a stop, never a count
+        assert (pb.stopped, pb.stopped_after) == (5, 2)
         assert pb.consume() == 2
+        assert pb.stopped is None
     assert seen == [0, 1, 2, 3]
 
 

@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import mmap
+import os
 import select
 import signal
 import sys
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, TextIO
 
 from .. import uapi
 from . import check as cmd_check
@@ -16,6 +19,9 @@ from ..btf import BTF
 from ..btf import types as T
 from ..errors import BPFError
 from ..object import BPFObject
+
+if TYPE_CHECKING:
+    from .ring_watch import RingWatch
 
 
 # ------------------------------------------------------------------ record decoding
@@ -145,91 +151,109 @@ class Printer:
 
 # ------------------------------------------------------------------ load
 
-def _parse_value(text: str) -> Any:
-    try:
-        return int(text, 0)
-    except ValueError:
-        return text.encode()
-
-
 def _apply_set(obj: BPFObject, assignment: str) -> None:
     name, sep, value = assignment.partition("=")
     if not sep:
         raise BPFError(f"--set {assignment!r}: expected NAME=VALUE")
     for view in obj.sections.values():
         if name in view:
-            view[name] = _parse_value(value)
+            try:
+                view[name] = value          # parsed by the variable's BTF type
+            except BPFError as e:
+                raise BPFError(f"--set {e}") from None
             return
     known = sorted(v for view in obj.sections.values() for v in view)
     raise BPFError(f"--set {name}: no such global variable (known: {', '.join(known) or 'none'})")
 
 
-def _readers(obj: BPFObject, printer: Printer, decoder: RecordDecoder) -> List[Any]:
+def _readers(obj: BPFObject, printer: Printer, decoder: RecordDecoder,
+             watch: "RingWatch", readers: List[Any]) -> None:
+    """A RingBuffer for every ring buffer map, a PerfBuffer for every perf event
+    array, into ``readers`` as soon as each exists (so that they are closed)."""
     from ..events.perfbuf import PerfBuffer
     from ..events.ringbuf import RingBuffer
-    readers: List[Any] = []
     ring: Optional[RingBuffer] = None
     for m in obj.maps.values():
         if m.type == uapi.BPF_MAP_TYPE_RINGBUF:
             def on_ring(data: memoryview, name: str = m.name) -> None:
+                watch.seen(name, len(data))
                 printer.row(name, decoder.decode(data))
             if ring is None:
                 ring = RingBuffer(m, on_ring)
                 readers.append(ring)
+                watch.add(ring.ring(0))
             else:
-                ring.add(m, on_ring)
+                watch.add(ring.add(m, on_ring))
         elif m.type == uapi.BPF_MAP_TYPE_PERF_EVENT_ARRAY:
             def on_sample(cpu: int, data: memoryview, name: str = m.name) -> None:
                 printer.row(name, decoder.decode(data, slack=7), cpu)
 
             def on_lost(cpu: int, count: int, name: str = m.name) -> None:
+                watch.lost_samples(name, count)
                 print(f"{name}: lost {count} samples on CPU {cpu}", file=sys.stderr)
             readers.append(PerfBuffer(m, on_sample, lost=on_lost, pages=8))
-    return readers
 
 
-def _poll_all(readers: Sequence[Any], timeout_ms: int) -> None:
-    if len(readers) == 1:
-        readers[0].poll(timeout_ms)
-        return
-    ready, _, _ = select.select(readers, [], [], timeout_ms / 1000)
-    for reader in ready:
+def _poll_all(readers: Sequence[Any], timeout_ms: int, watch: "RingWatch") -> None:
+    """Wait up to ``timeout_ms`` for any reader, look at the rings' fill (before
+    reading empties them), then read every reader."""
+    select.select(readers, [], [], timeout_ms / 1000)
+    watch.check()
+    for reader in readers:
         reader.consume()
 
 
 def cmd_load(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    from .ring_watch import RingWatch, resize_rings
     stop = _install_stop_signals()
     with BPFObject.open(args.object) as obj:
         for assignment in args.set or []:
             _apply_set(obj, assignment)
+        if args.ring_size is not None:
+            resize_rings(obj, args.ring_size)
         obj.load()
         links = obj.attach()
         decoder = RecordDecoder(obj.btf, args.type)
         printer = Printer(out, args.json, decoder.template)
-        readers = _readers(obj, printer, decoder)
-        print(f"pybpf: {obj.name}: {len(obj.programs)} program(s) loaded, {len(links)} "
-              f"attached; reading {len(readers)} buffer(s)"
-              + (f" for {args.duration:g}s" if args.duration else "; Ctrl-C to stop"),
-              file=sys.stderr)
-        deadline = time.monotonic() + args.duration if args.duration else None
+        watch = RingWatch(obj, sys.stderr)
+        readers: List[Any] = []
         try:
-            while not stop():
-                remaining = 100 if deadline is None else \
-                    int(min(100, max(0.0, deadline - time.monotonic()) * 1000))
-                if deadline is not None and remaining <= 0:
-                    break
-                if readers:
-                    _poll_all(readers, remaining)
-                else:
-                    time.sleep(remaining / 1000)
-            for reader in readers:
-                reader.consume()
+            _readers(obj, printer, decoder, watch, readers)
+            print(f"pybpf: {obj.name}: {len(obj.programs)} program(s) loaded, {len(links)} "
+                  f"attached; reading {len(readers)} buffer(s)"
+                  + (f" for {args.duration:g}s" if args.duration is not None
+                     else "; Ctrl-C to stop"), file=sys.stderr)
+            for name, why in obj.skipped.items():
+                print(f"pybpf: not attached: {name} (SEC {obj.programs[name].section!r}) "
+                      f"{why}", file=sys.stderr)
+            _read_until(stop, args.duration, readers, watch)
         except KeyboardInterrupt:
             pass
         finally:
             for reader in readers:
                 reader.close()
+            watch.summary()
     return 0
+
+
+def _read_until(stop: Callable[[], bool], duration: Optional[float], readers: List[Any],
+                watch: "RingWatch") -> None:
+    """Read until a stop signal or the end of ``duration`` (None: no end; 0: one
+    drain of what is there, then out), then drain once more."""
+    deadline = time.monotonic() + duration if duration is not None else None
+    while not stop():
+        remaining = 100 if deadline is None else \
+            int(min(100, max(0.0, deadline - time.monotonic()) * 1000))
+        if deadline is not None and remaining <= 0:
+            break
+        watch.check()
+        if readers:
+            _poll_all(readers, remaining, watch)
+        else:
+            time.sleep(remaining / 1000)
+    watch.check()
+    for reader in readers:
+        reader.consume()
 
 
 def _install_stop_signals() -> Callable[[], bool]:
@@ -269,7 +293,12 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("object")
     load.add_argument("--set", action="append", metavar="NAME=VALUE",
                       help="set a global (const volatile) variable before load")
-    load.add_argument("--duration", type=float, metavar="SECONDS")
+    load.add_argument("--duration", type=_duration, metavar="SECONDS",
+                      help="stop after SECONDS (0: load, attach, read what is there, "
+                           "detach and exit)")
+    load.add_argument("--ring-size", type=_ring_size, metavar="BYTES",
+                      help="give every ring buffer map BYTES (a power of two, a multiple "
+                           "of the page size) before load")
     load.add_argument("--json", action="store_true", help="one JSON object per record")
     load.add_argument("--type", metavar="STRUCT", help="record type (default: found in BTF)")
     inspect = sub.add_parser("inspect", help="describe an object without loading it")
@@ -284,22 +313,57 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _duration(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration: give a finite number of seconds >= 0")
+    return value
+
+
+def _ring_size(text: str) -> int:
+    page = mmap.PAGESIZE
+    try:
+        value = int(text, 0)
+    except ValueError:
+        value = 0
+    if value < page or value & (value - 1) or value > 1 << 31:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: a ring size is a power of two from {page} (the page size) to 2^31")
+    return value
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
-    if argv[:1] == ["ringbuf-layout"]:
-        return _run(lambda: cmd_ringbuf_layout(argparse.Namespace(), argv[1:]))
-    args = parser.parse_args(argv)
-    command = {"load": cmd_load, "inspect": cmd_inspect, "check": cmd_check.run,
-               "usdt": cmd_usdt.run}[args.command]
-    return _run(lambda: command(args))
+
+    def command() -> int:
+        if argv[:1] == ["ringbuf-layout"]:
+            return cmd_ringbuf_layout(argparse.Namespace(), argv[1:])
+        args = build_parser().parse_args(argv)
+        return {"load": cmd_load, "inspect": cmd_inspect, "check": cmd_check.run,
+                "usdt": cmd_usdt.run}[args.command](args)
+    return _run(command)
 
 
 def _run(fn: Callable[[], int]) -> int:
+    from .signals import cli_finished, cli_started
     try:
+        cli_started()
         return fn()
     except BPFError as e:
         print(f"pybpf: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # the reader went away (``| head``): end quietly, as a C tool killed by
+        # SIGPIPE would; what is still buffered for stdout goes nowhere
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 128 + signal.SIGPIPE
+    finally:
+        cli_finished()

@@ -14,7 +14,7 @@ a scratch buffer; every other record is a slice of the mapping.  Records:
 kernel pads them so that size + 4 is a multiple of 8: the view may be up to 7
 bytes longer than what the program wrote, as with libbpf), and
 ``PERF_RECORD_LOST`` → ``lost(cpu, count)``.  A truthy callback return stops
-the read (and is returned by ``poll``/``consume``, as for RingBuffer).
+the read (``poll``/``consume`` then return a negative number, as for RingBuffer).
 
 Overwritable mode (``overwrite=True``): the events write backward
 (``write_backward``) into a read-only mapping, so the kernel never waits for
@@ -32,9 +32,10 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 from ..kernel import syscall
 from .. import uapi
-from ..errors import BPFError
+from ..errors import BPFError, from_os_error
 from . import barriers
-from .ringmem import PAGE_SIZE, Epoll, MapRef, buffer_address, close_mmap, release, unmapped
+from .ringmem import (PAGE_SIZE, Epoll, MapRef, buffer_address, close_mmap, release,
+                      stop_code, unmapped)
 from ..kernel.sysinfo import online_cpus
 
 _HEAD = uapi.PERF_MMAP_PAGE_DATA_HEAD // 8
@@ -155,28 +156,36 @@ class PerfBuffer:
         if pages <= 0 or pages & (pages - 1):
             raise BPFError(f"pages must be a power of 2, got {pages}")
         self._ref = MapRef(map).expect(uapi.BPF_MAP_TYPE_PERF_EVENT_ARRAY)
-        self.callback = callback
-        self.lost = lost
-        slots = self._ref.max_entries
-        online = set(online_cpus())
-        if cpus is None:
-            cpus = [c for c in sorted(online) if c < slots]
-        bad = [c for c in cpus if c >= slots or c not in online]
-        if bad:
-            raise BPFError(f"CPUs {bad} are offline or beyond the {slots} slots of "
-                           f"map {self._ref.name!r}")
         self._rings: List[CpuRing] = []
-        self._epoll = Epoll()
+        #: the value a callback stopped the last read with (None: not stopped)
+        self.stopped: Any = None
+        self.stopped_after = 0
+        # our own reference to the map: the slots are ours to clear at close(), in
+        # this map, even if its owner closed its fd (and the number went elsewhere)
+        self._map_fd = syscall.dup(self._ref.fd, f"duplicating the fd of map {self._ref.name!r}")
         try:
+            self.callback = callback
+            self.lost = lost
+            slots = self._ref.max_entries
+            online = set(online_cpus())
+            if cpus is None:
+                cpus = [c for c in sorted(online) if c < slots]
+            bad = [c for c in cpus if c >= slots or c not in online]
+            if bad:
+                raise BPFError(f"CPUs {bad} are offline or beyond the {slots} slots of "
+                               f"map {self._ref.name!r}")
+            self._epoll = Epoll()
             for cpu in cpus:
                 ring = CpuRing(cpu, pages, self._attr(wakeup_events, watermark, overwrite),
                                overwrite)
                 self._rings.append(ring)
-                syscall.map_update(self._ref.fd, _U32.pack(cpu), _U32.pack(ring.fd.fd))
+                syscall.map_update(self._map_fd.fd, _U32.pack(cpu), _U32.pack(ring.fd.fd))
                 self._epoll.register(ring.fd.fd, len(self._rings) - 1)
                 syscall.ioctl(ring.fd.fd, uapi.PERF_EVENT_IOC_ENABLE, 0, "enabling a perf event")
-        except BaseException:
+        except BaseException as e:
             self.close()
+            if isinstance(e, OSError):
+                raise from_os_error(e, f"perf buffer of map {self._ref.name!r}") from e
             raise
 
     @staticmethod
@@ -204,15 +213,19 @@ class PerfBuffer:
 
     def _read(self, rings: Sequence[CpuRing]) -> int:
         total = 0
+        self.stopped = None
         for ring in rings:
             n, ret = ring.read(self.callback, self.lost)
-            if ret:
-                return ret
             total += n
+            if ret:
+                self.stopped, self.stopped_after = ret, total
+                return stop_code(ret)
         return total
 
     def consume(self) -> int:
-        """Read every CPU's ring without waiting; records handled (or a callback's stop value)."""
+        """Read every CPU's ring without waiting: records handled (>= 0), or a negative
+        number when a callback stopped (as :meth:`pybpf.RingBuffer.consume`:
+        ``stopped`` holds its value, ``stopped_after`` the records handled)."""
         self._check_open()
         return self._read(self._rings)
 
@@ -236,19 +249,25 @@ class PerfBuffer:
         return self._read(self._rings)
 
     def _check_open(self) -> None:
-        if self._epoll.closed:
+        if self._map_fd.closed:
             raise BPFError("PerfBuffer is closed")
 
     def close(self) -> None:
-        """Disable and close every event, empty the map slots, close the epoll fd."""
-        for ring in self._rings:
-            try:
-                syscall.map_delete(self._ref.fd, _U32.pack(ring.cpu))
-            except BPFError:
-                pass  # the map may already be gone
-            ring.close()
-        self._rings = []
-        self._epoll.close()
+        """Disable and close every event, empty the map slots, close the epoll fd
+        and our reference to the map."""
+        rings, self._rings = self._rings, []
+        try:
+            for ring in rings:
+                try:
+                    if not self._map_fd.closed:
+                        syscall.map_delete(self._map_fd.fd, _U32.pack(ring.cpu))
+                finally:
+                    ring.close()
+        finally:
+            epoll = getattr(self, "_epoll", None)
+            if epoll is not None:
+                epoll.close()
+            self._map_fd.close()
 
     def __enter__(self) -> "PerfBuffer":
         return self

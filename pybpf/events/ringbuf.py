@@ -39,8 +39,9 @@ fence of step 3 on arm64 and riscv64, never one per record
 Delivery modes (per ring, chosen in :meth:`RingBuffer.add`):
 
 * ``callback(data: memoryview)`` per record; a truthy return stops the pass
-  (``poll``/``consume`` return that value, as libbpf returns the callback's
-  error).  Runs are handed out by a C-level ``map`` over slice objects, so the
+  (``poll``/``consume`` then return a negative number, never a count: the value
+  itself when it is a negative int, as libbpf returns the callback's error,
+  else -1; ``RingBuffer.stopped`` holds the value).  Runs are handed out by a C-level ``map`` over slice objects, so the
   Python work per record is the callback itself.
 * ``batch=True``: ``callback(RecordBatch)`` once per pass with every record
   found: no Python call per record inside the library.
@@ -73,7 +74,8 @@ from typing import (Any, AsyncIterator, Callable, Dict, Iterator, List, Optional
 
 from .. import uapi
 from ..errors import BPFError
-from .ringmem import BUSY, FLAGS, HDR_SIZE, LEN_MASK, Epoll, MapRef, RingMapping, record_size
+from .ringmem import (BUSY, FLAGS, HDR_SIZE, LEN_MASK, Epoll, MapRef, RingMapping,
+                      record_size, stop_code)
 
 
 #: (payload offset in the data area, record count, stride, payload length)
@@ -325,13 +327,38 @@ class Columns:
         return out
 
 
-def _rows(data: memoryview, runs: Sequence[Run], whole: _struct.Struct) -> Iterator[tuple]:
-    if len(runs) == 1:          # the usual case: no chain between the user and C
-        off, count, stride, _ = runs[0]
-        return whole.iter_unpack(data[off - HDR_SIZE:off - HDR_SIZE + count * stride])
-    return chain.from_iterable(
-        whole.iter_unpack(data[off - HDR_SIZE:off - HDR_SIZE + count * stride])
-        for off, count, stride, _ in runs)
+#: iterators handed out over records, with the record count of each, in order:
+#: how far a callback got is ``taken(cursor)``
+Cursor = List[Tuple[int, Iterator[Any]]]
+
+
+def taken(cursor: Cursor) -> int:
+    """Records pulled from a cursor's iterators (they are pulled in order)."""
+    return sum(count - length_hint(it) for count, it in cursor)
+
+
+def _offset_after(runs: Sequence[Run], k: int, start: int) -> int:
+    """Data offset just past the first ``k`` records of ``runs`` (``start`` for none)."""
+    pos = start
+    for off, count, stride, _ in runs:
+        if k <= 0:
+            break
+        step = min(k, count)
+        pos = off - HDR_SIZE + step * stride
+        k -= step
+    return pos
+
+
+def _rows(data: memoryview, runs: Sequence[Run], whole: _struct.Struct,
+          cursor: Optional[Cursor] = None) -> Iterator[tuple]:
+    """Records as tuples, by ``iter_unpack`` over each run (tracked in ``cursor``)."""
+    its = [(count, whole.iter_unpack(data[off - HDR_SIZE:off - HDR_SIZE + count * stride]))
+           for off, count, stride, _ in runs]
+    if cursor is not None:
+        cursor.extend(its)
+    if len(its) == 1:           # the usual case: no chain between the user and C
+        return its[0][1]
+    return chain.from_iterable(it for _, it in its)
 
 
 class RecordBatch:
@@ -344,7 +371,7 @@ class RecordBatch:
     callback.
     """
 
-    __slots__ = ("buffer", "runs", "_len", "_cast")
+    __slots__ = ("buffer", "runs", "_len", "_cast", "_cursors")
 
     def __init__(self, buffer: memoryview, runs: List[Run],
                  cast: Optional[Callable[[str], memoryview]] = None):
@@ -352,19 +379,29 @@ class RecordBatch:
         self.runs = runs
         self._cast = cast or buffer.cast
         self._len = sum(run[1] for run in runs)
+        self._cursors: List[Cursor] = []
 
     def __len__(self) -> int:
         return self._len
 
+    def taken(self) -> int:
+        """Records handed out one by one so far (by iteration, offsets(), unpack()
+        or rows()): the furthest any of these iterators got."""
+        return max(map(taken, self._cursors), default=0)
+
+    def _starts(self) -> List[Iterator[int]]:
+        cursor: Cursor = [(k, iter(range(o, o + k * s, s))) for o, k, s, _ in self.runs]
+        self._cursors.append(cursor)
+        return [it for _, it in cursor]
+
     def __iter__(self) -> Iterator[memoryview]:
         data = self.buffer
-        return chain.from_iterable(_run_views(data, run) for run in self.runs)
+        return chain.from_iterable(_run_views(data, run, starts)
+                                   for run, starts in zip(self.runs, self._starts()))
 
     def offsets(self) -> Iterator[int]:
-        if len(self.runs) == 1:
-            o, k, s, _ = self.runs[0]
-            return iter(range(o, o + k * s, s))
-        return chain.from_iterable(range(o, o + k * s, s) for o, k, s, _ in self.runs)
+        starts = self._starts()
+        return starts[0] if len(starts) == 1 else chain.from_iterable(starts)
 
     def sizes(self) -> Iterator[int]:
         return chain.from_iterable(repeat(n, k) for _, k, _, n in self.runs)
@@ -383,7 +420,9 @@ class RecordBatch:
         odd = [n for _, _, _, n in self.runs if n != length]
         if odd:
             raise BPFError(f"record of {odd[0]} bytes does not match {fmt!r} ({length} bytes)")
-        return _rows(self.buffer, self.runs, whole)
+        cursor: Cursor = []
+        self._cursors.append(cursor)
+        return _rows(self.buffer, self.runs, whole, cursor)
 
     def columns(self, spec: Union[str, Any], names: Optional[Sequence[str]] = None
                 ) -> List[Columns]:
@@ -452,27 +491,49 @@ def _deliver_each(ring: "Ring", runs: List[Run], end: int,
     return n, None
 
 
+def _call(ring: "Ring", obj: Any, runs: Sequence[Run], progress: Callable[[], int]) -> Any:
+    """ring.callback(obj) for the records of ``runs``.  If it raises, only the records
+    it pulled one by one (``progress()``, the one it raised on included) are consumed:
+    the others stay in the ring for the next call."""
+    start = ring.done
+    ring.done = _run_end(runs[-1])   # also what close() from the callback publishes
+    try:
+        return ring.callback(obj)
+    except BaseException:
+        if ring.pass_ is not None:
+            ring.done = _offset_after(runs, progress(), start)
+        raise
+
+
 def _deliver_batch(ring: "Ring", runs: List[Run], end: int) -> Tuple[int, Any]:
     batch = RecordBatch(ring.mapping.data, runs, ring.mapping.cast)
+    ret = _call(ring, batch, runs, batch.taken)
     ring.done = end
-    return len(batch), ring.callback(batch) or None
+    return len(batch), ret or None
 
 
 #: what a fixed-size mode hands out for a stretch of matching runs:
-#: (object for the callback, data offset just past its records, record count)
-Pieces = Callable[[RingMapping, List[Run]], Iterator[Tuple[Any, int, int]]]
+#: (object for the callback, its runs, how many records the callback pulled)
+Pieces = Callable[[RingMapping, List[Run]], Iterator[Tuple[Any, List[Run], Callable[[], int]]]]
+
+
+def _none_pulled() -> int:
+    return 0
 
 
 def _row_pieces(whole: _struct.Struct) -> Pieces:
-    def pieces(m: RingMapping, stretch: List[Run]) -> Iterator[Tuple[Any, int, int]]:
-        yield _rows(m.data, stretch, whole), _run_end(stretch[-1]), sum(r[1] for r in stretch)
+    def pieces(m: RingMapping, stretch: List[Run]
+               ) -> Iterator[Tuple[Any, List[Run], Callable[[], int]]]:
+        cursor: Cursor = []
+        yield _rows(m.data, stretch, whole, cursor), stretch, lambda: taken(cursor)
     return pieces
 
 
 def _column_pieces(layout: ColumnLayout) -> Pieces:
-    def pieces(m: RingMapping, stretch: List[Run]) -> Iterator[Tuple[Any, int, int]]:
-        for run in stretch:
-            yield Columns(m.data, m.cast, run, layout), _run_end(run), run[1]
+    def pieces(m: RingMapping, stretch: List[Run]
+               ) -> Iterator[Tuple[Any, List[Run], Callable[[], int]]]:
+        for run in stretch:     # a run at once: if the callback raises, it stays
+            yield Columns(m.data, m.cast, run, layout), [run], _none_pulled
     return pieces
 
 
@@ -483,10 +544,9 @@ def _deliver_fixed(ring: "Ring", runs: List[Run], end: int) -> Tuple[int, Any]:
     for matching, group in groupby(runs, key=lambda run: run[3] == length):
         stretch = list(group)
         if matching:
-            for obj, stop, count in pieces(ring.mapping, stretch):
-                ring.done = stop
-                n += count
-                ret = ring.callback(obj)
+            for obj, piece, progress in pieces(ring.mapping, stretch):
+                ret = _call(ring, obj, piece, progress)
+                n += sum(r[1] for r in piece)
                 if ret or ring.mapping.closed:
                     return n, ret
         elif ring.odd is not None:
@@ -660,6 +720,9 @@ class RingBuffer:
                  batch: bool = False, struct: Optional[str] = None, columns: Any = None,
                  odd: Optional[Callable] = None):
         self._rings: List[Ring] = []
+        #: the value a callback stopped the last consume()/poll() with (None: not stopped)
+        self.stopped: Any = None
+        self.stopped_after = 0
         self._epoll = Epoll()
         if map is not None:
             try:
@@ -738,20 +801,30 @@ class RingBuffer:
 
     def _consume(self, limit: int) -> int:
         total = 0
+        self.stopped = None
         for ring in self._rings:
             if ring.callback is None:
                 raise BPFError(f"ring {ring.name!r} has no callback: use records()")
-            n, ret = ring.drain(limit - total)
-            if ret:
-                return ret
+            try:
+                n, ret = ring.drain(limit - total)
+            except ValueError:          # the views were released under us: close()
+                if not ring.mapping.closed:
+                    raise
+                raise BPFError(f"ring {ring.name!r} was closed during the read") from None
             total += n
+            if ret:
+                self.stopped, self.stopped_after = ret, total
+                return stop_code(ret)
         return total
 
     def consume(self) -> int:
         """Handle what every ring holds, without waiting.
 
-        Returns the number of records handled, or the non-zero value a callback
-        returned to stop."""
+        Returns the number of records handled (>= 0), or, when a callback stopped
+        the pass by returning a truthy value, a negative number: that value if it
+        is a negative int (libbpf's convention), else -1.  ``stopped`` then holds
+        the value itself and ``stopped_after`` the records handled (the stopping
+        one included); ``stopped`` is None after a call no callback stopped."""
         self._check_open()
         return self._consume(sys.maxsize)
 
@@ -761,7 +834,8 @@ class RingBuffer:
         return self._consume(n)
 
     def poll(self, timeout_ms: Optional[int] = 100) -> int:
-        """Wait up to ``timeout_ms`` (None: forever) for data, then consume every ring.
+        """Wait up to ``timeout_ms`` (None: forever) for data, then consume every ring;
+        returns what :meth:`consume` returns.
 
         A signal ends the wait early (the count is then usually 0), like libbpf's
         -EINTR; an exception raised by the signal handler propagates."""

@@ -16,6 +16,7 @@ from typing import Callable, List, Optional, Tuple
 
 from . import barriers
 from ..kernel import syscall
+from ..kernel.sigdefer import deferred
 from .. import uapi
 from ..errors import BPFError, from_errno
 
@@ -76,9 +77,19 @@ def _cffi_buffer_address() -> Callable[[object], int]:
     return address
 
 
-#: Address of the first byte of a buffer (read-only mmaps included).
-buffer_address: Callable[[object], int] = (
+_raw_address: Callable[[object], int] = (
     _cpython_buffer_address() if hasattr(ctypes, "pythonapi") else _cffi_buffer_address())
+
+
+def buffer_address(obj: object) -> int:
+    """Address of the first byte of a buffer (read-only mmaps included).  Signals are
+    held back meanwhile: a KeyboardInterrupt between taking the buffer and releasing
+    it would leave an export that keeps the mapping from ever being closed."""
+    return deferred(lambda _deliver: _raw_address(obj), _nothing)
+
+
+def _nothing(_: int) -> None:
+    pass
 
 
 def release(*views: Optional[memoryview]) -> None:
@@ -145,6 +156,16 @@ def _type_name(t: int) -> str:
         return uapi.bpf_map_type(t).name
     except ValueError:
         return f"map type {t}"
+
+
+def stop_code(value: object) -> int:
+    """What poll()/consume() return when a callback stopped the pass with ``value``:
+    a negative int as it is (libbpf's ``ring_buffer__poll`` returns the callback's
+    negative error), -1 for any other truthy value, so that a stop never reads as
+    a count of records (>= 0)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value < 0:
+        return value
+    return -1
 
 
 def unmapped(*_: int) -> int:
@@ -249,7 +270,10 @@ class Epoll:
     """
 
     def __init__(self) -> None:
-        self._ep = select.epoll()
+        try:
+            self._ep = select.epoll()
+        except OSError as e:
+            raise from_errno(e.errno or _errno.EINVAL, "epoll_create") from None
         self._events = (uapi.epoll_event * 8)()
 
     def register(self, fd: int, token: int, events: int = select.EPOLLIN) -> None:

@@ -13,7 +13,7 @@ import os
 import re
 from typing import List, NamedTuple, Optional
 
-from ..errors import AttachError
+from ..errors import AttachError, from_os_error
 
 TRACEFS_DIRS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 BPFFS_DIR = "/sys/fs/bpf"
@@ -48,8 +48,13 @@ def parse_mountinfo(text: str) -> List[Mount]:
 
 
 def mounts() -> List[Mount]:
-    with open("/proc/self/mountinfo") as f:
-        return parse_mountinfo(f.read())
+    """This process's mounts; BPFError when /proc/self/mountinfo cannot be read
+    (out of fds, no /proc)."""
+    try:
+        with open("/proc/self/mountinfo") as f:
+            return parse_mountinfo(f.read())
+    except OSError as e:
+        raise from_os_error(e, "reading the mount table") from None
 
 
 def mount_of(path: str, table: Optional[List[Mount]] = None) -> Optional[Mount]:

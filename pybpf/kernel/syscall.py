@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import ctypes
 import errno as _errno
+import fcntl
 import os
 import platform
 from typing import Callable, NamedTuple, Optional, Sequence, Tuple, Type, TypeVar
 
 from .. import uapi
 from ..errors import BPFError, VerifierError, from_errno
+from .sigdefer import deferred
+
+#: errors that say the process (or the system) ran out of file descriptors
+FD_EXHAUSTED = (_errno.EMFILE, _errno.ENFILE)
 
 # (bpf, perf_event_open, membarrier) syscall numbers per architecture.
 _SYSCALL_NUMBERS = {
@@ -56,6 +61,12 @@ class Fd:
         return self.fd
 
     def close(self) -> None:
+        """Close the fd (once).  Signals are held back meanwhile: a KeyboardInterrupt
+        between giving up the number and closing it would leak the fd."""
+        if self._fd >= 0:
+            deferred(self._close_now, _ignore)
+
+    def _close_now(self, _deliver: Callable[[], None]) -> None:
         fd, self._fd = self._fd, -1
         if fd >= 0:
             os.close(fd)
@@ -82,6 +93,10 @@ class Fd:
         return f"Fd({self._fd})"
 
 
+def _ignore(_: object) -> None:
+    pass
+
+
 def _addr(buf) -> int:
     return ctypes.addressof(buf) if buf is not None else 0
 
@@ -92,11 +107,14 @@ def _check_arch() -> None:
                        _errno.ENOSYS)
 
 
-def bpf(cmd: int, attr: ctypes.Structure, what: str = "") -> int:
+def bpf(cmd: int, attr: ctypes.Structure, what: str = "",
+        on_interrupt: Optional[Callable[[], None]] = None) -> int:
     """Raw bpf(2): returns the result, raises BPFError on failure.
 
     EINTR and EAGAIN (the kernel returns EAGAIN from BPF_PROG_LOAD when a signal
-    interrupts verification) are retried a bounded number of times.
+    interrupts verification) are retried a bounded number of times, after
+    ``on_interrupt()`` (see :func:`pybpf.kernel.sigdefer.deferred`: the held-back signal
+    handlers run then, and may raise).
     """
     _check_arch()
     for _ in range(5):
@@ -107,11 +125,39 @@ def bpf(cmd: int, attr: ctypes.Structure, what: str = "") -> int:
         err = ctypes.get_errno()
         if err not in (_errno.EINTR, _errno.EAGAIN) or cmd == uapi.BPF_MAP_LOOKUP_ELEM:
             break
+        if on_interrupt is not None:
+            on_interrupt()
     raise from_errno(err, what or uapi.bpf_cmd(cmd).name)
 
 
+def _close_fd(fd: Fd) -> None:
+    fd.close()
+
+
+def owned(make: Callable[[], int], what: str) -> Fd:
+    """An fd made by ``make()`` (a syscall returning it), wrapped into its Fd before any
+    signal handler can run (:func:`pybpf.kernel.sigdefer.deferred`); OSError -> BPFError."""
+    def wrap(deliver_now: Callable[[], None]) -> Fd:
+        try:
+            return Fd(make())
+        except OSError as e:
+            raise from_errno(e.errno or _errno.EIO, what) from None
+    return deferred(wrap, _close_fd)
+
+
 def bpf_fd(cmd: int, attr: ctypes.Structure, what: str = "") -> Fd:
-    return Fd(bpf(cmd, attr, what))
+    """A bpf(2) command that returns a new fd, owned before any signal handler runs."""
+    return deferred(lambda deliver_now: Fd(bpf(cmd, attr, what, deliver_now)), _close_fd)
+
+
+def dup(fd: int, what: str = "duplicating an fd") -> Fd:
+    """A close-on-exec duplicate of ``fd``, owned."""
+    return owned(lambda: fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 0), what)
+
+
+def open_fd(path: str, flags: int, what: str = "") -> Fd:
+    """os.open(path, flags | O_CLOEXEC), owned; BPFError naming ``what`` on failure."""
+    return owned(lambda: os.open(path, flags | os.O_CLOEXEC), what or f"opening {path}")
 
 
 # ------------------------------------------------------------------ maps
@@ -188,11 +234,12 @@ LOG_START_SIZE = 1 << 16
 
 def _load_with_log(cmd: int, attr: LogAttr, set_log: Callable[[LogAttr, object, int, int], None],
                    true_size: Callable[[LogAttr], int], what: str,
-                   log_level: int) -> Tuple[int, str]:
+                   log_level: int, deliver_now: Callable[[], None]) -> Tuple[Fd, str]:
     """Run a load command; on failure repeat it with a verifier log that grows.
 
-    Returns (fd, log).  The first attempt runs without a log (fast path, as
-    libbpf does) unless ``log_level`` asks for one.  On failure the log buffer
+    Returns (fd, log); call it inside :func:`pybpf.kernel.sigdefer.deferred`, which passes
+    ``deliver_now`` (run before an interrupted attempt is repeated).  The first
+    attempt runs without a log (fast path, as libbpf does) unless ``log_level`` asks for one.  On failure the log buffer
     starts at LOG_START_SIZE (64 KiB) and grows to the kernel's ``log_true_size`` (6.4+) or by
     x4, at most 5 times, up to ``BPF_LOG_MAX_SIZE``.
     """
@@ -207,9 +254,12 @@ def _load_with_log(cmd: int, attr: LogAttr, set_log: Callable[[LogAttr, object, 
         err = ctypes.get_errno() if ret < 0 else 0
         log = buf.value.decode(errors="replace") if buf is not None else ""
         if ret >= 0:
-            return ret, log
+            return Fd(ret), log
         if err in (_errno.EINTR, _errno.EAGAIN):
+            deliver_now()
             continue
+        if err in FD_EXHAUSTED:
+            raise from_errno(err, what)
         if not level:            # first failure: retry with a log to explain it
             level = 1
             continue
@@ -239,9 +289,10 @@ def btf_load(data: bytes, log_level: int = 0) -> Fd:
     """BPF_BTF_LOAD; VerifierError (with the BTF verifier log) on rejection."""
     raw = ctypes.create_string_buffer(data, len(data))
     attr = uapi.bpf_attr_btf_load(btf=_addr(raw), btf_size=len(data))
-    fd, _ = _load_with_log(uapi.BPF_BTF_LOAD, attr, _set_btf_log,
-                           lambda a: a.btf_log_true_size, "loading BTF", log_level)
-    return Fd(fd)
+    fd, _ = deferred(lambda deliver_now: _load_with_log(
+        uapi.BPF_BTF_LOAD, attr, _set_btf_log, lambda a: a.btf_log_true_size, "loading BTF",
+        log_level, deliver_now), _close_first)
+    return fd
 
 
 def prog_load(prog_type: int, insns: bytes, license: str, name: str = "",
@@ -272,10 +323,13 @@ def prog_load(prog_type: int, insns: bytes, license: str, name: str = "",
         attr.line_info_cnt = len(line_info) // line_info_rec_size
     if fds is not None:
         attr.fd_array = _addr(fds)
-    fd, log = _load_with_log(uapi.BPF_PROG_LOAD, attr, _set_prog_log,
-                             lambda a: a.log_true_size, f"loading program {name!r}",
-                             log_level)
-    return Fd(fd), log
+    return deferred(lambda deliver_now: _load_with_log(
+        uapi.BPF_PROG_LOAD, attr, _set_prog_log, lambda a: a.log_true_size,
+        f"loading program {name!r}", log_level, deliver_now), _close_first)
+
+
+def _close_first(result: Tuple[Fd, str]) -> None:
+    result[0].close()
 
 
 class TestRun(NamedTuple):
@@ -413,11 +467,14 @@ def perf_event_open(attr: uapi.perf_event_attr, pid: int = -1, cpu: int = 0,
         raise BPFError(f"perf_event_open number unknown for {platform.machine()}",
                        _errno.ENOSYS)
     attr.size = ctypes.sizeof(attr)
-    ret = _syscall(_NR_PERF_EVENT_OPEN, ctypes.byref(attr), ctypes.c_int(pid),
-                   ctypes.c_int(cpu), ctypes.c_int(group_fd), ctypes.c_ulong(flags))
-    if ret < 0:
-        raise from_errno(ctypes.get_errno(), what)
-    return Fd(ret)
+
+    def make(deliver_now: Callable[[], None]) -> Fd:
+        ret = _syscall(_NR_PERF_EVENT_OPEN, ctypes.byref(attr), ctypes.c_int(pid),
+                       ctypes.c_int(cpu), ctypes.c_int(group_fd), ctypes.c_ulong(flags))
+        if ret < 0:
+            raise from_errno(ctypes.get_errno(), what)
+        return Fd(ret)
+    return deferred(make, _close_fd)
 
 
 def ioctl(fd: int, request: int, arg: int = 0, what: str = "ioctl") -> int:

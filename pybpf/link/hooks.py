@@ -16,6 +16,7 @@ import functools
 import io
 import os
 import platform
+from operator import methodcaller
 from typing import (Any, Callable, Dict, FrozenSet, List, NamedTuple,
                     Optional, Sequence, Tuple)
 
@@ -23,6 +24,7 @@ from ..kernel import syscall, fs as tracefs
 from .. import uapi
 from ..obj import uprobe as _uprobe
 from ..errors import AttachError, BPFError, BPFPermissionError
+from ..kernel.sigdefer import deferred
 from ..kernel.syscall import Fd
 from ..kernel.sysinfo import SYSCALL_PREFIX, interface_index, syscall_func_name
 from .program import ProgramView
@@ -146,12 +148,16 @@ class IterLink(Link):
 
     def open(self) -> io.BufferedReader:
         """A file whose read() returns what the program printed (BPF_ITER_CREATE)."""
-        raw = syscall.iter_create(self.fd).detach()
-        try:
-            return os.fdopen(raw, "rb")
-        except BaseException:
-            os.close(raw)
-            raise
+        fd = syscall.iter_create(self.fd)
+
+        def make(deliver_now: Callable[[], None]) -> io.BufferedReader:
+            raw = fd.detach()
+            try:
+                return os.fdopen(raw, "rb")
+            except BaseException:
+                os.close(raw)
+                raise
+        return deferred(make, methodcaller("close"))
 
     def read(self) -> bytes:
         """One whole pass of the iterator."""
@@ -184,9 +190,9 @@ def _ifindex(opts: Opts, what: str) -> int:
 
 def _open_path(path: str, flags: int, what: str) -> Fd:
     try:
-        return Fd(os.open(path, flags | os.O_CLOEXEC))
-    except OSError as e:
-        raise AttachError(f"opening {what} {path}: {e.strerror}", e.errno) from None
+        return syscall.open_fd(path, flags, f"opening {what} {path}")
+    except BPFError as e:
+        raise AttachError(str(e), e.errno) from None
 
 
 def _attach_perf_event(prog: ProgramView, pfd: Fd, opts: Opts, desc: str) -> Link:
@@ -481,10 +487,9 @@ def attach_perf_event(prog: ProgramView, target: str, opts: Opts) -> Link:
     opened here from sample_period=/sample_freq= with type=, config=, pid=, cpu=."""
     if "perf_event_fd" in opts:
         try:
-            pfd = Fd(os.dup(int(opts["perf_event_fd"])))
-        except OSError as e:
-            raise AttachError(f"perf_event_fd {opts['perf_event_fd']}: {e.strerror}",
-                              e.errno) from None
+            pfd = syscall.dup(int(opts["perf_event_fd"]), f"perf_event_fd {opts['perf_event_fd']}")
+        except BPFError as e:
+            raise AttachError(str(e), e.errno) from None
         desc = f"perf event fd {opts['perf_event_fd']}"
     elif opts.get("sample_period") or opts.get("sample_freq"):
         attr = uapi.perf_event_attr(
@@ -595,8 +600,27 @@ METHODS: Dict[str, Method] = {
               "relative_id", "expected_revision"),
     "netkit": _m(attach_netkit, "never", "ifindex", "interface", "flags", "relative_fd",
                  "relative_id", "expected_revision"),
-    "cgroup": _m(attach_cgroup, "always", "cgroup", "cgroup_fd", "flags"),
-    "netns": _m(attach_netns, "always", "netns", "netns_fd"),
+    "cgroup": _m(attach_cgroup, "never", "cgroup", "cgroup_fd", "flags"),
+    "netns": _m(attach_netns, "never", "netns", "netns_fd"),
+}
+
+#: why attach() leaves a program of an attach method alone: what it needs
+NEEDS = {
+    "xdp": "a network interface (interface= or ifindex=)",
+    "tcx": "a network interface (interface= or ifindex=)",
+    "netkit": "a netkit device (interface= or ifindex=)",
+    "cgroup": "a cgroup (cgroup=PATH or cgroup_fd=): attach() never picks the root "
+              "cgroup, where it would act on every process",
+    "netns": "a network namespace (netns=PATH or netns_fd=): attach() never picks one",
+    "perf_event": "a perf event (perf_event_fd=, or sample_period= / sample_freq=)",
+    "tracepoint": "a tracepoint: SEC(\"tp/CATEGORY/NAME\") or tracepoint=",
+    "raw_tracepoint": "a tracepoint: SEC(\"raw_tp/NAME\") or tracepoint=",
+    "kprobe": "a kernel function: SEC(\"kprobe/FUNCTION\") or func_name=",
+    "ksyscall": "a syscall: SEC(\"ksyscall/NAME\") or syscall_name=",
+    "kprobe_multi": "kernel functions: SEC(\"kprobe.multi/PATTERN\"), pattern= or syms=",
+    "uprobe": "a binary and function: SEC(\"uprobe/BINARY:FUNCTION\") or binary=",
+    "uprobe_multi": "a binary: SEC(\"uprobe.multi/BINARY:PATTERN\") or binary=",
+    "usdt": "a binary and probe: SEC(\"usdt/BINARY:PROVIDER:NAME\")",
 }
 
 
@@ -604,13 +628,24 @@ def method_name(prog: ProgramView) -> Optional[str]:
     return prog.sec_def.attach if prog.sec_def is not None else None
 
 
+def auto_attach_skip(prog: ProgramView) -> Optional[str]:
+    """Why attach() without options must leave ``prog`` alone (None: it can attach it),
+    as libbpf's skeleton attach decides: a hook that needs a target the SEC() name
+    does not give (an interface, a cgroup, a binary...) is never guessed."""
+    name = method_name(prog)
+    method = METHODS.get(name or "")
+    if method is None:
+        return (f"SEC({prog.section!r}) names no hook" if prog.sec_def is None
+                else f"{prog.type_name} programs have no automatic attachment")
+    if method.auto == "always" or (method.auto == "target" and prog.attach_target):
+        return None
+    return f"needs {NEEDS.get(name or '', 'options')}"
+
+
 def auto_attachable(prog: ProgramView) -> bool:
-    """Whether attach() without options can work, as libbpf's skeleton attach decides:
-    the object's attach() skips programs for which this is False."""
-    method = METHODS.get(method_name(prog) or "")
-    if method is None or method.auto == "never":
-        return False
-    return method.auto == "always" or bool(prog.attach_target)
+    """Whether attach() without options can work: the object's attach() skips
+    programs for which this is False (see :func:`auto_attach_skip`)."""
+    return auto_attach_skip(prog) is None
 
 
 def attach_program(prog: ProgramView, method: Optional[str] = None, **opts: Any) -> Link:
