@@ -7,6 +7,7 @@ be inspected and tested without root.
 """
 from __future__ import annotations
 
+import bisect
 import os
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
@@ -19,6 +20,7 @@ from .elf import (SHF_WRITE, SHT_NOBITS, SHT_PROGBITS, STB_LOCAL, STT_FUNC, STT_
 from .errors import ObjectError
 from .externs import Externs, collect as collect_externs
 from .insn import INSN_SIZE
+from .limits import check_value_size
 from .sections import SecDef, find_sec_def
 
 # map-definition pinning (libbpf's enum libbpf_pin_type)
@@ -280,9 +282,11 @@ def _inner_map(btf: BTF, type_id: int, name: str) -> Optional[MapSpec]:
 
 def _init_slots(elf: ElfObject, sec: Section, maps: List[MapSpec]) -> None:
     """Initial values of map-in-map / prog arrays: relocations inside .maps."""
+    by_offset = sorted(maps, key=lambda m: m.btf_var_offset)
+    starts = [m.btf_var_offset for m in by_offset]
     for rel in elf.relocs.get(sec.index, []):
-        owner = max((m for m in maps if m.btf_var_offset <= rel.offset),
-                    key=lambda m: m.btf_var_offset, default=None)
+        at = bisect.bisect_right(starts, rel.offset)
+        owner = by_offset[at - 1] if at else None
         if owner is None or owner.values_offset < 0:
             raise ObjectError("relocation outside any map's 'values'", section=".rel.maps",
                               offset=rel.offset)
@@ -337,6 +341,7 @@ def _data_maps(elf: ElfObject, btf: Optional[BTF], obj_name: str) -> List[MapSpe
     for sec in elf.sections:
         if not is_data_section(sec) or not sec.size:
             continue
+        check_value_size(sec.name, sec.size)
         readonly = sec.name.startswith(".rodata")
         flags = uapi.BPF_F_MMAPABLE | (uapi.BPF_F_RDONLY_PROG if readonly else 0)
         if readonly and sec.flags & SHF_WRITE:
@@ -354,6 +359,7 @@ def _kconfig_map(externs: Externs) -> List[MapSpec]:
     if not externs.kconfig_size:
         return []
     sec = externs.kconfig_section()
+    check_value_size(sec.name, sec.size)
     return [MapSpec(sec.name, uapi.BPF_MAP_TYPE_ARRAY, 4, sec.size, 1,
                     uapi.BPF_F_MMAPABLE | uapi.BPF_F_RDONLY_PROG,
                     btf_value_type_id=externs.kconfig_btf_id, section=sec,
@@ -376,8 +382,12 @@ def data_variables(btf: Optional[BTF], spec: MapSpec,
     out: Dict[str, Tuple[int, int, int]] = {}
     datasec = _datasec(btf, spec.name) if btf is not None else None
     if datasec is not None:
-        for vsi in datasec.vars:
+        for n, vsi in enumerate(datasec.vars):
             var = btf[vsi.type]
+            if not isinstance(var, T.Var):
+                raise ObjectError(f"entry #{n} of DATASEC {spec.name!r} is "
+                                  f"{btf.type_name(vsi.type)} (kind {var.kind}), not a "
+                                  "variable", section=".BTF")
             out[var.name] = (vsi.offset, vsi.size, var.type)
         return out
     assert spec.section is not None

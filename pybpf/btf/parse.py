@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict, List, Sequence
 
 from ..errors import ObjectError
+from ..limits import BTF_MAX_NAME_OFFSET, BTF_MAX_TYPE
 from ..uapi import (BTF_HEADER_SIZE, BTF_INFO_KFLAG_SHIFT, BTF_INFO_KIND_MASK,
                     BTF_INFO_KIND_SHIFT, BTF_INFO_VLEN_MASK, BTF_KIND_ARRAY, BTF_KIND_CONST,
                     BTF_KIND_DATASEC, BTF_KIND_DECL_TAG, BTF_KIND_ENUM, BTF_KIND_ENUM64,
@@ -24,8 +25,7 @@ from . import types as T
 from .strtab import StringTable
 
 _HEADER = struct.Struct("<HBBIIIII")
-_MAX_STR_OFFSET = 0x7FFFFFFF
-_MAX_TYPES = 0xFFFFF            # BTF_MAX_TYPE: ids are 20 bits in the kernel
+_MAX_TYPES = BTF_MAX_TYPE       # ids are 20 bits in the kernel
 
 #: Per kind: (fixed words after the 3-word btf_type, words per vlen item).
 RECORD_SHAPE: Dict[int, tuple] = {
@@ -94,7 +94,7 @@ def parse_header(data: bytes, section: str, split: bool) -> Header:
     if type_off + type_len > str_off and str_off + str_len > type_off and str_len:
         raise ObjectError("BTF type and string sections overlap", section, 8)
     strs = data[hdr_len + str_off:hdr_len + str_off + str_len]
-    if str_len > _MAX_STR_OFFSET or (str_len and strs[-1] != 0) \
+    if str_len - 1 > BTF_MAX_NAME_OFFSET or (str_len and strs[-1] != 0) \
             or (not split and (not str_len or strs[0] != 0)):
         raise ObjectError("invalid BTF string section (must start and end with NUL)",
                           section, hdr_len + str_off)

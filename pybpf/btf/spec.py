@@ -18,6 +18,7 @@ import operator
 from typing import Dict, Iterable, Iterator, List, Optional, Tuple, Union as _U
 
 from ..errors import ObjectError
+from ..limits import MAX_RESOLVE_DEPTH, U32_MAX
 from ..uapi import BTF_INFO_KIND_MASK, BTF_INFO_KIND_SHIFT
 from . import types as T
 from .encode import encode_btf
@@ -27,7 +28,8 @@ from .strtab import StringTable
 VOID = T.Void()
 POINTER_SIZE = 8          # BPF is a 64-bit target
 _SCANS_BEFORE_INDEX = 12  # name lookups answered by scanning before building the index
-_MAX_CHAIN = 64           # longest typedef/qualifier/array chain followed before calling it a loop
+_MAX_CHAIN = MAX_RESOLVE_DEPTH   # longest typedef/qualifier/array chain followed (the kernel's)
+_SPELL_STEPS = 64         # types a type_name() spelling visits before it writes "..."
 
 
 class BTF:
@@ -251,11 +253,13 @@ class BTF:
         for _ in range(_MAX_CHAIN):
             t = self[tid]
             if isinstance(t, (T.Int, T.Struct, T.Enum, T.Float, T.Datasec)):
-                return scale * t.size
+                return self._fits(type_id, scale * t.size)
             if isinstance(t, T.Pointer):
-                return scale * POINTER_SIZE
+                return self._fits(type_id, scale * POINTER_SIZE)
             if isinstance(t, T.Array):
                 scale *= t.nelems
+                if scale > U32_MAX:      # zero-size elements: checked when one is reached
+                    scale = U32_MAX + 1
                 tid = t.type
             elif t.kind in T.QUALIFIER_KINDS or isinstance(t, T.Var):
                 tid = t.type
@@ -264,39 +268,50 @@ class BTF:
                                   self.section)
         raise ObjectError(f"BTF type {type_id}: type chain too long (a loop?)", self.section)
 
+    def _fits(self, type_id: int, size: int) -> int:
+        """A size as the kernel computes it: one that overflows u32 is malformed."""
+        if size > U32_MAX:
+            raise ObjectError(f"BTF type {type_id} ({self.type_name(type_id)}) is larger than"
+                              f" {U32_MAX} bytes", self.section)
+        return size
+
     def type_name(self, type_id: int) -> str:
-        """C-like spelling for messages: "struct task_struct", "char[16]", "int *"."""
-        return _spell(self, type_id, "", 0)
+        """C-like spelling for messages: "struct task_struct", "char[16]", "int *".
+
+        Bounded (a loop or a prototype made of itself is cut with "...")."""
+        return _spell(self, type_id, "", 0, [_SPELL_STEPS])
 
 
 _TAGGED = {T.Struct: "struct", T.Union: "union", T.Enum: "enum", T.Enum64: "enum"}
 _QUALIFIER_WORDS = {T.Const: "const", T.Volatile: "volatile", T.Restrict: "restrict"}
 
 
-def _spell(btf: BTF, type_id: int, decl: str, depth: int) -> str:
-    """C declarator spelling: ``decl`` is what has been wrapped around this type so far."""
-    if depth > _MAX_CHAIN:
+def _spell(btf: BTF, type_id: int, decl: str, depth: int, steps: List[int]) -> str:
+    """C declarator spelling: ``decl`` is what has been wrapped around this type so far;
+    ``steps[0]`` is what is left of the visits all the branches of one spelling share."""
+    steps[0] -= 1
+    if depth > _MAX_CHAIN or steps[0] < 0:
         return "..." + decl
     t = btf[type_id]
     cls = type(t)
     if cls in _QUALIFIER_WORDS:
         word = _QUALIFIER_WORDS[cls]
         if isinstance(btf[t.type], T.Pointer):         # a const pointer: "char *const"
-            return _spell(btf, t.type, word + decl, depth + 1)
-        return f"{word} " + _spell(btf, t.type, decl, depth + 1)
+            return _spell(btf, t.type, word + decl, depth + 1, steps)
+        return f"{word} " + _spell(btf, t.type, decl, depth + 1, steps)
     if isinstance(t, T.Pointer):
         pointee = btf[t.type]
         decl = decl.lstrip()
         decl = f"(*{decl})" if isinstance(pointee, (T.Array, T.FuncProto)) else f" *{decl}"
-        return _spell(btf, t.type, decl, depth + 1)
+        return _spell(btf, t.type, decl, depth + 1, steps)
     if isinstance(t, T.Array):
-        return _spell(btf, t.type, f"{decl}[{t.nelems}]", depth + 1)
+        return _spell(btf, t.type, f"{decl}[{t.nelems}]", depth + 1, steps)
     if isinstance(t, T.FuncProto):
         params = ", ".join("..." if p.type == 0 and not p.name else
-                           _spell(btf, p.type, "", depth + 1) for p in t.params)
-        return _spell(btf, t.return_type, f"{decl}({params or 'void'})", depth + 1)
+                           _spell(btf, p.type, "", depth + 1, steps) for p in t.params)
+        return _spell(btf, t.return_type, f"{decl}({params or 'void'})", depth + 1, steps)
     if isinstance(t, T.TypeTag):
-        return _spell(btf, t.type, decl, depth + 1)
+        return _spell(btf, t.type, decl, depth + 1, steps)
     if isinstance(t, T.Void):
         base = "void"
     elif cls in _TAGGED:
