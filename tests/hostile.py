@@ -74,6 +74,20 @@ def replace_section(raw: bytes, name: str, blob: bytes) -> bytes:
                     sh_size=len(blob))
 
 
+def rename_symbol(raw: bytes, old: str, new: str) -> bytes:
+    """The object with symbol ``old`` called ``new`` (appended to its string table)."""
+    from elftools.elf.elffile import ELFFile
+    elf = ELFFile(io.BytesIO(raw))
+    symtab = elf.get_section_by_name(".symtab")
+    index = next(i for i, sym in enumerate(symtab.iter_symbols()) if sym.name == old)
+    strtab = elf.get_section(symtab["sh_link"])
+    name_off = strtab["sh_size"]
+    raw = replace_section(raw, strtab.name, strtab.data() + new.encode() + b"\0")
+    out = bytearray(raw)
+    struct.pack_into("<I", out, symtab["sh_offset"] + 24 * index, name_off)
+    return bytes(out)
+
+
 def section_data(raw: bytes, name: str) -> bytes:
     h = shdr(raw, name)
     return raw[h["sh_offset"]:h["sh_offset"] + h["sh_size"]]

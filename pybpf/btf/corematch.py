@@ -64,7 +64,8 @@ class Poison(Exception):
     """No target value exists: the instruction gets poisoned."""
 
 
-def _short(text: str, limit: int = 80) -> str:
+def shorten(text: str, limit: int = 80) -> str:
+    """``text`` for a message: cut after ``limit`` characters, saying how long it was."""
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
@@ -138,11 +139,11 @@ def parse_spec(btf: "BTF", root_id: int, access: str, kind: int) -> Spec:
         return spec
     parts = access.split(":")
     if not all(p.isdigit() and p.isascii() for p in parts):
-        raise CoreError(f"bad access string {_short(access)!r}")
+        raise CoreError(f"bad access string {shorten(access)!r}")
     if len(parts) > MAX_SPEC_LEN:
-        raise CoreError(f"access string {_short(access)!r} nests deeper than {MAX_SPEC_LEN}")
+        raise CoreError(f"access string {shorten(access)!r} nests deeper than {MAX_SPEC_LEN}")
     if any(len(p) > _MAX_INDEX_DIGITS or int(p) > _MAX_INDEX for p in parts):
-        raise CoreError(f"access string {_short(access)!r} has an index past {_MAX_INDEX}")
+        raise CoreError(f"access string {shorten(access)!r} has an index past {_MAX_INDEX}")
     spec.raw = raw = [int(p) for p in parts]
     tid, t = _resolved(btf, root_id)
     first = raw[0]
