@@ -93,6 +93,7 @@ class ObjectSpec:
     programs: List[ProgramSpec]
     maps: List[MapSpec]
     externs: Externs = field(default_factory=Externs)     # __kconfig / __ksym / kfuncs
+    _starts: List[Tuple[int, int]] = field(default_factory=list, repr=False, compare=False)
 
     @classmethod
     def parse(cls, elf: ElfObject, btf: Optional[BTF], ext: Optional[BTFExt]) -> "ObjectSpec":
@@ -109,7 +110,11 @@ class ObjectSpec:
 
     def function_at(self, shndx: int, slot: int) -> FuncSpec:
         """The function whose code holds instruction ``slot`` of section ``shndx``."""
-        for func in self.functions:
+        if len(self._starts) != len(self.functions):     # functions are in this order
+            self._starts = [(f.shndx, f.start) for f in self.functions]
+        at = bisect.bisect_right(self._starts, (shndx, slot))
+        if at:
+            func = self.functions[at - 1]
             if func.shndx == shndx and func.start <= slot < func.start + func.count:
                 return func
         sec = self.elf.section_at(shndx)
@@ -210,7 +215,7 @@ def _datasec(btf: BTF, name: str) -> Optional[T.Datasec]:
     return btf[ids[0]] if ids else None
 
 
-def _map_from_btf(btf: BTF, name: str, type_id: int) -> MapSpec:
+def _map_from_btf(btf: BTF, name: str, type_id: int, inner: bool = False) -> MapSpec:
     struct = btf[btf.resolve(type_id)]
     if not isinstance(struct, T.Struct):
         raise ObjectError(f"map {name!r}: definition is {btf.type_name(type_id)}, "
@@ -230,6 +235,9 @@ def _map_from_btf(btf: BTF, name: str, type_id: int) -> MapSpec:
             _set_size(spec, member.name, size, name)
             setattr(spec, f"btf_{member.name}_type_id", ptr.type)
         elif member.name == "values":
+            if inner:               # libbpf too: the template of an inner map ends there
+                raise ObjectError(f"map {name!r}: an inner map cannot hold 'values' "
+                                  "(multi-level map-in-map is not supported)", section=".maps")
             spec.inner = _inner_map(btf, member.type, name)
             spec.values_offset = member.bit_offset // 8
         else:
@@ -277,7 +285,7 @@ def _inner_map(btf: BTF, type_id: int, name: str) -> Optional[MapSpec]:
     target = btf[btf.resolve(ptr.type)]
     if isinstance(target, T.FuncProto):
         return None
-    return _map_from_btf(btf, f"{name}.inner", ptr.type)
+    return _map_from_btf(btf, f"{name}.inner", ptr.type, inner=True)
 
 
 def _init_slots(elf: ElfObject, sec: Section, maps: List[MapSpec]) -> None:

@@ -15,7 +15,8 @@ import pytest
 from conftest import built
 from hostile import (ARRAY, CONST, DATASEC, EXEC_IDS, FUNC_PROTO, PTR, RESTRICT, STRUCT,
                      TYPE_TAG, TYPEDEF, UNION, VAR, VOLATILE, RawBTF, exec_object, info,
-                     run_attacks, run_paths, section_data, set_ehdr, set_shdr, shdr, with_btf)
+                     replace_section, run_attacks, run_paths, section_data, set_ehdr,
+                     set_shdr, shdr, with_btf)
 
 REF_KINDS = {"ptr": PTR, "typedef": TYPEDEF, "const": CONST, "volatile": VOLATILE,
              "restrict": RESTRICT, "type_tag": TYPE_TAG}
@@ -258,6 +259,18 @@ def test_fan_out_is_refused_at_once(graph_outcomes, graph):
     assert re.search(r"would decode into \d+ values|more than \d+ steps", line), line
 
 
+def test_map_in_map_holding_itself(tmp_path):
+    """An outer map whose inner template is the outer map itself: ObjectError, not
+    RecursionError (libbpf refuses multi-level inner maps too)."""
+    raw = built("loader_maps.bpf.o").read_bytes()
+    btf = RawBTF(section_data(raw, ".BTF"))
+    outer = btf.get(21, 2)                       # the Var 'outer' -> its struct
+    assert btf.get(18, 1) >> 24 == PTR
+    btf.set(18, 2, outer)                        # values: array of pointers to itself
+    line = run_attacks(tmp_path, {"outer": with_btf(raw, btf)})["outer"]
+    assert line.startswith("ObjectError: map 'outer.inner': an inner map cannot hold"), line
+
+
 # ---------------------------------------------------------------- lying headers
 
 def _exec_with(**edits: Dict[str, int]) -> bytes:
@@ -292,11 +305,20 @@ HEADERS: Dict[str, Callable[[], bytes]] = {
     "shstrndx_out_of_range": lambda: set_ehdr(exec_object(), e_shstrndx=0xFEFF),
     "phnum_65535": lambda: set_ehdr(exec_object(), e_phoff=64, e_phnum=0xFFFF, e_phentsize=56),
     "phoff_2_63": lambda: set_ehdr(exec_object(), e_phoff=1 << 63, e_phnum=3, e_phentsize=56),
+    "symtab_40k_symbols": lambda: _many_symbols(40_000),
+    "strtab_truncated": lambda: set_shdr(exec_object(), ".strtab", sh_size=3),
 }
 
 
+def _many_symbols(count: int) -> bytes:
+    """A symbol table of ``count`` copies of a local symbol: a bulk of under 1 MiB."""
+    raw = exec_object()
+    table = section_data(raw, ".symtab")
+    return replace_section(raw, ".symtab", table + table[24:48] * count)
+
+
 #: header lies pybpf never acts on (BPF objects have no segments): may open fine
-UNREAD = {"shstrndx_out_of_range", "phnum_65535", "phoff_2_63"}
+UNREAD = {"shstrndx_out_of_range", "phnum_65535", "phoff_2_63", "symtab_40k_symbols"}
 
 
 @pytest.fixture(scope="module")
