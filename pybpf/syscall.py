@@ -11,6 +11,7 @@ import ctypes
 import errno as _errno
 import os
 import platform
+import typing
 from typing import Any, Callable, Dict, NamedTuple, Optional, Sequence, Tuple, Type, TypeVar
 
 from . import uapi
@@ -84,11 +85,12 @@ class Fd:
 
 # ------------------------------------------------------------------ checked layouts
 
-S = TypeVar("S", ctypes.Structure, ctypes.Union)
+_Layout = typing.Union[ctypes.Structure, ctypes.Union]
+S = TypeVar("S", bound=_Layout)
 _INT_CODES = "bBhHiIlLqQ"
 
 
-def _range(field: tuple) -> Optional[Tuple[int, int, str]]:
+def _range(field: Tuple[Any, ...]) -> Optional[Tuple[int, int, str]]:
     """(lowest, highest, "u32"-like name) of an integer ``_fields_`` entry (a
     bitfield's width included), else None."""
     code = getattr(field[1], "_type_", None)
@@ -100,7 +102,7 @@ def _range(field: tuple) -> Optional[Tuple[int, int, str]]:
     return 0, (1 << bits) - 1, f"u{bits}"
 
 
-_FIELDS: Dict[type, Dict[str, tuple]] = {}
+_FIELDS: Dict[type, Dict[str, Tuple[Any, ...]]] = {}
 
 
 def fill(layout: S, **values: Any) -> S:

@@ -11,12 +11,11 @@ peak RSS.  Anything else (a traceback, a kill, a timeout) fails the test.
 from __future__ import annotations
 
 import io
-import os
 import pathlib
 import struct
 import subprocess
 import sys
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
