@@ -156,6 +156,15 @@ def fan_out(kind: int, named: bool, depth: int = 30) -> Callable[[RawBTF], int]:
     return build
 
 
+def wide_struct(btf: RawBTF) -> int:
+    """Structs of 80,000 int members in all (960 KB), lifted into one: walks stay linear."""
+    name, int_id = btf.name("m"), EXEC_IDS["int"]
+    first = btf.add(btf.name("wide"), info(STRUCT, 0xFFFF), 4, *([name, int_id, 0] * 0xFFFF))
+    rest = 80_000 - 0xFFFF
+    second = btf.add(btf.name("wide2"), info(STRUCT, rest), 4, *([name, int_id, 0] * rest))
+    return btf.add(0, info(STRUCT, 2), 8, 0, first, 0, 0, second, 0)
+
+
 GRAPHS: Dict[str, Callable[[RawBTF], int]] = {
     **{f"{name}_loop": self_ref(kind) for name, kind in REF_KINDS.items()},
     "const_typedef_loop": two_cycle,
@@ -178,6 +187,7 @@ GRAPHS: Dict[str, Callable[[RawBTF], int]] = {
     "fan_out_named_structs": fan_out(STRUCT, True),
     "fan_out_anon_unions": fan_out(UNION, False),
     "fan_out_func_protos": fan_out(FUNC_PROTO, True),
+    "wide_structs_80k_members": wide_struct,
 }
 #: graphs that are harmless where they are put (the loop is in entries that are skipped)
 HARMLESS = {("datasec_of_itself", "global")}

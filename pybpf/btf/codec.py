@@ -344,7 +344,7 @@ class _Compiler:
             self.active.discard(type_id)
         if node.values > node.size + _SPARE_VALUES:
             raise self.fail(type_id, f"{node.size} bytes would decode into {node.values}"
-                            f" values (elements of size 0?)")
+                            f" values (members or elements of size 0?)")
         self.done[type_id] = node
         return node
 

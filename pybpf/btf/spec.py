@@ -13,9 +13,8 @@ front, so that all malformations surface at parse time.
 """
 from __future__ import annotations
 
-import copy
 import operator
-from typing import Dict, Iterable, Iterator, List, Optional, Tuple, Union as _U
+from typing import Dict, Iterable, Iterator, List, Optional, Tuple, TypeVar, Union as _U
 
 from ..errors import ObjectError
 from ..limits import MAX_RESOLVE_DEPTH, U32_MAX
@@ -29,6 +28,7 @@ VOID = T.Void()
 POINTER_SIZE = 8          # BPF is a 64-bit target
 _SCANS_BEFORE_INDEX = 12  # name lookups answered by scanning before building the index
 _MAX_CHAIN = MAX_RESOLVE_DEPTH   # longest typedef/qualifier/array chain followed (the kernel's)
+_Item = TypeVar("_Item")
 _SPELL_STEPS = 64         # types a type_name() spelling visits before it writes "..."
 
 
@@ -149,7 +149,7 @@ class BTF:
         """A deep copy of this BTF's own types (same ids, same base)."""
         new = BTF(self.base, self.section)
         for t in self:
-            new.add(copy.deepcopy(t))
+            new.add(_copy_type(t))
         return new
 
     def encode(self) -> bytes:
@@ -280,6 +280,25 @@ class BTF:
 
         Bounded (a loop or a prototype made of itself is cut with "...")."""
         return _spell(self, type_id, "", 0, [_SPELL_STEPS])
+
+
+def _flat_copy(item: _Item) -> _Item:
+    """A copy of a dataclass whose fields are ints and strs (or of a tuple)."""
+    if isinstance(item, tuple):
+        return item
+    out = object.__new__(type(item))
+    out.__dict__.update(item.__dict__)
+    return out
+
+
+def _copy_type(t: T.Type) -> T.Type:
+    """A deep copy of one type: the type and each item of its lists (members, params,
+    vars, enumerators) are flat, so this is linear and ~10x cheaper than deepcopy."""
+    out = _flat_copy(t)
+    for name, value in t.__dict__.items():
+        if isinstance(value, list):
+            setattr(out, name, [_flat_copy(item) for item in value])
+    return out
 
 
 _TAGGED = {T.Struct: "struct", T.Union: "union", T.Enum: "enum", T.Enum64: "enum"}
