@@ -13,8 +13,9 @@ from typing import Callable, Dict
 import pytest
 
 from conftest import built
-from hostile import (ARRAY, CONST, DATASEC, EXEC_IDS, FUNC_PROTO, PTR, RESTRICT, STRUCT,
-                     TYPE_TAG, TYPEDEF, UNION, VAR, VOLATILE, RawBTF, exec_object, info,
+from hostile import (ARRAY, CONST, DATASEC, ENUM, ENUM64, EXEC_IDS, FUNC_PROTO, PTR,
+                     RESTRICT, STRUCT, TYPE_TAG, TYPEDEF, UNION, VAR, VOLATILE, RawBTF,
+                     exec_object, info,
                      replace_section, run_attacks, run_paths, section_data, set_ehdr,
                      set_shdr, shdr, with_btf)
 
@@ -188,6 +189,12 @@ GRAPHS: Dict[str, Callable[[RawBTF], int]] = {
     "fan_out_anon_unions": fan_out(UNION, False),
     "fan_out_func_protos": fan_out(FUNC_PROTO, True),
     "wide_structs_80k_members": wide_struct,
+    "enum_of_4g_bytes": lambda btf: btf.add(btf.name("e4g"), info(ENUM, 1), 0xFFFFFFFF,
+                                            btf.name("A"), 1),
+    "signed_enum_of_0_bytes": lambda btf: btf.add(btf.name("e0"), info(ENUM, 1, 1), 0,
+                                                  btf.name("A"), 1),
+    "enum64_of_3_bytes": lambda btf: btf.add(btf.name("e3"), info(ENUM64, 1), 3,
+                                             btf.name("A"), 1, 0),
 }
 #: graphs that are harmless where they are put (the loop is in entries that are skipped)
 HARMLESS = {("datasec_of_itself", "global")}
@@ -246,6 +253,13 @@ def test_zero_size_elements_refused(graph_outcomes, graph):
     line = graph_outcomes[f"{graph}-global"]
     assert line.startswith("ObjectError: cannot encode/decode "), line
     assert "0 bytes would decode into 4294967296 values" in line
+
+
+@pytest.mark.parametrize("graph", ["enum_of_4g_bytes", "signed_enum_of_0_bytes",
+                                   "enum64_of_3_bytes"])
+def test_enum_sizes_are_the_kernels(graph_outcomes, graph):
+    line = graph_outcomes[f"{graph}-global"]
+    assert re.match(r"ObjectError: invalid BTF enum size \d+", line), line
 
 
 def test_size_overflowing_u32_refused(graph_outcomes):

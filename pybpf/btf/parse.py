@@ -230,7 +230,12 @@ class TypeReader:
             == BTF_KIND_UNION else T.Struct
         return cls(name, st, members)
 
+    def enum_size(self, off: int, st: int) -> None:
+        if st not in (1, 2, 4, 8):          # the kernel's check: a power of two up to 8
+            raise self.error(f"invalid BTF enum size {st}", off)
+
     def enum(self, off, name, kflag, vlen, st):
+        self.enum_size(off, st)
         w, values = self.w, []
         for item in range(off + 3, off + 3 + 2 * vlen, 2):
             val = w[item + 1]
@@ -240,6 +245,7 @@ class TypeReader:
         return T.Enum(name, st, values, bool(kflag))
 
     def enum64(self, off, name, kflag, vlen, st):
+        self.enum_size(off, st)
         w, values = self.w, []
         for item in range(off + 3, off + 3 + 3 * vlen, 3):
             val = w[item + 2] << 32 | w[item + 1]
