@@ -18,6 +18,8 @@ U32_MAX = 0xFFFFFFFF
 BTF_MAX_TYPE = 0x000FFFFF
 BTF_MAX_NAME_OFFSET = 0x00FFFFFF
 BTF_MAX_VLEN = 0xFFFF
+#: kernel/bpf/btf.c: the largest BTF that BPF_BTF_LOAD takes (E2BIG past it).
+BTF_MAX_SIZE = 16 * 1024 * 1024
 #: kernel/bpf/btf.c: how deep the kernel follows a type (members, elements, qualifiers).
 MAX_RESOLVE_DEPTH = 32
 #: include/linux/slab.h: the largest kmalloc (2**(MAX_PAGE_ORDER + PAGE_SHIFT)); an

@@ -17,6 +17,7 @@ from .btf import BTF, BTFExt, FuncInfo
 from .btf.ext import pack_func_info, pack_line_info
 from .elf import read_elf
 from .insn import INSN_SIZE
+from .limits import BTF_MAX_SIZE
 from .errors import BPFError, BPFPermissionError, ObjectError, VerifierError
 from .maps import GlobalData, Map
 from .programs import Program
@@ -385,6 +386,9 @@ def parse_object(source: Union[str, bytes, "os.PathLike[str]"], name: str = "") 
         source = os.fspath(source)
     elf = read_elf(source, name)
     btf_sec = elf.section(".BTF")
+    if btf_sec is not None and btf_sec.size > BTF_MAX_SIZE:
+        raise ObjectError(f".BTF is {btf_sec.size} bytes: the kernel loads at most "
+                          f"{BTF_MAX_SIZE}", section=".BTF")
     btf = BTF.parse(btf_sec.data, validate=True) if btf_sec is not None else None
     ext_sec = elf.section(".BTF.ext")
     ext = BTFExt.parse(ext_sec.data, btf) if ext_sec is not None and btf is not None else None

@@ -421,6 +421,14 @@ def test_special_file_refused(special_outcomes, target):
     assert "not a regular file" in line, line
 
 
+def test_btf_past_the_kernels_limit(monkeypatch):
+    from pybpf import object as object_mod
+    from pybpf.errors import ObjectError
+    monkeypatch.setattr(object_mod, "BTF_MAX_SIZE", 1024)
+    with pytest.raises(ObjectError, match=r"\.BTF is 1666 bytes: the kernel loads at most 1024"):
+        object_mod.parse_object(exec_object())
+
+
 def test_object_size_limit(tmp_path, monkeypatch):
     from pybpf import elf
     from pybpf.errors import ObjectError
