@@ -425,7 +425,7 @@ def test_btf_past_the_kernels_limit(monkeypatch):
     from pybpf import object as object_mod
     from pybpf.errors import ObjectError
     monkeypatch.setattr(object_mod, "BTF_MAX_SIZE", 1024)
-    with pytest.raises(ObjectError, match=r"\.BTF is 1666 bytes: the kernel loads at most 1024"):
+    with pytest.raises(ObjectError, match=r"\.BTF is \d+ bytes: the kernel loads at most 1024"):
         object_mod.parse_object(exec_object())
 
 
