@@ -326,9 +326,15 @@ def _spell(btf: BTF, type_id: int, decl: str, depth: int, steps: List[int]) -> s
     if isinstance(t, T.Array):
         return _spell(btf, t.type, f"{decl}[{t.nelems}]", depth + 1, steps)
     if isinstance(t, T.FuncProto):
-        params = ", ".join("..." if p.type == 0 and not p.name else
-                           _spell(btf, p.type, "", depth + 1, steps) for p in t.params)
-        return _spell(btf, t.return_type, f"{decl}({params or 'void'})", depth + 1, steps)
+        params = []
+        for p in t.params:
+            if steps[0] <= 0:                   # the rest of a long list: one "..."
+                params.append("...")
+                break
+            params.append("..." if p.type == 0 and not p.name else
+                          _spell(btf, p.type, "", depth + 1, steps))
+        return _spell(btf, t.return_type, f"{decl}({', '.join(params) or 'void'})",
+                      depth + 1, steps)
     if isinstance(t, T.TypeTag):
         return _spell(btf, t.type, decl, depth + 1, steps)
     if isinstance(t, T.Void):
