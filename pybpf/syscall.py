@@ -102,7 +102,33 @@ def _range(field: Tuple[Any, ...]) -> Optional[Tuple[int, int, str]]:
     return 0, (1 << bits) - 1, f"u{bits}"
 
 
-_FIELDS: Dict[type, Dict[str, Tuple[Any, ...]]] = {}
+#: layout -> field name -> its integer range (None: not an integer field)
+_FIELDS: Dict[type, Dict[str, Optional[Tuple[int, int, str]]]] = {}
+
+
+def _ranges(cls: type) -> Dict[str, Optional[Tuple[int, int, str]]]:
+    ranges = _FIELDS.get(cls)
+    if ranges is None:
+        ranges = _FIELDS[cls] = {f[0]: _range(f) for f in cls._fields_}
+    return ranges
+
+
+def _check(cls: type, values: Dict[str, Any]) -> None:
+    """Refuse any integer value its field of ``cls`` cannot hold (dicts: nested layouts)."""
+    ranges = _ranges(cls)
+    for name, value in values.items():
+        try:
+            bounds = ranges[name]
+        except KeyError:
+            raise BPFError(f"{cls.__name__} has no field {name!r}", _errno.EINVAL) from None
+        if bounds is None:
+            continue
+        lo, hi, what = bounds
+        if not isinstance(value, int):
+            raise BPFError(f"{cls.__name__}.{name} = {value!r}: not an integer", _errno.EINVAL)
+        if not lo <= value <= hi:
+            raise BPFError(f"{cls.__name__}.{name} = {value}: out of range for {what}"
+                           f" [{lo}, {hi}]", _errno.ERANGE)
 
 
 def fill(layout: S, **values: Any) -> S:
@@ -111,32 +137,19 @@ def fill(layout: S, **values: Any) -> S:
     ctypes would silently keep the low bits (``max_entries = (1 << 32) + 16`` would
     make a 16-entry map): every value written into a kernel struct goes through
     here.  A dict value fills a nested struct or union member the same way."""
-    cls = type(layout)
-    types = _FIELDS.get(cls)
-    if types is None:
-        types = _FIELDS[cls] = {f[0]: f for f in cls._fields_}
+    _check(type(layout), values)
     for name, value in values.items():
-        if name not in types:
-            raise BPFError(f"{cls.__name__} has no field {name!r}", _errno.EINVAL)
         if isinstance(value, dict):
             fill(getattr(layout, name), **value)
-            continue
-        bounds = _range(types[name])
-        if bounds is not None:
-            lo, hi, what = bounds
-            if not isinstance(value, int):
-                raise BPFError(f"{cls.__name__}.{name} = {value!r}: not an integer",
-                               _errno.EINVAL)
-            if not lo <= value <= hi:
-                raise BPFError(f"{cls.__name__}.{name} = {value}: out of range for {what}"
-                               f" [{lo}, {hi}]", _errno.ERANGE)
-        setattr(layout, name, value)
+        else:
+            setattr(layout, name, value)
     return layout
 
 
 def _attr(cls: Type[S], **values: Any) -> S:
     """A new uapi layout with range-checked fields (see ``fill``)."""
-    return fill(cls(), **values)
+    _check(cls, values)
+    return cls(**values)
 
 
 def _addr(buf) -> int:
