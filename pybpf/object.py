@@ -319,6 +319,9 @@ class BPFObject:
 
     def _pin_path(self, m: Map) -> str:
         from .kernel.fs import ensure_bpffs_for
+        if not m.name or m.name in (".", "..") or "/" in m.name or "\0" in m.name:
+            raise BPFError(f"map {m.name!r} cannot be pinned: not a plain file name (a pin"
+                           f" is {self.pin_root}/NAME, NAME without '/', NUL, '.' or '..')")
         path = os.path.join(self.pin_root, m.name)
         ensure_bpffs_for(path)
         return path

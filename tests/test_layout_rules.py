@@ -12,7 +12,7 @@ from conftest import BUILD, ROOT
 
 PKG = ROOT / "pybpf"
 PURE = ("asm", "btf", "obj")
-PURE_MODULES = ("uapi.py", "errors.py")
+PURE_MODULES = ("uapi.py", "errors.py", "limits.py")
 KERNEL_SIDE = ("kernel", "link", "events", "study", "cli", "maps", "object", "programs")
 
 

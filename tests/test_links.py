@@ -325,13 +325,13 @@ def test_pmu_format_garbage():
 
 
 def test_unmountable_tracefs_says_what_to_mount(monkeypatch):
-    def refuse(fstype, target):
+    def refuse(fstype, target, options=""):
         raise OSError(errno.EPERM, os.strerror(errno.EPERM), target)
     monkeypatch.setattr(tracefs, "mounts", lambda: tracefs.parse_mountinfo(MOUNTINFO)[:3])
     monkeypatch.setattr(tracefs, "_mount", refuse)
     with pytest.raises(AttachError, match="run: mount -t tracefs tracefs /sys/kernel/tracing"):
         tracefs.tracefs()
-    with pytest.raises(AttachError, match="run: mount -t bpf bpf /sys/fs/bpf"):
+    with pytest.raises(AttachError, match="run: mount -t bpf -o mode=0700 bpf /sys/fs/bpf"):
         tracefs.ensure_bpffs_for("/sys/fs/bpf/pybpf/link")
 
 

@@ -108,6 +108,8 @@ def disasm_one(buf, idx: int) -> str:
     ins = decode(buf, idx)
     cls, op = ins.cls, ins.code & 0xF0
     if ins.code == LD_IMM64:
+        if idx + 1 >= count(buf):
+            return f"r{ins.dst} = <ld_imm64 missing its second slot>"
         return f"r{ins.dst} = {imm64(buf, idx):#x} ll" + (
             f" (pseudo {ins.src})" if ins.src else "")
     if cls in (uapi.BPF_ALU, uapi.BPF_ALU64):

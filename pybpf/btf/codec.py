@@ -12,13 +12,18 @@ parent, as C spells them).  Values are little-endian, as on bpfel.
 from __future__ import annotations
 
 import struct
-from typing import Any, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 from ..errors import BPFError, ObjectError
+from ..limits import MAX_RESOLVE_DEPTH, Budget
 from . import types as T
 from .spec import BTF, POINTER_SIZE
 
-_MAX_DEPTH = 64
+_MAX_DEPTH = MAX_RESOLVE_DEPTH
+#: Python values one decode may build beyond one per byte (zero-size members, empty lists).
+_SPARE_VALUES = 1 << 16
+#: fields one compile may lay out (anonymous members lifted into their parent included).
+_MAX_FIELDS = 1 << 17
 
 
 class CodecError(BPFError, ValueError):
@@ -31,6 +36,7 @@ class _Node:
 
     size: int = 0
     fmt: Optional[str] = None
+    values: int = 1          # Python objects one read() builds
 
     def read(self, buf, off: int) -> Any:
         raise NotImplementedError
@@ -151,6 +157,7 @@ class _Array(_Node):
     def __init__(self, elem: _Node, nelems: int, what: str):
         self.elem, self.nelems, self.what = elem, nelems, what
         self.size = elem.size * nelems
+        self.values = 1 + nelems * elem.values
 
     def read(self, buf, off):
         step, read = self.elem.size, self.elem.read
@@ -203,6 +210,8 @@ class _Record(_Node):
 
     def __init__(self, size: int, fields: List[Tuple[str, int, Any]], what: str):
         self.size, self.fields, self.what = size, fields, what
+        self.values = 1 + sum(node.values if isinstance(node, _Node) else 1
+                              for _, _, node in fields)
         self.names = [name for name, _, _ in fields]
         self.by_name = {name: (off, node) for name, off, node in fields}
         self.struct_format = self._layout()
@@ -303,16 +312,43 @@ def encode(btf: BTF, type_id: int, value: Any) -> bytes:
 
 
 class _Compiler:
+    """Builds the nodes of one type graph: each type once (shared by every path to
+    it), refusing types that contain themselves, nest deeper than the kernel
+    follows, or would decode into more values than they have bytes."""
+
     def __init__(self, btf: BTF):
         self.btf = btf
+        self.done: Dict[int, _Node] = {}
+        self.active: Set[int] = set()       # types being built: met again, a cycle
+        self.fields = Budget(_MAX_FIELDS, "laying out struct members", btf.section)
 
     def fail(self, type_id: int, why: str) -> ObjectError:
         return ObjectError(f"cannot encode/decode {self.btf.type_name(type_id)}: {why}",
                            self.btf.section)
 
-    def node(self, type_id: int, depth: int) -> _Node:
+    def enter(self, type_id: int, depth: int) -> None:
+        if type_id in self.active:
+            raise self.fail(type_id, f"type [{type_id}] contains itself")
         if depth > _MAX_DEPTH:
-            raise self.fail(type_id, "types nested too deeply (a loop?)")
+            raise self.fail(type_id, f"types nested deeper than {_MAX_DEPTH}")
+        self.active.add(type_id)
+
+    def node(self, type_id: int, depth: int) -> _Node:
+        found = self.done.get(type_id)
+        if found is not None:
+            return found
+        self.enter(type_id, depth)
+        try:
+            node = self.build(type_id, depth)
+        finally:
+            self.active.discard(type_id)
+        if node.values > node.size + _SPARE_VALUES:
+            raise self.fail(type_id, f"{node.size} bytes would decode into {node.values}"
+                            f" values (members or elements of size 0?)")
+        self.done[type_id] = node
+        return node
+
+    def build(self, type_id: int, depth: int) -> _Node:
         btf = self.btf
         tid = btf.resolve(type_id)
         t = btf[tid]
@@ -331,6 +367,7 @@ class _Compiler:
             fmt = {2: "e", 4: "f", 8: "d"}.get(t.size)
             return _Scalar(fmt, t.size, what) if fmt else _Raw(t.size, what)
         if isinstance(t, T.Array):
+            btf.size_of(tid)                            # refuses sizes past u32
             elem = btf[btf.resolve(t.type)]
             if isinstance(elem, T.Int) and elem.size == 1 and (elem.is_char or
                                                                 elem.name == "char"):
@@ -350,6 +387,7 @@ class _Compiler:
             for v in t.vars:
                 var = btf[v.type]
                 if isinstance(var, T.Var):
+                    self.fields.spend()
                     fields.append((var.name, v.offset, self.node(var.type, depth + 1)))
             size = max([t.size] + [off + n.size for _, off, n in fields])
             return _Record(size, fields, what)
@@ -359,11 +397,17 @@ class _Compiler:
         """Append the fields of ``t`` (at ``base_bits``), lifting anonymous records."""
         btf = self.btf
         for m in t.members:
+            self.fields.spend()
             bit_offset = base_bits + m.bit_offset
-            target = btf[btf.resolve(m.type)]
+            tid = btf.resolve(m.type)
+            target = btf[tid]
             if not m.name:
                 if isinstance(target, T.Struct):
-                    self.members(target, bit_offset, fields, depth + 1)
+                    self.enter(tid, depth + 1)
+                    try:
+                        self.members(target, bit_offset, fields, depth + 1)
+                    finally:
+                        self.active.discard(tid)
                 continue                          # unnamed padding bitfield
             bits = m.bitfield_size
             if not bits and isinstance(target, T.Int) and \

@@ -24,7 +24,7 @@ from ..errors import BPFError, ObjectError
 from ..uapi import bpf_core_relo_kind as K
 from .corematch import (ENUMVAL_KINDS, FIELD_KINDS, KIND_NAMES, CoreError, Poison, Spec,
                         access_expr, c_name, essential_name, format_spec,
-                        kind_family, match, parse_spec, resize_is_safe, value_of)
+                        kind_family, match, parse_spec, resize_is_safe, shorten, value_of)
 
 if TYPE_CHECKING:
     from .ext import CoreRelo
@@ -264,7 +264,7 @@ class _Run:
             self._patch(idx, out, res)
         except (CoreError, ObjectError) as e:     # ObjectError: malformed BTF met on the way
             raise ObjectError(f"CO-RE relocation #{n} <{KIND_NAMES[kind]}> {res.spec} "
-                              f"(access {relo.access_str!r}) at {where}: {e}") from None
+                              f"(access {shorten(relo.access_str)!r}) at {where}: {e}") from None
         return res
 
     def _slot(self, n: int, relo: "CoreRelo") -> Tuple[int, str]:

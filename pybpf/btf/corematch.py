@@ -45,6 +45,10 @@ KIND_NAMES = {
 
 MAX_SPEC_LEN = 64      # libbpf's BPF_CORE_SPEC_MAX_LEN
 MAX_DEPTH = 32         # recursion bound of the compatibility checks
+_MAX_INDEX = 0x7FFFFFFF                  # an access index is a C int (libbpf: sscanf %d)
+_MAX_INDEX_DIGITS = len(str(_MAX_INDEX))
+#: named members one struct may expose through its anonymous members, all levels together
+_MAX_MEMBER_HITS = 1 << 17
 
 _COMPOSITE = (BTF_KIND_STRUCT, BTF_KIND_UNION)
 _ANY_ENUM = (BTF_KIND_ENUM, BTF_KIND_ENUM64)
@@ -58,6 +62,11 @@ class CoreError(ValueError):
 
 class Poison(Exception):
     """No target value exists: the instruction gets poisoned."""
+
+
+def shorten(text: str, limit: int = 80) -> str:
+    """``text`` for a message: cut after ``limit`` characters, saying how long it was."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def essential_name(name: str) -> str:
@@ -130,9 +139,11 @@ def parse_spec(btf: "BTF", root_id: int, access: str, kind: int) -> Spec:
         return spec
     parts = access.split(":")
     if not all(p.isdigit() and p.isascii() for p in parts):
-        raise CoreError(f"bad access string {access!r}")
+        raise CoreError(f"bad access string {shorten(access)!r}")
     if len(parts) > MAX_SPEC_LEN:
-        raise CoreError(f"access string {access!r} nests deeper than {MAX_SPEC_LEN}")
+        raise CoreError(f"access string {shorten(access)!r} nests deeper than {MAX_SPEC_LEN}")
+    if any(len(p) > _MAX_INDEX_DIGITS or int(p) > _MAX_INDEX for p in parts):
+        raise CoreError(f"access string {shorten(access)!r} has an index past {_MAX_INDEX}")
     spec.raw = raw = [int(p) for p in parts]
     tid, t = _resolved(btf, root_id)
     first = raw[0]
@@ -209,8 +220,21 @@ def _names_match(local: str, target: str) -> bool:
     return essential_name(local) == essential_name(target)
 
 
-def types_are_compat(lbtf: "BTF", lid: int, tbtf: "BTF", tid: int, level: int = MAX_DEPTH) -> bool:
-    """Type-based relocations (exists/size/id): the rules of bpf_core_types_are_compat."""
+def types_are_compat(lbtf: "BTF", lid: int, tbtf: "BTF", tid: int, level: int = MAX_DEPTH,
+                     memo: Optional[Dict[Tuple[int, int], bool]] = None) -> bool:
+    """Type-based relocations (exists/size/id): the rules of bpf_core_types_are_compat.
+
+    ``memo`` holds the answers for pairs already compared, so that prototypes
+    sharing parameter types are compared once per pair, not once per path."""
+    memo = {} if memo is None else memo
+    known = memo.get((lid, tid))
+    if known is None:
+        known = memo[(lid, tid)] = _types_are_compat(lbtf, lid, tbtf, tid, level, memo)
+    return known
+
+
+def _types_are_compat(lbtf: "BTF", lid: int, tbtf: "BTF", tid: int, level: int,
+                      memo: Dict[Tuple[int, int], bool]) -> bool:
     if not _kind_compat(lbtf[lid], tbtf[tid]):
         return False
     for _ in range(MAX_DEPTH):
@@ -233,7 +257,7 @@ def types_are_compat(lbtf: "BTF", lid: int, tbtf: "BTF", tid: int, level: int = 
                 raise CoreError("function prototypes nest too deep")
             for lp, tp in zip(lt.params, tt.params):
                 if not types_are_compat(lbtf, lbtf.resolve(lp.type), tbtf,
-                                        tbtf.resolve(tp.type), level - 1):
+                                        tbtf.resolve(tp.type), level - 1, memo):
                     return False
             lid, tid = lt.return_type, tt.return_type
             continue
@@ -265,14 +289,26 @@ def fields_are_compat(lbtf: "BTF", lid: int, tbtf: "BTF", tid: int) -> bool:
 
 
 def types_match(lbtf: "BTF", lid: int, tbtf: "BTF", tid: int, behind_ptr: bool = False,
-                level: int = MAX_DEPTH) -> bool:
+                level: int = MAX_DEPTH,
+                memo: Optional[Dict[Tuple[int, int, bool], bool]] = None) -> bool:
     """TYPE_MATCHES: the stricter rules of libbpf's __bpf_core_types_match.
 
     Same kinds (a struct/union behind a pointer may match a fwd of the same
     flavor, enum may match enum64), ints of the same size and signedness,
     arrays of the same length, enums whose local enumerators all exist by
     name in a target of the same size, structs whose local members all exist
-    by name with matching types, prototypes with matching arguments."""
+    by name with matching types, prototypes with matching arguments.  ``memo``:
+    the answers for (local, target, behind_ptr) already compared."""
+    memo = {} if memo is None else memo
+    key = (lid, tid, behind_ptr)
+    known = memo.get(key)
+    if known is None:
+        known = memo[key] = _types_match(lbtf, lid, tbtf, tid, behind_ptr, level, memo)
+    return known
+
+
+def _types_match(lbtf: "BTF", lid: int, tbtf: "BTF", tid: int, behind_ptr: bool,
+                 level: int, memo: Dict[Tuple[int, int, bool], bool]) -> bool:
     if level <= 0:
         raise CoreError("types nest too deep for a match")
     for _ in range(MAX_DEPTH):
@@ -294,7 +330,7 @@ def types_match(lbtf: "BTF", lid: int, tbtf: "BTF", tid: int, behind_ptr: bool =
                 if lk == tk:
                     return True
                 return tk == BTF_KIND_FWD and (lk == BTF_KIND_UNION) == tt.is_union
-            return lk == tk and _composites_match(lbtf, lt, tbtf, tt, behind_ptr, level)
+            return lk == tk and _composites_match(lbtf, lt, tbtf, tt, behind_ptr, level, memo)
         if lk != tk:
             return False
         if lk == BTF_KIND_INT:
@@ -312,7 +348,7 @@ def types_match(lbtf: "BTF", lid: int, tbtf: "BTF", tid: int, behind_ptr: bool =
             if len(lt.params) != len(tt.params):
                 return False
             for lp, tp in zip(lt.params, tt.params):
-                if not types_match(lbtf, lp.type, tbtf, tp.type, behind_ptr, level - 1):
+                if not types_match(lbtf, lp.type, tbtf, tp.type, behind_ptr, level - 1, memo):
                     return False
             lid, tid = lt.return_type, tt.return_type
             continue
@@ -328,14 +364,14 @@ def _enums_match(lt: T.Enum, tt: T.Enum) -> bool:
 
 
 def _composites_match(lbtf: "BTF", lt: T.Struct, tbtf: "BTF", tt: T.Struct, behind_ptr: bool,
-                      level: int) -> bool:
+                      level: int, memo: Dict[Tuple[int, int, bool], bool]) -> bool:
     if len(lt.members) > len(tt.members):
         return False
     by_name: Dict[str, List[T.Member]] = {}
     for tm in tt.members:
         by_name.setdefault(essential_name(tm.name), []).append(tm)
     for lm in lt.members:
-        if not any(types_match(lbtf, lm.type, tbtf, tm.type, behind_ptr, level - 1)
+        if not any(types_match(lbtf, lm.type, tbtf, tm.type, behind_ptr, level - 1, memo)
                    for tm in by_name.get(essential_name(lm.name), ())):
             return False
     return True
@@ -363,22 +399,29 @@ def _member_index(btf: "BTF", struct_id: int) -> Dict[str, List[_MemberHit]]:
         per_btf = _MEMBER_INDEX[btf] = {}
     index = per_btf.get(struct_id)
     if index is None:
-        index = per_btf[struct_id] = {}
-        _index_members(btf, struct_id, (), 0, index, 0)
+        index = {}
+        _index_members(btf, struct_id, (), 0, index, 0, [_MAX_MEMBER_HITS])
+        per_btf[struct_id] = index
     return index
 
 
 def _index_members(btf: "BTF", sid: int, path: Tuple[int, ...], base: int,
-                   out: Dict[str, List[_MemberHit]], depth: int) -> None:
-    """Named members of sid, descending into anonymous struct/union members."""
+                   out: Dict[str, List[_MemberHit]], depth: int, left: List[int]) -> None:
+    """Named members of sid, descending into anonymous struct/union members;
+    ``left[0]``: the members all levels together may still visit."""
     for i, m in enumerate(btf[sid].members):
+        left[0] -= 1
+        if left[0] < 0:
+            raise CoreError(f"{c_name(btf, sid)} exposes more than {_MAX_MEMBER_HITS} members"
+                            " through its anonymous members")
         if m.name:
             out.setdefault(m.name, []).append(
                 _MemberHit(path + (i,), base + m.bit_offset, sid, i, m.type))
         elif depth < MAX_DEPTH:
             sub, st = _resolved(btf, m.type)
             if st.kind in _COMPOSITE:
-                _index_members(btf, sub, path + (i,), base + m.bit_offset, out, depth + 1)
+                _index_members(btf, sub, path + (i,), base + m.bit_offset, out, depth + 1,
+                               left)
 
 
 def _match_member(local: Spec, acc: Accessor, tbtf: "BTF", tid: int, targ: Spec

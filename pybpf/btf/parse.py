@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict, List, Sequence, Tuple
 
 from ..errors import ObjectError
+from ..limits import BTF_MAX_NAME_OFFSET, BTF_MAX_TYPE
 from ..uapi import (BTF_HEADER_SIZE, BTF_INFO_KFLAG_SHIFT, BTF_INFO_KIND_MASK,
                     BTF_INFO_KIND_SHIFT, BTF_INFO_VLEN_MASK, BTF_KIND_ARRAY, BTF_KIND_CONST,
                     BTF_KIND_DATASEC, BTF_KIND_DECL_TAG, BTF_KIND_ENUM, BTF_KIND_ENUM64,
@@ -28,7 +29,7 @@ _LAYOUT = struct.Struct("<BBH")         # struct btf_layout
 #: sizeof(struct btf_header) since kernel 7.1 (layout_off, layout_len after str_len)
 LAYOUT_HEADER_SIZE = 32
 _MAX_STR_OFFSET = 0x7FFFFFFF
-_MAX_TYPES = 0xFFFFF            # BTF_MAX_TYPE: ids are 20 bits in the kernel
+_MAX_TYPES = BTF_MAX_TYPE       # ids are 20 bits in the kernel
 
 #: Per kind: (fixed words after the 3-word btf_type, words per vlen item).
 RECORD_SHAPE: Dict[int, tuple] = {
@@ -108,7 +109,7 @@ def parse_header(data: bytes, section: str, split: bool) -> Header:
     if type_off + type_len > str_off and str_off + str_len > type_off and str_len:
         raise ObjectError("BTF type and string sections overlap", section, 8)
     strs = data[hdr_len + str_off:hdr_len + str_off + str_len]
-    if str_len > _MAX_STR_OFFSET or (str_len and strs[-1] != 0) \
+    if str_len - 1 > BTF_MAX_NAME_OFFSET or (str_len and strs[-1] != 0) \
             or (not split and (not str_len or strs[0] != 0)):
         raise ObjectError("invalid BTF string section (must start and end with NUL)",
                           section, hdr_len + str_off)
@@ -277,7 +278,12 @@ class TypeReader:
             == BTF_KIND_UNION else T.Struct
         return cls(name, st, members)
 
+    def enum_size(self, off: int, st: int) -> None:
+        if st not in (1, 2, 4, 8):          # the kernel's check: a power of two up to 8
+            raise self.error(f"invalid BTF enum size {st}", off)
+
     def enum(self, off, name, kflag, vlen, st):
+        self.enum_size(off, st)
         w, values = self.w, []
         for item in range(off + 3, off + 3 + 2 * vlen, 2):
             val = w[item + 1]
@@ -287,6 +293,7 @@ class TypeReader:
         return T.Enum(name, st, values, bool(kflag))
 
     def enum64(self, off, name, kflag, vlen, st):
+        self.enum_size(off, st)
         w, values = self.w, []
         for item in range(off + 3, off + 3 + 3 * vlen, 3):
             val = w[item + 2] << 32 | w[item + 1]

@@ -13,11 +13,11 @@ front, so that all malformations surface at parse time.
 """
 from __future__ import annotations
 
-import copy
 import operator
-from typing import Dict, Iterable, Iterator, List, Optional, Tuple, Union as _U
+from typing import Dict, Iterable, Iterator, List, Optional, Tuple, TypeVar, Union as _U
 
 from ..errors import ObjectError
+from ..limits import MAX_RESOLVE_DEPTH, U32_MAX
 from ..uapi import BTF_INFO_KIND_MASK, BTF_INFO_KIND_SHIFT
 from . import types as T
 from .encode import encode_btf
@@ -27,7 +27,9 @@ from .strtab import StringTable
 VOID = T.Void()
 POINTER_SIZE = 8          # BPF is a 64-bit target
 _SCANS_BEFORE_INDEX = 12  # name lookups answered by scanning before building the index
-_MAX_CHAIN = 64           # longest typedef/qualifier/array chain followed before calling it a loop
+_MAX_CHAIN = MAX_RESOLVE_DEPTH   # longest typedef/qualifier/array chain followed (the kernel's)
+_Item = TypeVar("_Item")
+_SPELL_STEPS = 64         # types a type_name() spelling visits before it writes "..."
 
 
 class BTF:
@@ -147,7 +149,7 @@ class BTF:
         """A deep copy of this BTF's own types (same ids, same base)."""
         new = BTF(self.base, self.section)
         for t in self:
-            new.add(copy.deepcopy(t))
+            new.add(_copy_type(t))
         return new
 
     def encode(self, layout: bool = False) -> bytes:
@@ -254,11 +256,13 @@ class BTF:
         for _ in range(_MAX_CHAIN):
             t = self[tid]
             if isinstance(t, (T.Int, T.Struct, T.Enum, T.Float, T.Datasec)):
-                return scale * t.size
+                return self._fits(type_id, scale * t.size)
             if isinstance(t, T.Pointer):
-                return scale * POINTER_SIZE
+                return self._fits(type_id, scale * POINTER_SIZE)
             if isinstance(t, T.Array):
                 scale *= t.nelems
+                if scale > U32_MAX:      # zero-size elements: checked when one is reached
+                    scale = U32_MAX + 1
                 tid = t.type
             elif t.kind in T.QUALIFIER_KINDS or isinstance(t, T.Var):
                 tid = t.type
@@ -267,39 +271,75 @@ class BTF:
                                   self.section)
         raise ObjectError(f"BTF type {type_id}: type chain too long (a loop?)", self.section)
 
+    def _fits(self, type_id: int, size: int) -> int:
+        """A size as the kernel computes it: one that overflows u32 is malformed."""
+        if size > U32_MAX:
+            raise ObjectError(f"BTF type {type_id} ({self.type_name(type_id)}) is larger than"
+                              f" {U32_MAX} bytes", self.section)
+        return size
+
     def type_name(self, type_id: int) -> str:
-        """C-like spelling for messages: "struct task_struct", "char[16]", "int *"."""
-        return _spell(self, type_id, "", 0)
+        """C-like spelling for messages: "struct task_struct", "char[16]", "int *".
+
+        Bounded (a loop or a prototype made of itself is cut with "...")."""
+        return _spell(self, type_id, "", 0, [_SPELL_STEPS])
+
+
+def _flat_copy(item: _Item) -> _Item:
+    """A copy of a dataclass whose fields are ints and strs (or of a tuple)."""
+    if isinstance(item, tuple):
+        return item
+    out = object.__new__(type(item))
+    out.__dict__.update(item.__dict__)
+    return out
+
+
+def _copy_type(t: T.Type) -> T.Type:
+    """A deep copy of one type: the type and each item of its lists (members, params,
+    vars, enumerators) are flat, so this is linear and ~10x cheaper than deepcopy."""
+    out = _flat_copy(t)
+    for name, value in t.__dict__.items():
+        if isinstance(value, list):
+            setattr(out, name, [_flat_copy(item) for item in value])
+    return out
 
 
 _TAGGED = {T.Struct: "struct", T.Union: "union", T.Enum: "enum", T.Enum64: "enum"}
 _QUALIFIER_WORDS = {T.Const: "const", T.Volatile: "volatile", T.Restrict: "restrict"}
 
 
-def _spell(btf: BTF, type_id: int, decl: str, depth: int) -> str:
-    """C declarator spelling: ``decl`` is what has been wrapped around this type so far."""
-    if depth > _MAX_CHAIN:
+def _spell(btf: BTF, type_id: int, decl: str, depth: int, steps: List[int]) -> str:
+    """C declarator spelling: ``decl`` is what has been wrapped around this type so far;
+    ``steps[0]`` is what is left of the visits all the branches of one spelling share."""
+    steps[0] -= 1
+    if depth > _MAX_CHAIN or steps[0] < 0:
         return "..." + decl
     t = btf[type_id]
     cls = type(t)
     if cls in _QUALIFIER_WORDS:
         word = _QUALIFIER_WORDS[cls]
         if isinstance(btf[t.type], T.Pointer):         # a const pointer: "char *const"
-            return _spell(btf, t.type, word + decl, depth + 1)
-        return f"{word} " + _spell(btf, t.type, decl, depth + 1)
+            return _spell(btf, t.type, word + decl, depth + 1, steps)
+        return f"{word} " + _spell(btf, t.type, decl, depth + 1, steps)
     if isinstance(t, T.Pointer):
         pointee = btf[t.type]
         decl = decl.lstrip()
         decl = f"(*{decl})" if isinstance(pointee, (T.Array, T.FuncProto)) else f" *{decl}"
-        return _spell(btf, t.type, decl, depth + 1)
+        return _spell(btf, t.type, decl, depth + 1, steps)
     if isinstance(t, T.Array):
-        return _spell(btf, t.type, f"{decl}[{t.nelems}]", depth + 1)
+        return _spell(btf, t.type, f"{decl}[{t.nelems}]", depth + 1, steps)
     if isinstance(t, T.FuncProto):
-        params = ", ".join("..." if p.type == 0 and not p.name else
-                           _spell(btf, p.type, "", depth + 1) for p in t.params)
-        return _spell(btf, t.return_type, f"{decl}({params or 'void'})", depth + 1)
+        params = []
+        for p in t.params:
+            if steps[0] <= 0:                   # the rest of a long list: one "..."
+                params.append("...")
+                break
+            params.append("..." if p.type == 0 and not p.name else
+                          _spell(btf, p.type, "", depth + 1, steps))
+        return _spell(btf, t.return_type, f"{decl}({', '.join(params) or 'void'})",
+                      depth + 1, steps)
     if isinstance(t, T.TypeTag):
-        return _spell(btf, t.type, decl, depth + 1)
+        return _spell(btf, t.type, decl, depth + 1, steps)
     if isinstance(t, T.Void):
         base = "void"
     elif cls in _TAGGED:

@@ -18,6 +18,7 @@ from . import usdt as cmd_usdt
 from ..btf import BTF
 from ..btf import types as T
 from ..errors import BPFError
+from ..limits import KMALLOC_MAX_SIZE
 from ..object import BPFObject
 
 if TYPE_CHECKING:
@@ -63,7 +64,7 @@ class RecordDecoder:
         type is known before the first record arrives."""
         comp = self._forced or (self._compile(self.candidates[0])
                                 if len(self.candidates) == 1 else None)
-        if comp is None:
+        if comp is None or comp.size > KMALLOC_MAX_SIZE:    # no record is that large
             return None
         value = comp.decode(bytes(comp.size))
         return value if isinstance(value, dict) else {"value": value}

@@ -197,9 +197,9 @@ class PerfBuffer:
                                     flags=uapi.PERF_ATTR_FLAG_DISABLED)
         if watermark is not None:
             attr.flags |= uapi.PERF_ATTR_FLAG_WATERMARK
-            attr.wakeup_events = watermark     # the union's wakeup_watermark
+            syscall.fill(attr, wakeup_events=watermark)     # the union's wakeup_watermark
         else:
-            attr.wakeup_events = wakeup_events
+            syscall.fill(attr, wakeup_events=wakeup_events)
         if overwrite:
             attr.flags |= uapi.PERF_ATTR_FLAG_WRITE_BACKWARD
         return attr

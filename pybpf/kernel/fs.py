@@ -69,27 +69,29 @@ def mount_of(path: str, table: Optional[List[Mount]] = None) -> Optional[Mount]:
     return best
 
 
-def _mount(fstype: str, target: str) -> None:
-    """mount -t fstype fstype target, through libc; OSError on failure."""
+def _mount(fstype: str, target: str, options: str = "") -> None:
+    """mount -t fstype -o options fstype target, through libc; OSError on failure."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p,
-                           ctypes.c_ulong, ctypes.c_void_p]
-    if libc.mount(fstype.encode(), os.fsencode(target), fstype.encode(), 0, None) != 0:
+                           ctypes.c_ulong, ctypes.c_char_p]
+    if libc.mount(fstype.encode(), os.fsencode(target), fstype.encode(), 0,
+                  options.encode() or None) != 0:
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err), target)
 
 
-def _ensure_fs(fstype: str, target: str, what: str) -> str:
-    """target (already holding fstype, or now mounted with it)."""
+def _ensure_fs(fstype: str, target: str, what: str, options: str = "") -> str:
+    """target (already holding fstype, or now mounted with it and ``options``)."""
     m = mount_of(target)
     if m is not None and m.fstype == fstype and m.point == target:
         return target
     try:
-        _mount(fstype, target)
+        _mount(fstype, target, options)
     except OSError as e:
+        opts = f" -o {options}" if options else ""
         raise AttachError(f"{what}: {target} is not a {fstype} mount and mounting it "
-                          f"failed ({e.strerror}); run: mount -t {fstype} {fstype} {target}",
-                          e.errno) from None
+                          f"failed ({e.strerror}); run: mount -t {fstype}{opts} {fstype} "
+                          f"{target}", e.errno) from None
     return target
 
 
@@ -128,23 +130,44 @@ def tracepoint_id(category: str, name: str) -> int:
 
 # ------------------------------------------------------------------ bpffs
 
+#: the mode of the bpffs pybpf mounts and of the directories it creates in one
+#: (bpftool mounts with mode=0700: pins are only for their owner unless shared on purpose)
+BPFFS_MODE = 0o700
+
+
+def ensure_bpffs(target: str = BPFFS_DIR) -> str:
+    """A bpffs at target: the one already mounted there, or a new one of mode 0700."""
+    return _ensure_fs("bpf", target, f"pinning under {target}", f"mode={BPFFS_MODE:04o}")
+
+
 def ensure_bpffs_for(path: str) -> None:
     """Make sure pinning at path can work: the parent directory exists on a bpffs.
 
-    /sys/fs/bpf is mounted when it isn't yet; parent directories are created.
-    """
+    /sys/fs/bpf is mounted when it isn't yet.  Missing parent directories are
+    created (mode 0700) only below an existing directory of a bpffs: nothing is
+    created anywhere else, and symlinks out of the bpffs are seen through."""
     parent = os.path.dirname(os.path.abspath(path))
     if parent == BPFFS_DIR or parent.startswith(BPFFS_DIR + "/"):
-        _ensure_fs("bpf", BPFFS_DIR, f"pinning at {path}")
-    try:
-        os.makedirs(parent, exist_ok=True)
-    except OSError as e:
-        raise AttachError(f"pinning at {path}: cannot create {parent}: {e.strerror}",
-                          e.errno) from None
-    m = mount_of(parent)
+        ensure_bpffs(BPFFS_DIR)
+    missing: List[str] = []
+    existing = parent
+    while not os.path.isdir(existing):
+        if os.path.lexists(existing):
+            raise AttachError(f"pinning at {path}: {existing} is not a directory")
+        missing.append(existing)
+        existing = os.path.dirname(existing)
+    m = mount_of(os.path.realpath(existing))
     if m is None or m.fstype != "bpf":
-        raise AttachError(f"pinning at {path}: {parent} is not on a BPF filesystem; pin "
+        raise AttachError(f"pinning at {path}: {existing} is not on a BPF filesystem; pin "
                           f"under {BPFFS_DIR} (mount -t bpf bpf {BPFFS_DIR})")
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, BPFFS_MODE)
+        except FileExistsError:
+            pass                # made at the same time by another loader
+        except OSError as e:
+            raise AttachError(f"pinning at {path}: cannot create {directory}: {e.strerror}",
+                              e.errno) from None
 
 
 # ------------------------------------------------------------------ cgroup v2

@@ -12,7 +12,8 @@ import errno as _errno
 import fcntl
 import os
 import platform
-from typing import Callable, NamedTuple, Optional, Sequence, Tuple, Type, TypeVar
+import typing
+from typing import Any, Callable, Dict, NamedTuple, Optional, Sequence, Tuple, Type, TypeVar
 
 from .. import uapi
 from ..errors import BPFError, VerifierError, from_errno
@@ -97,6 +98,75 @@ def _ignore(_: object) -> None:
     pass
 
 
+# ------------------------------------------------------------------ checked layouts
+
+_Layout = typing.Union[ctypes.Structure, ctypes.Union]
+S = TypeVar("S", bound=_Layout)
+_INT_CODES = "bBhHiIlLqQ"
+
+
+def _range(field: Tuple[Any, ...]) -> Optional[Tuple[int, int, str]]:
+    """(lowest, highest, "u32"-like name) of an integer ``_fields_`` entry (a
+    bitfield's width included), else None."""
+    code = getattr(field[1], "_type_", None)
+    if not isinstance(code, str) or code not in _INT_CODES:
+        return None
+    bits = field[2] if len(field) > 2 else 8 * ctypes.sizeof(field[1])
+    if code.islower():
+        return -(1 << (bits - 1)), (1 << (bits - 1)) - 1, f"s{bits}"
+    return 0, (1 << bits) - 1, f"u{bits}"
+
+
+#: layout -> field name -> its integer range (None: not an integer field)
+_FIELDS: Dict[type, Dict[str, Optional[Tuple[int, int, str]]]] = {}
+
+
+def _ranges(cls: type) -> Dict[str, Optional[Tuple[int, int, str]]]:
+    ranges = _FIELDS.get(cls)
+    if ranges is None:
+        ranges = _FIELDS[cls] = {f[0]: _range(f) for f in cls._fields_}
+    return ranges
+
+
+def _check(cls: type, values: Dict[str, Any]) -> None:
+    """Refuse any integer value its field of ``cls`` cannot hold (dicts: nested layouts)."""
+    ranges = _ranges(cls)
+    for name, value in values.items():
+        try:
+            bounds = ranges[name]
+        except KeyError:
+            raise BPFError(f"{cls.__name__} has no field {name!r}", _errno.EINVAL) from None
+        if bounds is None:
+            continue
+        lo, hi, what = bounds
+        if not isinstance(value, int):
+            raise BPFError(f"{cls.__name__}.{name} = {value!r}: not an integer", _errno.EINVAL)
+        if not lo <= value <= hi:
+            raise BPFError(f"{cls.__name__}.{name} = {value}: out of range for {what}"
+                           f" [{lo}, {hi}]", _errno.ERANGE)
+
+
+def fill(layout: S, **values: Any) -> S:
+    """Set fields of a uapi layout, refusing any value its field cannot hold.
+
+    ctypes would silently keep the low bits (``max_entries = (1 << 32) + 16`` would
+    make a 16-entry map): every value written into a kernel struct goes through
+    here.  A dict value fills a nested struct or union member the same way."""
+    _check(type(layout), values)
+    for name, value in values.items():
+        if isinstance(value, dict):
+            fill(getattr(layout, name), **value)
+        else:
+            setattr(layout, name, value)
+    return layout
+
+
+def _attr(cls: Type[S], **values: Any) -> S:
+    """A new uapi layout with range-checked fields (see ``fill``)."""
+    _check(cls, values)
+    return cls(**values)
+
+
 def _addr(buf) -> int:
     return ctypes.addressof(buf) if buf is not None else 0
 
@@ -168,7 +238,8 @@ def map_create(map_type: int, key_size: int, value_size: int, max_entries: int,
                inner_map_fd: int = 0, map_extra: int = 0, numa_node: int = 0,
                ifindex: int = 0, btf_vmlinux_value_type_id: int = 0,
                value_type_btf_obj_fd: int = 0) -> Fd:
-    attr = uapi.bpf_attr_map_create(
+    attr = _attr(
+        uapi.bpf_attr_map_create,
         map_type=map_type, key_size=key_size, value_size=value_size,
         max_entries=max_entries, map_flags=flags, inner_map_fd=inner_map_fd,
         numa_node=numa_node, map_name=name.encode()[:uapi.BPF_OBJ_NAME_LEN - 1],
@@ -180,7 +251,7 @@ def map_create(map_type: int, key_size: int, value_size: int, max_entries: int,
 
 
 def _elem_attr(fd: int, key, value, flags: int) -> uapi.bpf_attr_map_elem:
-    return uapi.bpf_attr_map_elem(map_fd=fd, key=_addr(key), value=_addr(value), flags=flags)
+    return _attr(uapi.bpf_attr_map_elem, map_fd=fd, key=_addr(key), value=_addr(value), flags=flags)
 
 
 def _found(cmd: int, attr: ctypes.Structure) -> bool:
@@ -223,7 +294,7 @@ def map_get_next_key(fd: int, key: Optional[bytes], key_size: int) -> Optional[b
 
 
 def map_freeze(fd: int) -> None:
-    bpf(uapi.BPF_MAP_FREEZE, uapi.bpf_attr_fd(fd=fd))
+    bpf(uapi.BPF_MAP_FREEZE, _attr(uapi.bpf_attr_fd, fd=fd))
 
 
 # ------------------------------------------------------------------ BTF and programs
@@ -278,17 +349,17 @@ def _tail(log: str, lines: int = 8) -> str:
 
 
 def _set_btf_log(attr: uapi.bpf_attr_btf_load, buf, size: int, level: int) -> None:
-    attr.btf_log_buf, attr.btf_log_size, attr.btf_log_level = _addr(buf), size, level
+    fill(attr, btf_log_buf=_addr(buf), btf_log_size=size, btf_log_level=level)
 
 
 def _set_prog_log(attr: uapi.bpf_attr_prog_load, buf, size: int, level: int) -> None:
-    attr.log_buf, attr.log_size, attr.log_level = _addr(buf), size, level
+    fill(attr, log_buf=_addr(buf), log_size=size, log_level=level)
 
 
 def btf_load(data: bytes, log_level: int = 0) -> Fd:
     """BPF_BTF_LOAD; VerifierError (with the BTF verifier log) on rejection."""
     raw = ctypes.create_string_buffer(data, len(data))
-    attr = uapi.bpf_attr_btf_load(btf=_addr(raw), btf_size=len(data))
+    attr = _attr(uapi.bpf_attr_btf_load, btf=_addr(raw), btf_size=len(data))
     fd, _ = deferred(lambda deliver_now: _load_with_log(
         uapi.BPF_BTF_LOAD, attr, _set_btf_log, lambda a: a.btf_log_true_size, "loading BTF",
         log_level, deliver_now), _close_first)
@@ -309,20 +380,21 @@ def prog_load(prog_type: int, insns: bytes, license: str, name: str = "",
     lic = ctypes.create_string_buffer(license.encode())
     fbuf = ctypes.create_string_buffer(func_info, len(func_info)) if func_info else None
     lbuf = ctypes.create_string_buffer(line_info, len(line_info)) if line_info else None
-    attr = uapi.bpf_attr_prog_load(
+    attr = _attr(
+        uapi.bpf_attr_prog_load,
         prog_type=prog_type, insn_cnt=len(insns) // 8, insns=_addr(ibuf),
         license=_addr(lic), kern_version=kern_version, prog_flags=prog_flags,
         prog_name=name.encode()[:uapi.BPF_OBJ_NAME_LEN - 1], prog_ifindex=ifindex,
         expected_attach_type=expected_attach_type, prog_btf_fd=btf_fd,
         attach_btf_id=attach_btf_id, attach_prog_fd=attach_prog_fd)
     if fbuf is not None:
-        attr.func_info_rec_size, attr.func_info = func_info_rec_size, _addr(fbuf)
-        attr.func_info_cnt = len(func_info) // func_info_rec_size
+        fill(attr, func_info_rec_size=func_info_rec_size, func_info=_addr(fbuf),
+             func_info_cnt=len(func_info) // func_info_rec_size)
     if lbuf is not None:
-        attr.line_info_rec_size, attr.line_info = line_info_rec_size, _addr(lbuf)
-        attr.line_info_cnt = len(line_info) // line_info_rec_size
+        fill(attr, line_info_rec_size=line_info_rec_size, line_info=_addr(lbuf),
+             line_info_cnt=len(line_info) // line_info_rec_size)
     if fds is not None:
-        attr.fd_array = _addr(fds)
+        fill(attr, fd_array=_addr(fds))
     return deferred(lambda deliver_now: _load_with_log(
         uapi.BPF_PROG_LOAD, attr, _set_prog_log, lambda a: a.log_true_size,
         f"loading program {name!r}", log_level, deliver_now), _close_first)
@@ -350,7 +422,8 @@ def prog_test_run(prog_fd: int, data_in: bytes = b"", data_out_size: int = 0,
     dout = ctypes.create_string_buffer(data_out_size) if data_out_size else None
     cin = ctypes.create_string_buffer(ctx_in, len(ctx_in)) if ctx_in else None
     cout = ctypes.create_string_buffer(ctx_out_size) if ctx_out_size else None
-    attr = uapi.bpf_attr_test_run(
+    attr = _attr(
+        uapi.bpf_attr_test_run,
         prog_fd=prog_fd, data_size_in=len(data_in), data_size_out=data_out_size,
         data_in=_addr(din), data_out=_addr(dout), repeat=repeat,
         ctx_size_in=len(ctx_in), ctx_size_out=ctx_out_size, ctx_in=_addr(cin),
@@ -366,15 +439,9 @@ def link_create(prog_fd: int, target_fd: int, attach_type: int, flags: int = 0,
                 **extra) -> Fd:
     """BPF_LINK_CREATE.  ``extra`` sets the per-type union, e.g.
     ``perf_event={"bpf_cookie": 1}`` or ``target_btf_id=5``."""
-    attr = uapi.bpf_attr_link_create(prog_fd=prog_fd, target_fd=target_fd,
+    attr = _attr(uapi.bpf_attr_link_create, prog_fd=prog_fd, target_fd=target_fd,
                                      attach_type=attach_type, flags=flags)
-    for member, value in extra.items():
-        if isinstance(value, dict):
-            sub = getattr(attr.u, member)
-            for k, v in value.items():
-                setattr(sub, k, v)
-        else:
-            setattr(attr.u, member, value)
+    fill(attr.u, **extra)
     return bpf_fd(uapi.BPF_LINK_CREATE, attr,
                   f"creating {uapi.bpf_attach_type(attach_type).name} link")
 
@@ -386,7 +453,7 @@ def prog_bind_map(prog_fd: int, map_fd: int) -> None:
 
 
 def link_detach(link_fd: int) -> None:
-    bpf(uapi.BPF_LINK_DETACH, uapi.bpf_attr_fd(fd=link_fd))
+    bpf(uapi.BPF_LINK_DETACH, _attr(uapi.bpf_attr_fd, fd=link_fd))
 
 
 def link_update(link_fd: int, new_fd: int, flags: int = 0, old_fd: int = 0) -> None:
@@ -399,51 +466,51 @@ def link_update(link_fd: int, new_fd: int, flags: int = 0, old_fd: int = 0) -> N
 def raw_tracepoint_open(name: Optional[str], prog_fd: int) -> Fd:
     """BPF_RAW_TRACEPOINT_OPEN (name None for tp_btf/fentry/fexit/lsm programs)."""
     nbuf = ctypes.create_string_buffer(name.encode()) if name else None
-    attr = uapi.bpf_attr_raw_tracepoint_open(name=_addr(nbuf), prog_fd=prog_fd)
+    attr = _attr(uapi.bpf_attr_raw_tracepoint_open, name=_addr(nbuf), prog_fd=prog_fd)
     return bpf_fd(uapi.BPF_RAW_TRACEPOINT_OPEN, attr,
                   f"opening raw tracepoint {name or '(from BTF)'}")
 
 
 def prog_attach(prog_fd: int, target_fd: int, attach_type: int, flags: int = 0) -> None:
-    attr = uapi.bpf_attr_prog_attach(target_fd=target_fd, attach_bpf_fd=prog_fd,
+    attr = _attr(uapi.bpf_attr_prog_attach, target_fd=target_fd, attach_bpf_fd=prog_fd,
                                      attach_type=attach_type, attach_flags=flags)
     bpf(uapi.BPF_PROG_ATTACH, attr, f"attaching to {uapi.bpf_attach_type(attach_type).name}")
 
 
 def prog_detach(prog_fd: int, target_fd: int, attach_type: int) -> None:
-    attr = uapi.bpf_attr_prog_attach(target_fd=target_fd, attach_bpf_fd=prog_fd,
+    attr = _attr(uapi.bpf_attr_prog_attach, target_fd=target_fd, attach_bpf_fd=prog_fd,
                                      attach_type=attach_type)
     bpf(uapi.BPF_PROG_DETACH, attr)
 
 
 def iter_create(link_fd: int) -> Fd:
-    return bpf_fd(uapi.BPF_ITER_CREATE, uapi.bpf_attr_iter_create(link_fd=link_fd))
+    return bpf_fd(uapi.BPF_ITER_CREATE, _attr(uapi.bpf_attr_iter_create, link_fd=link_fd))
 
 
 # ------------------------------------------------------------------ objects, ids, pinning
 
 def obj_pin(fd: int, path: str) -> None:
     pbuf = ctypes.create_string_buffer(os.fsencode(path))
-    bpf(uapi.BPF_OBJ_PIN, uapi.bpf_attr_obj_pin(pathname=_addr(pbuf), bpf_fd=fd),
+    bpf(uapi.BPF_OBJ_PIN, _attr(uapi.bpf_attr_obj_pin, pathname=_addr(pbuf), bpf_fd=fd),
         f"pinning at {path}")
 
 
 def obj_get(path: str, flags: int = 0) -> Fd:
     pbuf = ctypes.create_string_buffer(os.fsencode(path))
-    return bpf_fd(uapi.BPF_OBJ_GET, uapi.bpf_attr_obj_pin(pathname=_addr(pbuf),
+    return bpf_fd(uapi.BPF_OBJ_GET, _attr(uapi.bpf_attr_obj_pin, pathname=_addr(pbuf),
                                                           file_flags=flags),
                   f"opening pinned object {path}")
 
 
 def next_id(cmd: int, start_id: int) -> Optional[int]:
     """BPF_{PROG,MAP,LINK,BTF}_GET_NEXT_ID: next id after start_id, None at the end."""
-    attr = uapi.bpf_attr_get_id(start_id=start_id)
+    attr = _attr(uapi.bpf_attr_get_id, start_id=start_id)
     return attr.next_id if _found(cmd, attr) else None
 
 
 def fd_by_id(cmd: int, obj_id: int) -> Fd:
     """BPF_{PROG,MAP,LINK,BTF}_GET_FD_BY_ID."""
-    return bpf_fd(cmd, uapi.bpf_attr_get_id(start_id=obj_id))
+    return bpf_fd(cmd, _attr(uapi.bpf_attr_get_id, start_id=obj_id))
 
 
 Info = TypeVar("Info", bound=ctypes.Structure)
@@ -452,7 +519,7 @@ Info = TypeVar("Info", bound=ctypes.Structure)
 def obj_info(fd: int, info_type: Type[Info], info: Optional[Info] = None) -> Info:
     """BPF_OBJ_GET_INFO_BY_FD into a fresh (or the given) info struct."""
     info = info if info is not None else info_type()
-    attr = uapi.bpf_attr_info_by_fd(bpf_fd=fd, info_len=ctypes.sizeof(info),
+    attr = _attr(uapi.bpf_attr_info_by_fd, bpf_fd=fd, info_len=ctypes.sizeof(info),
                                     info=ctypes.addressof(info))
     bpf(uapi.BPF_OBJ_GET_INFO_BY_FD, attr)
     return info
@@ -466,7 +533,7 @@ def perf_event_open(attr: uapi.perf_event_attr, pid: int = -1, cpu: int = 0,
     if _NR_PERF_EVENT_OPEN is None:
         raise BPFError(f"perf_event_open number unknown for {platform.machine()}",
                        _errno.ENOSYS)
-    attr.size = ctypes.sizeof(attr)
+    fill(attr, size=ctypes.sizeof(attr))
 
     def make(deliver_now: Callable[[], None]) -> Fd:
         ret = _syscall(_NR_PERF_EVENT_OPEN, ctypes.byref(attr), ctypes.c_int(pid),

@@ -240,8 +240,8 @@ def attach_tracepoint(prog: ProgramView, target: str, opts: Opts) -> Link:
     if not sep or not category or not name:
         raise AttachError(f"tracepoint {tp!r} must be CATEGORY/NAME (as SEC(\"tp/sched/"
                           "sched_switch\"))")
-    attr = uapi.perf_event_attr(type=uapi.PERF_TYPE_TRACEPOINT,
-                                config=tracefs.tracepoint_id(category, name))
+    attr = syscall.fill(uapi.perf_event_attr(), type=uapi.PERF_TYPE_TRACEPOINT,
+                        config=tracefs.tracepoint_id(category, name))
     pfd = syscall.perf_event_open(attr, pid=-1, cpu=0, what=f"opening tracepoint {tp}")
     return _attach_perf_event(prog, pfd, opts, f"tracepoint {tp}")
 
@@ -320,8 +320,8 @@ def _probe_event(pmu: str, retprobe: bool, config1: int, config2: int,
         config |= 1 << tracefs.pmu_format_shift(pmu, "retprobe")
     if ref_ctr_offset:
         config |= ref_ctr_offset << tracefs.pmu_format_shift(pmu, "ref_ctr_offset")
-    return uapi.perf_event_attr(type=pmu_type, config=config,
-                                config1=config1, config2=config2)
+    return syscall.fill(uapi.perf_event_attr(), type=pmu_type, config=config,
+                        config1=config1, config2=config2)
 
 
 def _kprobe(prog: ProgramView, func: str, offset: int, retprobe: bool, opts: Opts) -> Link:
@@ -492,8 +492,8 @@ def attach_perf_event(prog: ProgramView, target: str, opts: Opts) -> Link:
             raise AttachError(str(e), e.errno) from None
         desc = f"perf event fd {opts['perf_event_fd']}"
     elif opts.get("sample_period") or opts.get("sample_freq"):
-        attr = uapi.perf_event_attr(
-            type=int(opts.get("type", uapi.PERF_TYPE_SOFTWARE)),
+        attr = syscall.fill(
+            uapi.perf_event_attr(), type=int(opts.get("type", uapi.PERF_TYPE_SOFTWARE)),
             config=int(opts.get("config", uapi.PERF_COUNT_SW_CPU_CLOCK)),
             sample_period=int(opts.get("sample_freq") or opts["sample_period"]),
             flags=uapi.PERF_ATTR_FLAG_FREQ if opts.get("sample_freq") else 0)

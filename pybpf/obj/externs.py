@@ -185,8 +185,9 @@ def kcfg_type(btf: BTF, type_id: int) -> Tuple[Optional[Kcfg], bool]:
     if isinstance(t, T.Enum):       # and Enum64
         ok = t.name == "libbpf_tristate" and (t.size == 4 or isinstance(t, T.Enum64))
         return (Kcfg.TRISTATE if ok else None), False
-    if isinstance(t, T.Array):
-        ok = t.nelems > 0 and kcfg_type(btf, t.type)[0] == Kcfg.CHAR
+    if isinstance(t, T.Array):      # of chars only: the element is not followed further
+        elem = btf[btf.resolve(t.type)]
+        ok = t.nelems > 0 and isinstance(elem, T.Int) and elem.size == 1 and not elem.is_bool
         return (Kcfg.CHAR_ARRAY if ok else None), False
     return None, False
 

@@ -7,6 +7,7 @@ offsets, func_info and line_info rebased to the program's instruction slots.
 """
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -69,6 +70,8 @@ class Linker:
         self._data_maps = {m.name: m for m in spec.maps if m.is_global_data}
         self._data_maps.update((ARENA_SEC, m) for m in spec.maps if m.arena is not None)
         self._fds = map_fds
+        self._call_slots: Dict[int, List[int]] = {}     # shndx -> sorted slots of calls
+        self._ext_index: Dict[str, Tuple[Dict[int, int], List[int], List[LineInfo]]] = {}
         self._exception_tags: Optional[ExceptionTags] = None
         execs = {sec.name: sec.index for sec in spec.elf.sections if sec.is_exec and sec.size}
         for shndx in execs.values():
@@ -110,6 +113,7 @@ class Linker:
                     ins.code == I.LD_IMM64 and ins.src == uapi.BPF_PSEUDO_FUNC)):
                 calls[slot] = (shndx, slot + ins.imm + 1)
         self.calls[shndx] = calls
+        self._call_slots[shndx] = sorted(calls)
 
     def _apply(self, code: bytearray, shndx: int, rel: Reloc, calls: Dict[int, Slot]) -> None:
         elf = self.spec.elf
@@ -195,9 +199,11 @@ class Linker:
                 continue
             func, base = placed[i]
             i += 1
-            for slot, (tsh, tslot) in self.calls.get(func.shndx, {}).items():
-                if not func.start <= slot < func.start + func.count:
-                    continue
+            calls, slots = self.calls.get(func.shndx, {}), self._call_slots.get(func.shndx, [])
+            first = bisect.bisect_left(slots, func.start)
+            last = bisect.bisect_left(slots, func.start + func.count)
+            for slot in slots[first:last]:          # the calls made by this function
+                tsh, tslot = calls[slot]
                 callee = self.spec.function_at(tsh, tslot)
                 cbase = where.get((callee.shndx, callee.start))
                 if cbase is None:
@@ -222,14 +228,30 @@ class Linker:
         for func, base in linked.placed:
             name = self.spec.elf.sections[func.shndx].name
             start, end = func.start * I.INSN_SIZE, (func.start + func.count) * I.INSN_SIZE
-            fi = [f for f in ext.func_info.get(name, []) if f.insn_off == start]
-            if fi:
-                funcs.append((base, fi[0].type_id))
-            funcs_complete = funcs_complete and bool(fi)
-            li = [ln for ln in ext.line_info.get(name, []) if start <= ln.insn_off < end]
+            func_types, line_offs, line_recs = self._ext_of(name)
+            type_id = func_types.get(start)
+            if type_id is not None:
+                funcs.append((base, type_id))
+            funcs_complete = funcs_complete and type_id is not None
+            li = line_recs[bisect.bisect_left(line_offs, start):
+                           bisect.bisect_left(line_offs, end)]
             if li and li[0].insn_off == start:
                 lines.extend((base + (ln.insn_off - start) // I.INSN_SIZE, ln) for ln in li)
             else:
                 lines_complete = False
         linked.func_info = sorted(funcs) if funcs_complete else []
         linked.line_info = sorted(lines, key=lambda x: x[0]) if lines_complete else []
+
+    def _ext_of(self, section: str) -> Tuple[Dict[int, int], List[int], List[LineInfo]]:
+        """func_info of a section by instruction offset (the first record of each),
+        and its line_info sorted by offset (with the offsets, for bisecting)."""
+        found = self._ext_index.get(section)
+        if found is None:
+            ext = self.spec.ext
+            funcs: Dict[int, int] = {}
+            for rec in ext.func_info.get(section, []) if ext else []:
+                funcs.setdefault(rec.insn_off, rec.type_id)
+            lines = sorted(ext.line_info.get(section, []) if ext else [],
+                           key=lambda ln: ln.insn_off)
+            found = self._ext_index[section] = (funcs, [ln.insn_off for ln in lines], lines)
+        return found

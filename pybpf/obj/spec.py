@@ -7,6 +7,7 @@ be inspected and tested without root.
 """
 from __future__ import annotations
 
+import bisect
 import mmap
 import os
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from .externs import KCONFIG_SEC, KSYMS_SEC, Externs, collect as collect_externs
 from ..asm.insn import INSN_SIZE
 from .map_rules import LIBBPF_PIN_BY_NAME, LIBBPF_PIN_NONE  # noqa: F401 (re-exported)
 from .map_rules import check_pinning, datasec_is_mmapable, internal_map_name, ringbuf_size
+from ..limits import BTF_MAX_SIZE, check_value_size
 from .sections import SecDef, find_sec_def
 from .struct_ops import StructOpsSpec, collect as collect_struct_ops
 
@@ -108,6 +110,7 @@ class ObjectSpec:
     programs: List[ProgramSpec]
     maps: List[MapSpec]
     externs: Externs = field(default_factory=Externs)     # __kconfig / __ksym / kfuncs
+    _starts: List[Tuple[int, int]] = field(default_factory=list, repr=False, compare=False)
 
     @classmethod
     def parse(cls, elf: ElfObject, btf: Optional[BTF], ext: Optional[BTFExt]) -> "ObjectSpec":
@@ -125,7 +128,11 @@ class ObjectSpec:
 
     def function_at(self, shndx: int, slot: int) -> FuncSpec:
         """The function whose code holds instruction ``slot`` of section ``shndx``."""
-        for func in self.functions:
+        if len(self._starts) != len(self.functions):     # functions are in this order
+            self._starts = [(f.shndx, f.start) for f in self.functions]
+        at = bisect.bisect_right(self._starts, (shndx, slot))
+        if at:
+            func = self.functions[at - 1]
             if func.shndx == shndx and func.start <= slot < func.start + func.count:
                 return func
         sec = self.elf.section_at(shndx)
@@ -297,6 +304,9 @@ def _map_from_btf(btf: BTF, name: str, type_id: int, inner: bool = False) -> Map
             _set_size(spec, member.name, size, name)
             setattr(spec, f"btf_{member.name}_type_id", ptr.type)
         elif member.name == "values":
+            if inner:               # libbpf too: the template of an inner map ends there
+                raise ObjectError(f"map {name!r}: an inner map cannot hold 'values' "
+                                  "(multi-level map-in-map is not supported)", section=".maps")
             spec.inner = _inner_map(btf, member.type, name)
             spec.values_offset = member.bit_offset // 8
         else:
@@ -353,9 +363,11 @@ def _inner_map(btf: BTF, type_id: int, name: str) -> Optional[MapSpec]:
 
 def _init_slots(elf: ElfObject, sec: Section, maps: List[MapSpec]) -> None:
     """Initial values of map-in-map / prog arrays: relocations inside .maps."""
+    by_offset = sorted(maps, key=lambda m: m.btf_var_offset)
+    starts = [m.btf_var_offset for m in by_offset]
     for rel in elf.relocs.get(sec.index, []):
-        owner = max((m for m in maps if m.btf_var_offset <= rel.offset),
-                    key=lambda m: m.btf_var_offset, default=None)
+        at = bisect.bisect_right(starts, rel.offset)
+        owner = by_offset[at - 1] if at else None
         if owner is None or owner.values_offset < 0:
             raise ObjectError("relocation outside any map's 'values'", section=".rel.maps",
                               offset=rel.offset)
@@ -419,6 +431,7 @@ def _data_maps(elf: ElfObject, btf: Optional[BTF], obj_name: str) -> List[MapSpe
     for sec in elf.sections:
         if not is_data_section(sec) or not sec.size:
             continue
+        check_value_size(sec.name, sec.size)
         readonly = sec.name.startswith(".rodata")
         flags = uapi.BPF_F_RDONLY_PROG if readonly else 0
         if readonly and sec.flags & SHF_WRITE:
@@ -438,6 +451,7 @@ def _kconfig_map(externs: Externs) -> List[MapSpec]:
     if not externs.kconfig_size:
         return []
     sec = externs.kconfig_section()
+    check_value_size(sec.name, sec.size)
     return [MapSpec(sec.name, uapi.BPF_MAP_TYPE_ARRAY, 4, sec.size, 1,
                     uapi.BPF_F_MMAPABLE | uapi.BPF_F_RDONLY_PROG,
                     btf_value_type_id=externs.kconfig_btf_id, section=sec,
@@ -466,8 +480,12 @@ def section_variables(btf: Optional[BTF], sec: Section,
     out: Dict[str, Tuple[int, int, int]] = {}
     datasec = _datasec(btf, sec.name) if btf is not None else None
     if datasec is not None:
-        for vsi in datasec.vars:
+        for n, vsi in enumerate(datasec.vars):
             var = btf[vsi.type]
+            if not isinstance(var, T.Var):
+                raise ObjectError(f"entry #{n} of DATASEC {sec.name!r} is "
+                                  f"{btf.type_name(vsi.type)} (kind {var.kind}), not a "
+                                  "variable", section=".BTF")
             out[var.name] = (vsi.offset, vsi.size, var.type)
         return out
     for sym in elf.symbols:
@@ -482,6 +500,9 @@ def parse_object(source: Union[str, bytes, "os.PathLike[str]"], name: str = "") 
         source = os.fspath(source)
     elf = read_elf(source, name)
     btf_sec = elf.section(".BTF")
+    if btf_sec is not None and btf_sec.size > BTF_MAX_SIZE:
+        raise ObjectError(f".BTF is {btf_sec.size} bytes: the kernel loads at most "
+                          f"{BTF_MAX_SIZE}", section=".BTF")
     btf = BTF.parse(btf_sec.data, validate=True) if btf_sec is not None else None
     ext_sec = elf.section(".BTF.ext")
     ext = BTFExt.parse(ext_sec.data, btf) if ext_sec is not None and btf is not None else None
