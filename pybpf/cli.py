@@ -274,6 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--json", action="store_true")
     sub.add_parser("ringbuf-layout", help="show a ring buffer's memory layout, live",
                    add_help=False)
+    from . import cmd_btf, cmd_feature, cmd_link, cmd_map, cmd_prog
+    for cmd in (cmd_prog, cmd_map, cmd_link, cmd_btf, cmd_feature):
+        cmd.add_parser(sub)
     return parser
 
 
@@ -283,6 +286,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     if argv[:1] == ["ringbuf-layout"]:
         return _run(lambda: cmd_ringbuf_layout(argparse.Namespace(), argv[1:]))
     args = parser.parse_args(argv)
+    if hasattr(args, "run"):                # commands in their own cmd_*.py module
+        return _run(lambda: args.run(args))
     command = {"load": cmd_load, "inspect": cmd_inspect}[args.command]
     return _run(lambda: command(args))
 

@@ -71,10 +71,12 @@ POSTLUDE = """#ifndef BPF_NO_PRESERVE_ACCESS_INDEX
 """
 
 
-def dump_header(btf: BTF, guard: str = "__VMLINUX_H__") -> str:
+def dump_header(btf: BTF, guard: str = "__VMLINUX_H__",
+                ids: Optional[Iterable[int]] = None) -> str:
     """A whole header, as bpftool writes vmlinux.h: include guard, the
-    ``preserve_access_index`` pragma around every record, every type."""
-    body = CDumper(btf).dump()
+    ``preserve_access_index`` pragma around every record, the types ``ids``
+    (default: all) and every type they need."""
+    body = CDumper(btf).dump(ids)
     return (f"#ifndef {guard}\n#define {guard}\n\n{PRELUDE}{body}{POSTLUDE}"
             f"#endif /* {guard} */\n")
 
@@ -178,7 +180,8 @@ class CDumper:
             elif isinstance(t, (T._Ref, T.Func, T.Var, T.DeclTag)):
                 ref[t.type] = 1
             if isinstance(t, T.DeclTag):
-                text = t.name if t.attr else f'{DECL_TAG_MACRO}("{_c_string(t.name)}")'
+                text = f"__attribute__(({t.name}))" if t.attr else \
+                    f'{DECL_TAG_MACRO}("{_c_string(t.name)}")'
                 self._decl_tags.setdefault(t.type, {}).setdefault(
                     t.component_idx, []).append(text)
 
@@ -465,7 +468,8 @@ class CDumper:
 
 def _modifier(t: T.Type) -> str:
     if isinstance(t, T.TypeTag):
-        return t.name if t.attr else f'{TYPE_TAG_MACRO}("{_c_string(t.name)}")'
+        return f"__attribute__(({t.name}))" if t.attr else \
+            f'{TYPE_TAG_MACRO}("{_c_string(t.name)}")'
     return {T.Const: "const", T.Volatile: "volatile", T.Restrict: "restrict"}[type(t)]
 
 

@@ -1,0 +1,155 @@
+"""python -m pybpf btf: list the kernel's BTF objects; dump one (by id, from a file,
+or a map's / program's) as bpftool's raw text or as a C header (vmlinux.h)."""
+from __future__ import annotations
+
+import argparse
+import errno as _errno
+import os
+import sys
+from typing import Dict, List, Optional, TextIO
+
+from . import loaded
+from .btf import BTF
+from .btf.cdump import dump_header
+from .btf.rawdump import dump_raw
+from .cmd_format import add_json, select_ids, take_selector, wants_json, write_json
+from .errors import BPFError
+
+_BTF_MAGIC = b"\x9f\xeb"
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``btf list | show | dump``."""
+    p = subparsers.add_parser("btf", help="BTF objects in the kernel; BTF as raw text or C")
+    sub = p.add_subparsers(dest="verb", required=True)
+    for verb in ("list", "show"):
+        q = sub.add_parser(verb, help="list BTF objects (show ID: one)")
+        q.add_argument("target", nargs="*", help="id N (show only)")
+        add_json(q)
+    d = sub.add_parser("dump", help="dump BTF: id N | file PATH | map MAP | prog PROG "
+                                    "[format raw|c]")
+    d.add_argument("source", nargs="+", help="id N | file PATH | map SEL | prog SEL | "
+                                             "N | PATH, then optionally 'format raw|c'")
+    d.add_argument("--format", choices=("raw", "c"), help="raw (default) or c")
+    d.add_argument("--base", metavar="FILE", help="base BTF of a split BTF file "
+                                                   "(default: vmlinux for /sys/kernel/btf)")
+    d.add_argument("-o", "--output", metavar="FILE", help="write to FILE")
+    d.add_argument("--guard", default="__VMLINUX_H__", help="include guard of a C header")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    """Run one ``btf`` verb."""
+    if args.verb in ("list", "show"):
+        return _list(args, out)
+    return _dump(args, out)
+
+
+def _list(args: argparse.Namespace, out: TextIO) -> int:
+    tokens = list(args.target)
+    if tokens:
+        sel = take_selector(tokens, ("id",))
+        infos = select_ids(sel, "btf", loaded.btfs, loaded.btf_info, {})
+    else:
+        infos = list(loaded.btfs())
+    progs: Dict[int, List[int]] = {}
+    maps: Dict[int, List[int]] = {}
+    for p in loaded.programs():
+        if p.btf_id:
+            progs.setdefault(p.btf_id, []).append(p.id)
+    for m in loaded.maps():
+        if m.btf_id:
+            maps.setdefault(m.btf_id, []).append(m.id)
+    if wants_json(args):
+        rows = []
+        for b in infos:
+            row = {"id": b.id, "size": b.size, "prog_ids": progs.get(b.id, []),
+                   "map_ids": maps.get(b.id, []), "kernel": b.kernel}
+            if b.name:
+                row["name"] = b.name
+            rows.append(row)
+        write_json(args, rows, out)
+        return 0
+    for b in infos:
+        name = f"[{b.name}]" if b.kernel else (b.name or "<anon>")
+        line = f"{b.id}: name {name}  size {b.size}B"
+        if b.id in progs:
+            line += "  prog_ids " + ",".join(map(str, progs[b.id]))
+        if b.id in maps:
+            line += "  map_ids " + ",".join(map(str, maps[b.id]))
+        out.write(line + "\n")
+    return 0
+
+
+def _dump(args: argparse.Namespace, out: TextIO) -> int:
+    tokens = list(args.source)
+    fmt = args.format
+    if len(tokens) >= 2 and tokens[-2] == "format":
+        fmt = tokens[-1]
+        del tokens[-2:]
+        if fmt not in ("raw", "c"):
+            raise BPFError(f"format {fmt!r}: expected raw or c", _errno.EINVAL)
+    btf = _source(tokens, args.base)
+    if fmt == "c":      # of a split BTF: its own types, and what they need from the base
+        own = range(btf.start_id, len(btf)) if btf.base is not None else None
+        text = dump_header(btf, args.guard, own)
+    else:
+        text = "".join(line + "\n" for line in dump_raw(btf))
+    if args.output:
+        tmp = f"{args.output}.tmp{os.getpid()}"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, args.output)
+    else:
+        out.write(text)
+    return 0
+
+
+def _source(tokens: List[str], base_path: Optional[str]) -> BTF:
+    """The BTF that ``tokens`` name (id N, file PATH, map SEL, prog SEL, N, PATH)."""
+    if not tokens:
+        raise BPFError("btf dump: what? (id N | file PATH | map SEL | prog SEL)",
+                       _errno.EINVAL)
+    head = tokens[0]
+    if head in ("map", "prog"):
+        sel = take_selector(tokens[1:], ("id", "name", "pinned"))
+        found = (select_ids(sel, "map", loaded.maps, loaded.map_info,
+                            {"name": lambda m: m.name}) if head == "map" else
+                 select_ids(sel, "prog", loaded.programs, loaded.prog_info,
+                            {"name": lambda p: p.name}))
+        btf_id = found[0].btf_id
+        if not btf_id:
+            raise BPFError(f"{head} {sel} has no BTF", _errno.ENOENT)
+        return loaded.fetch_btf(btf_id)
+    if head == "id" or (head.isdigit() and len(tokens) == 1):
+        sel = take_selector(list(tokens), ("id",))
+        return loaded.fetch_btf(int(sel.value))
+    path = tokens[1] if head == "file" and len(tokens) > 1 else head
+    return read_btf_file(path, base_path)
+
+
+def read_btf_file(path: str, base_path: Optional[str] = None) -> BTF:
+    """BTF from a raw .BTF file (such as /sys/kernel/btf/*) or an ELF object's .BTF
+    section; module files under /sys/kernel/btf are split on vmlinux."""
+    from .btf import kernel
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise BPFError(f"cannot read {path}: {e.strerror}", e.errno) from None
+    if data[:4] == b"\x7fELF":
+        from .elf import read_elf
+        sec = read_elf(data, path).section(".BTF")
+        if sec is None:
+            raise BPFError(f"{path} has no .BTF section (build with clang -g)", _errno.ENOENT)
+        data = sec.data
+    elif data[:2] != _BTF_MAGIC:
+        raise BPFError(f"{path} is neither BTF nor an ELF object", _errno.EINVAL)
+    base = None
+    if base_path:
+        base = read_btf_file(base_path)
+    elif os.path.dirname(os.path.abspath(path)) == kernel.SYSFS_BTF and \
+            os.path.basename(path) != "vmlinux":
+        base = kernel.vmlinux()
+    return BTF.parse(data, base=base, section=path)
+
