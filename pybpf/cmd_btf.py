@@ -38,8 +38,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def run(args: argparse.Namespace, out: Optional[TextIO] = None) -> int:
     """Run one ``btf`` verb."""
+    out = out if out is not None else sys.stdout
     if args.verb in ("list", "show"):
         return _list(args, out)
     return _dump(args, out)

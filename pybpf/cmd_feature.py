@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import errno as _errno
 import sys
-from typing import Any, Dict, List, TextIO
+from typing import Any, Dict, List, Optional, TextIO
 
 from . import features
 from .cmd_format import add_json, wants_json, write_json
@@ -38,8 +38,9 @@ def as_bpftool_json(result: Dict[str, Any]) -> Dict[str, Any]:
     return out
 
 
-def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def run(args: argparse.Namespace, out: Optional[TextIO] = None) -> int:
     """Probe (or read this boot's cached answer) and print it."""
+    out = out if out is not None else sys.stdout
     extra = [w for w in args.words if w not in ("probe", "kernel")]
     if extra:
         raise BPFError(f"feature: unexpected {' '.join(extra)!r} (only this kernel is "

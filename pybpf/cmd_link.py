@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any, Dict, List, TextIO
+from typing import Any, Dict, List, Optional, TextIO
 
 from . import loaded
 from .cmd_format import add_json, pinned_fd, select_ids, take_selector, wants_json, write_json
@@ -27,8 +27,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def run(args: argparse.Namespace, out: Optional[TextIO] = None) -> int:
     """Run one ``link`` verb."""
+    out = out if out is not None else sys.stdout
     tokens = list(args.target)
     if args.verb == "detach":
         sel = take_selector(tokens, _KINDS)

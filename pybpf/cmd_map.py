@@ -45,8 +45,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def run(args: argparse.Namespace, out: Optional[TextIO] = None) -> int:
     """Run one ``map`` verb."""
+    out = out if out is not None else sys.stdout
     tokens = list(args.target)
     if args.verb in ("list", "show"):
         infos = _select(tokens) if tokens else list(loaded.maps())
@@ -163,7 +164,7 @@ class _Entries:
             decoded = self.decode_value(raw)
             if decoded is not None:
                 formatted["value"] = jsonable(decoded)
-        if formatted:
+        if formatted and self.info.type not in FD_VALUE_TYPES:   # ids, not values
             row["formatted"] = formatted
         return row
 
