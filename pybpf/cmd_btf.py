@@ -18,7 +18,7 @@ from .errors import BPFError
 _BTF_MAGIC = b"\x9f\xeb"
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     """Register ``btf list | show | dump``."""
     p = subparsers.add_parser("btf", help="BTF objects in the kernel; BTF as raw text or C")
     sub = p.add_subparsers(dest="verb", required=True)

@@ -12,7 +12,7 @@ from .cmd_format import add_json, wants_json, write_json
 from .errors import BPFError
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     """Register ``feature [probe] [kernel]``."""
     p = subparsers.add_parser("feature", help="probe what this kernel supports "
                                               "(as bpftool feature probe kernel)")

@@ -13,7 +13,7 @@ from .links import Link
 _KINDS = ("id", "pinned")
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     """Register ``link list | show | detach``."""
     p = subparsers.add_parser("link", help="BPF links in the kernel (as bpftool link)")
     sub = p.add_subparsers(dest="verb", required=True)

@@ -28,7 +28,7 @@ _NO_KEYS = frozenset({uapi.BPF_MAP_TYPE_RINGBUF, uapi.BPF_MAP_TYPE_USER_RINGBUF,
                       uapi.BPF_MAP_TYPE_ARENA})
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     """Register ``map list | show | dump | lookup | update | delete | pin``."""
     p = subparsers.add_parser("map", help="BPF maps in the kernel (as bpftool map)")
     sub = p.add_subparsers(dest="verb", required=True)
@@ -198,7 +198,7 @@ class _Entries:
                 return value.to_bytes(size, "little", signed=value < 0)
             raise BPFError(f"{what}: the map has no BTF for {what}s: give bytes",
                            _errno.EINVAL)
-        return codec.encode(value)
+        return bytes(codec.encode(value))
 
     def keys(self) -> List[bytes]:
         return list(self.map.raw_keys())

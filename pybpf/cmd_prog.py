@@ -18,7 +18,7 @@ _FIELDS = {"name": lambda p: p.name, "tag": lambda p: p.tag}
 _KINDS = ("id", "name", "tag", "pinned")
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     """Register ``prog list | show | dump``."""
     p = subparsers.add_parser("prog", help="loaded BPF programs (as bpftool prog)")
     sub = p.add_subparsers(dest="verb", required=True)
@@ -150,7 +150,7 @@ def func_proto_text(btf: Any, func_id: int) -> str:
     func = btf[func_id]
     proto = btf[func.type] if isinstance(func, T.Func) else None
     if not isinstance(proto, T.FuncProto):
-        return func.name
+        return str(func.name)
     dumper = CDumper(btf)
     params = ", ".join("..." if not p.type else dumper.decl(p.type, p.name, 0)
                        for p in proto.params) or "void"

@@ -148,6 +148,8 @@ def link_types() -> List[str]:
     if not ids:
         return []
     enum = btf[ids[0]]
+    if not isinstance(enum, T.Enum):
+        return []
     prefix = "BPF_LINK_TYPE_"
     return [name[len(prefix):].lower() for name, value in enum.values
             if name.startswith(prefix) and value and not name.startswith("MAX_")]
@@ -172,7 +174,7 @@ def cache_path() -> Optional[str]:
 
 
 def _name(enum: Any, prefix: str, value: int) -> str:
-    return enum(value).name[len(prefix):].lower()
+    return str(enum(value).name[len(prefix):].lower())
 
 
 def probe(helpers: bool = True, full: bool = False, use_cache: bool = True
@@ -188,7 +190,8 @@ def probe(helpers: bool = True, full: bool = False, use_cache: bool = True
             with open(path) as f:
                 cached = json.load(f)
             if key in cached:
-                return cached[key]
+                answer: Dict[str, Any] = cached[key]
+                return answer
         except (OSError, ValueError):
             cached = {}
     else:

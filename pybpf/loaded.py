@@ -35,7 +35,7 @@ R = TypeVar("R")
 
 def _enum_name(enum: Any, prefix: str, value: int) -> str:
     try:
-        return enum(value).name[len(prefix):].lower()
+        return str(enum(value).name[len(prefix):].lower())
     except ValueError:
         return f"type {value}"
 
@@ -389,7 +389,7 @@ class _Buffers:
     """Buffers the kernel fills on the second BPF_OBJ_GET_INFO_BY_FD call."""
 
     def __init__(self) -> None:
-        self.bufs: Dict[str, ctypes.Array] = {}
+        self.bufs: Dict[str, "ctypes.Array[ctypes.c_char]"] = {}
 
     def make(self, key: str, size: int) -> int:
         buf = self.bufs[key] = ctypes.create_string_buffer(max(size, 1))

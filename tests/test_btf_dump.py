@@ -40,7 +40,8 @@ def compiles(source: str, tmp_path: pathlib.Path, extra: str = "") -> None:
     src = tmp_path / "t.c"
     src.write_text(source + extra)
     res = subprocess.run([CLANG, "-target", "bpf", "-fsyntax-only", "-Wall", "-Werror",
-                          "-Wno-unused-function", "-Wno-pragma-clang-attribute", str(src)], capture_output=True, text=True)
+                          "-Wno-unused-function", "-Wno-pragma-clang-attribute", str(src)],
+                         capture_output=True, text=True)
     assert res.returncode == 0, res.stderr[:4000] + "\n----\n" + source[:3000]
 
 

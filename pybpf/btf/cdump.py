@@ -37,6 +37,7 @@ from .spec import BTF, POINTER_SIZE
 _NOT, _ING, _DONE = 0, 1, 2             # order / emit states
 _BLOCKED_TYPEDEFS = frozenset({"__builtin_va_list"})   # compiler built-ins
 _U64 = (1 << 64) - 1
+_MODIFIERS = (T.Const, T.Volatile, T.Restrict, T.TypeTag)   # qualify a type in place
 _PADS = (("long", 8 * POINTER_SIZE), ("int", 32), ("short", 16), ("char", 8))
 
 TYPE_TAG_MACRO = "__btf_type_tag"
@@ -91,7 +92,7 @@ def align_of(btf: BTF, type_id: int, depth: int = 0) -> int:
         return max(1, min(POINTER_SIZE, t.size))
     if isinstance(t, T.Pointer):
         return POINTER_SIZE
-    if t.kind in T.QUALIFIER_KINDS or isinstance(t, T.Array):
+    if isinstance(t, (T._Ref, T.Array)):          # typedef, qualifiers, type tags
         return align_of(btf, t.type, depth + 1)
     if isinstance(t, T.Struct):
         best = 1
@@ -229,7 +230,7 @@ class CDumper:
             self._queue.append(type_id)
             state[type_id] = _DONE
             return True
-        if t.kind in T.QUALIFIER_KINDS:
+        if isinstance(t, _MODIFIERS):
             return self._order(t.type, through_ptr)
         if isinstance(t, T.FuncProto):
             strong = self._order(t.return_type, through_ptr)
@@ -268,8 +269,7 @@ class CDumper:
         elif isinstance(t, T.Fwd):
             self._put(f"{'union' if t.is_union else 'struct'} {self._tag_name(type_id)};\n\n")
             est[type_id] = _DONE
-        elif isinstance(t, (T.Pointer, T.Array)) or t.kind in T.QUALIFIER_KINDS \
-                and not isinstance(t, T.Typedef):
+        elif isinstance(t, (T.Pointer, T.Array) + _MODIFIERS):
             self._emit(t.type, cont_id)
         elif isinstance(t, T.Typedef):
             est[type_id] = _ING
@@ -420,7 +420,7 @@ class CDumper:
                 if isinstance(target, (T.Array, T.FuncProto)):
                     inner = f"({inner})"
                 type_id = t.type
-            elif isinstance(t, (T.Const, T.Volatile, T.Restrict, T.TypeTag)):
+            elif isinstance(t, _MODIFIERS):
                 word = _modifier(t)
                 if isinstance(self.btf[_skip_mods(self.btf, t.type)], T.Pointer):
                     inner = f"{word} {inner}" if inner else word
@@ -470,14 +470,15 @@ def _modifier(t: T.Type) -> str:
     if isinstance(t, T.TypeTag):
         return f"__attribute__(({t.name}))" if t.attr else \
             f'{TYPE_TAG_MACRO}("{_c_string(t.name)}")'
-    return {T.Const: "const", T.Volatile: "volatile", T.Restrict: "restrict"}[type(t)]
+    return "const" if isinstance(t, T.Const) else \
+        "volatile" if isinstance(t, T.Volatile) else "restrict"
 
 
 def _skip_mods(btf: BTF, type_id: int) -> int:
     """Skip const/volatile/restrict/type tags (not typedefs)."""
     for _ in range(64):
         t = btf[type_id]
-        if not isinstance(t, (T.Const, T.Volatile, T.Restrict, T.TypeTag)):
+        if not isinstance(t, _MODIFIERS):
             return type_id
         type_id = t.type
     raise ObjectError(f"BTF type {type_id}: qualifier chain too long (a loop?)", btf.section)

@@ -78,7 +78,8 @@ def type_lines(btf: BTF, type_id: int) -> List[str]:
         return [f"{head} size={t.size}"]
     if isinstance(t, T.DeclTag):
         return [f"{head} type_id={t.type} component_idx={t.component_idx}"]
-    return [f"{head} type_id={t.type}"]     # ptr, typedef, qualifiers, type tag
+    ref = t.type if isinstance(t, T._Ref) else 0     # ptr, typedef, qualifiers, type tag
+    return [f"{head} type_id={ref}"]
 
 
 def dump_raw(btf: BTF) -> Iterator[str]:
