@@ -21,7 +21,10 @@ from pybpf.errors import BPFError
 from pybpf.links import Link
 
 from conftest import built, skip_missing_feature
-from test_links import private_netns, udp_to_self
+from test_links import (_iter_task_insns, counter, counter_insns, load, private_netns,
+                        target_bins, udp_to_self, vmlinux)
+
+FIXTURES = (counter, target_bins, vmlinux)      # pytest finds them by name here
 
 BPFTOOL = shutil.which("bpftool") or ("/usr/sbin/bpftool"
                                       if os.path.exists("/usr/sbin/bpftool") else None)
@@ -333,6 +336,28 @@ def test_xdp_and_tcx_link_details_and_detach(capsys, kernel):
             assert loaded.link_info(xdp.fd).details["ifindex"] == 0
             xdp.close()
             tcx.close()
+
+
+def test_raw_tracepoint_uprobe_multi_and_iter_link_details(capsys, counter, target_bins,
+                                                          vmlinux):
+    raw_tp = counter.prog("raw_tp/sys_enter")
+    path = target_bins["nopie"]
+    multi = load(f"uprobe.multi/{path}:pybpf_target_?", counter_insns(counter.map.fd))
+    counter.progs.append(multi)
+    it = load("iter/task", _iter_task_insns(),
+              attach_btf_id=vmlinux.find("bpf_iter_task", uapi.BTF_KIND_FUNC)[0])
+    counter.progs.append(it)
+    with raw_tp.attach() as a, multi.attach() as b, it.attach(tid=os.getpid()) as c:
+        rows = {ln["id"]: ln for ln in pybpf_json(capsys, "link", "list")}
+        assert rows[a.info().id]["tp_name"] == "sys_enter"
+        um = rows[b.info().id]
+        assert (um["type"], um["path"], um["func_cnt"], um["retprobe"]) == (
+            "uprobe_multi", path, 2, False)
+        assert len(um["offsets"]) == 2 and all(um["offsets"])
+        itr = rows[c.info().id]
+        assert (itr["target_name"], itr["tid"]) == ("task", os.getpid())
+        text = pybpf_cli(capsys, "link", "show", "id", str(b.info().id))
+        assert f"path {path}" in text and "func_cnt 2" in text
 
 
 def test_cgroup_link_details(capsys, kernel):
