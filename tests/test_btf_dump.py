@@ -6,6 +6,7 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import tempfile
@@ -261,6 +262,22 @@ def our_vmlinux_h():
     path.write_text(dump_header(kernel.vmlinux()))
     yield path
     shutil.rmtree(tmp)
+
+
+def test_vmlinux_h_equals_bpftool_format_c():
+    """The same types, names (___N), order, padding and spelling as bpftool 7.1's
+    vmlinux.h, but for what newer libbpf does too: 1-byte enums get
+    mode(byte), empty records are written {}."""
+    if BPFTOOL is None or not os.access(VMLINUX, os.R_OK):
+        pytest.skip("bpftool (a test-time reference) or vmlinux BTF missing")
+    from pybpf.btf import kernel
+    theirs = subprocess.run([BPFTOOL, "btf", "dump", "file", VMLINUX, "format", "c"],
+                            capture_output=True, text=True, check=True).stdout
+    start = theirs.index("#endif\n\n", theirs.index("#pragma clang attribute push")) + 8
+    body = re.sub(r"\{\n\t*\}", "{}", theirs[start:theirs.rindex("#ifndef BPF_NO_PRESERVE")])
+    ours = CDumper(kernel.vmlinux()).dump()
+    assert ours.count(" __attribute__((mode(byte)))") >= 1
+    assert ours.replace(" __attribute__((mode(byte)))", "") == body
 
 
 def _build(src: pathlib.Path, include: pathlib.Path, out: pathlib.Path) -> str:
