@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import errno as _errno
 import json
-import os
 import time
 from typing import Any, Callable, Dict, Iterable, List, Sequence, TextIO, Tuple
 
@@ -89,26 +88,13 @@ def take_selector(tokens: List[str], kinds: Sequence[str] = ("id", "name", "pinn
     return Selector(head, value)
 
 
-def pinned_fd(path: str, want: str) -> syscall.Fd:
-    """Open a pinned object, checking it is a ``want`` ("map", "prog", "link")."""
-    fd = syscall.obj_get(path)
-    try:
-        kind = os.readlink(f"/proc/self/fd/{fd.fd}")
-    except OSError:
-        kind = ""
-    if kind != f"anon_inode:bpf-{want}":
-        fd.close()
-        raise BPFError(f"{path} is not a pinned BPF {want} ({kind or 'unknown'})",
-                       _errno.EINVAL)
-    return fd
-
-
 def select_ids(sel: Selector, want: str, infos: Callable[[], Iterable[Any]],
                describe: Callable[[int], Any], fields: Dict[str, Callable[[Any], str]]
                ) -> List[Any]:
     """The descriptions of the objects ``sel`` names (several for a shared name)."""
     if sel.kind == "pinned":
-        with pinned_fd(sel.value, want) as fd:
+        from .loaded import open_pinned
+        with open_pinned(sel.value, want) as fd:
             return [describe(fd.fd)]
     if sel.kind == "id":
         cmd = {"map": uapi.BPF_MAP_GET_FD_BY_ID, "prog": uapi.BPF_PROG_GET_FD_BY_ID,

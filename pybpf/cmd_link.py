@@ -7,7 +7,7 @@ import sys
 from typing import Any, Dict, List, Optional, TextIO
 
 from . import loaded
-from .cmd_format import add_json, pinned_fd, select_ids, take_selector, wants_json, write_json
+from .cmd_format import add_json, select_ids, take_selector, wants_json, write_json
 from .links import Link
 
 _KINDS = ("id", "pinned")
@@ -34,7 +34,7 @@ def run(args: argparse.Namespace, out: Optional[TextIO] = None) -> int:
     if args.verb == "detach":
         sel = take_selector(tokens, _KINDS)
         if sel.kind == "pinned":
-            link = Link(pinned_fd(sel.value, "link"), desc=f"pinned {sel.value}")
+            link = Link(loaded.open_pinned(sel.value, "link"), desc=f"pinned {sel.value}")
         else:
             link = Link.from_id(int(sel.value))
         link.detach()

@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional, TextIO, Tuple
 from . import loaded, syscall, uapi
 from .btf import types as T
 from .cmd_format import (SELECTOR_HELP, add_json, hex_json, hex_text, jsonable,
-                         parse_bytes, parse_json_value, pinned_fd, select_ids,
+                         parse_bytes, parse_json_value, select_ids,
                          take_bytes, take_selector, value_text, wants_json, write_json)
 from .errors import BPFError
 from .maps import FD_VALUE_TYPES, PER_CPU_TYPES, Map
@@ -71,7 +71,6 @@ def open_selected(tokens: List[str]) -> Map:
     """The one map the selector at the front of ``tokens`` names, opened."""
     sel = take_selector(tokens)
     if sel.kind == "pinned":
-        pinned_fd(sel.value, "map").close()       # a clear error for a non-map pin
         return Map.from_pinned(sel.value)
     found = select_ids(sel, "map", loaded.maps, loaded.map_info, _FIELDS)
     if len(found) > 1:

@@ -300,20 +300,23 @@ def open_map(map_id: int) -> "Map":
 
 def open_pinned_map(path: str) -> "Map":
     """A Map owning an fd of the map pinned at ``path``."""
+    return _map_from_fd(open_pinned(path, "map"), path)
+
+
+def open_pinned(path: str, want: str) -> Fd:
+    """An fd of the object pinned at ``path``, checked to be a ``want`` ("map",
+    "prog", "link"): every BPF object answers OBJ_GET_INFO_BY_FD, so the kind
+    is told by the fd's anon inode name."""
     fd = syscall.obj_get(path)
-    if _anon_kind(fd) != "bpf-map":
-        fd.close()
-        raise BPFError(f"{path} is not a pinned BPF map", _errno.EINVAL)
-    return _map_from_fd(fd, path)
-
-
-def _anon_kind(fd: Fd) -> str:
-    """"bpf-map", "bpf-prog", "bpf-link"... for a BPF fd (its anon inode name)."""
     try:
         target = os.readlink(f"/proc/self/fd/{fd.fd}")
     except OSError:
-        return ""
-    return target[len("anon_inode:"):] if target.startswith("anon_inode:") else target
+        target = ""
+    if target != f"anon_inode:bpf-{want}":
+        fd.close()
+        kind = target[len("anon_inode:"):] if target.startswith("anon_inode:") else "unknown"
+        raise BPFError(f"{path} is not a pinned BPF {want} (it is a {kind})", _errno.EINVAL)
+    return fd
 
 
 def open_program(prog_id: int) -> "Program":
