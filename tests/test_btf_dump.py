@@ -239,6 +239,14 @@ def test_a_struct_that_contains_itself_is_refused():
         CDumper(b).dump()
 
 
+def test_a_typedef_loop_is_refused():
+    b = BTF()
+    first = b.add(T.Typedef("a_t", 0))
+    b[first].type = b.add(T.Typedef("b_t", b.add(T.Const("", first))))
+    with pytest.raises(ObjectError, match="nested too deeply"):
+        CDumper(b).dump()
+
+
 def test_dump_is_deterministic(layout_btf):
     assert CDumper(layout_btf).dump() == CDumper(layout_btf).dump()
 

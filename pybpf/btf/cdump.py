@@ -27,7 +27,6 @@ nothing on compilers without them.  VAR, DATASEC and FUNC are not written.
 """
 from __future__ import annotations
 
-import sys
 from typing import Dict, Iterable, List, Optional, Set, Tuple
 
 from ..errors import ObjectError
@@ -144,18 +143,14 @@ class CDumper:
         """C declarations of ``ids`` (default every type) and of all they need."""
         btf = self.btf
         self._index()
-        limit = sys.getrecursionlimit()
-        sys.setrecursionlimit(max(limit, 20000))
-        try:
+        try:        # vmlinux needs less than 200 frames: only a loop goes deeper
             for type_id in (ids if ids is not None else range(1, len(btf))):
                 self._order(type_id, False)
             for type_id in self._queue:
                 self._emit(type_id, 0)
         except RecursionError:
-            raise ObjectError("BTF types nested too deeply to write as C", btf.section) \
-                from None
-        finally:
-            sys.setrecursionlimit(limit)
+            raise ObjectError("BTF types nested too deeply to write as C (a typedef or "
+                              "qualifier loop?)", btf.section) from None
         out, self._out = "".join(self._out), []
         self._queue = []
         return out
