@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import argparse
 import errno as _errno
+import os
 import struct
 import sys
-from typing import Any, Dict, List, Optional, TextIO, Tuple
+from typing import Any, Dict, List, Optional, TextIO, Tuple, Union
 
 from . import loaded, syscall, uapi
 from .btf import types as T
@@ -167,12 +168,14 @@ class _Entries:
             row["formatted"] = formatted
         return row
 
+    def key_text(self, key: bytes) -> str:
+        if self.key_codec is not None:
+            return f"key: {value_text(self.key_codec.decode(key))}"
+        return f"key: {hex_text(key)}"
+
     def row_text(self, key: bytes, raw: bytes) -> str:
         """One entry as text: decoded where BTF allows, bytes otherwise."""
-        if self.key_codec is not None:
-            head = f"key: {value_text(self.key_codec.decode(key))}"
-        else:
-            head = f"key: {hex_text(key)}"
+        head = self.key_text(key)
         vals = self.values(raw)
         parts = []
         for cpu, v in enumerate(vals):
@@ -212,17 +215,27 @@ def _entries(m: Map) -> _Entries:
 
 
 def _dump(args: argparse.Namespace, m: Map, tokens: List[str], out: TextIO) -> int:
+    """Every entry; one the kernel will not show (a perf event array's) is an
+    ``error`` row, as bpftool has it."""
     ent = _entries(m)
-    rows: List[Tuple[bytes, bytes]] = []
+    rows: List[Tuple[bytes, Union[bytes, str]]] = []
     for key in ent.keys():
-        raw = ent.lookup(key)
+        try:
+            raw = ent.lookup(key)
+        except BPFError as e:
+            rows.append((key, os.strerror(e.errno) if e.errno else str(e)))
+            continue
         if raw is not None:             # deleted while we walked
             rows.append((key, raw))
+    found = sum(1 for _, v in rows if isinstance(v, bytes))
     if wants_json(args):
-        write_json(args, [ent.row_json(k, v) for k, v in rows], out)
+        write_json(args, [ent.row_json(k, v) if isinstance(v, bytes) else
+                          {"key": hex_json(k), "value": {"error": v}} for k, v in rows], out)
     else:
-        out.write("".join(ent.row_text(k, v) + "\n" for k, v in rows))
-        out.write(f"Found {len(rows)} element{'s' if len(rows) != 1 else ''}\n")
+        out.write("".join((ent.row_text(k, v) if isinstance(v, bytes) else
+                           f"{ent.key_text(k)}  value: <error: {v}>") + "\n"
+                          for k, v in rows))
+        out.write(f"Found {found} element{'s' if found != 1 else ''}\n")
     return 0
 
 

@@ -260,6 +260,16 @@ def test_map_dump_text_and_selectors(capsys, maps_obj, pin_dir):
     assert "expected one of id, name, pinned" in cli_error(capsys, "map", "dump", "by", "x")
 
 
+def test_perf_event_array_entries_are_errors_as_in_bpftool(capsys, kernel):
+    with pybpf.BPFObject.open(built("pb_events.bpf.o")) as obj:
+        obj.load()
+        mid = str(map_id(obj, "events"))
+        mine = pybpf_json(capsys, "map", "dump", "id", mid)
+        assert mine == bpftool("map", "dump", "id", mid)
+        assert mine[0]["value"] == {"error": os.strerror(524)}
+        assert pybpf_cli(capsys, "map", "dump", "id", mid).endswith("Found 0 elements\n")
+
+
 def test_ring_buffer_has_no_entries_to_dump(capsys, exec_obj):
     err = cli_error(capsys, "map", "dump", "id", str(map_id(exec_obj, "rb")))
     assert "is a ringbuf: it has no keys" in err
