@@ -81,9 +81,19 @@ def dump_header(btf: BTF, guard: str = "__VMLINUX_H__",
             f"#endif /* {guard} */\n")
 
 
-def align_of(btf: BTF, type_id: int, depth: int = 0) -> int:
+def align_of(btf: BTF, type_id: int, cache: Optional[Dict[int, int]] = None,
+             depth: int = 0) -> int:
     """Natural alignment of a type as libbpf computes it from BTF (1 for a
-    struct that must be packed)."""
+    struct that must be packed); ``cache`` remembers answers across calls."""
+    if cache is not None:
+        known = cache.get(type_id)
+        if known is None:
+            known = cache[type_id] = _align_of(btf, type_id, cache, depth)
+        return known
+    return _align_of(btf, type_id, None, depth)
+
+
+def _align_of(btf: BTF, type_id: int, cache: Optional[Dict[int, int]], depth: int) -> int:
     if depth > 64:
         raise ObjectError(f"BTF type {type_id}: type chain too long (a loop?)", btf.section)
     t = btf[type_id]
@@ -92,11 +102,11 @@ def align_of(btf: BTF, type_id: int, depth: int = 0) -> int:
     if isinstance(t, T.Pointer):
         return POINTER_SIZE
     if isinstance(t, (T._Ref, T.Array)):          # typedef, qualifiers, type tags
-        return align_of(btf, t.type, depth + 1)
+        return align_of(btf, t.type, cache, depth + 1)
     if isinstance(t, T.Struct):
         best = 1
         for m in t.members:
-            a = align_of(btf, m.type, depth + 1)
+            a = align_of(btf, m.type, cache, depth + 1)
             best = max(best, a)
             if not m.bitfield_size and m.bit_offset % (8 * a):
                 return 1
@@ -107,13 +117,13 @@ def align_of(btf: BTF, type_id: int, depth: int = 0) -> int:
                       btf.section)
 
 
-def is_packed(btf: BTF, t: T.Struct) -> bool:
+def is_packed(btf: BTF, t: T.Struct, cache: Optional[Dict[int, int]] = None) -> bool:
     """True when a struct's layout needs ``__attribute__((packed))``: a
     non-bitfield member off its natural alignment, or a size that is not a
     multiple of the largest member alignment."""
     best = 1
     for m in t.members:
-        a = align_of(btf, m.type)
+        a = align_of(btf, m.type, cache)
         if not m.bitfield_size and m.bit_offset % (8 * a):
             return True
         best = max(best, a)
@@ -135,6 +145,7 @@ class CDumper:
         self._tag_counts: Dict[str, int] = {}
         self._ident_counts: Dict[str, int] = {}
         self._decl_tags: Dict[int, Dict[int, List[str]]] = {}
+        self._align: Dict[int, int] = {}
         self._out: List[str] = []
 
     # ------------------------------------------------------------------ driver
@@ -334,14 +345,14 @@ class CDumper:
 
     def _struct_body(self, type_id: int, t: T.Struct, lvl: int) -> str:
         btf = self.btf
-        packed = not isinstance(t, T.Union) and is_packed(btf, t)
+        packed = not isinstance(t, T.Union) and is_packed(btf, t, self._align)
         name = self._tag_name(type_id) if t.name else ""
         lines = [f"{self._tag_kw(t)}{' ' + name if name else ''} {{"]
         pad = "\t" * (lvl + 1)
         off, prev_bitfield = 0, False
         for idx, m in enumerate(t.members):
             bits, m_off = self._bitfield(m)
-            align = 1 if packed else align_of(btf, m.type)
+            align = 1 if packed else align_of(btf, m.type, self._align)
             if not isinstance(t, T.Union):
                 lines.extend(_padding(off, m_off, align, prev_bitfield and bits != 0, pad))
             text = self.decl(m.type, m.name, lvl + 1)
@@ -353,7 +364,8 @@ class CDumper:
             prev_bitfield = bool(bits)
             lines.append(f"{pad}{text}{self._tags_of(type_id, idx)};")
         if not isinstance(t, T.Union):
-            lines.extend(_padding(off, 8 * t.size, 1 if packed else align_of(btf, type_id),
+            lines.extend(_padding(off, 8 * t.size,
+                                  1 if packed else align_of(btf, type_id, self._align),
                                   False, pad))
         close = "\t" * lvl + "}" if len(lines) > 1 else "}"
         if packed:
