@@ -32,7 +32,8 @@ def as_bpftool_json(result: Dict[str, Any]) -> Dict[str, Any]:
     out: Dict[str, Any] = {
         "program_types": {f"have_{k}_prog_type": v for k, v in result["program_types"].items()},
         "map_types": {f"have_{k}_map_type": v for k, v in result["map_types"].items()},
-        "link_types": result["link_types"]}
+        "link_types": result["link_types"],
+        "misc": {f"have_{k}": v for k, v in result["misc"].items()}}
     if "helpers" in result:
         out["helpers"] = {f"{k}_available_helpers": v for k, v in result["helpers"].items()}
     return out
@@ -61,6 +62,9 @@ def run(args: argparse.Namespace, out: Optional[TextIO] = None) -> int:
         for prog_type, names in result["helpers"].items():
             lines.append(f"eBPF helpers supported for program type {prog_type}:")
             lines += [f"\t- {name}" for name in names]
+    lines += ["", "Scanning miscellaneous eBPF features..."]
+    lines += [f"{k.replace('_', ' ')} is {'available' if v else 'NOT available'}"
+              for k, v in result["misc"].items()]
     lines += ["", "Scanning BPF link types..."]
     lines += [f"link_type {k} is defined by this kernel" for k in result["link_types"]]
     out.write("\n".join(lines) + "\n")

@@ -22,7 +22,15 @@ from .btf import types as T
 from .errors import BPFError, VerifierError
 
 ENOTSUPP = 524          # the kernel's internal "not supported" errno, seen by user space
-_RET0_EXIT = struct.pack("<BBhiBBhi", 0xB7, 0, 0, 0, 0x95, 0, 0, 0)   # r0 = 0; exit
+_MOV_K = uapi.BPF_ALU64 | uapi.BPF_MOV | uapi.BPF_K
+_EXIT = uapi.BPF_JMP | uapi.BPF_EXIT
+
+
+def _insn(code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> bytes:
+    return struct.pack("<BBhi", code, dst | src << 4, off, imm)
+
+
+_RET0_EXIT = _insn(_MOV_K) + _insn(_EXIT)
 #: helpers bpftool leaves out unless asked (they print to the kernel log when probed)
 NOISY_HELPERS = frozenset({uapi.BPF_FUNC_trace_printk, uapi.BPF_FUNC_probe_write_user,
                            uapi.BPF_FUNC_trace_vprintk})
@@ -73,7 +81,7 @@ def probe_helper(prog_type: int, func_id: int) -> bool:
     absent (bpftool lists them empty)."""
     if prog_type in _NEEDS_BTF_ID:
         return False
-    insns = struct.pack("<BBhiBBhi", 0x85, 0, 0, func_id, 0x95, 0, 0, 0)   # call; exit
+    insns = _insn(uapi.BPF_JMP | uapi.BPF_CALL, imm=func_id) + _insn(_EXIT)
     try:
         _load(prog_type, insns)
     except VerifierError as e:
@@ -81,6 +89,34 @@ def probe_helper(prog_type: int, func_id: int) -> bool:
     except BPFError:
         return True
     return True
+
+
+def _loads(prog_type: int, insns: bytes) -> bool:
+    try:
+        _load(prog_type, insns)
+    except BPFError:
+        return False
+    return True
+
+
+BPF_MAXINSNS = 4096
+
+
+def probe_misc() -> Dict[str, bool]:
+    """bpftool's "misc" probes: programs over 4096 instructions, bounded loops,
+    the v2 ISA (JLT/JLE/JSLT/JSLE), the v3 ISA (32-bit jumps)."""
+    t = uapi
+    large = _insn(_MOV_K, 0, imm=1) * (BPF_MAXINSNS + 1) + _insn(_EXIT)
+    loop = (_insn(_MOV_K, 0, imm=10) + _insn(t.BPF_ALU64 | t.BPF_SUB | t.BPF_K, 0, imm=1)
+            + _insn(t.BPF_JMP | t.BPF_JNE | t.BPF_K, 0, off=-2, imm=0) + _insn(_EXIT))
+    v2 = (_insn(_MOV_K, 0, imm=0) + _insn(t.BPF_JMP | t.BPF_JLT | t.BPF_K, 0, off=1, imm=1)
+          + _insn(_MOV_K, 0, imm=1) + _insn(_EXIT))
+    v3 = (_insn(_MOV_K, 0, imm=0) + _insn(t.BPF_JMP32 | t.BPF_JLT | t.BPF_K, 0, off=1, imm=1)
+          + _insn(_MOV_K, 0, imm=1) + _insn(_EXIT))
+    sf = t.BPF_PROG_TYPE_SOCKET_FILTER
+    return {"large_insn_limit": _loads(t.BPF_PROG_TYPE_SCHED_CLS, large),
+            "bounded_loops": _loads(sf, loop), "v2_isa_extension": _loads(sf, v2),
+            "v3_isa_extension": _loads(sf, v3)}
 
 
 def _local_storage_btf() -> syscall.Fd:
@@ -181,7 +217,8 @@ def probe(helpers: bool = True, full: bool = False, use_cache: bool = True
           ) -> Dict[str, Any]:
     """Every program type, map type, helper per supported program type, link type:
     ``{"program_types": {name: bool}, "map_types": {name: bool},
-    "helpers": {prog type: [helper names]}, "link_types": [names]}``.
+    "helpers": {prog type: [helper names]}, "link_types": [names],
+    "misc": {probe: bool}}``.
     ``full`` probes the helpers that write to the kernel log too."""
     path = cache_path() if use_cache else None
     key = f"helpers={int(helpers)} full={int(full)}"
@@ -201,7 +238,7 @@ def probe(helpers: bool = True, full: bool = False, use_cache: bool = True
     maps = {_name(uapi.bpf_map_type, "BPF_MAP_TYPE_", t): probe_map_type(t)
             for t in uapi.bpf_map_type if t != uapi.BPF_MAP_TYPE_UNSPEC}
     result: Dict[str, Any] = {"program_types": progs, "map_types": maps,
-                              "link_types": link_types()}
+                              "link_types": link_types(), "misc": probe_misc()}
     if helpers:
         table: Dict[str, List[str]] = {}
         for t in uapi.bpf_prog_type:

@@ -447,6 +447,7 @@ def test_feature_probe_equals_bpftool(capsys, kernel, tmp_path, monkeypatch):
     for key in common:
         assert set(mine["helpers"][key]) == set(theirs["helpers"][key]), key
     assert {"xdp", "tcx", "perf_event", "cgroup"} <= set(mine["link_types"])
+    assert mine["misc"] == theirs["misc"]
     assert os.listdir(tmp_path)                      # cached for this boot
     text = pybpf_cli(capsys, "feature")              # from the cache
     assert "eBPF program_type xdp is available" in text
