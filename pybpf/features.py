@@ -100,6 +100,7 @@ def _loads(prog_type: int, insns: bytes) -> bool:
 
 
 BPF_MAXINSNS = 4096
+_CACHE_FORMAT = 1       # bump when probe()'s answer changes shape
 
 
 def probe_misc() -> Dict[str, bool]:
@@ -221,7 +222,7 @@ def probe(helpers: bool = True, full: bool = False, use_cache: bool = True
     "misc": {probe: bool}}``.
     ``full`` probes the helpers that write to the kernel log too."""
     path = cache_path() if use_cache else None
-    key = f"helpers={int(helpers)} full={int(full)}"
+    key = f"v{_CACHE_FORMAT} helpers={int(helpers)} full={int(full)}"
     if path is not None:
         try:
             with open(path) as f:
