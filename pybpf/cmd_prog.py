@@ -129,9 +129,12 @@ def call_target(ins: I.Insn) -> str:
     return name or f"{'kfunc' if ins.src == uapi.BPF_PSEUDO_KFUNC_CALL else 'helper'}#{ins.imm}"
 
 
-def xlated_text(buf: bytes, idx: int) -> str:
-    """One translated instruction: map references by map id, calls by the
-    kernel symbol they reach; the rest as :func:`pybpf.insn.disasm_one`."""
+def xlated_text(buf: bytes, idx: int, func_names: Optional[Dict[int, str]] = None) -> str:
+    """One translated instruction: map references by map id, helper and kfunc
+    calls by the kernel symbol they reach, bpf-to-bpf calls by their offset
+    (the verifier moved it to ``off``; ``imm`` is now the subprogram's number)
+    and callee name (``func_names``: insn offset -> name); the rest as
+    :func:`pybpf.insn.disasm_one`."""
     ins = I.decode(buf, idx)
     if ins.code == I.LD_IMM64 and ins.src in (uapi.BPF_PSEUDO_MAP_FD,
                                                uapi.BPF_PSEUDO_MAP_VALUE):
@@ -140,7 +143,10 @@ def xlated_text(buf: bytes, idx: int) -> str:
         if ins.src == uapi.BPF_PSEUDO_MAP_VALUE:
             ref += f"[0]+{off}"
         return f"r{ins.dst} = {ref}"
-    if ins.code == I.CALL and ins.src != uapi.BPF_PSEUDO_CALL:
+    if ins.code == I.CALL and ins.src == uapi.BPF_PSEUDO_CALL:
+        callee = (func_names or {}).get(idx + ins.off + 1)
+        return f"call pc{ins.off:+d}" + (f" ({callee})" if callee else "")
+    if ins.code == I.CALL:
         return f"call {call_target(ins)}"
     return I.disasm_one(buf, idx)
 
@@ -161,6 +167,8 @@ def dump_rows(code: loaded.ProgCode) -> List[Dict[str, Any]]:
     """One row per instruction: index, opcode, text; "proto" where a function
     starts, "src"/"file"/"line" where a source line starts."""
     lines = {ln.insn_off: ln for ln in code.lines}
+    names = {off: code.btf[type_id].name for off, type_id in code.funcs.items()} \
+        if code.btf is not None else {}
     rows: List[Dict[str, Any]] = []
     buf = code.insns
     idx, n = 0, I.count(buf)
@@ -172,7 +180,7 @@ def dump_rows(code: loaded.ProgCode) -> List[Dict[str, Any]]:
         if ln is not None:
             row.update(src=ln.line.strip(), file=ln.file_name, line=ln.line_num, col=ln.col)
         row.update(insn=idx, opcode=f"0x{buf[idx * I.INSN_SIZE]:02x}",
-                   disasm=xlated_text(buf, idx))
+                   disasm=xlated_text(buf, idx, names))
         rows.append(row)
         idx += 2 if buf[idx * I.INSN_SIZE] == I.LD_IMM64 else 1
     return rows

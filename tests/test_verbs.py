@@ -207,6 +207,21 @@ def test_prog_list_equals_bpftool(capsys, exec_obj, maps_obj):
     assert ours[1] in [p["id"] for p in by_tag]
 
 
+def test_prog_dump_of_subprograms(capsys, kernel):
+    with pybpf.BPFObject.open(built("loader_subprogs.bpf.o")) as obj:
+        obj.load()
+        pid = str(prog_id(obj, "on_getppid"))
+        mine = pybpf_json(capsys, "prog", "dump", "id", pid)
+        theirs = bpftool("prog", "dump", "xlated", "id", pid)
+        assert [(i, r["proto"].replace(" ", "")) for i, r in enumerate(mine) if "proto" in r] \
+            == [(i, r["proto"].replace(" ", "")) for i, r in enumerate(theirs) if "proto" in r]
+        calls = [r["disasm"] for r in mine if "call pc" in r["disasm"]]
+        want = [r["disasm"].split(") ", 1)[1].split("#")[0] for r in theirs
+                if "call pc" in r["disasm"]]
+        assert [c.split(" (")[0] for c in calls] == want
+        assert calls[0].endswith("(twice)")
+
+
 def test_prog_dump_equals_bpftool_xlated(capsys, exec_obj):
     pid = str(prog_id(exec_obj, "handle_exec"))
     mine = pybpf_json(capsys, "prog", "dump", "xlated", "id", pid)
