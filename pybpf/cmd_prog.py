@@ -123,10 +123,15 @@ def _kernel_symbols() -> Tuple[int, Dict[int, str]]:
 
 def call_target(ins: I.Insn) -> str:
     """The kernel function a translated helper/kfunc call jumps to
-    (``__bpf_call_base + imm``), or ``helper#imm`` when kallsyms hides it."""
+    (``__bpf_call_base + imm``); a tail call keeps its helper number
+    (bpf_tail_call); ``helper#imm`` when kallsyms hides the address."""
     base, names = _kernel_symbols()
     name = names.get(base + ins.imm) if base else None
-    return name or f"{'kfunc' if ins.src == uapi.BPF_PSEUDO_KFUNC_CALL else 'helper'}#{ins.imm}"
+    if name:
+        return name
+    if ins.src == 0 and 0 < ins.imm < uapi.__BPF_FUNC_MAX_ID and uapi.func_name(ins.imm):
+        return f"bpf_{uapi.func_name(ins.imm)}"
+    return f"{'kfunc' if ins.src == uapi.BPF_PSEUDO_KFUNC_CALL else 'helper'}#{ins.imm}"
 
 
 def xlated_text(buf: bytes, idx: int, func_names: Optional[Dict[int, str]] = None) -> str:

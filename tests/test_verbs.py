@@ -222,6 +222,13 @@ def test_prog_dump_of_subprograms(capsys, kernel):
         assert calls[0].endswith("(twice)")
 
 
+def test_prog_dump_names_a_tail_call(capsys, maps_obj):
+    text = pybpf_cli(capsys, "prog", "dump", "id", str(prog_id(maps_obj, "entry")))
+    want = bpftool("prog", "dump", "xlated", "id", str(prog_id(maps_obj, "entry")))
+    assert "call bpf_tail_call" in text
+    assert any("call bpf_tail_call#12" in r["disasm"] for r in want)
+
+
 def test_prog_dump_equals_bpftool_xlated(capsys, exec_obj):
     pid = str(prog_id(exec_obj, "handle_exec"))
     mine = pybpf_json(capsys, "prog", "dump", "xlated", "id", pid)
