@@ -393,6 +393,19 @@ def test_raw_tracepoint_uprobe_multi_and_iter_link_details(capsys, counter, targ
         assert f"path {path}" in text and "func_cnt 2" in text
 
 
+def test_netns_link_details_and_detach(capsys, counter):
+    prog = counter.prog("sk_lookup", ret=1)
+    with private_netns():
+        ino = os.stat("/proc/thread-self/ns/net").st_ino
+        with prog.attach() as link:
+            link_id = link.info().id
+            row = next(ln for ln in pybpf_json(capsys, "link", "list") if ln["id"] == link_id)
+            assert (row["type"], row["netns_ino"], row["attach_type"]) == (
+                "netns", ino, "sk_lookup")
+            pybpf_cli(capsys, "link", "detach", "id", str(link_id))
+            assert loaded.link_info(link.fd).details["netns_ino"] == 0
+
+
 def test_cgroup_link_details(capsys, kernel):
     cg = os.path.join(tracefs.cgroup2_root(), f"pybpf-verbs-{os.getpid()}")
     os.mkdir(cg)
