@@ -507,7 +507,7 @@ def _details(kind: int, u: uapi.bpf_link_info_union, bufs: _Buffers) -> Dict[str
         return {"map_id": u.struct_ops.map_id}
     if kind == L.BPF_LINK_TYPE_NETFILTER:
         nf = u.netfilter
-        return {"pf": nf.pf, "hooknum": nf.hooknum, "prio": nf.priority, "flags": nf.flags}
+        return {"pf": nf.pf, "hook": nf.hooknum, "prio": nf.priority, "flags": nf.flags}
     if kind == L.BPF_LINK_TYPE_KPROBE_MULTI:
         km = u.kprobe_multi
         return {"retprobe": bool(km.flags & L.BPF_F_KPROBE_MULTI_RETURN), "func_cnt": km.count,

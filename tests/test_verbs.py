@@ -406,6 +406,24 @@ def test_netns_link_details_and_detach(capsys, counter):
             assert loaded.link_info(link.fd).details["netns_ino"] == 0
 
 
+NFPROTO_IPV4, NF_INET_LOCAL_IN = 2, 1
+
+
+def test_netfilter_link_details(capsys, kernel):
+    from pybpf.features import _EXIT, _MOV_K, _insn
+    fd, _ = syscall.prog_load(uapi.BPF_PROG_TYPE_NETFILTER, _insn(_MOV_K, 0, imm=1) +
+                              _insn(_EXIT), "GPL", "nf_accept",
+                              expected_attach_type=uapi.BPF_NETFILTER)
+    with fd, private_netns():
+        with syscall.link_create(fd.fd, 0, uapi.BPF_NETFILTER, netfilter={
+                "pf": NFPROTO_IPV4, "hooknum": NF_INET_LOCAL_IN, "priority": -128}) as link:
+            info = loaded.link_info(link.fd)
+            assert (info.type_name, info.details) == ("netfilter", {
+                "pf": NFPROTO_IPV4, "hook": NF_INET_LOCAL_IN, "prio": -128, "flags": 0})
+            text = pybpf_cli(capsys, "link", "show", "id", str(info.id))
+            assert text.endswith("\tpf 2  hook 1  prio -128  flags 0\n")
+
+
 def test_cgroup_link_details(capsys, kernel):
     cg = os.path.join(tracefs.cgroup2_root(), f"pybpf-verbs-{os.getpid()}")
     os.mkdir(cg)
