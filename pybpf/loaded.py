@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional,
 
 from . import syscall, uapi
 from .attach_btf import _btf_info, btf_raw
-from .btf import BTF
+from .btf import BTF, LineInfo
 from .errors import BPFError
 from .syscall import Fd
 
@@ -168,17 +168,6 @@ def programs() -> Iterator[LoadedProg]:
 
 
 @dataclass
-class LineRef:
-    """One line_info record of a loaded program, resolved through its BTF."""
-
-    insn_off: int
-    file_name: str
-    line: str
-    line_num: int
-    col: int
-
-
-@dataclass
 class ProgCode:
     """A program's translated instructions as the kernel keeps them (after the
     verifier's rewrites: map fds became map ids, helper calls kernel addresses),
@@ -186,7 +175,7 @@ class ProgCode:
 
     insns: bytes
     funcs: Dict[int, int]
-    lines: List[LineRef]
+    lines: List[LineInfo]       # insn_off counts instructions here, not bytes
     btf: Optional[BTF]
 
 
@@ -217,9 +206,8 @@ def prog_code(fd: int) -> ProgCode:
         strings = btf._strtab
         for i in range(min(nl, again.nr_line_info)):
             off, file_off, line_off, line_col = struct.unpack_from("<IIII", lbuf.raw, i * lsz)
-            lines.append(LineRef(off, strings.get(file_off), strings.get(line_off),
-                                 line_col >> uapi.BPF_LINE_INFO_LINE_SHIFT,
-                                 line_col & uapi.BPF_LINE_INFO_COL_MASK))
+            lines.append(LineInfo(off, strings.get(file_off), strings.get(line_off),
+                                  line_col >> 10, line_col & 0x3FF))   # BPF_LINE_INFO_*
     return ProgCode(insns.raw[:size], funcs, lines, btf)
 
 

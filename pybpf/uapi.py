@@ -920,8 +920,6 @@ BPF_PERF_EVENT_KRETPROBE = 4
 BPF_PERF_EVENT_TRACEPOINT = 5
 BPF_PERF_EVENT_EVENT = 6
 __BPF_FUNC_MAX_ID = 212
-BPF_LINE_INFO_LINE_SHIFT = 10      # BPF_LINE_INFO_LINE_NUM(line_col) = line_col >> 10
-BPF_LINE_INFO_COL_MASK = 0x3FF
 
 
 class _link_info_raw_tracepoint(ctypes.Structure):
