@@ -7,23 +7,20 @@ from __future__ import annotations
 
 from typing import Iterator, List
 
+from ..uapi import btf_kind
 from . import types as T
 from .spec import BTF
 
 _INT_ENCODINGS = {0: "(none)", 1: "SIGNED", 2: "CHAR", 4: "BOOL"}
-_FUNC_LINKAGE = {0: "static", 1: "global", 2: "extern"}
-_VAR_LINKAGE = {0: "static", 1: "global", 2: "extern"}
-_KIND_NAMES = {T.Int: "INT", T.Pointer: "PTR", T.Array: "ARRAY", T.Struct: "STRUCT",
-               T.Union: "UNION", T.Enum: "ENUM", T.Fwd: "FWD", T.Typedef: "TYPEDEF",
-               T.Volatile: "VOLATILE", T.Const: "CONST", T.Restrict: "RESTRICT",
-               T.Func: "FUNC", T.FuncProto: "FUNC_PROTO", T.Var: "VAR",
-               T.Datasec: "DATASEC", T.Float: "FLOAT", T.DeclTag: "DECL_TAG",
-               T.TypeTag: "TYPE_TAG", T.Enum64: "ENUM64"}
+_LINKAGE = {0: "static", 1: "global", 2: "extern"}     # btf_func_linkage = btf_var_linkage
 
 
 def kind_name(t: T.Type) -> str:
     """"STRUCT", "FUNC_PROTO"...: the BTF_KIND_* name without its prefix."""
-    return _KIND_NAMES.get(type(t), "UNKN")
+    try:
+        return btf_kind(t.kind).name[len("BTF_KIND_"):]
+    except ValueError:
+        return "UNKN"
 
 
 def _q(name: str) -> str:
@@ -60,13 +57,13 @@ def type_lines(btf: BTF, type_id: int) -> List[str]:
     if isinstance(t, T.Fwd):
         return [f"{head} fwd_kind={'union' if t.is_union else 'struct'}"]
     if isinstance(t, T.Func):
-        return [f"{head} type_id={t.type} linkage={_FUNC_LINKAGE.get(t.linkage, '(unknown)')}"]
+        return [f"{head} type_id={t.type} linkage={_LINKAGE.get(t.linkage, '(unknown)')}"]
     if isinstance(t, T.FuncProto):
         lines = [f"{head} ret_type_id={t.return_type} vlen={len(t.params)}"]
         lines.extend(f"\t{_q(p.name)} type_id={p.type}" for p in t.params)
         return lines
     if isinstance(t, T.Var):
-        return [f"{head} type_id={t.type}, linkage={_VAR_LINKAGE.get(t.linkage, '(unknown)')}"]
+        return [f"{head} type_id={t.type}, linkage={_LINKAGE.get(t.linkage, '(unknown)')}"]
     if isinstance(t, T.Datasec):
         lines = [f"{head} size={t.size} vlen={len(t.vars)}"]
         for v in t.vars:
