@@ -117,6 +117,15 @@ def _align_of(btf: BTF, type_id: int, cache: Optional[Dict[int, int]], depth: in
                       btf.section)
 
 
+def enum_literal(t: T.Enum, value: int) -> str:
+    """An enumerator's value as C (and bpftool's raw dump) spells it: by the
+    enum's signedness, with LL/ULL for 64-bit enums."""
+    if isinstance(t, T.Enum64):
+        value &= _U64
+        return f"{value - (1 << 64)}LL" if t.signed and value >> 63 else f"{value}ULL"
+    return str(value if t.signed else value & 0xFFFFFFFF)
+
+
 def is_packed(btf: BTF, t: T.Struct, cache: Optional[Dict[int, int]] = None) -> bool:
     """True when a struct's layout needs ``__attribute__((packed))``: a
     non-bitfield member off its natural alignment, or a size that is not a
@@ -393,15 +402,7 @@ class CDumper:
         for vname, value in t.values:
             n = self._ident_counts[vname] = self._ident_counts.get(vname, 0) + 1
             vname = f"{vname}___{n}" if n > 1 else vname
-            if wide:
-                value &= _U64
-                if t.signed and value >> 63:
-                    text = f"{value - (1 << 64)}LL"
-                else:
-                    text = f"{value}ULL"
-            else:
-                text = str(value if t.signed else value & 0xFFFFFFFF)
-            lines.append(f"{pad}{vname} = {text},")
+            lines.append(f"{pad}{vname} = {enum_literal(t, value)},")
         close = "\t" * lvl + "}"
         if t.size == 1:
             close += " __attribute__((mode(byte)))"

@@ -9,6 +9,7 @@ from typing import Iterator, List
 
 from ..uapi import btf_kind
 from . import types as T
+from .cdump import enum_literal
 from .spec import BTF
 
 _INT_ENCODINGS = {0: "(none)", 1: "SIGNED", 2: "CHAR", 4: "BOOL"}
@@ -43,16 +44,9 @@ def type_lines(btf: BTF, type_id: int) -> List[str]:
             lines.append(f"\t{_q(m.name)} type_id={m.type} bits_offset={m.bit_offset}{extra}")
         return lines
     if isinstance(t, T.Enum):
-        wide = isinstance(t, T.Enum64)
         lines = [f"{head} encoding={'SIGNED' if t.signed else 'UNSIGNED'} size={t.size} "
                  f"vlen={len(t.values)}"]
-        for name, value in t.values:
-            if wide:
-                value &= (1 << 64) - 1
-                text = f"{value - (1 << 64)}LL" if t.signed and value >> 63 else f"{value}ULL"
-            else:
-                text = str(value if t.signed else value & 0xFFFFFFFF)
-            lines.append(f"\t{_q(name)} val={text}")
+        lines.extend(f"\t{_q(name)} val={enum_literal(t, value)}" for name, value in t.values)
         return lines
     if isinstance(t, T.Fwd):
         return [f"{head} fwd_kind={'union' if t.is_union else 'struct'}"]
