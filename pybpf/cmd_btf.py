@@ -6,12 +6,12 @@ import argparse
 import errno as _errno
 import os
 import sys
-from typing import Dict, List, Optional, TextIO
+from typing import Dict, List, Optional, TextIO, Tuple
 
 from . import loaded
 from .btf import BTF
 from .btf.cdump import dump_header
-from .btf.rawdump import dump_raw
+from .btf.rawdump import dump_raw, type_lines
 from .cmd_format import add_json, select_ids, take_selector, wants_json, write_json
 from .errors import BPFError
 
@@ -28,8 +28,9 @@ def add_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]"
         add_json(q)
     d = sub.add_parser("dump", help="dump BTF: id N | file PATH | map MAP | prog PROG "
                                     "[format raw|c]")
-    d.add_argument("source", nargs="+", help="id N | file PATH | map SEL | prog SEL | "
-                                             "N | PATH, then optionally 'format raw|c'")
+    d.add_argument("source", nargs="+", help="id N | file PATH | map SEL [key|value|kv|all]"
+                                             " | prog SEL | N | PATH, then optionally "
+                                             "'format raw|c'")
     d.add_argument("--format", choices=("raw", "c"), help="raw (default) or c")
     d.add_argument("--base", metavar="FILE", help="base BTF of a split BTF file "
                                                    "(default: vmlinux for /sys/kernel/btf)")
@@ -90,10 +91,13 @@ def _dump(args: argparse.Namespace, out: TextIO) -> int:
         del tokens[-2:]
         if fmt not in ("raw", "c"):
             raise BPFError(f"format {fmt!r}: expected raw or c", _errno.EINVAL)
-    btf = _source(tokens, args.base)
-    if fmt == "c":      # of a split BTF: its own types, and what they need from the base
-        own = range(btf.start_id, len(btf)) if btf.base is not None else None
-        text = dump_header(btf, args.guard, own)
+    btf, roots = _source(tokens, args.base)
+    if roots is None and btf.base is not None:     # a split BTF: its own types
+        roots = list(range(btf.start_id, len(btf)))
+    if fmt == "c":      # the roots and every type they need
+        text = dump_header(btf, args.guard, roots)
+    elif roots is not None:
+        text = "".join(line + "\n" for type_id in roots for line in type_lines(btf, type_id))
     else:
         text = "".join(line + "\n" for line in dump_raw(btf))
     if args.output:
@@ -106,27 +110,38 @@ def _dump(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def _source(tokens: List[str], base_path: Optional[str]) -> BTF:
-    """The BTF that ``tokens`` name (id N, file PATH, map SEL, prog SEL, N, PATH)."""
+_MAP_PARTS = ("key", "value", "kv", "all")
+
+
+def _source(tokens: List[str], base_path: Optional[str]) -> Tuple[BTF, Optional[List[int]]]:
+    """The BTF that ``tokens`` name (id N, file PATH, map SEL [key|value|kv|all],
+    prog SEL, N, PATH) and the types to dump (None: all).  For a map, as
+    bpftool: its key and value types unless ``all`` is asked for."""
     if not tokens:
         raise BPFError("btf dump: what? (id N | file PATH | map SEL | prog SEL)",
                        _errno.EINVAL)
-    head = tokens[0]
-    if head in ("map", "prog"):
-        sel = take_selector(tokens[1:], ("id", "name", "pinned"))
-        found = (select_ids(sel, "map", loaded.maps, loaded.map_info,
-                            {"name": lambda m: m.name}) if head == "map" else
-                 select_ids(sel, "prog", loaded.programs, loaded.prog_info,
-                            {"name": lambda p: p.name}))
-        btf_id = found[0].btf_id
-        if not btf_id:
-            raise BPFError(f"{head} {sel} has no BTF", _errno.ENOENT)
-        return loaded.fetch_btf(btf_id)
+    head, rest = tokens[0], tokens[1:]
+    if head == "map":
+        part = rest.pop() if rest and rest[-1] in _MAP_PARTS else "kv"
+        sel = take_selector(rest, ("id", "name", "pinned"))
+        m = select_ids(sel, "map", loaded.maps, loaded.map_info, {"name": lambda i: i.name})[0]
+        if not m.btf_id:
+            raise BPFError(f"map {sel} has no BTF", _errno.ENOENT)
+        roots = {"key": [m.btf_key_type_id], "value": [m.btf_value_type_id],
+                 "kv": [m.btf_key_type_id, m.btf_value_type_id], "all": None}[part]
+        return loaded.fetch_btf(m.btf_id), [r for r in roots if r] if roots else None
+    if head == "prog":
+        sel = take_selector(rest, ("id", "name", "tag", "pinned"))
+        p = select_ids(sel, "prog", loaded.programs, loaded.prog_info,
+                       {"name": lambda i: i.name, "tag": lambda i: i.tag})[0]
+        if not p.btf_id:
+            raise BPFError(f"prog {sel} has no BTF", _errno.ENOENT)
+        return loaded.fetch_btf(p.btf_id), None
     if head == "id" or (head.isdigit() and len(tokens) == 1):
         sel = take_selector(list(tokens), ("id",))
-        return loaded.fetch_btf(int(sel.value))
-    path = tokens[1] if head == "file" and len(tokens) > 1 else head
-    return read_btf_file(path, base_path)
+        return loaded.fetch_btf(int(sel.value)), None
+    path = rest[0] if head == "file" and rest else head
+    return read_btf_file(path, base_path), None
 
 
 def read_btf_file(path: str, base_path: Optional[str] = None) -> BTF:

@@ -464,6 +464,17 @@ def test_btf_list_and_dump_equal_bpftool(capsys, exec_obj, tmp_path):
                        check=True)
 
 
+def test_btf_dump_of_a_map_is_its_key_and_value_as_in_bpftool(capsys, maps_obj):
+    mid = str(map_id(maps_obj, "points"))
+    for part in ([], ["key"], ["value"], ["all"]):
+        mine = pybpf_cli(capsys, "btf", "dump", "map", "id", mid, *part)
+        theirs = subprocess.run([BPFTOOL, "btf", "dump", "map", "id", mid, *part],
+                                capture_output=True, text=True, check=True).stdout
+        assert mine == theirs, part
+    c = pybpf_cli(capsys, "btf", "dump", "map", "name", "points", "value", "format", "c")
+    assert "struct point {" in c and "struct inner" not in c
+
+
 def test_btf_dump_file_formats(capsys, tmp_path):
     obj = str(built("exec.bpf.o"))
     raw = pybpf_cli(capsys, "btf", "dump", "file", obj)
