@@ -24,11 +24,13 @@ def add_json(parser: argparse.ArgumentParser) -> None:
 
 
 def write_json(args: argparse.Namespace, value: Any, out: TextIO) -> None:
+    """One JSON document (indented with ``--pretty``) and a newline."""
     out.write(json.dumps(value, indent=4 if getattr(args, "pretty", False) else None))
     out.write("\n")
 
 
 def wants_json(args: argparse.Namespace) -> bool:
+    """``--json`` or ``--pretty`` given."""
     return bool(getattr(args, "json", False) or getattr(args, "pretty", False))
 
 
@@ -154,6 +156,7 @@ def parse_bytes(mode: str, tokens: Sequence[str], size: int, what: str) -> bytes
 
 
 def parse_json_value(token: str, what: str) -> Any:
+    """A ``json`` key or value argument, parsed."""
     try:
         return json.loads(token)
     except ValueError:

@@ -132,9 +132,12 @@ class _Entries:
         return [raw[i * self.stride:i * self.stride + size] for i in range(self.ncpu)]
 
     def lookup(self, key: bytes) -> Optional[bytes]:
+        """The raw value(s) at ``key``; None when absent."""
         return syscall.map_lookup(self.map.fd, key, self.stride * self.ncpu)
 
     def decode_value(self, raw: bytes) -> Any:
+        """One value decoded (a map id / prog id for fd maps; a DATASEC nested as
+        bpftool nests it); None without BTF."""
         if self.info.type in FD_VALUE_TYPES:
             return struct.unpack("<I", raw[:4])[0]
         if self.value_codec is None:
@@ -169,6 +172,7 @@ class _Entries:
         return row
 
     def key_text(self, key: bytes) -> str:
+        """``key: ...`` decoded where BTF allows, bytes otherwise."""
         if self.key_codec is not None:
             return f"key: {value_text(self.key_codec.decode(key))}"
         return f"key: {hex_text(key)}"
@@ -203,6 +207,7 @@ class _Entries:
         return bytes(codec.encode(value))
 
     def keys(self) -> List[bytes]:
+        """Every key, raw, in the kernel's order."""
         return list(self.map.raw_keys())
 
 

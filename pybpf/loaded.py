@@ -46,14 +46,17 @@ def prog_type_name(value: int) -> str:
 
 
 def map_type_name(value: int) -> str:
+    """bpftool's spelling of a map type: "hash", "ringbuf"."""
     return _enum_name(uapi.bpf_map_type, "BPF_MAP_TYPE_", value)
 
 
 def link_type_name(value: int) -> str:
+    """bpftool's spelling of a link type: "perf_event", "tcx"."""
     return _enum_name(uapi.bpf_link_type, "BPF_LINK_TYPE_", value)
 
 
 def attach_type_name(value: int) -> str:
+    """bpftool's spelling of an attach type: "cgroup_inet_ingress", "tcx_ingress"."""
     return _enum_name(uapi.bpf_attach_type, "BPF_", value)
 
 
@@ -129,6 +132,7 @@ class LoadedProg:
 
     @property
     def type_name(self) -> str:
+        """"tracepoint", "xdp"..."""
         return prog_type_name(self.type)
 
     @property
@@ -137,6 +141,7 @@ class LoadedProg:
         return _boot_epoch() + self.load_time_ns / 1e9
 
     def open(self) -> "Program":
+        """A Program owning a new fd of this program."""
         return open_program(self.id)
 
 
@@ -235,9 +240,11 @@ class LoadedMap:
 
     @property
     def type_name(self) -> str:
+        """"hash", "ringbuf"..."""
         return map_type_name(self.type)
 
     def open(self) -> "Map":
+        """A Map owning a new fd of this map."""
         return open_map(self.id)
 
 
@@ -335,6 +342,7 @@ class LoadedBtf:
 
 
 def btf_info(fd: int) -> LoadedBtf:
+    """Describe a BTF fd."""
     info, name = _btf_info(fd)
     return LoadedBtf(info.id, name, info.btf_size, bool(info.kernel_btf))
 
@@ -370,9 +378,11 @@ class LoadedLink:
 
     @property
     def type_name(self) -> str:
+        """"perf_event", "xdp"..."""
         return link_type_name(self.type)
 
     def open(self) -> "Link":
+        """A Link owning a new fd of this link."""
         return open_link(self.id)
 
 
@@ -383,14 +393,17 @@ class _Buffers:
         self.bufs: Dict[str, "ctypes.Array[ctypes.c_char]"] = {}
 
     def make(self, key: str, size: int) -> int:
+        """A zeroed buffer of ``size`` bytes under ``key``; its address."""
         buf = self.bufs[key] = ctypes.create_string_buffer(max(size, 1))
         return ctypes.addressof(buf)
 
     def text(self, key: str) -> str:
+        """The NUL-terminated string the kernel wrote under ``key``."""
         buf = self.bufs.get(key)
         return buf.value.decode(errors="replace") if buf is not None else ""
 
     def u64s(self, key: str, count: int) -> List[int]:
+        """The ``count`` u64s the kernel wrote under ``key``."""
         buf = self.bufs.get(key)
         return list(struct.unpack_from(f"<{count}Q", buf.raw)) if buf is not None else []
 
