@@ -148,6 +148,18 @@ class Map:
                                  self.spec.map_extra, self.name)
         return self.arena
 
+    @classmethod
+    def from_id(cls, map_id: int) -> "Map":
+        """Open the kernel map ``map_id`` (its BTF too, for decoded keys and values)."""
+        from .loaded import open_map
+        return open_map(map_id)
+
+    @classmethod
+    def from_pinned(cls, path: str) -> "Map":
+        """Open the map pinned at ``path`` on a BPF filesystem."""
+        from .loaded import open_pinned_map
+        return open_pinned_map(path)
+
     def adopt(self, fd: Fd) -> None:
         """Use an existing kernel map (a pinned one) instead of creating one."""
         self._fd = fd

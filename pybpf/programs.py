@@ -73,6 +73,12 @@ class Program:
     def type_name(self) -> str:
         return uapi.bpf_prog_type(self.type).name[len("BPF_PROG_TYPE_"):].lower()
 
+    @classmethod
+    def from_id(cls, prog_id: int) -> "Program":
+        """Open the loaded program ``prog_id`` (name and type from the kernel)."""
+        from .loaded import open_program
+        return open_program(prog_id)
+
     def attach(self, **opts: Any) -> "Link":
         """Attach by the SEC() convention (or ``opts``); the link is owned by the program
         and closed with it, unless the caller closes it first."""

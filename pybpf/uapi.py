@@ -1148,3 +1148,126 @@ class bpf_attr_prog_bind_map(_Attr):
     """BPF_PROG_BIND_MAP (5.10): keep a map alive with a program that does not use it."""
 
     _fields_ = [("prog_fd", c_u32), ("map_fd", c_u32), ("flags", c_u32)]
+
+# --- verbs
+# enum bpf_perf_event_type (bpf_link_info.perf_event.type)
+BPF_PERF_EVENT_UNSPEC = 0
+BPF_PERF_EVENT_UPROBE = 1
+BPF_PERF_EVENT_URETPROBE = 2
+BPF_PERF_EVENT_KPROBE = 3
+BPF_PERF_EVENT_KRETPROBE = 4
+BPF_PERF_EVENT_TRACEPOINT = 5
+BPF_PERF_EVENT_EVENT = 6
+__BPF_FUNC_MAX_ID = 212
+
+
+class _link_info_raw_tracepoint(ctypes.Structure):
+    _fields_ = [("tp_name", c_u64), ("tp_name_len", c_u32), ("cookie", c_u64)]
+
+
+class _link_info_tracing(ctypes.Structure):
+    _fields_ = [("attach_type", c_u32), ("target_obj_id", c_u32), ("target_btf_id", c_u32),
+                ("cookie", c_u64)]
+
+
+class _link_info_cgroup(ctypes.Structure):
+    _fields_ = [("cgroup_id", c_u64), ("attach_type", c_u32)]
+
+
+class _link_info_iter_cgroup(ctypes.Structure):
+    _fields_ = [("cgroup_id", c_u64), ("order", c_u32)]
+
+
+class _link_info_iter_task(ctypes.Structure):
+    _fields_ = [("tid", c_u32), ("pid", c_u32)]
+
+
+class _link_info_iter_target(ctypes.Union):
+    _fields_ = [("cgroup", _link_info_iter_cgroup), ("task", _link_info_iter_task)]
+
+
+class _link_info_iter(ctypes.Structure):
+    _fields_ = [("target_name", c_u64), ("target_name_len", c_u32), ("map_id", c_u32),
+                ("target", _link_info_iter_target)]
+
+
+class _link_info_netns(ctypes.Structure):
+    _fields_ = [("netns_ino", c_u32), ("attach_type", c_u32)]
+
+
+class _link_info_xdp(ctypes.Structure):
+    _fields_ = [("ifindex", c_u32)]
+
+
+class _link_info_struct_ops(ctypes.Structure):
+    _fields_ = [("map_id", c_u32)]
+
+
+class _link_info_netfilter(ctypes.Structure):
+    _fields_ = [("pf", c_u32), ("hooknum", c_u32), ("priority", c_s32), ("flags", c_u32)]
+
+
+class _link_info_kprobe_multi(ctypes.Structure):
+    _fields_ = [("addrs", c_u64), ("count", c_u32), ("flags", c_u32), ("missed", c_u64),
+                ("cookies", c_u64)]
+
+
+class _link_info_uprobe_multi(ctypes.Structure):
+    _fields_ = [("path", c_u64), ("offsets", c_u64), ("ref_ctr_offsets", c_u64),
+                ("cookies", c_u64), ("path_size", c_u32), ("count", c_u32), ("flags", c_u32),
+                ("pid", c_u32)]
+
+
+class _link_info_perf_uprobe(ctypes.Structure):
+    _fields_ = [("file_name", c_u64), ("name_len", c_u32), ("offset", c_u32),
+                ("cookie", c_u64), ("ref_ctr_offset", c_u64)]
+
+
+class _link_info_perf_kprobe(ctypes.Structure):
+    _fields_ = [("func_name", c_u64), ("name_len", c_u32), ("offset", c_u32),
+                ("addr", c_u64), ("missed", c_u64), ("cookie", c_u64)]
+
+
+class _link_info_perf_tracepoint(ctypes.Structure):
+    _fields_ = [("tp_name", c_u64), ("name_len", c_u32), ("cookie", c_u64)]
+
+
+class _link_info_perf_event_event(ctypes.Structure):
+    _fields_ = [("config", c_u64), ("type", c_u32), ("cookie", c_u64)]
+
+
+class _link_info_perf_kind(ctypes.Union):
+    _fields_ = [("uprobe", _link_info_perf_uprobe), ("kprobe", _link_info_perf_kprobe),
+                ("tracepoint", _link_info_perf_tracepoint),
+                ("event", _link_info_perf_event_event)]
+
+
+class _link_info_perf_event(ctypes.Structure):
+    _fields_ = [("type", c_u32), ("u", _link_info_perf_kind)]
+
+
+class _link_info_ifindex_attach(ctypes.Structure):
+    """tcx and netkit."""
+
+    _fields_ = [("ifindex", c_u32), ("attach_type", c_u32)]
+
+
+class _link_info_sockmap(ctypes.Structure):
+    _fields_ = [("map_id", c_u32), ("attach_type", c_u32)]
+
+
+class bpf_link_info_union(ctypes.Union):
+    """The per-type union of struct bpf_link_info (6.18), at offset 16: view it over
+    ``bpf_link_info.extra`` with ``from_buffer``."""
+
+    _fields_ = [("raw_tracepoint", _link_info_raw_tracepoint),
+                ("tracing", _link_info_tracing), ("cgroup", _link_info_cgroup),
+                ("iter", _link_info_iter), ("netns", _link_info_netns),
+                ("xdp", _link_info_xdp), ("struct_ops", _link_info_struct_ops),
+                ("netfilter", _link_info_netfilter), ("kprobe_multi", _link_info_kprobe_multi),
+                ("uprobe_multi", _link_info_uprobe_multi),
+                ("perf_event", _link_info_perf_event), ("tcx", _link_info_ifindex_attach),
+                ("netkit", _link_info_ifindex_attach), ("sockmap", _link_info_sockmap)]
+
+
+assert ctypes.sizeof(bpf_link_info_union) == 48

@@ -171,7 +171,9 @@ for path in sys.argv[2:]:
     except BPFError as e:
         line = f"{type(e).__name__}: {e}".replace("\n", " ")
     print(f"{os.path.basename(path)}\t{cpu() - start:.3f}\t{line}", flush=True)
-print(f"maxrss_kib {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}")
+# VmHWM, not ru_maxrss: the latter carries the forking parent's peak across exec()
+hwm = next(l for l in open("/proc/self/status") if l.startswith("VmHWM:")).split()[1]
+print(f"maxrss_kib {hwm}")
 """
 
 MEMORY_LIMIT = 1 << 30           # RLIMIT_AS of the child

@@ -311,6 +311,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("ringbuf-layout", help="show a ring buffer's memory layout, live",
                    add_help=False)
     cmd_usdt.add_parser(sub)
+    from . import btf as cmd_btf, feature as cmd_feature, link as cmd_link
+    from . import map as cmd_map, prog as cmd_prog
+    for cmd in (cmd_prog, cmd_map, cmd_link, cmd_btf, cmd_feature):
+        cmd.add_parser(sub)
     return parser
 
 
@@ -344,6 +348,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         if argv[:1] == ["ringbuf-layout"]:
             return cmd_ringbuf_layout(argparse.Namespace(), argv[1:])
         args = build_parser().parse_args(argv)
+        if hasattr(args, "run"):            # commands in their own module set run=
+            return int(args.run(args))
         return {"load": cmd_load, "inspect": cmd_inspect, "check": cmd_check.run,
                 "usdt": cmd_usdt.run}[args.command](args)
     return _run(command)

@@ -16,7 +16,7 @@ from .syscall import Fd
 _module_fds: Dict[str, Fd] = {}
 
 
-def _btf_info(fd: int, data: Optional[ctypes.Array] = None) -> Tuple[uapi.bpf_btf_info, str]:
+def btf_info(fd: int, data: Optional[ctypes.Array] = None) -> Tuple[uapi.bpf_btf_info, str]:
     """bpf_btf_info of a BTF fd, with its name (and the raw BTF when data is given)."""
     name = ctypes.create_string_buffer(64)
     info = uapi.bpf_btf_info(name=ctypes.addressof(name), name_len=ctypes.sizeof(name))
@@ -36,7 +36,7 @@ def kernel_btf_objects() -> Iterator[Tuple[int, str]]:
         btf_id = next_id
         try:
             with syscall.fd_by_id(uapi.BPF_BTF_GET_FD_BY_ID, btf_id) as fd:
-                info, name = _btf_info(fd.fd)
+                info, name = btf_info(fd.fd)
         except BPFError as e:
             if e.errno == _errno.ENOENT:      # freed while we walked the list
                 continue
@@ -60,7 +60,7 @@ def module_btf_fd(module: str) -> Fd:
 
 def btf_raw(btf_fd: int) -> bytes:
     """The raw .BTF bytes of a kernel BTF object."""
-    info, _ = _btf_info(btf_fd)
+    info, _ = btf_info(btf_fd)
     data = ctypes.create_string_buffer(info.btf_size)
-    _btf_info(btf_fd, data)
+    btf_info(btf_fd, data)
     return data.raw

@@ -92,6 +92,12 @@ class Link:
         syscall.obj_pin(self.fd, path)
 
     @classmethod
+    def from_id(cls, link_id: int) -> "Link":
+        """Open the BPF link ``link_id`` (an :class:`IterLink` for iterator links)."""
+        from ..loaded import open_link
+        return open_link(link_id)
+
+    @classmethod
     def from_pinned(cls, path: str) -> "Link":
         """Re-open a pinned link (an :class:`IterLink` for iterator links)."""
         fd = syscall.obj_get(path)
