@@ -205,6 +205,8 @@ def cmd_load(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         decoder = RecordDecoder(obj.btf, args.type)
         printer = Printer(out, args.json, decoder.template)
         readers = _readers(obj, printer, decoder)
+        from .map_report import MapReport
+        report = MapReport(obj, out, args.interval, args.json)
         print(f"pybpf: {obj.name}: {len(obj.programs)} program(s) loaded, {len(links)} "
               f"attached; reading {len(readers)} buffer(s)"
               + (f" for {args.duration:g}s" if args.duration else "; Ctrl-C to stop"),
@@ -216,12 +218,15 @@ def cmd_load(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
                     int(min(100, max(0.0, deadline - time.monotonic()) * 1000))
                 if deadline is not None and remaining <= 0:
                     break
+                remaining = report.timeout_ms(remaining)
                 if readers:
                     _poll_all(readers, remaining)
                 else:
                     time.sleep(remaining / 1000)
+                report.tick()
             for reader in readers:
                 reader.consume()
+            report.final()
         except KeyboardInterrupt:
             pass
         finally:
@@ -269,11 +274,15 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--duration", type=float, metavar="SECONDS")
     load.add_argument("--json", action="store_true", help="one JSON object per record")
     load.add_argument("--type", metavar="STRUCT", help="record type (default: found in BTF)")
+    load.add_argument("--interval", type=float, metavar="SECONDS",
+                      help="print counter and histogram maps every SECONDS (always on exit)")
     inspect = sub.add_parser("inspect", help="describe an object without loading it")
     inspect.add_argument("object")
     inspect.add_argument("--json", action="store_true")
     sub.add_parser("ringbuf-layout", help="show a ring buffer's memory layout, live",
                    add_help=False)
+    from . import cmd_tool
+    cmd_tool.add_parser(sub)
     return parser
 
 
@@ -283,7 +292,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     if argv[:1] == ["ringbuf-layout"]:
         return _run(lambda: cmd_ringbuf_layout(argparse.Namespace(), argv[1:]))
     args = parser.parse_args(argv)
-    command = {"load": cmd_load, "inspect": cmd_inspect}[args.command]
+    from . import cmd_tool
+    command = {"load": cmd_load, "inspect": cmd_inspect, "tool": cmd_tool.run}[args.command]
     return _run(lambda: command(args))
 
 
