@@ -53,6 +53,8 @@ def parser(name: str, description: str, *, periodic: bool = False, units: bool =
                        help="print every INTERVAL seconds (default: once, at the end)")
         p.add_argument("count", nargs="?", type=int, default=None,
                        help="stop after COUNT intervals")
+        p.add_argument("-i", "--interval", dest="interval_opt", type=float, default=None,
+                       metavar="SECONDS", help="the interval, as an option")
     if units:
         g = p.add_mutually_exclusive_group()
         g.add_argument("-m", "--milliseconds", action="store_true",
@@ -63,6 +65,16 @@ def parser(name: str, description: str, *, periodic: bool = False, units: bool =
     p.add_argument("--duration", type=float, default=None, metavar="SECONDS",
                    help="stop after SECONDS (default: Ctrl-C)")
     return p
+
+
+def parse(p: argparse.ArgumentParser, argv: List[str]) -> argparse.Namespace:
+    """Parse a tool's arguments (``-i`` sets the interval too)."""
+    args = p.parse_args(argv)
+    if getattr(args, "interval_opt", None) is not None:
+        args.interval = args.interval_opt
+    if getattr(args, "interval", None) is not None and args.interval <= 0:
+        p.error("the interval must be positive")
+    return args
 
 
 def unit(args: argparse.Namespace) -> Tuple[str, int]:
@@ -245,7 +257,7 @@ class Writer:
         self.columns = list(columns)
         self._head = [("TIME", 8)] if self.clock == "T" else \
             [("TIME(s)", 9)] if self.clock == "t" else []
-        if not self.json:
+        if not self.json and self.columns:
             cols = self._head + self.columns
             self._line([n for n, _ in cols], cols)
 
@@ -286,6 +298,28 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
     return value
+
+
+def clear(m: Any) -> None:
+    """Delete every entry of a hash map (the per-interval reset)."""
+    for key in list(m.raw_keys()):
+        m.delete(key)
+
+
+def keyed_histograms(m: Any, key_name: str) -> List[Any]:
+    """The histograms of a map of ``struct hist`` keyed by an integer, the key
+    labelled ``key_name`` (one unlabelled histogram for key 0)."""
+    from .. import hist
+    layout = hist.map_layout(m)
+    if layout is None:
+        raise BPFError(f"map {m.name!r} holds no histogram")
+    out = []
+    for h in hist.histograms(m.items(), layout):
+        key = h.label.pop("key", 0)
+        comm = h.label.pop("comm", b"")
+        h.label = {key_name: key, "comm": comm} if key else {}
+        out.append(h)
+    return out
 
 
 def print_histograms(writer: Writer, hists: List[Any], unit_label: str,

@@ -77,6 +77,21 @@ static __always_inline void hist_add(struct hist *h, __u64 value)
 	__sync_fetch_and_add(&h->sum, value);
 }
 
+/* The histogram at *key in a hash map of struct hist, created empty on first
+ * use (the caller names it: comm). */
+static const struct hist zero_hist = {};
+
+static __always_inline struct hist *hist_get(void *map, const void *key)
+{
+	struct hist *h = bpf_map_lookup_elem(map, key);
+
+	if (h)
+		return h;
+	bpf_map_update_elem(map, key, &zero_hist, BPF_NOEXIST);
+	h = bpf_map_lookup_elem(map, key);
+	return h;
+}
+
 #define EVENTS_RINGBUF(bytes)					\
 	struct {						\
 		__uint(type, BPF_MAP_TYPE_RINGBUF);		\
