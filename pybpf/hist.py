@@ -318,7 +318,8 @@ def is_counter_type(btf: Optional[BTF], type_id: int) -> bool:
         return True
     if isinstance(t, T.Array):
         elem = _strip(btf, t.type)
-        return not (isinstance(elem, T.Int) and elem.is_char) and is_counter_type(btf, t.type)
+        is_char = isinstance(elem, T.Int) and (elem.is_char or "char" in elem.name)
+        return not is_char and is_counter_type(btf, t.type)
     if isinstance(t, T.Struct):
         return bool(t.members) and all(is_counter_type(btf, m.type) for m in t.members)
     return False
