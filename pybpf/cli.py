@@ -281,8 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--json", action="store_true")
     sub.add_parser("ringbuf-layout", help="show a ring buffer's memory layout, live",
                    add_help=False)
-    from . import cmd_tool
+    from . import cmd_export, cmd_tool
     cmd_tool.add_parser(sub)
+    cmd_export.add_parser(sub)
     return parser
 
 
@@ -292,8 +293,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     if argv[:1] == ["ringbuf-layout"]:
         return _run(lambda: cmd_ringbuf_layout(argparse.Namespace(), argv[1:]))
     args = parser.parse_args(argv)
-    from . import cmd_tool
-    command = {"load": cmd_load, "inspect": cmd_inspect, "tool": cmd_tool.run}[args.command]
+    from . import cmd_export, cmd_tool
+    command = {"load": cmd_load, "inspect": cmd_inspect, "tool": cmd_tool.run,
+               "export": cmd_export.run}[args.command]
     return _run(lambda: command(args))
 
 

@@ -309,20 +309,31 @@ def read(m: Any) -> List[Histogram]:
 # ------------------------------------------------------------------ counters
 
 def is_counter_type(btf: Optional[BTF], type_id: int) -> bool:
-    """An integer, or a struct/array made only of integers: a map value worth
-    printing as counters (char arrays and pointers are not)."""
+    """An integer, an array of integers, or a struct of those with at most one char
+    array (a comm naming the row): a map value worth printing as counters."""
     if btf is None or not type_id:
         return False
     t = _strip(btf, type_id)
-    if isinstance(t, (T.Int, T.Enum)):
-        return True
+    if isinstance(t, T.Struct) and not isinstance(t, T.Union):
+        strings = sum(1 for m in t.members if _is_chars(btf, m.type))
+        return strings <= 1 and len(t.members) > strings and all(
+            _is_chars(btf, m.type) or _is_numeric(btf, m.type) for m in t.members)
+    return _is_numeric(btf, type_id)
+
+
+def _is_chars(btf: BTF, type_id: int) -> bool:
+    t = _strip(btf, type_id)
+    if not isinstance(t, T.Array):
+        return False
+    elem = _strip(btf, t.type)
+    return isinstance(elem, T.Int) and (elem.is_char or "char" in elem.name)
+
+
+def _is_numeric(btf: BTF, type_id: int) -> bool:
+    t = _strip(btf, type_id)
     if isinstance(t, T.Array):
-        elem = _strip(btf, t.type)
-        is_char = isinstance(elem, T.Int) and (elem.is_char or "char" in elem.name)
-        return not is_char and is_counter_type(btf, t.type)
-    if isinstance(t, T.Struct):
-        return bool(t.members) and all(is_counter_type(btf, m.type) for m in t.members)
-    return False
+        return not _is_chars(btf, type_id) and _is_numeric(btf, t.type)
+    return isinstance(t, (T.Int, T.Enum))
 
 
 def _nonzero(value: Any) -> bool:

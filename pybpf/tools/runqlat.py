@@ -7,6 +7,11 @@ from typing import List
 
 from . import common
 
+#: ``python -m pybpf export runqlat``: one histogram, in seconds
+EXPORT = {"only_configured": True, "metrics": [
+    {"map": "hists", "name": "pybpf_runqueue_latency_seconds", "type": "histogram",
+     "help": "time runnable tasks waited for a CPU", "labels": {}, "scale": 1e-6}]}
+
 
 def main(argv: List[str]) -> int:
     """Run runqlat."""

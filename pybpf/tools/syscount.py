@@ -9,6 +9,11 @@ from typing import Any, Dict, List
 from . import common
 from .syscall_names import syscall_name
 
+#: ``python -m pybpf export syscount``: calls per syscall number
+EXPORT = {"only_configured": True, "metrics": [
+    {"map": "counts", "name": "pybpf_syscalls_total", "value": "count",
+     "help": "system calls made, by syscall number", "labels": {"nr": "key"}}]}
+
 
 def parse_errno(text: str) -> int:
     """``2`` or ``ENOENT`` -> 2."""
