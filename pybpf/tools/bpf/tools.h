@@ -7,6 +7,7 @@
 #define TASK_COMM_LEN 16
 /* log2 histograms: slot i counts [2^i, 2^(i+1)-1], slot 0 counts 0 and 1. */
 #define MAX_SLOTS 27
+#define AF_INET_ 2
 
 /* -p PID: only this process (tgid); 0: every process. */
 const volatile __u32 targ_tgid = 0;
@@ -90,6 +91,60 @@ static __always_inline struct hist *hist_get(void *map, const void *key)
 	bpf_map_update_elem(map, key, &zero_hist, BPF_NOEXIST);
 	h = bpf_map_lookup_elem(map, key);
 	return h;
+}
+
+/* The device of a block request, as the kernel's dev_t (MAJOR << 20 | MINOR):
+ * its partition's, or its disk's. */
+static __always_inline __u32 request_dev(struct request *rq)
+{
+	struct gendisk *disk;
+
+	if (BPF_CORE_READ(rq, part))
+		return BPF_CORE_READ(rq, part, bd_dev);
+	disk = BPF_CORE_READ(rq, q, disk);
+	return disk ? ((__u32)BPF_CORE_READ(disk, major) << 20) | BPF_CORE_READ(disk, first_minor) : 0;
+}
+
+/* -d DEV: only this device (kernel dev_t); 0: every device. */
+const volatile __u32 targ_dev = 0;
+
+/* The addresses and ports of an inet_sock_set_state event, by family. */
+struct tcp_endpoints {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u16 sport;
+	__u16 dport;
+	__u16 family;
+};
+
+/* -4 / -6: only this address family (AF_INET 2, AF_INET6 10); -L / -D ports. */
+const volatile __u16 targ_family = 0;
+const volatile __u16 targ_sport = 0;
+const volatile __u16 targ_dport = 0;
+
+static __always_inline bool
+tcp_endpoints(struct trace_event_raw_inet_sock_set_state *ctx, struct tcp_endpoints *ep)
+{
+	if (ctx->protocol != IPPROTO_TCP)
+		return false;
+	ep->family = ctx->family;
+	ep->sport = ctx->sport;
+	ep->dport = ctx->dport;
+	if (targ_family && ep->family != targ_family)
+		return false;
+	if (targ_sport && ep->sport != targ_sport)
+		return false;
+	if (targ_dport && ep->dport != targ_dport)
+		return false;
+	/* helper copies: the verifier refuses a ctx pointer moved by a branch */
+	if (ep->family == AF_INET_) {
+		bpf_probe_read_kernel(ep->saddr, 4, ctx->saddr);
+		bpf_probe_read_kernel(ep->daddr, 4, ctx->daddr);
+	} else {
+		bpf_probe_read_kernel(ep->saddr, 16, ctx->saddr_v6);
+		bpf_probe_read_kernel(ep->daddr, 16, ctx->daddr_v6);
+	}
+	return true;
 }
 
 #define EVENTS_RINGBUF(bytes)					\
