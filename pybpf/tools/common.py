@@ -218,16 +218,17 @@ def run_periodic(args: argparse.Namespace, report: Callable[[], None], what: str
     stop = Stop(args.duration)
     ready(what)
     done = 0
+    interval = getattr(args, "interval", None)
     while True:
-        if args.interval is None:
+        if interval is None:
             while not stop.sleep(3600):
                 pass
             report()
             return 0
-        stopped = stop.sleep(args.interval)
+        stopped = stop.sleep(interval)
         report()
         done += 1
-        if stopped or (args.count is not None and done >= args.count):
+        if stopped or (getattr(args, "count", None) is not None and done >= args.count):
             return 0
 
 
