@@ -180,3 +180,21 @@ def test_tool_text_output_and_list():
     bad = subprocess.run([__import__("sys").executable, "-m", "pybpf", "tool", "nosuch"],
                          capture_output=True, text=True)
     assert bad.returncode == 1 and "no tool named 'nosuch'" in bad.stderr
+
+
+def test_lost_events_are_counted_and_reported():
+    run = ToolRun("killsnoop", "-p", str(os.getpid()))
+    os.kill(run.proc.pid, signal.SIGSTOP)      # the consumer sleeps, the ring fills up
+    try:
+        sent = 20000
+        for _ in range(sent):
+            os.kill(os.getpid(), 0)
+    finally:
+        os.kill(run.proc.pid, signal.SIGCONT)
+    run.proc.send_signal(signal.SIGINT)
+    out, err = run.proc.communicate(timeout=60)
+    assert run.proc.returncode == 0, err
+    got = len([r for r in records(out) if r["sig"] == 0 and r["tpid"] == os.getpid()])
+    lost = int(err.split("pybpf: ", 1)[1].split(" event(s) lost")[0])
+    # the SIGCONT (and SIGINT) sent while the ring is full may be lost too
+    assert 0 < got < sent and sent <= got + lost <= sent + 2, (got, lost)

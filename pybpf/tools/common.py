@@ -205,10 +205,15 @@ def run_events(obj: BPFObject, args: argparse.Namespace, handle: Handler, what: 
     try:
         ready(what)
         while not stop:
-            rb.poll(stop.wait_ms())
+            if rb.poll(stop.wait_ms()):
+                sys.stdout.flush()
         rb.consume()
     finally:
         rb.close()
+        sys.stdout.flush()
+    dropped = obj.bss["events_dropped"] if "events_dropped" in obj.bss else 0
+    if dropped:
+        sys.stderr.write(f"pybpf: {dropped} event(s) lost: the ring buffer was full\n")
     return 0
 
 
@@ -268,7 +273,8 @@ class Writer:
         self.out.write(" ".join(parts).rstrip() + "\n")
 
     def row(self, values: Dict[str, Any], ts_ns: Optional[int] = None) -> None:
-        """One row; ``values`` by column name (extra keys go only to JSON)."""
+        """One row; ``values`` by column name (extra keys go only to JSON).  Not
+        flushed: the event loop flushes once per batch."""
         if self.json:
             record = {k: _jsonable(v) for k, v in values.items()}
             if ts_ns is not None:
@@ -283,7 +289,6 @@ class Writer:
                 cells.append(f"{(now - self.start_ns) / NSEC_PER_SEC:.3f}")
             cells += [text(values.get(n, "")) for n, _ in self.columns]
             self._line(cells, self._head + self.columns)
-        self.out.flush()
 
     def raw(self, text_: str) -> None:
         """Free text (histograms, section headers); not in JSON mode."""
@@ -292,6 +297,8 @@ class Writer:
 
 
 def _jsonable(value: Any) -> Any:
+    if isinstance(value, (int, str)):
+        return value
     if isinstance(value, (bytes, bytearray)):
         return bytes(value).split(b"\0", 1)[0].decode(errors="replace")
     if isinstance(value, dict):

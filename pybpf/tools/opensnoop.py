@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno as _errno
+import functools
 import os
 from typing import Any, Dict, List
 
@@ -16,6 +17,7 @@ FLAG_NAMES = sorted(((getattr(os, n), n) for n in dir(os)
                      and getattr(os, n)), reverse=True)
 
 
+@functools.lru_cache(maxsize=256)
 def flag_names(flags: int) -> str:
     """``O_WRONLY|O_CREAT|...``: an open flags word by name."""
     acc = flags & 3

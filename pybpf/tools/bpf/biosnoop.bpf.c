@@ -94,7 +94,7 @@ int BPF_PROG(block_rq_complete, struct request *rq, int error, unsigned int nr_b
 		goto out;
 	if (!task_wanted(p->pid, p->comm))
 		goto out;
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	e = EVENT_RESERVE(sizeof(*e));
 	if (!e)
 		goto out;
 	e->ts = now;

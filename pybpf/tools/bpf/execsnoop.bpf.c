@@ -106,7 +106,8 @@ static __always_inline int leave(long ret)
 		if (size > ARGS_BUF)
 			size = ARGS_BUF;
 		size += offsetof(struct event, args);
-		bpf_ringbuf_output(&events, e, size, 0);
+		if (bpf_ringbuf_output(&events, e, size, 0))
+			__sync_fetch_and_add(&events_dropped, 1);
 	}
 	bpf_map_delete_elem(&pending, &tid);
 	return 0;

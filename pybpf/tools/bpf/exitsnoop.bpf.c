@@ -47,7 +47,7 @@ int process_exit(void *ctx)
 	code = BPF_CORE_READ(task, exit_code);
 	if (targ_failed && code == 0)
 		return 0;
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	e = EVENT_RESERVE(sizeof(*e));
 	if (!e)
 		return 0;
 	e->ts = bpf_ktime_get_ns();

@@ -69,7 +69,7 @@ static __always_inline int leave(long ret)
 		return 0;
 	if (targ_failed && ret >= 0)
 		goto out;
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	e = EVENT_RESERVE(sizeof(*e));
 	if (!e)
 		goto out;
 	e->ts = bpf_ktime_get_ns();

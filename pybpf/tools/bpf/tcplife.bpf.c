@@ -72,7 +72,7 @@ int set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 		id = *known;
 	if (!task_wanted(id.pid, id.comm))
 		goto out;
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	e = EVENT_RESERVE(sizeof(*e));
 	if (!e)
 		goto out;
 	if (!tcp_endpoints(ctx, &e->ep)) {

@@ -35,7 +35,7 @@ int set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 	__u64 sk = (__u64)ctx->skaddr, now = bpf_ktime_get_ns(), *prev;
 	struct event *e;
 
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	e = EVENT_RESERVE(sizeof(*e));
 	if (!e)
 		return 0;
 	if (!tcp_endpoints(ctx, &e->ep) || !current_wanted()) {

@@ -151,7 +151,18 @@ tcp_endpoints(struct trace_event_raw_inet_sock_set_state *ctx, struct tcp_endpoi
 	struct {						\
 		__uint(type, BPF_MAP_TYPE_RINGBUF);		\
 		__uint(max_entries, bytes);			\
-	} events SEC(".maps")
+	} events SEC(".maps");					\
+	/* events lost to a full ring (user space reports it) */	\
+	__u64 events_dropped = 0
+
+/* bpf_ringbuf_reserve on the events ring, counting a failure as a drop. */
+#define EVENT_RESERVE(size)						\
+	({								\
+		void *__r = bpf_ringbuf_reserve(&events, (size), 0);	\
+		if (!__r)						\
+			__sync_fetch_and_add(&events_dropped, 1);	\
+		__r;							\
+	})
 
 /* tgid of the parent of the current task (CO-RE). */
 static __always_inline __u32 current_ppid(void)
