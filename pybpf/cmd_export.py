@@ -111,9 +111,9 @@ def run(args: argparse.Namespace) -> int:
                                   daemon=True)
         thread.start()
         try:
-            bound = server.server_address
+            bound_host, bound_port = str(server.server_address[0]), server.server_address[1]
             print(f"pybpf: serving {len(exporter.maps)} map(s) of {obj.name} on "
-                  f"http://{bound[0]}:{bound[1]}/metrics", file=sys.stderr, flush=True)
+                  f"http://{bound_host}:{bound_port}/metrics", file=sys.stderr, flush=True)
             deadline: Optional[float] = time.monotonic() + args.duration \
                 if args.duration else None
             while not stop.wait(0.2):

@@ -71,7 +71,7 @@ def load_config(path: str) -> Dict[str, Any]:
         raise ConfigError(f"config {path}: {e.strerror}") from None
     if path.endswith(".toml"):
         try:
-            import tomllib  # type: ignore[import-not-found]
+            import tomllib
         except ImportError:
             raise ConfigError(f"config {path}: TOML needs Python 3.11+ (tomllib); "
                               "use JSON") from None

@@ -10,6 +10,7 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
+from elftools.elf.sections import SymbolTableSection
 
 UNKNOWN = "[unknown]"
 
@@ -63,7 +64,7 @@ class ElfSymbols:
                 for sh_type in ("SHT_SYMTAB", "SHT_DYNSYM"):
                     table = next((s for s in elf.iter_sections()
                                   if s["sh_type"] == sh_type), None)
-                    if table is None:
+                    if not isinstance(table, SymbolTableSection):
                         continue
                     funcs = [_Func(s["st_value"], s["st_value"] + max(s["st_size"], 1),
                                    s.name.split("@", 1)[0])

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT, built, require_kernel
+from conftest import ROOT, built
 from pybpf import BPFObject, hist
 from pybpf.map_report import reported_maps
 

@@ -11,7 +11,7 @@ import tempfile
 
 import pytest
 
-from tooltest import ToolRun, matching, records, run_tool
+from tooltest import ToolRun, matching, run_tool
 from pybpf.tools import blockdev
 
 pytestmark = pytest.mark.usefixtures("kernel")

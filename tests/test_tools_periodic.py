@@ -3,7 +3,6 @@ an exact number of system calls, sleepers and CPU hogs sharing one CPU."""
 from __future__ import annotations
 
 import errno
-import os
 import subprocess
 import sys
 

@@ -83,8 +83,16 @@ def settle(counter: List[int]) -> None:
         last = counter[0]
 
 
+def lost(stderr: str) -> int:
+    """The tool's "N event(s) lost" count."""
+    for line in stderr.splitlines():
+        if "event(s) lost" in line:
+            return int(line.split("pybpf: ", 1)[1].split()[0])
+    return 0
+
+
 def run_pybpf(tool: str, opts: List[str], gen: str, mode: str, rate: int,
-              seconds: float) -> Tuple[float, int, int, float]:
+              seconds: float) -> Tuple[float, int, int, int, float]:
     proc = subprocess.Popen([sys.executable, "-m", "pybpf", "tool", tool, "-c", COMM, "--json",
                              *opts], cwd=str(ROOT), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
@@ -101,13 +109,14 @@ def run_pybpf(tool: str, opts: List[str], gen: str, mode: str, rate: int,
     settle(count)
     used = cpu_seconds(proc.pid) - c0
     proc.send_signal(signal.SIGINT)
+    err = proc.stderr.read()
     proc.wait()
     t.join()
-    return used, count[0], sent, secs
+    return used, count[0], lost(err), sent, secs
 
 
 def run_reference(tool: str, rodata: Dict[str, object], drain: str, gen: str, mode: str,
-                  rate: int, seconds: float) -> Tuple[float, int]:
+                  rate: int, seconds: float) -> Tuple[float, int, int]:
     args = argparse.Namespace(pid=0, comm=COMM)
     with common.open_tool(tool, args, **rodata) as obj:
         common.load_and_attach(obj)
@@ -121,7 +130,8 @@ def run_reference(tool: str, rodata: Dict[str, object], drain: str, gen: str, mo
         used = cpu_seconds(proc.pid) - c0
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate()
-    return used, int(out.strip() or 0)
+        dropped = obj.bss["events_dropped"]
+    return used, int(out.strip() or 0), dropped
 
 
 def main() -> int:
@@ -133,18 +143,22 @@ def main() -> int:
     rates = [int(r) for r in a.rates.split(",")]
     with tempfile.TemporaryDirectory(prefix="pybpf-bench-tools-") as tmp:
         gen, drain = build(tmp)
-        print(f"{'tool':<10} {'target/s':>9} {'sent/s':>8} {'pybpf events':>12} "
-              f"{'pybpf CPU':>9} {'libbpf events':>13} {'libbpf CPU':>10} {'ratio':>6}")
+        print(f"{'tool':<10} {'target/s':>9} {'sent/s':>8} {'pybpf got':>9} {'lost':>6} "
+              f"{'pybpf CPU':>9} {'libbpf got':>10} {'lost':>6} {'libbpf CPU':>10} "
+              f"{'us/event':>8} {'ratio':>6}")
         for tool in a.tools:
             mode, opts, rodata = CASES[tool]
             for rate in rates:
-                used, got, sent, secs = run_pybpf(tool, opts, gen, mode, rate, a.seconds)
-                ref_used, ref_got = run_reference(tool, rodata, drain, gen, mode, rate,
-                                                  a.seconds)
+                used, got, drops, sent, secs = run_pybpf(tool, opts, gen, mode, rate,
+                                                         a.seconds)
+                ref_used, ref_got, ref_drops = run_reference(tool, rodata, drain, gen, mode,
+                                                             rate, a.seconds)
                 pct, ref_pct = 100 * used / secs, 100 * ref_used / secs
-                ratio = f"{used / ref_used:.0f}x" if ref_used > 0 else "inf"
-                print(f"{tool:<10} {rate:>9} {sent / secs:>8.0f} {got:>12} {pct:>8.1f}% "
-                      f"{ref_got:>13} {ref_pct:>9.1f}% {ratio:>6}", flush=True)
+                ratio = f"{used / ref_used:.1f}x" if ref_used > 0 else "inf"
+                per = 1e6 * used / got if got else 0.0
+                print(f"{tool:<10} {rate:>9} {sent / secs:>8.0f} {got:>9} {drops:>6} "
+                      f"{pct:>8.1f}% {ref_got:>10} {ref_drops:>6} {ref_pct:>9.1f}% "
+                      f"{per:>8.1f} {ratio:>6}", flush=True)
     return 0
 
 
