@@ -205,26 +205,30 @@ class Exporter:
             out.append(_series(f"{name}_count", labels, running))
 
     def _counter(self, out: List[str], m: Any, spec: Dict[str, Any], kind: str) -> None:
+        """One metric per numeric value field (from BTF, so names stay the same on
+        every scrape); an integer array field gives one series per ``index``."""
         rows = hist.counters(m.items())
         base, scale = spec["name"], spec.get("scale")
         suffix = "_total" if kind == "counter" else ""
-        values = [spec["value"]] if "value" in spec else None
-        if values is None:
-            sample = rows[0][1] if rows else None
-            values = [k for k, v in sample.items() if isinstance(v, int)] \
-                if isinstance(sample, dict) else [""]
-        for field in values:
-            name = base if "name" in spec and "value" in spec else \
-                base + (f"_{metric_name(field)}" if field else "")
+        fields = [spec["value"]] if "value" in spec else \
+            hist.value_fields(m.btf, m.spec.btf_value_type_id)
+        for field in fields:
+            name = base if "value" in spec or not field else f"{base}_{metric_name(field)}"
             if suffix and not name.endswith(suffix):
                 name += suffix
             self._head(out, name, kind, spec.get("help", f"BPF map {m.name}"
                                                  + (f" field {field}" if field else "")))
             for key, value in rows:
+                if field and (not isinstance(value, dict) or field not in value):
+                    raise ConfigError(f"map {m.name!r}: the value has no field {field!r}")
                 v = value[field] if field else value
-                if not isinstance(v, int):
+                labels = _labels(key, value if isinstance(value, dict) else {},
+                                 spec.get("labels"))
+                if isinstance(v, list) and all(isinstance(x, int) for x in v):
+                    out.extend(_series(name, labels + [("index", i)], _scaled(x, scale))
+                               for i, x in enumerate(v))
+                elif isinstance(v, int):
+                    out.append(_series(name, labels, _scaled(v, scale)))
+                else:
                     raise ConfigError(f"map {m.name!r}: value field {field!r} is not an "
                                       "integer")
-                out.append(_series(name, _labels(key, value if isinstance(value, dict)
-                                                 else {}, spec.get("labels")),
-                                   _scaled(v, scale)))

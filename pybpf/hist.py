@@ -321,6 +321,16 @@ def is_counter_type(btf: Optional[BTF], type_id: int) -> bool:
     return _is_numeric(btf, type_id)
 
 
+def value_fields(btf: Optional[BTF], type_id: int) -> List[str]:
+    """The numeric members (integers, integer arrays) of a struct value type, in
+    order; ``[""]`` for a value that is itself numeric."""
+    t = _strip(btf, type_id) if btf is not None and type_id else None
+    if isinstance(t, T.Struct) and not isinstance(t, T.Union):
+        assert btf is not None
+        return [m.name for m in t.members if _is_numeric(btf, m.type)]
+    return [""]
+
+
 def _is_chars(btf: BTF, type_id: int) -> bool:
     t = _strip(btf, type_id)
     if not isinstance(t, T.Array):

@@ -185,3 +185,30 @@ def test_promtool_accepts_the_exposition(kernel):
         res = subprocess.run([promtool, "check", "metrics"], input=text, text=True,
                              capture_output=True)
         assert res.returncode == 0, f"{source}: {res.stdout}{res.stderr}\n{text[:2000]}"
+
+
+class _Rows:
+    """A map's name and BTF with given contents (no kernel)."""
+
+    def __init__(self, real, rows):
+        self.name, self.btf, self.spec, self._rows = real.name, real.btf, real.spec, rows
+
+    def items(self):
+        return iter(self._rows)
+
+
+def test_struct_counters_named_from_btf_on_every_scrape():
+    from pybpf.tools.common import object_path
+    with BPFObject.open(object_path("syscount")) as obj:
+        counts = obj.maps["counts"]
+        full = Exporter([_Rows(counts, [(59, {"count": 3, "total_ns": 10, "max_ns": 5,
+                                              "comm": b"sh\0"})])]).render()
+        empty = Exporter([_Rows(counts, [])]).render()
+    samples, types = parse(full)
+    assert types == {"pybpf_counts_count_total": "counter",
+                     "pybpf_counts_total_ns_total": "counter",
+                     "pybpf_counts_max_ns_total": "counter"}
+    assert value(samples, "pybpf_counts_count_total", key="59", comm="sh") == 3
+    assert value(samples, "pybpf_counts_max_ns_total", key="59") == 5
+    assert parse(empty)[1] == types                       # same names with no rows yet
+    assert parse(empty)[0] == []
