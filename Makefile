@@ -65,7 +65,7 @@ ensure-deps:
 	@command -v $(CLANG) >/dev/null 2>&1 && command -v $(CLANG_NEW) >/dev/null 2>&1 \
 	  && command -v llvm-mc-16 >/dev/null 2>&1 \
 	  && test -n "$(BPFTOOL)" && test -f /usr/include/bpf/bpf_helpers.h \
-	  && $(PYTHON) -c 'import elftools, pytest, hypothesis' 2>/dev/null || $(MAKE) deps
+	  && $(PYTHON) -c 'import elftools, pytest, hypothesis, wheel' 2>/dev/null || $(MAKE) deps
 
 # The README's test command: installs what is missing, builds, runs every test.
 test: ensure-deps

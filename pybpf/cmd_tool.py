@@ -27,7 +27,6 @@ def run(args: argparse.Namespace) -> int:
         for name in names:
             sys.stdout.write(f"{name.ljust(width)}  {tools.TOOLS[name]}\n")
         return 0 if args.list else 2
-    try:
-        return tools.main(args.name, args.options)
-    except KeyError:
-        raise BPFError(f"no tool named {args.name!r} (tool --list shows them)") from None
+    if args.name not in tools.available():
+        raise BPFError(f"no tool named {args.name!r} (tool --list shows them)")
+    return tools.main(args.name, args.options)
