@@ -60,6 +60,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     server: _Server
 
     def do_GET(self) -> None:
+        """/metrics (and /): the exposition text, read from the maps now."""
         from .exporter import CONTENT_TYPE
         if self.path.split("?", 1)[0] not in ("/metrics", "/"):
             self.send_error(404, "only /metrics is served")

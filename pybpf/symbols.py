@@ -113,6 +113,8 @@ def elf_symbols(path: str) -> ElfSymbols:
 
 
 class Mapping(NamedTuple):
+    """One executable file mapping of /proc/PID/maps."""
+
     start: int
     end: int
     offset: int
@@ -166,9 +168,11 @@ class Symbolizer:
         self._procs: Dict[int, ProcessSymbols] = {}
 
     def kernel_name(self, addr: int) -> str:
+        """The kernel function at ``addr``."""
         return self.kernel.name(addr)
 
     def user_name(self, pid: int, addr: int) -> str:
+        """The function at ``addr`` in process ``pid`` (its maps read on first use)."""
         proc = self._procs.get(pid)
         if proc is None:
             proc = self._procs[pid] = ProcessSymbols(pid)
