@@ -140,15 +140,18 @@ def _session(ns: str, port: int) -> dict:
 
 def test_tcpstates_connection_lifecycle(netns):
     port = 20000 + os.getpid() % 20000
-    recs = run_tool("tcpstates", "-4", workload=lambda: _session(netns, port))
-    client = [r for r in recs if r["rport"] == port and r["laddr"] == "127.0.0.1"]
+    recs = run_tool("tcpstates", "-4", "-D", str(port), workload=lambda: _session(netns, port))
+    assert recs and {r["rport"] for r in recs} == {port}     # -D: the client side only
+    client = [r for r in recs if r["laddr"] == "127.0.0.1"]
     steps = [(r["oldstate"], r["newstate"]) for r in client]
     assert steps[:2] == [("CLOSE", "SYN_SENT"), ("SYN_SENT", "ESTABLISHED")], steps
     assert steps[-1][1] == "CLOSE"
     assert client[0]["comm"] == "python3" or client[0]["comm"].startswith("python")
     assert client[1]["delta_ns"] > 0 and client[0]["delta_ns"] == 0
-    server = [r for r in recs if r["lport"] == port]
-    assert ("CLOSE", "LISTEN") in [(r["oldstate"], r["newstate"]) for r in server]
+
+    listen = run_tool("tcpstates", "-L", str(port), workload=lambda: _session(netns, port))
+    assert {r["lport"] for r in listen} == {port}
+    assert ("CLOSE", "LISTEN") in [(r["oldstate"], r["newstate"]) for r in listen]
 
 
 def test_tcplife_bytes_and_processes(netns):

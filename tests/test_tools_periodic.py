@@ -133,3 +133,19 @@ def test_runqlat_text_histogram():
     assert lines[head].split() == ["msecs", ":", "count", "distribution"]
     assert lines[head + 1].split()[:3] == ["0", "->", "1"]
     assert all(line.rstrip().endswith("|") for line in lines[head + 1:] if line)
+
+
+def test_runqlat_pid_filter():
+    sleeper = subprocess.Popen([sys.executable, "-c", SLEEPER, "50"], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True)
+    try:
+        run = ToolRun("runqlat", "-P", "-p", str(sleeper.pid))
+        sleeper.stdin.write("go\n")
+        sleeper.stdin.flush()
+        assert sleeper.stdout.readline() == "done\n"
+        recs = records(run.stop())
+    finally:
+        sleeper.stdin.close()
+        sleeper.wait()
+    assert [r["pid"] for r in recs] == [sleeper.pid]
+    assert recs[0]["count"] >= 50
