@@ -173,7 +173,7 @@ def test_promtool_accepts_the_exposition(kernel):
     if promtool is None:
         pytest.skip("promtool not installed (apt-get install prometheus): the exposition "
                     "is parsed by the other tests; this one adds Prometheus' own linter")
-    for source in (str(built("hist_maps.bpf.o")), "runqlat", "syscount"):
+    for source in (str(built("hist_maps.bpf.o")), "runqlat", "syscount", "biolatency"):
         srv = Served(source, *(["--set", f"targ_tgid={os.getpid()}"] if "/" in source else []))
         try:
             for us in SLEEPS_US:
@@ -181,7 +181,7 @@ def test_promtool_accepts_the_exposition(kernel):
             _, text = srv.scrape()
         finally:
             srv.close()
-        assert "_bucket{" in text or "_total{" in text
+        assert "# TYPE pybpf_" in text
         res = subprocess.run([promtool, "check", "metrics"], input=text, text=True,
                              capture_output=True)
         assert res.returncode == 0, f"{source}: {res.stdout}{res.stderr}\n{text[:2000]}"
