@@ -46,10 +46,25 @@ def test_elf_and_process_symbols(spin_binary):
     assert [(m.start, m.offset, m.path) for m in maps] == [(0x55d0c0000000, 0x1000, "/bin/x")]
     proc = ProcessSymbols(os.getpid())
     assert proc.name(1) == "[unknown]"
-    kernel = KernelSymbols()
-    assert kernel.addrs == sorted(kernel.addrs) and kernel.addrs, "root reads /proc/kallsyms"
-    i = kernel.names.index("schedule")
-    assert kernel.name(kernel.addrs[i] + 1) == "schedule"
+
+
+def test_kallsyms_parsing(tmp_path):
+    path = tmp_path / "kallsyms"
+    path.write_text("ffffffff81000000 T _stext\nffffffff81000100 t helper\n"
+                    "ffffffff81000200 D some_data\nffffffffc0000000 t mod_fn\t[loop]\n"
+                    "0000000000000000 T hidden\n")
+    k = KernelSymbols(str(path))
+    assert k.addrs == [0xffffffff81000000, 0xffffffff81000100, 0xffffffffc0000000]
+    assert k.name(0xffffffff81000150) == "helper"
+    assert k.name(0xffffffffc0000010) == "mod_fn [loop]"
+    assert k.name(0x1000) == "[unknown]"
+
+
+def test_live_kallsyms(kernel):
+    k = KernelSymbols()
+    assert k.addrs and k.addrs == sorted(k.addrs), "root reads /proc/kallsyms addresses"
+    i = k.names.index("schedule")
+    assert k.name(k.addrs[i] + 1) == "schedule"
 
 
 def test_profile_finds_the_childs_functions(kernel, spin_binary):
