@@ -2,10 +2,14 @@
 /* Load generator for tools/bench_tools.py: makes events for the pybpf tools at
  * a fixed rate. Benchmark only.
  *
- * usage: tool_loadgen MODE RATE SECONDS   (MODE: open kill exec exit)
- * Waits for a line on stdin, runs, prints "events seconds". */
+ * usage: tool_loadgen MODE RATE SECONDS   (MODE: open kill exec exit tcp)
+ * Waits for a line on stdin, runs, prints "operations seconds".
+ * tcp: a loopback connection accepted and reset (SO_LINGER 0: no TIME_WAIT). */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +26,41 @@ static double now(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+static int listener = -1;
+static struct sockaddr_in server;
+
+static void listen_loopback(void)
+{
+	socklen_t len = sizeof(server);
+
+	server.sin_family = AF_INET;
+	server.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	listener = socket(AF_INET, SOCK_STREAM, 0);
+	if (listener < 0 || bind(listener, (struct sockaddr *)&server, sizeof(server)) ||
+	    listen(listener, 4096) || getsockname(listener, (struct sockaddr *)&server, &len)) {
+		perror("listen");
+		exit(1);
+	}
+}
+
+static void tcp_once(void)
+{
+	struct linger reset = { 1, 0 };
+	int c = socket(AF_INET, SOCK_STREAM, 0), a;
+
+	if (c < 0)
+		return;
+	if (!connect(c, (struct sockaddr *)&server, sizeof(server))) {
+		a = accept(listener, NULL, NULL);
+		setsockopt(c, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
+		close(c);
+		if (a >= 0)
+			close(a);
+		return;
+	}
+	close(c);
+}
+
 static void one(const char *mode)
 {
 	static char *const argv[] = { "/nonexistent-pybpf-bench", NULL };
@@ -34,6 +73,8 @@ static void one(const char *mode)
 			close(fd);
 	} else if (!strcmp(mode, "kill")) {
 		kill(getpid(), 0);
+	} else if (!strcmp(mode, "tcp")) {
+		tcp_once();
 	} else {
 		pid = vfork();
 		if (pid == 0) {
@@ -57,6 +98,8 @@ int main(int argc, char **argv)
 	}
 	rate = atof(argv[2]);
 	secs = atof(argv[3]);
+	if (!strcmp(argv[1], "tcp"))
+		listen_loopback();
 	if (!fgets(line, sizeof(line), stdin))
 		return 1;
 	start = now();
