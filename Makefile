@@ -14,8 +14,10 @@ BPFTOOL    ?= $(shell command -v bpftool 2>/dev/null || ls /usr/sbin/bpftool 2>/
 PYTHON     ?= python3
 VMLINUX_BTF ?= /sys/kernel/btf/vmlinux
 ARCH       := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/' -e 's/ppc64le/powerpc/' -e 's/riscv64/riscv/' -e 's/s390x/s390/' -e 's/loongarch64/loongarch/')
-BPF_CFLAGS := -O2 -g -target bpf -D__TARGET_ARCH_$(ARCH) -I$(BUILD) -Ibpf -Wall -Wno-unused-function
+BPF_CFLAGS := -O2 -g -target bpf -D__TARGET_ARCH_$(ARCH) -I$(BUILD) -Ibpf -Ipybpf/tools/bpf -Wall -Wno-unused-function
 
+TOOLS_DIR   := pybpf/tools/bpf
+TOOLS_BUILD ?= .tools-build
 SRCS := $(wildcard bpf/*.bpf.c)
 OBJS := $(patsubst bpf/%.bpf.c,$(BUILD)/%.bpf.o,$(SRCS))
 DEPS_PKGS := clang clang-16 clang-19 llvm llvm-16 libbpf-dev bpftool gcc systemtap-sdt-dev
@@ -27,9 +29,9 @@ MULTIARCH  := $(shell $(HOST_CC) -print-multiarch 2>/dev/null)
 USDT_BPF_OBJS := $(BUILD)/usdt_python.bpf.o $(BUILD)/usdt_args.bpf.o
 USDT_BINS  := $(BUILD)/usdt_target $(BUILD)/usdt_target_pie $(BUILD)/libusdt_target.so
 
-.PHONY: all deps check-tools ensure-deps test test-unprivileged clean
+.PHONY: all deps check-tools ensure-deps test test-unprivileged clean tools-bpf
 
-all: check-tools $(OBJS) $(USDT_BINS)
+all: check-tools $(OBJS) $(USDT_BINS) tools-bpf
 
 check-tools:
 	@command -v $(CLANG) >/dev/null 2>&1 || { echo "make: clang not found: run 'make deps' (apt-get install $(DEPS_PKGS))" >&2; exit 1; }
@@ -44,7 +46,8 @@ deps:
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEPS_PKGS)
 	$(PYTHON) -m pip install -q -e '.[test]'
 
-$(BUILD)/vmlinux.h: | $(BUILD)
+$(BUILD)/vmlinux.h $(TOOLS_BUILD)/vmlinux.h:
+	@mkdir -p $(@D)
 	@test -r $(VMLINUX_BTF) || { echo "make: $(VMLINUX_BTF) not readable: kernel built without CONFIG_DEBUG_INFO_BTF" >&2; exit 1; }
 	$(BPFTOOL) btf dump file $(VMLINUX_BTF) format c > $@.tmp && mv $@.tmp $@
 
@@ -72,6 +75,18 @@ $(BUILD)/usdt_target_pie: tests/usdt/usdt_target.c tests/usdt/usdt_guarded.c $(B
 $(CLANG19_OBJS): $(BUILD)/%.bpf.o: bpf/%.bpf.c $(BUILD)/vmlinux.h $(wildcard bpf/*.h) | $(BUILD)
 	$(CLANG_19) $(BPF_CFLAGS) -c $< -o $@
 
+# The pybpf tools' objects, shipped as package data (the wheel build runs this;
+# it writes only to pybpf/tools/bpf/ and $(TOOLS_BUILD), never to $(BUILD)).
+LLVM_STRIP  ?= $(shell command -v llvm-strip 2>/dev/null || command -v llvm-strip-16 2>/dev/null)
+TOOLS_OBJS  := $(patsubst %.bpf.c,%.bpf.o,$(wildcard $(TOOLS_DIR)/*.bpf.c))
+
+tools-bpf: $(TOOLS_OBJS)
+
+$(TOOLS_DIR)/%.bpf.o: $(TOOLS_DIR)/%.bpf.c $(TOOLS_DIR)/tools.h $(TOOLS_BUILD)/vmlinux.h
+	$(CLANG) -O2 -g -target bpf -D__TARGET_ARCH_$(ARCH) -I$(TOOLS_BUILD) -I$(TOOLS_DIR) -Wall -Wno-unused-function -c $< -o $@.tmp
+	$(if $(LLVM_STRIP),$(LLVM_STRIP) -g $@.tmp,@true)
+	mv $@.tmp $@
+
 # Install what is missing (once), as `make deps` does.
 ensure-deps:
 	@command -v $(CLANG) >/dev/null 2>&1 && command -v $(CLANG_NEW) >/dev/null 2>&1 \
@@ -79,7 +94,7 @@ ensure-deps:
 	  && command -v llvm-mc-16 >/dev/null 2>&1 \
 	  && test -n "$(BPFTOOL)" && test -f /usr/include/bpf/bpf_helpers.h \
 	  && command -v $(HOST_CC) >/dev/null 2>&1 && echo '#include <sys/sdt.h>' | $(HOST_CC) -E -x c - >/dev/null 2>&1 \
-	  && $(PYTHON) -c 'import elftools, pytest, hypothesis' 2>/dev/null || $(MAKE) deps
+	  && $(PYTHON) -c 'import elftools, pytest, hypothesis, wheel' 2>/dev/null || $(MAKE) deps
 
 # The README's test command: installs what is missing, builds, runs every test.
 test: ensure-deps
@@ -94,4 +109,4 @@ test-unprivileged: ensure-deps
 	  $(PYTHON) -m pytest -q -p no:cacheprovider tests
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) $(TOOLS_BUILD) $(TOOLS_OBJS)

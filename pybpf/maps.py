@@ -288,6 +288,14 @@ class Map:
     def __iter__(self) -> Iterator[Any]:
         return self.keys()
 
+    def histogram(self, kind: Optional[str] = None, base: int = 0, step: int = 1) -> List[Any]:
+        """The histograms this map holds (:mod:`pybpf.metrics.hist`: layout found from BTF;
+        ``kind`` "log2" or "linear" overrides the name rule)."""
+        from .metrics import hist
+        if kind == "linear":
+            return hist.linear(self, base, step)
+        return hist.log2(self) if kind == "log2" else hist.read(self)
+
     def __len__(self) -> int:
         return sum(1 for _ in self.raw_keys())
 

@@ -22,6 +22,7 @@ from ..limits import KMALLOC_MAX_SIZE
 from ..object import BPFObject
 
 if TYPE_CHECKING:
+    from .map_report import MapReport
     from .ring_watch import RingWatch
 
 
@@ -227,7 +228,10 @@ def cmd_load(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
             for name, why in obj.skipped.items():
                 print(f"pybpf: not attached: {name} (SEC {obj.programs[name].section!r}) "
                       f"{why}", file=sys.stderr)
-            _read_until(stop, args.duration, readers, watch)
+            from .map_report import MapReport
+            report = MapReport(obj, out, args.interval, args.json)
+            _read_until(stop, args.duration, readers, watch, report)
+            report.final()
         except KeyboardInterrupt:
             pass
         finally:
@@ -238,20 +242,23 @@ def cmd_load(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
 
 
 def _read_until(stop: Callable[[], bool], duration: Optional[float], readers: List[Any],
-                watch: "RingWatch") -> None:
+                watch: "RingWatch", report: "MapReport") -> None:
     """Read until a stop signal or the end of ``duration`` (None: no end; 0: one
-    drain of what is there, then out), then drain once more."""
+    drain of what is there, then out), printing the maps every ``--interval``;
+    then drain once more."""
     deadline = time.monotonic() + duration if duration is not None else None
     while not stop():
         remaining = 100 if deadline is None else \
             int(min(100, max(0.0, deadline - time.monotonic()) * 1000))
         if deadline is not None and remaining <= 0:
             break
+        remaining = report.timeout_ms(remaining)
         watch.check()
         if readers:
             _poll_all(readers, remaining, watch)
         else:
             time.sleep(remaining / 1000)
+        report.tick()
     watch.check()
     for reader in readers:
         reader.consume()
@@ -302,6 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "of the page size) before load")
     load.add_argument("--json", action="store_true", help="one JSON object per record")
     load.add_argument("--type", metavar="STRUCT", help="record type (default: found in BTF)")
+    load.add_argument("--interval", type=float, metavar="SECONDS",
+                      help="print counter and histogram maps every SECONDS (always on exit)")
     inspect = sub.add_parser("inspect", help="describe an object without loading it")
     inspect.add_argument("object")
     inspect.add_argument("--json", action="store_true")
@@ -315,6 +324,9 @@ def build_parser() -> argparse.ArgumentParser:
     from . import map as cmd_map, prog as cmd_prog
     for cmd in (cmd_prog, cmd_map, cmd_link, cmd_btf, cmd_feature):
         cmd.add_parser(sub)
+    from . import export as cmd_export, tool as cmd_tool
+    cmd_tool.add_parser(sub)
+    cmd_export.add_parser(sub)
     return parser
 
 
@@ -350,8 +362,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         args = build_parser().parse_args(argv)
         if hasattr(args, "run"):            # commands in their own module set run=
             return int(args.run(args))
+        from . import export as cmd_export, tool as cmd_tool
         return {"load": cmd_load, "inspect": cmd_inspect, "check": cmd_check.run,
-                "usdt": cmd_usdt.run}[args.command](args)
+                "usdt": cmd_usdt.run, "tool": cmd_tool.run,
+                "export": cmd_export.run}[args.command](args)
     return _run(command)
 
 

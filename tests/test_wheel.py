@@ -1,0 +1,56 @@
+"""End to end: build the wheel (the tools' BPF objects compiled by the build
+step, shipped as package data, py3-none-any), install it into a fresh virtual
+environment outside the repository, and run a tool from there."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+from conftest import ROOT
+from tooltest import ToolRun, records
+from pybpf import tools
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory):
+    out = tmp_path_factory.mktemp(f"pybpf-wheel-{os.getpid()}")
+    before = sorted(os.listdir(ROOT / "build")) if (ROOT / "build").exists() else []
+    stamp = {n: os.stat(ROOT / "build" / n).st_mtime_ns for n in before}
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "-w", str(out),
+                    "--no-deps", "--no-build-isolation", "-q"], check=True, cwd=str(out))
+    after = sorted(os.listdir(ROOT / "build")) if (ROOT / "build").exists() else []
+    assert after == before, "the wheel build wrote into build/"
+    assert {n: os.stat(ROOT / "build" / n).st_mtime_ns for n in after} == stamp
+    (whl,) = out.glob("*.whl")
+    return whl
+
+
+def test_wheel_is_pure_and_ships_every_tool(wheel):
+    assert wheel.name.endswith("-py3-none-any.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for tool in tools.TOOLS:
+        assert f"pybpf/tools/bpf/{tool}.bpf.o" in names
+        assert f"pybpf/tools/{tool}.py" in names
+    assert "pybpf/tools/bpf/tools.h" in names
+    assert not any(n.endswith((".so", ".pyd")) for n in names)
+
+
+def test_installed_wheel_runs_execsnoop(kernel, wheel, tmp_path):
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    py = str(venv / "bin" / "python")
+    subprocess.run([py, "-m", "pip", "install", "-q", str(wheel)], check=True,
+                   cwd=str(tmp_path))
+    where = subprocess.run([py, "-c", "import pybpf; print(pybpf.__file__)"],
+                           capture_output=True, text=True, check=True, cwd=str(tmp_path))
+    assert where.stdout.startswith(str(venv)), where.stdout
+    tag = f"pybpf-wheel-{os.getpid()}"
+    run = ToolRun("execsnoop", "-c", "echo", python=py, cwd=str(tmp_path))
+    child = subprocess.Popen(["/bin/echo", tag], stdout=subprocess.DEVNULL)
+    child.wait()
+    recs = records(run.stop())
+    assert [(r["pid"], r["argv"]) for r in recs if r["argv"] == [tag]] == [(child.pid, [tag])]
