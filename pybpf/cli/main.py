@@ -274,6 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--json", action="store_true")
     sub.add_parser("ringbuf-layout", help="show a ring buffer's memory layout, live",
                    add_help=False)
+    from . import gen
+    gen.add_parser(sub)
     return parser
 
 
@@ -283,7 +285,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     if argv[:1] == ["ringbuf-layout"]:
         return _run(lambda: cmd_ringbuf_layout(argparse.Namespace(), argv[1:]))
     args = parser.parse_args(argv)
-    command = {"load": cmd_load, "inspect": cmd_inspect}[args.command]
+    from . import gen
+    command = {"load": cmd_load, "inspect": cmd_inspect, "gen": gen.run}[args.command]
     return _run(lambda: command(args))
 
 

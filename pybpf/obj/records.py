@@ -1,0 +1,70 @@
+"""Which BTF struct an event map's records are, as far as the object's BTF says.
+
+clang puts a struct into the object's BTF only when something the BTF describes
+names it: a map's key or value (``__type(value, struct event)``), a global
+variable (by value, or through a pointer: the anchor idiom
+``const struct event *unused __attribute__((unused));``), a function signature,
+or a CO-RE access.  ``bpf_ringbuf_reserve()`` / ``bpf_perf_event_output()``
+never name it, so without one of these the record type is absent: ``HINT`` says
+how to make it visible.
+"""
+from __future__ import annotations
+
+from typing import List, Optional
+
+from .. import uapi
+from ..btf import BTF
+from ..btf import types as T
+from .spec import MapSpec, ObjectSpec
+
+EVENT_MAP_TYPES = frozenset({uapi.BPF_MAP_TYPE_RINGBUF, uapi.BPF_MAP_TYPE_PERF_EVENT_ARRAY})
+
+HINT = ("to make the record struct visible in BTF, add to the BPF C: "
+        "'const struct event *unused __attribute__((unused));' "
+        "(with your record struct's name for event)")
+
+
+def _struct_of(btf: BTF, type_id: int, through_pointer: bool) -> Optional[int]:
+    """The struct/union ``type_id`` is (or points to), through typedefs and qualifiers."""
+    tid = btf.resolve(type_id)
+    t = btf[tid]
+    if through_pointer and isinstance(t, T.Pointer):
+        tid = btf.resolve(t.type)
+        t = btf[tid]
+    return tid if isinstance(t, T.Struct) else None
+
+
+def anchored_structs(spec: ObjectSpec) -> List[int]:
+    """Named structs the object's global variables hold or point to, in id order."""
+    btf = spec.btf
+    if btf is None:
+        return []
+    found = set()
+    for type_id in range(btf.start_id, len(btf)):
+        t = btf[type_id]
+        if isinstance(t, T.Datasec) and t.name != ".maps":
+            for vsi in t.vars:
+                var = btf[vsi.type]
+                if isinstance(var, T.Var):
+                    sid = _struct_of(btf, var.type, through_pointer=True)
+                    if sid is not None and btf[sid].name:
+                        found.add(sid)
+    return sorted(found)
+
+
+def record_type(spec: ObjectSpec, m: MapSpec) -> Optional[int]:
+    """The BTF type id of ``m``'s records, when the object's BTF tells it.
+
+    A struct value declared on the map itself wins; otherwise the one anchored
+    struct, or, among several, the one whose name says "event"."""
+    btf = spec.btf
+    if btf is None or m.type not in EVENT_MAP_TYPES:
+        return None
+    if m.btf_value_type_id:
+        sid = _struct_of(btf, m.btf_value_type_id, through_pointer=False)
+        if sid is not None:
+            return sid
+    anchored = anchored_structs(spec)
+    if len(anchored) > 1:
+        anchored = [i for i in anchored if "event" in btf[i].name.lower()]
+    return anchored[0] if len(anchored) == 1 else None
