@@ -43,6 +43,8 @@ def identifier(name: str, taken: Sequence[str] = ()) -> str:
     ident = re.sub(r"\W", "_", name) or "_"
     if ident[0].isdigit():
         ident = "_" + ident
+    if ident.startswith("__"):             # would be name-mangled inside a class
+        ident = "_" + ident.lstrip("_")
     while keyword.iskeyword(ident) or ident in taken or ident in RESERVED \
             or hasattr(builtins, ident):
         ident += "_"
@@ -122,10 +124,10 @@ class PyClass:
     """The generated source of one class, and what a parent needs to inline it."""
 
     def __init__(self, name: str, source: str, val: Val,
-                 attrs: Optional[Dict[str, Tuple[str, str]]] = None):
+                 attrs: Optional[Dict[str, Tuple[str, str, str, bool]]] = None):
         self.name, self.source, self.val = name, source, val
-        #: C member name -> (attribute, annotation)
-        self.attrs: Dict[str, Tuple[str, str]] = attrs or {}
+        #: C member name -> (attribute, annotation, zero value source, zero is mutable)
+        self.attrs: Dict[str, Tuple[str, str, str, bool]] = attrs or {}
 
 
 class PyTypes:
@@ -403,18 +405,18 @@ class PyTypes:
             else:
                 _, off, ucls, sub = m          # type: ignore[misc]
                 idx = union_at[off]
-                sub_attr, sub_type = ucls.attrs[sub]
+                sub_attr, sub_type, sub_default, sub_mutable = ucls.attrs[sub]
                 fields.append((attr, sub_type,
                                (lambda v, b, ucls=ucls, idx=idx, sub_attr=sub_attr:
                                 f"{ucls.name}.from_buffer({v}[{_index(b, idx)}]).{sub_attr}"),
-                               f"{ucls.name}().{sub_attr}", True))
+                               sub_default, sub_mutable))
         nvalues = len(items)
         src = _class_source(name, f"struct {t.name}" if t.name else "an anonymous struct",
                             t.size, fmt, nvalues, fields)
         return PyClass(name, src, Val(items, name,
                                       lambda v, b: f"{name}._from_values({v}, {b})",
                                       f"{name}()", mutable=True),
-                       {c: (f[0], f[1]) for (c, _), f in zip(members, fields)})
+                       {c: (f[0], f[1], f[3], f[4]) for (c, _), f in zip(members, fields)})
 
     def _union(self, type_id: int, t: T.Struct, name: str, depth: int) -> PyClass:
         """A union: every member decoded from the same bytes, each with its own format."""
@@ -459,7 +461,7 @@ class PyTypes:
                        Val([(0, t.size, f"{t.size}s")], name,
                            lambda v, b: f"{name}.from_buffer({v}[{b}])", f"{name}()",
                            mutable=True),
-                       {c: (f[0], f[1]) for (c, _), f in zip(members, fields)})
+                       {c: (f[0], f[1], f[4], f[5]) for (c, _), f in zip(members, fields)})
 
 
 def _plain(v: str, b: str) -> str:

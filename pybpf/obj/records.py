@@ -10,7 +10,7 @@ how to make it visible.
 """
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import List, Optional, Set, Tuple
 
 from .. import uapi
 from ..btf import BTF
@@ -18,6 +18,9 @@ from ..btf import types as T
 from .spec import MapSpec, ObjectSpec
 
 EVENT_MAP_TYPES = frozenset({uapi.BPF_MAP_TYPE_RINGBUF, uapi.BPF_MAP_TYPE_PERF_EVENT_ARRAY})
+
+#: datasecs whose variables are map definitions or externs, not the object's globals
+_NOT_GLOBALS = frozenset({".maps", ".ksyms", ".kconfig"})
 
 HINT = ("to make the record struct visible in BTF, add to the BPF C: "
         "'const struct event *unused __attribute__((unused));' "
@@ -34,29 +37,38 @@ def _struct_of(btf: BTF, type_id: int, through_pointer: bool) -> Optional[int]:
     return tid if isinstance(t, T.Struct) else None
 
 
-def anchored_structs(spec: ObjectSpec) -> List[int]:
-    """Named structs the object's global variables hold or point to, in id order."""
+def anchored_structs(spec: ObjectSpec) -> Tuple[List[int], List[int]]:
+    """Named structs the object's global variables point to (the anchor idiom),
+    and those they hold by value, each in id order."""
     btf = spec.btf
+    pointed: Set[int] = set()
+    held: Set[int] = set()
     if btf is None:
-        return []
-    found = set()
+        return [], []
     for type_id in range(btf.start_id, len(btf)):
         t = btf[type_id]
-        if isinstance(t, T.Datasec) and t.name != ".maps":
+        if isinstance(t, T.Datasec) and t.name not in _NOT_GLOBALS:
             for vsi in t.vars:
                 var = btf[vsi.type]
-                if isinstance(var, T.Var):
+                if not isinstance(var, T.Var):
+                    continue
+                sid = _struct_of(btf, var.type, through_pointer=False)
+                if sid is not None:
+                    held.add(sid)
+                else:
                     sid = _struct_of(btf, var.type, through_pointer=True)
-                    if sid is not None and btf[sid].name:
-                        found.add(sid)
-    return sorted(found)
+                    if sid is not None:
+                        pointed.add(sid)
+    return (sorted(i for i in pointed if btf[i].name),
+            sorted(i for i in held if btf[i].name))
 
 
 def record_type(spec: ObjectSpec, m: MapSpec) -> Optional[int]:
     """The BTF type id of ``m``'s records, when the object's BTF tells it.
 
-    A struct value declared on the map itself wins; otherwise the one anchored
-    struct, or, among several, the one whose name says "event"."""
+    A struct value declared on the map itself wins; then the struct a global
+    pointer anchors, else one a global holds; among several, the one whose
+    name says "event"."""
     btf = spec.btf
     if btf is None or m.type not in EVENT_MAP_TYPES:
         return None
@@ -64,7 +76,9 @@ def record_type(spec: ObjectSpec, m: MapSpec) -> Optional[int]:
         sid = _struct_of(btf, m.btf_value_type_id, through_pointer=False)
         if sid is not None:
             return sid
-    anchored = anchored_structs(spec)
-    if len(anchored) > 1:
-        anchored = [i for i in anchored if "event" in btf[i].name.lower()]
-    return anchored[0] if len(anchored) == 1 else None
+    for group in anchored_structs(spec):
+        if len(group) > 1:
+            group = [i for i in group if "event" in btf[i].name.lower()]
+        if len(group) == 1:
+            return group[0]
+    return None

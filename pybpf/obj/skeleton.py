@@ -29,7 +29,7 @@ from typing import List, Optional, Tuple
 from .. import uapi
 from ..btf.pytypes import PyTypes, Val, identifier, layout_format
 from ..errors import ObjectError
-from .records import record_type
+from .records import anchored_structs, record_type
 from .spec import MapSpec, ObjectSpec, data_variables, parse_object
 
 _LINE = 76
@@ -235,7 +235,10 @@ class _Module:
         sections = [self.section_class(m) for m in self.sections]
         maps, progs = self.maps_class(), self.progs_class()
         skel = self.skeleton_class()
-        if self.types is not None:      # the classes of map keys and values too
+        if self.types is not None:      # map keys and values, anchored structs too
+            for group in anchored_structs(spec):
+                for tid in group:
+                    self.types.record(tid)
             for m in spec.maps:
                 if not m.is_global_data:
                     for tid, what in ((m.btf_key_type_id, "key"), (m.btf_value_type_id,
