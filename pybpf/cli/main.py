@@ -2,143 +2,16 @@
 from __future__ import annotations
 
 import argparse
-import json
 import select
 import signal
 import sys
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO
+from typing import Any, Callable, List, Optional, Sequence, TextIO
 
 from .. import uapi
-from ..btf import BTF
-from ..btf import types as T
 from ..errors import BPFError
 from ..object import BPFObject
-
-
-# ------------------------------------------------------------------ record decoding
-
-class RecordDecoder:
-    """Decodes event records through the object's BTF.
-
-    The record type is the struct named with ``--type``, or else the object's
-    own named struct whose size matches the record (the perf buffer pads raw
-    samples to 8 bytes, so up to 7 extra bytes are allowed there).  Structs the
-    kernel defines too (tracepoint contexts and the like) are passed over."""
-
-    def __init__(self, btf: Optional[BTF], type_name: Optional[str] = None):
-        self.btf = btf
-        self._by_size: Dict[int, Optional[Any]] = {}
-        self._forced = None
-        self.candidates: List[int] = []
-        if btf is None:
-            if type_name:
-                raise BPFError("--type needs BTF in the object (build with clang -g)")
-            return
-        from ..btf import codec
-        self._codec = codec
-        if type_name:
-            ids = [i for i in btf.find(type_name) if isinstance(btf[i], (T.Struct, T.Union))]
-            if not ids:
-                raise BPFError(f"no struct or union {type_name!r} in the object's BTF")
-            self._forced = codec.compile(btf, ids[0])
-            return
-        self.candidates = [i for i in range(btf.start_id, len(btf))
-                           if isinstance(btf[i], T.Struct) and btf[i].name
-                           and not _is_kernel_struct(btf[i].name)]
-        # prefer names that say what they are
-        self.candidates.sort(key=lambda i: "event" not in btf[i].name.lower())
-
-    @property
-    def template(self) -> Optional[Dict[str, Any]]:
-        """A zero record (names and value kinds of the columns), when the record
-        type is known before the first record arrives."""
-        comp = self._forced or (self._compile(self.candidates[0])
-                                if len(self.candidates) == 1 else None)
-        if comp is None:
-            return None
-        value = comp.decode(bytes(comp.size))
-        return value if isinstance(value, dict) else {"value": value}
-
-    def _compile(self, type_id: int):
-        return self._codec.compile(self.btf, type_id)
-
-    def codec_for(self, size: int, slack: int) -> Optional[Any]:
-        if self._forced is not None:
-            return self._forced
-        key = size * 8 + slack
-        if key not in self._by_size:
-            match = [i for i in self.candidates
-                     if 0 <= size - self.btf.size_of(i) <= slack]
-            self._by_size[key] = self._compile(match[0]) if match else None
-        return self._by_size[key]
-
-    def decode(self, data: memoryview, slack: int = 0) -> Dict[str, Any]:
-        comp = self.codec_for(len(data), slack) if self.btf is not None else None
-        if comp is None:
-            return {"data": bytes(data).hex()}
-        value = comp.decode(bytes(data[:comp.size]))
-        return value if isinstance(value, dict) else {"value": value}
-
-
-def _is_kernel_struct(name: str) -> bool:
-    try:
-        from ..btf import kernel
-        return bool(kernel.vmlinux().find(name, uapi.BTF_KIND_STRUCT))
-    except (BPFError, OSError):
-        return False
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, (bytes, bytearray)):
-        return value.split(b"\0", 1)[0].decode(errors="replace")
-    return str(value)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, (bytes, bytearray)):
-        return _cell(value)
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_jsonable(v) for v in value]
-    return value
-
-
-class Printer:
-    """One row (or JSON object) per record, to ``out``: numbers in 7 columns,
-    strings in 16 (as the seed's exec snoop), the last column unpadded."""
-
-    def __init__(self, out: TextIO, as_json: bool, template: Optional[Dict[str, Any]]):
-        self.out, self.as_json = out, as_json
-        self.columns: Optional[List[str]] = None
-        self.widths: Dict[str, int] = {}
-        if template and not as_json:
-            self._header(template)
-
-    def _header(self, template: Dict[str, Any]) -> None:
-        self.columns = list(template)
-        for name, value in template.items():
-            self.widths[name] = 7 if isinstance(value, int) else 16
-        self.widths[self.columns[-1]] = 0
-        self.out.write(" ".join(["TIME    "] + [c.upper().ljust(self.widths[c])
-                                              for c in self.columns]).rstrip() + "\n")
-
-    def row(self, source: str, record: Dict[str, Any], cpu: Optional[int] = None) -> None:
-        now = time.time()
-        if self.as_json:
-            obj = {"time": round(now, 6), "map": source}
-            if cpu is not None:
-                obj["cpu"] = cpu
-            obj.update(_jsonable(record))
-            self.out.write(json.dumps(obj) + "\n")
-        else:
-            if self.columns is None:
-                self._header(record)
-            stamp = time.strftime("%H:%M:%S", time.localtime(now))
-            cells = [_cell(record.get(c, "")).ljust(self.widths[c]) for c in self.columns]
-            self.out.write(" ".join([stamp] + cells).rstrip() + "\n")
-        self.out.flush()
+from .rows import RecordTypes, RowPrinter
 
 
 # ------------------------------------------------------------------ load
@@ -162,7 +35,7 @@ def _apply_set(obj: BPFObject, assignment: str) -> None:
     raise BPFError(f"--set {name}: no such global variable (known: {', '.join(known) or 'none'})")
 
 
-def _readers(obj: BPFObject, printer: Printer, decoder: RecordDecoder) -> List[Any]:
+def _readers(obj: BPFObject, printer: RowPrinter) -> List[Any]:
     from ..events.perfbuf import PerfBuffer
     from ..events.ringbuf import RingBuffer
     readers: List[Any] = []
@@ -170,7 +43,7 @@ def _readers(obj: BPFObject, printer: Printer, decoder: RecordDecoder) -> List[A
     for m in obj.maps.values():
         if m.type == uapi.BPF_MAP_TYPE_RINGBUF:
             def on_ring(data: memoryview, name: str = m.name) -> None:
-                printer.row(name, decoder.decode(data))
+                printer.record(name, data)
             if ring is None:
                 ring = RingBuffer(m, on_ring)
                 readers.append(ring)
@@ -178,7 +51,7 @@ def _readers(obj: BPFObject, printer: Printer, decoder: RecordDecoder) -> List[A
                 ring.add(m, on_ring)
         elif m.type == uapi.BPF_MAP_TYPE_PERF_EVENT_ARRAY:
             def on_sample(cpu: int, data: memoryview, name: str = m.name) -> None:
-                printer.row(name, decoder.decode(data, slack=7), cpu)
+                printer.record(name, data, cpu, slack=7)
 
             def on_lost(cpu: int, count: int, name: str = m.name) -> None:
                 print(f"{name}: lost {count} samples on CPU {cpu}", file=sys.stderr)
@@ -202,9 +75,8 @@ def cmd_load(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
             _apply_set(obj, assignment)
         obj.load()
         links = obj.attach()
-        decoder = RecordDecoder(obj.btf, args.type)
-        printer = Printer(out, args.json, decoder.template)
-        readers = _readers(obj, printer, decoder)
+        printer = RowPrinter(out, args.json, RecordTypes(obj, args.type))
+        readers = _readers(obj, printer)
         print(f"pybpf: {obj.name}: {len(obj.programs)} program(s) loaded, {len(links)} "
               f"attached; reading {len(readers)} buffer(s)"
               + (f" for {args.duration:g}s" if args.duration else "; Ctrl-C to stop"),
@@ -218,10 +90,12 @@ def cmd_load(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
                     break
                 if readers:
                     _poll_all(readers, remaining)
+                    printer.flush()
                 else:
                     time.sleep(remaining / 1000)
             for reader in readers:
                 reader.consume()
+            printer.flush()
         except KeyboardInterrupt:
             pass
         finally:
