@@ -42,13 +42,13 @@ def _readers(obj: BPFObject, printer: RowPrinter) -> List[Any]:
     ring: Optional[RingBuffer] = None
     for m in obj.maps.values():
         if m.type == uapi.BPF_MAP_TYPE_RINGBUF:
-            def on_ring(data: memoryview, name: str = m.name) -> None:
-                printer.record(name, data)
+            def on_ring(batch: Any, name: str = m.name) -> None:
+                printer.batch(name, batch)
             if ring is None:
-                ring = RingBuffer(m, on_ring)
+                ring = RingBuffer(m, on_ring, batch=True)
                 readers.append(ring)
             else:
-                ring.add(m, on_ring)
+                ring.add(m, on_ring, batch=True)
         elif m.type == uapi.BPF_MAP_TYPE_PERF_EVENT_ARRAY:
             def on_sample(cpu: int, data: memoryview, name: str = m.name) -> None:
                 printer.record(name, data, cpu, slack=7)

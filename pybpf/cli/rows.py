@@ -15,19 +15,20 @@ control characters escaped so a row stays one line.
 from __future__ import annotations
 
 import json
+import struct
 import sys
 import time
+from itertools import repeat
 from json.encoder import encode_basestring_ascii
-from typing import IO, Any, Callable, Dict, List, Optional, Set, Tuple
+from typing import IO, Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
 
 from .. import uapi
 from ..btf import BTF
 from ..btf import codec as C
 from ..btf import types as T
 from ..errors import BPFError
+from ..btf.pytypes import layout_format
 from ..obj.records import HINT, record_type
-
-Formatter = Callable[[Any, str], str]
 
 _STR_WIDTH = 16          # widest padding given to a string column
 _CONTROL = {i: f"\\x{i:02x}" for i in range(32)}
@@ -97,6 +98,7 @@ class _Gen:
         self.env: Dict[str, Any] = {"_text": text, "_jtext": _jtext, "_cell": cell,
                                     "_json": json.dumps, "_jsonable": jsonable}
         self.columns: List[Tuple[str, int]] = []      # (name, width) for the table
+        self.fallbacks = 0
 
     def const(self, value: Any) -> str:
         name = f"_c{len(self.env)}"
@@ -115,8 +117,10 @@ class _Gen:
         return str(index)
 
     def fallback(self, off: int, node: Any) -> str:
+        """A value read by its codec node (no struct item): from ``buf`` at ``o + off``."""
+        self.fallbacks += 1
         read = self.const(node.read)
-        return f"{read}(buf, {off})"
+        return f"{read}(buf, o + {off})"
 
     # ---------------------------------------------------------------- leaves
 
@@ -195,11 +199,22 @@ class _Gen:
             args.append(arg)
 
 
-def compile_formatter(btf: BTF, type_id: int, as_json: bool,
-                      source: str = "") -> Tuple[Formatter, List[Tuple[str, int]], int]:
-    """A formatter of records of ``type_id``: ``fn(buf, prefix) -> line``, the table
-    columns (name, width) and the record size.  In table mode ``prefix`` is the
-    time column; in JSON mode the opening ``{"time": ..., "map": ..., `` part."""
+class Formatter:
+    """The compiled lines of one record type: ``row(buf, prefix)`` for one record
+    (a buffer starting at it), ``rows(buffer, offsets, prefix)`` for many records
+    of ``buffer`` (one list comprehension, ``struct`` unpacking in C); ``columns``
+    are the table's (name, width)."""
+
+    def __init__(self, row: Callable[[Any, str], str],
+                 rows: Callable[[Any, Iterable[int], str], List[str]],
+                 columns: List[Tuple[str, int]], size: int):
+        self.row, self.rows, self.columns, self.size = row, rows, columns, size
+
+
+def compile_formatter(btf: BTF, type_id: int, as_json: bool, source: str = "") -> Formatter:
+    """The formatter of records of ``type_id``.  In table mode the line's
+    ``prefix`` is the time column; in JSON mode the opening ``{"time": ...,
+    "map": ..., `` part."""
     comp = C.compile(btf, type_id)
     node = comp._node
     gen = _Gen(as_json)
@@ -226,18 +241,17 @@ def compile_formatter(btf: BTF, type_id: int, as_json: bool,
                 end += 1
             fmt = fmt[:last + 1] + fmt[end:]
         fmt = "%s " + fmt.rstrip(" ") + "\n"
-    from ..btf.pytypes import layout_format
     struct_fmt = layout_format(gen.items, comp.size, btf.type_name(type_id))
-    import struct as _struct
-    gen.env["_unpack"] = _struct.Struct(struct_fmt).unpack_from
-    gen.env["_fmt"] = fmt
-    body = ("def row(buf, prefix):\n"
-            "    v = _unpack(buf)\n"
-            f"    return _fmt % (prefix, {', '.join(args)}{',' if not args else ''})\n")
-    if not args:
-        body = "def row(buf, prefix):\n    return _fmt % (prefix,)\n"
-    exec(compile(body, f"<pybpf row {source or btf.type_name(type_id)}>", "exec"), gen.env)
-    return gen.env["row"], gen.columns, comp.size
+    gen.env.update(_unpack=struct.Struct(struct_fmt).unpack_from, _fmt=fmt, _repeat=repeat,
+                   _zip=zip, _map=map)
+    line = f"_fmt % (prefix, {', '.join(args)})"
+    values = "_map(_unpack, _repeat(buffer), offsets)"
+    each = f"for o, v in _zip(offsets, {values})" if gen.fallbacks else f"for v in {values}"
+    body = (f"def row(buf, prefix):\n    o = 0\n    v = _unpack(buf)\n    return {line}\n"
+            f"def rows(buffer, offsets, prefix):\n"
+            f"    buf = buffer\n    return [{line} {each}]\n")
+    exec(compile(body, f"<pybpf rows {source or btf.type_name(type_id)}>", "exec"), gen.env)
+    return Formatter(gen.env["row"], gen.env["rows"], gen.columns, comp.size)
 
 
 class RecordTypes:
@@ -307,7 +321,7 @@ class RowPrinter:
         self._bin = getattr(out, "buffer", None)
         self._lines: List[str] = []
         self._fmt: Dict[Tuple[str, int, int], Optional[Formatter]] = {}
-        self._prefix: Dict[Tuple[str, Optional[int]], str] = {}
+        self._heads: Dict[Tuple[str, Optional[int]], str] = {}
         self._header_done = False
         self._hinted: Set[str] = set()
         self._second = -1
@@ -316,7 +330,7 @@ class RowPrinter:
         if first is None:
             first = types.known("")
         if not as_json and first is not None and types.btf is not None:
-            self._header(compile_formatter(types.btf, first, False)[1])
+            self._header(compile_formatter(types.btf, first, False).columns)
 
     def _header(self, columns: List[Tuple[str, int]]) -> None:
         self._header_done = True
@@ -330,9 +344,9 @@ class RowPrinter:
             fmt = None
             if rid is not None:
                 assert self.types.btf is not None
-                fmt, columns, _ = compile_formatter(self.types.btf, rid, self.as_json, source)
+                fmt = compile_formatter(self.types.btf, rid, self.as_json, source)
                 if not self.as_json and not self._header_done:
-                    self._header(columns)
+                    self._header(fmt.columns)
             elif source not in self._hinted:
                 self._hinted.add(source)
                 print(f"pybpf: {source}: no struct of {size} bytes in the object's BTF, "
@@ -340,36 +354,53 @@ class RowPrinter:
             self._fmt[key] = fmt
         return self._fmt[key]
 
+    def _prefix(self, source: str, cpu: Optional[int]) -> str:
+        """The start of this moment's lines: the time column, or the JSON head."""
+        now = time.time()
+        if self.as_json:
+            head = self._heads.get((source, cpu))
+            if head is None:
+                head = '{"time": %.6f, "map": ' + json.dumps(source).replace("%", "%%") + \
+                    (f', "cpu": {cpu}' if cpu is not None else "") + ", "
+                self._heads[(source, cpu)] = head
+            return head % now
+        if int(now) != self._second:
+            self._second = int(now)
+            self._stamp = time.strftime("%H:%M:%S", time.localtime(now))
+        return self._stamp
+
+    def _hex(self, prefix: str, data: Any) -> str:
+        hexed = bytes(data).hex()
+        if self.as_json:
+            return f'{prefix}"data": "{hexed}"}}\n'
+        if not self._header_done:
+            self._header([("data", 0)])
+        return f"{prefix} {hexed}\n"
+
     def record(self, source: str, data: memoryview, cpu: Optional[int] = None,
                slack: int = 0) -> None:
         """Format one record of map ``source``."""
         fmt = self._fmt.get((source, len(data), slack), False)
         if fmt is False:
             fmt = self._formatter(source, len(data), slack)
-        if self.as_json:
-            now = time.time()
-            head = self._prefix.get((source, cpu))
-            if head is None:
-                head = '{"time": %.6f, "map": ' + json.dumps(source).replace("%", "%%") + \
-                    (f', "cpu": {cpu}' if cpu is not None else "") + ", "
-                self._prefix[(source, cpu)] = head
-            prefix = head % now
-        else:
-            now_s = int(time.time())
-            if now_s != self._second:
-                self._second = now_s
-                self._stamp = time.strftime("%H:%M:%S", time.localtime(now_s))
-            prefix = self._stamp
-        if fmt is None:
-            hexed = bytes(data).hex()
-            if self.as_json:
-                self._lines.append(f'{prefix}"data": "{hexed}"}}\n')
+        prefix = self._prefix(source, cpu)
+        self._lines.append(self._hex(prefix, data) if fmt is None else fmt.row(data, prefix))
+        if len(self._lines) >= 4096:
+            self.flush()
+
+    def batch(self, source: str, batch: Any) -> None:
+        """Format every record of a ring buffer pass (a ``RecordBatch``), run by run."""
+        prefix = self._prefix(source, None)
+        buffer = batch.buffer
+        for off, count, stride, length in batch.runs:
+            fmt = self._fmt.get((source, length, 0), False)
+            if fmt is False:
+                fmt = self._formatter(source, length, 0)
+            offsets = range(off, off + count * stride, stride)
+            if fmt is None:
+                self._lines.extend(self._hex(prefix, buffer[o:o + length]) for o in offsets)
             else:
-                if not self._header_done:
-                    self._header([("data", 0)])
-                self._lines.append(f"{prefix} {hexed}\n")
-        else:
-            self._lines.append(fmt(data, prefix))
+                self._lines.extend(fmt.rows(buffer, offsets, prefix))
         if len(self._lines) >= 4096:
             self.flush()
 
