@@ -17,7 +17,7 @@ from pybpf.btf import codec
 from pybpf.btf.pytypes import identifier
 from pybpf.btf import types as T
 from pybpf.errors import ObjectError
-from pybpf.obj.records import HINT, anchored_structs, record_type
+from pybpf.obj.records import anchored_structs, hint, record_type
 from pybpf.obj.skeleton import generate, module_name
 from pybpf.obj.spec import parse_object
 
@@ -186,7 +186,8 @@ def test_cli_gen_skeleton(tmp_path):
 def test_generate_rejects_garbage():
     with pytest.raises(ObjectError):
         generate(b"\x7fELF" + bytes(60), "bad.o")
-    assert "const struct event *unused" in HINT
+    assert "'const struct event *unused __attribute__((unused));'" in hint()
+    assert "'const struct rec *unused" in hint("rec") and "your record" not in hint("rec")
 
 
 def test_kernel_typed_events_from_skel_types(tmp_path):

@@ -208,6 +208,7 @@ class _Record(_Node):
         self.struct_format = self._layout()
         self._st = struct.Struct(self.struct_format) if self.struct_format else None
         self._cut = [i for i, (_, _, node) in enumerate(fields) if isinstance(node, _Chars)]
+        self._bools = [i for i, (_, _, node) in enumerate(fields) if isinstance(node, _Bool)]
 
     def _layout(self) -> Optional[str]:
         """A ``struct`` format for the whole record when each field is one item
@@ -226,10 +227,12 @@ class _Record(_Node):
 
     def row(self, values: Sequence[Any]) -> dict:
         """The dict of one record unpacked with ``struct_format``."""
-        if self._cut:
+        if self._cut or self._bools:
             values = list(values)
             for i in self._cut:
                 values[i] = values[i].split(b"\0", 1)[0]
+            for i in self._bools:
+                values[i] = bool(values[i])
         return dict(zip(self.names, values))
 
     def read(self, buf, off):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import select
 import signal
 import sys
@@ -75,6 +76,9 @@ def cmd_load(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
             _apply_set(obj, assignment)
         obj.load()
         links = obj.attach()
+        if args.verbose:
+            from .verbose import report
+            report(obj, links, sys.stderr)
         printer = RowPrinter(out, args.json, RecordTypes(obj, args.type))
         readers = _readers(obj, printer)
         print(f"pybpf: {obj.name}: {len(obj.programs)} program(s) loaded, {len(links)} "
@@ -131,21 +135,34 @@ def cmd_ringbuf_layout(args: argparse.Namespace, rest: List[str]) -> int:
 
 # ------------------------------------------------------------------ entry
 
+def prog_name(argv0: str) -> str:
+    """How the user started us: ``python -m pybpf`` or the script's name."""
+    base = os.path.basename(argv0)
+    return "python -m pybpf" if base in ("__main__.py", "-m", "") else base
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pybpf",
+    from .. import __version__
+    parser = argparse.ArgumentParser(prog=prog_name(sys.argv[0] if sys.argv else ""),
                                      description="pure-Python eBPF loader")
+    parser.add_argument("--version", action="version", version=f"pybpf {__version__}",
+                        help="print pybpf's version and exit")
     sub = parser.add_subparsers(dest="command", required=True)
     load = sub.add_parser("load", help="load, attach and print events from every "
                                        "ring buffer and perf buffer")
-    load.add_argument("object")
+    load.add_argument("object", help="the BPF object file (clang -O2 -g -target bpf)")
     load.add_argument("--set", action="append", metavar="NAME=VALUE",
                       help="set a global (const volatile) variable before load")
-    load.add_argument("--duration", type=float, metavar="SECONDS")
+    load.add_argument("--duration", type=float, metavar="SECONDS",
+                      help="stop after this many seconds (default: at Ctrl-C / SIGTERM)")
     load.add_argument("--json", action="store_true", help="one JSON object per record")
     load.add_argument("--type", metavar="STRUCT", help="record type (default: found in BTF)")
+    load.add_argument("-v", "--verbose", action="store_true",
+                      help="show the steps on stderr: maps created, relocations applied, "
+                           "programs loaded, links made")
     inspect = sub.add_parser("inspect", help="describe an object without loading it")
-    inspect.add_argument("object")
-    inspect.add_argument("--json", action="store_true")
+    inspect.add_argument("object", help="the BPF object file")
+    inspect.add_argument("--json", action="store_true", help="print JSON instead of text")
     sub.add_parser("ringbuf-layout", help="show a ring buffer's memory layout, live",
                    add_help=False)
     from . import gen

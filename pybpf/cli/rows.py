@@ -28,7 +28,7 @@ from ..btf import codec as C
 from ..btf import types as T
 from ..errors import BPFError
 from ..btf.pytypes import layout_format
-from ..obj.records import HINT, record_type
+from ..obj.records import hint, record_type
 
 _STR_WIDTH = 16          # widest padding given to a string column
 _CONTROL = {i: f"\\x{i:02x}" for i in range(32)}
@@ -271,7 +271,7 @@ class RecordTypes:
             ids = [i for i in btf.find(type_name) if isinstance(btf[i], (T.Struct, T.Union))]
             if not ids:
                 raise BPFError(f"no struct or union {type_name!r} in the object's BTF; "
-                               + HINT.replace("event", type_name))
+                               + hint(type_name))
             self.forced = ids[0]
             return
         for m in obj.spec.maps:
@@ -350,7 +350,7 @@ class RowPrinter:
             elif source not in self._hinted:
                 self._hinted.add(source)
                 print(f"pybpf: {source}: no struct of {size} bytes in the object's BTF, "
-                      f"printing records as hex; {HINT}", file=sys.stderr)
+                      f"printing records as hex; {hint()}", file=sys.stderr)
             self._fmt[key] = fmt
         return self._fmt[key]
 

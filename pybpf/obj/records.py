@@ -5,8 +5,8 @@ names it: a map's key or value (``__type(value, struct event)``), a global
 variable (by value, or through a pointer: the anchor idiom
 ``const struct event *unused __attribute__((unused));``), a function signature,
 or a CO-RE access.  ``bpf_ringbuf_reserve()`` / ``bpf_perf_event_output()``
-never name it, so without one of these the record type is absent: ``HINT`` says
-how to make it visible.
+never name it, so without one of these the record type is absent: ``hint()``
+says how to make it visible.
 """
 from __future__ import annotations
 
@@ -22,9 +22,12 @@ EVENT_MAP_TYPES = frozenset({uapi.BPF_MAP_TYPE_RINGBUF, uapi.BPF_MAP_TYPE_PERF_E
 #: datasecs whose variables are map definitions or externs, not the object's globals
 _NOT_GLOBALS = frozenset({".maps", ".ksyms", ".kconfig"})
 
-HINT = ("to make the record struct visible in BTF, add to the BPF C: "
-        "'const struct event *unused __attribute__((unused));' "
-        "(with your record struct's name for event)")
+def hint(struct_name: str = "") -> str:
+    """How to put a record struct into the object's BTF (for messages)."""
+    name = struct_name or "event"
+    return (f"to make it visible in BTF, add to the BPF C: 'const struct {name} *unused "
+            f"__attribute__((unused));'" + ("" if struct_name else
+                                           " (with your record struct's name for event)"))
 
 
 def _struct_of(btf: BTF, type_id: int, through_pointer: bool) -> Optional[int]:
