@@ -8,7 +8,7 @@ import random
 import subprocess
 import sys
 import time
-from typing import Any, Dict
+from typing import Any
 
 import pytest
 

@@ -14,7 +14,8 @@ of the producer process.
    process reads, while a child calls getpgid() at a fixed rate; rows/s received.
 
 Rates are wall-clock and per CPU-second of the consumer (on a shared machine the
-wall clock measures the neighbours too).  Run as root after ``make``: ``python3 tools/bench_cli.py [--records N] [--seconds S]``.
+wall clock measures the neighbours too).  Run as root after ``make``:
+``python3 tools/bench_cli.py [--records N] [--rounds R] [--rate R] [--seconds S]``.
 """
 from __future__ import annotations
 

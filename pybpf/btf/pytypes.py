@@ -444,7 +444,7 @@ class PyTypes:
                 raise self._fail(type_id, "an anonymous union inside a union")
         what = f"union {t.name}" if t.name else "an anonymous union"
         lines = _class_head(name, what, t.size, [(f[0], f[1]) for f in fields])
-        lines.append(f"    _layout: _t.ClassVar[_t.Tuple[_struct.Struct, ...]] = (")
+        lines.append("    _layout: _t.ClassVar[_t.Tuple[_struct.Struct, ...]] = (")
         lines += [f"        _struct.Struct({fmt!r})," for fmt in formats]
         lines.append("    )")
         lines += _init_lines([(f[0], f[1], f[4], f[5]) for f in fields])

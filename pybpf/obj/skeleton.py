@@ -200,7 +200,7 @@ class _Module:
                  f'    """Skeleton of {self.filename}: open() -> configure -> load() ->'
                  ' attach() -> close() (or a with block)."""', "",
                  f"    name: _t.ClassVar[str] = {spec.name!r}",
-                 f"    object_bytes: _t.ClassVar[bytes] = _OBJECT", "",
+                 "    object_bytes: _t.ClassVar[bytes] = _OBJECT", "",
                  "    def __init__(self, obj: _pybpf.BPFObject) -> None:",
                  "        self.obj = obj",
                  f"        self.maps = {self.maps_cls}(obj)",
