@@ -21,7 +21,7 @@ from __future__ import annotations
 import builtins
 import keyword
 import re
-from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
 
 from ..errors import ObjectError
 from . import types as T
@@ -120,6 +120,28 @@ class _Bits:
         return (self.bit_offset + self.bits + 7) // 8
 
 
+class _Slot:
+    """A run of struct items in a record's layout: one member's, an anonymous
+    union's bytes, or a bitfield storage unit; ``start`` is its first tuple index."""
+
+    def __init__(self, offset: int, order: int, items: List[Tuple[int, int, str]]):
+        self.offset, self.order, self.items = offset, order, items
+        self.start = -1
+
+
+def _first_byte(m: _Bits) -> int:
+    return m.first
+
+
+def _at(val: Val, start: int) -> Callable[[str, str], str]:
+    """``val``'s expression with its values starting at tuple index ``base + start``."""
+    return lambda v, b: val.expr(v, _index(b, start))
+
+
+def _lifted_expr(cls_name: str, start: int, attr: str) -> Callable[[str, str], str]:
+    return lambda v, b: f"{cls_name}.from_buffer({v}[{_index(b, start)}]).{attr}"
+
+
 class PyClass:
     """The generated source of one class, and what a parent needs to inline it."""
 
@@ -128,6 +150,16 @@ class PyClass:
         self.name, self.source, self.val = name, source, val
         #: C member name -> (attribute, annotation, zero value source, zero is mutable)
         self.attrs: Dict[str, Tuple[str, str, str, bool]] = attrs or {}
+
+
+class _Lifted:
+    """A member of an anonymous union member, read through the union's class."""
+
+    def __init__(self, offset: int, cls: PyClass, member: str):
+        self.offset, self.cls, self.member = offset, cls, member
+
+
+Member = Union[Val, _Bits, _Lifted]
 
 
 class PyTypes:
@@ -155,12 +187,13 @@ class PyTypes:
         if isinstance(t, T.Int):
             return self._int(t, type_id)
         if isinstance(t, T.Enum):
-            cls = self._enum(tid, self._typedef_name(type_id) or hint)
+            enum_name = self._enum(tid, self._typedef_name(type_id) or hint)
             fmt = _INT_FMT.get(t.size)
             if fmt is None:
                 raise self._fail(type_id, f"{t.size}-byte enum")
             fmt = fmt if t.signed else fmt.upper()
-            return Val([(0, t.size, fmt)], cls, lambda v, b: f"{cls}({v}[{b}])", f"{cls}(0)")
+            return Val([(0, t.size, fmt)], enum_name, lambda v, b: f"{enum_name}({v}[{b}])",
+                       f"{enum_name}(0)")
         if isinstance(t, T.Pointer):
             return Val([(0, POINTER_SIZE, "Q")], "int", _plain, "0", plain=True)
         if isinstance(t, T.Float):
@@ -234,7 +267,8 @@ class PyTypes:
                 return t.name
             if t.kind not in T.QUALIFIER_KINDS:
                 return ""
-            type_id = t.type        # type: ignore[attr-defined]
+            assert isinstance(t, T._Ref)
+            type_id = t.type
         return ""
 
     def _fail(self, type_id: int, why: str) -> ObjectError:
@@ -300,8 +334,9 @@ class PyTypes:
         return cls
 
     def _members(self, t: T.Struct, owner: str, base_bits: int, depth: int,
-                 out: List[Tuple[str, object]], anon: List[int]) -> None:
-        """(name, Val at its offset | _Bits) for every member, anonymous structs lifted."""
+                 out: List[Tuple[str, Member]], anon: List[int]) -> None:
+        """(name, Val at its offset | _Bits | _Lifted) for every member, the members
+        of anonymous structs and unions lifted."""
         btf = self.btf
         for m in t.members:
             bit_offset = base_bits + m.bit_offset
@@ -314,7 +349,7 @@ class PyTypes:
                     if bit_offset % 8:
                         raise self._fail(target_id, "an unaligned anonymous union")
                     for sub in _field_names(btf, target):
-                        out.append((sub, ("union", bit_offset // 8, cls, sub)))
+                        out.append((sub, _Lifted(bit_offset // 8, cls, sub)))
                 elif isinstance(target, T.Struct):
                     self._members(target, owner, bit_offset, depth + 1, out, anon)
                 continue                      # an unnamed padding bitfield
@@ -340,79 +375,55 @@ class PyTypes:
                                     val.expr, val.default, val.plain, val.mutable)))
 
     def _struct(self, type_id: int, t: T.Struct, name: str, depth: int) -> PyClass:
-        members: List[Tuple[str, object]] = []
+        members: List[Tuple[str, Member]] = []
         self._members(t, name, 0, depth, members, [0])
+        slots: List[_Slot] = []
+        of_member: Dict[int, _Slot] = {}           # id(member Val) -> its slot
+        of_union: Dict[int, _Slot] = {}            # anonymous union offset -> its bytes
+        for order, (_, m) in enumerate(members):
+            if isinstance(m, Val):
+                of_member[id(m)] = _Slot(m.items[0][0] if m.items else 0, order, m.items)
+                slots.append(of_member[id(m)])
+            elif isinstance(m, _Lifted) and m.offset not in of_union:
+                size = m.cls.val.items[0][1]
+                of_union[m.offset] = _Slot(m.offset, order, [(m.offset, size, f"{size}s")])
+                slots.append(of_union[m.offset])
         # the storage of the bitfields: runs of overlapping bytes, one item each
         chunks: List[List[int]] = []
-        for _, m in sorted(((n, m) for n, m in members if isinstance(m, _Bits)),
-                           key=lambda nm: nm[1].first):   # type: ignore[union-attr]
-            assert isinstance(m, _Bits)
+        for m in sorted((m for _, m in members if isinstance(m, _Bits)), key=_first_byte):
             if chunks and m.first < chunks[-1][1]:
                 chunks[-1][1] = max(chunks[-1][1], m.end)
             else:
                 chunks.append([m.first, m.end])
-        pieces: List[Tuple[int, int, object]] = []     # (offset, order, piece)
-        unions: Dict[Tuple[int, str], int] = {}
-        for order, (_, m) in enumerate(members):
-            if isinstance(m, Val):
-                pieces.append((m.items[0][0] if m.items else 0, order, m))
-            elif isinstance(m, tuple):
-                key = (m[1], m[2].name)
-                if key not in unions:
-                    unions[key] = order
-                    size = m[2].val.items[0][1]
-                    pieces.append((m[1], order, ("union", m[1], size)))
-        for first, end in chunks:
-            pieces.append((first, -1, ("bits", first, end)))
-        pieces.sort(key=lambda p: (p[0], p[1]))
+        of_chunk = [(first, end, _Slot(first, -1, [(first, end - first,
+                                                   _uint_fmt(end - first))]))
+                    for first, end in chunks]
+        slots += [slot for _, _, slot in of_chunk]
+        slots.sort(key=lambda slot: (slot.offset, slot.order))
         items: List[Tuple[int, int, str]] = []
-        start: Dict[object, int] = {}
-        for _, _, piece in pieces:
-            start[id(piece)] = len(items)
-            if isinstance(piece, Val):
-                items.extend(piece.items)
-            elif piece[0] == "union":
-                items.append((piece[1], piece[2], f"{piece[2]}s"))
-            else:
-                width = piece[2] - piece[1]
-                items.append((piece[1], width, _uint_fmt(width)))
+        for slot in slots:
+            slot.start = len(items)
+            items.extend(slot.items)
         fmt = layout_format(items, t.size, f"struct {t.name or name}")
-        chunk_at = {p[1]: (start[id(p)], p[1], p[2]) for _, _, p in pieces
-                    if isinstance(p, tuple) and p[0] == "bits"}
-        union_at = {(p[1]): start[id(p)] for _, _, p in pieces
-                    if isinstance(p, tuple) and p[0] == "union"}
-
-        def chunk_of(m: _Bits) -> Tuple[int, int, int]:
-            for first, (idx, cfirst, cend) in chunk_at.items():
-                if cfirst <= m.first < cend:
-                    return idx, cfirst, cend
-            raise AssertionError(m.name)
-
         taken: List[str] = []
         fields: List[Tuple[str, str, Callable[[str, str], str], str, bool]] = []
         for cname, m in members:
             attr = identifier(cname, taken + sorted(_CLASS_ATTRS))
             taken.append(attr)
             if isinstance(m, Val):
-                idx = start[id(m)]
-                fields.append((attr, m.pytype,
-                               (lambda v, b, m=m, idx=idx: m.expr(v, _index(b, idx))),
-                               m.default, m.mutable))
+                fields.append((attr, m.pytype, _at(m, of_member[id(m)].start), m.default,
+                               m.mutable))
             elif isinstance(m, _Bits):
-                idx, cfirst, cend = chunk_of(m)
-                fields.append((attr, m.pytype, _bits_expr(m, idx, cfirst, cend),
+                first, end, slot = next(c for c in of_chunk if c[0] <= m.first < c[1])
+                fields.append((attr, m.pytype, _bits_expr(m, slot.start, first, end),
                                _bits_zero(m), False))
             else:
-                _, off, ucls, sub = m          # type: ignore[misc]
-                idx = union_at[off]
-                sub_attr, sub_type, sub_default, sub_mutable = ucls.attrs[sub]
+                sub_attr, sub_type, sub_default, sub_mutable = m.cls.attrs[m.member]
                 fields.append((attr, sub_type,
-                               (lambda v, b, ucls=ucls, idx=idx, sub_attr=sub_attr:
-                                f"{ucls.name}.from_buffer({v}[{_index(b, idx)}]).{sub_attr}"),
+                               _lifted_expr(m.cls.name, of_union[m.offset].start, sub_attr),
                                sub_default, sub_mutable))
-        nvalues = len(items)
         src = _class_source(name, f"struct {t.name}" if t.name else "an anonymous struct",
-                            t.size, fmt, nvalues, fields)
+                            t.size, fmt, len(items), fields)
         return PyClass(name, src, Val(items, name,
                                       lambda v, b: f"{name}._from_values({v}, {b})",
                                       f"{name}()", mutable=True),
@@ -420,10 +431,10 @@ class PyTypes:
 
     def _union(self, type_id: int, t: T.Struct, name: str, depth: int) -> PyClass:
         """A union: every member decoded from the same bytes, each with its own format."""
-        members: List[Tuple[str, object]] = []
+        members: List[Tuple[str, Member]] = []
         self._members(t, name, 0, depth, members, [0])
         taken: List[str] = []
-        fields = []
+        fields: List[Tuple[str, str, int, Callable[[str, str], str], str, bool]] = []
         formats: List[str] = []
         for cname, m in members:
             attr = identifier(cname, taken + sorted(_CLASS_ATTRS))

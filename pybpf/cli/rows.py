@@ -380,9 +380,8 @@ class RowPrinter:
     def record(self, source: str, data: memoryview, cpu: Optional[int] = None,
                slack: int = 0) -> None:
         """Format one record of map ``source``."""
-        fmt = self._fmt.get((source, len(data), slack), False)
-        if fmt is False:
-            fmt = self._formatter(source, len(data), slack)
+        key = (source, len(data), slack)
+        fmt = self._fmt[key] if key in self._fmt else self._formatter(*key)
         prefix = self._prefix(source, cpu)
         self._lines.append(self._hex(prefix, data) if fmt is None else fmt.row(data, prefix))
         if len(self._lines) >= 4096:
@@ -393,9 +392,8 @@ class RowPrinter:
         prefix = self._prefix(source, None)
         buffer = batch.buffer
         for off, count, stride, length in batch.runs:
-            fmt = self._fmt.get((source, length, 0), False)
-            if fmt is False:
-                fmt = self._formatter(source, length, 0)
+            key = (source, length, 0)
+            fmt = self._fmt[key] if key in self._fmt else self._formatter(*key)
             offsets = range(off, off + count * stride, stride)
             if fmt is None:
                 self._lines.extend(self._hex(prefix, buffer[o:o + length]) for o in offsets)

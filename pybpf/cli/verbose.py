@@ -17,7 +17,7 @@ from ..obj.spec import ObjectSpec, is_data_section
 
 def _kind_name(enum: Any, value: int, prefix: str) -> str:
     try:
-        return enum(value).name[len(prefix):].lower()
+        return str(enum(value).name[len(prefix):].lower())
     except ValueError:
         return f"#{value}"
 
@@ -33,7 +33,7 @@ def _bytes(n: int) -> str:
 def relocation_counts(spec: ObjectSpec) -> Dict[str, int]:
     """ELF relocations of the executable sections by what they patch, and CO-RE
     relocations by kind (``core <kind>``), as the loader applies them."""
-    counts: Counter = Counter()
+    counts: Counter[str] = Counter()
     elf = spec.elf
     for shndx, relocs in elf.relocs.items():
         sec = elf.sections[shndx]
