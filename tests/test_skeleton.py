@@ -241,3 +241,27 @@ def test_kernel_exec_snoop_skeleton(tmp_path):
     mine = [e for e in events if e.pid == child.pid]
     assert mine and all(isinstance(e, mod.event) for e in events)
     assert mine[0].filename == b"/bin/true" and mine[0].comm == b"true"
+
+
+def test_kernel_perf_buffer_skeleton_typed_samples(tmp_path):
+    """perfbuf-output builds its event in a per-CPU scratch map: that map's value
+    type is the record type of the perf buffer."""
+    require_kernel()
+    spec = parse_object(built("perfbuf-output.bpf.o").read_bytes(), "perfbuf-output.bpf.o")
+    pb = next(m for m in spec.maps if m.name == "pb")
+    assert spec.btf[record_type(spec, pb)].name == "event"
+    mod = _skeleton(tmp_path, "perfbuf-output.bpf.o")
+    samples = []
+    with mod.PerfbufOutputSkeleton.open() as skel:
+        skel.load()
+        skel.attach()
+        with skel.perfbuf_pb(lambda cpu, e: samples.append((cpu, e))) as buf:
+            child = subprocess.Popen(["/bin/true"])
+            child.wait()
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and \
+                    not any(e.pid == child.pid for _, e in samples):
+                buf.poll(100)
+    mine = [(cpu, e) for cpu, e in samples if e.pid == child.pid]
+    assert mine and isinstance(mine[0][1], mod.event) and mine[0][1].filename == b"/bin/true"
+    assert 0 <= mine[0][0] < os.cpu_count()

@@ -70,7 +70,8 @@ def record_type(spec: ObjectSpec, m: MapSpec) -> Optional[int]:
     """The BTF type id of ``m``'s records, when the object's BTF tells it.
 
     A struct value declared on the map itself wins; then the struct a global
-    pointer anchors, else one a global holds; among several, the one whose
+    pointer anchors, else one a global holds, else one another map holds (a
+    per-CPU scratch slot the event is built in); among several, the one whose
     name says "event"."""
     btf = spec.btf
     if btf is None or m.type not in EVENT_MAP_TYPES:
@@ -79,7 +80,13 @@ def record_type(spec: ObjectSpec, m: MapSpec) -> Optional[int]:
         sid = _struct_of(btf, m.btf_value_type_id, through_pointer=False)
         if sid is not None:
             return sid
-    for group in anchored_structs(spec):
+    values: Set[int] = set()
+    for other in spec.maps:
+        if other.btf_value_type_id and not other.is_global_data:
+            sid = _struct_of(btf, other.btf_value_type_id, through_pointer=False)
+            if sid is not None and btf[sid].name:
+                values.add(sid)
+    for group in anchored_structs(spec) + (sorted(values),):
         if len(group) > 1:
             group = [i for i in group if "event" in btf[i].name.lower()]
         if len(group) == 1:
