@@ -265,3 +265,26 @@ def test_kernel_perf_buffer_skeleton_typed_samples(tmp_path):
     mine = [(cpu, e) for cpu, e in samples if e.pid == child.pid]
     assert mine and isinstance(mine[0][1], mod.event) and mine[0][1].filename == b"/bin/true"
     assert 0 <= mine[0][0] < os.cpu_count()
+
+
+def test_pytypes_rejects_malformed_btf_with_object_errors():
+    from pybpf.btf import BTF
+    from pybpf.btf.pytypes import PyTypes
+    from pybpf.uapi import BTF_INT_SIGNED
+    btf = BTF()
+    i32 = btf.add(T.Int("int", 4, BTF_INT_SIGNED, 0, 32))
+    overlap = btf.add(T.Struct("overlap", 8, [T.Member("a", i32, 0), T.Member("b", i32, 16)]))
+    short = btf.add(T.Struct("short", 2, [T.Member("a", i32, 0)]))
+    loop = len(btf)
+    assert btf.add(T.Struct("loop", 4, [T.Member("me", loop, 0)])) == loop
+    bitptr = btf.add(T.Struct("bitptr", 8, [T.Member("p", btf.add(T.Pointer("", i32)), 0, 3)]))
+    ok = btf.add(T.Struct("ok", 8, [T.Member("class", i32, 0), T.Member("size", i32, 32)]))
+    for type_id, words in ((overlap, "overlap at byte 2"), (short, "past its 2 bytes"),
+                           (loop, "contains itself"), (bitptr, "not an integer")):
+        with pytest.raises(ObjectError, match=words):
+            PyTypes(btf).record(type_id)
+    src = PyTypes(btf).record(ok).source
+    assert "__slots__ = ('class_', 'size_')" in src      # keywords and class attributes
+    ns: dict = {}
+    exec("import struct as _struct, typing as _t, enum as _enum\n" + src, ns)
+    assert ns["ok"].from_buffer(b"\1\0\0\0\2\0\0\0").size_ == 2 and ns["ok"].size == 8
