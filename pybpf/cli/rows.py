@@ -42,6 +42,17 @@ def text(raw: bytes) -> str:
     return s if s.isprintable() else s.translate(_CONTROL)
 
 
+def _inline_text(v: str) -> str:
+    """``text(v)`` as an expression (no Python call per string: the hot path)."""
+    return (f"(_s if (_s := {v}.split(b'\\0', 1)[0].decode('utf-8', 'backslashreplace'))"
+            f".isprintable() else _s.translate(_CONTROL))")
+
+
+def _inline_jtext(v: str) -> str:
+    """``_jtext(v)`` as an expression."""
+    return f"_enc({v}.split(b'\\0', 1)[0].decode('utf-8', 'replace'))"
+
+
 def _jtext(raw: bytes) -> str:
     return encode_basestring_ascii(raw.split(b"\0", 1)[0].decode(errors="replace"))
 
@@ -96,6 +107,7 @@ class _Gen:
         self.items: List[Tuple[int, int, str]] = []   # (offset, size, struct item)
         self.pos = 0
         self.env: Dict[str, Any] = {"_text": text, "_jtext": _jtext, "_cell": cell,
+                                    "_enc": encode_basestring_ascii, "_CONTROL": _CONTROL,
                                     "_json": json.dumps, "_jsonable": jsonable}
         self.columns: List[Tuple[str, int]] = []      # (name, width) for the table
         self.fallbacks = 0
@@ -132,8 +144,8 @@ class _Gen:
             if i is not None:
                 v = f"v[{i}]"
                 if isinstance(node, C._Chars):
-                    return ("%s", f"_jtext({v})", 0) if j else \
-                        ("%-{w}s", f"_text({v})", min(node.size, _STR_WIDTH))
+                    return ("%s", _inline_jtext(v), 0) if j else \
+                        ("%-{w}s", _inline_text(v), min(node.size, _STR_WIDTH))
                 if isinstance(node, C._Raw):
                     return ('"%s"' if j else "%-{w}s", f"{v}.hex()", 2 * node.size)
                 if isinstance(node, C._Bool):
