@@ -214,9 +214,10 @@ class _Module:
                   ' BPFObject.open()."""',
                   f"        return cls(_pybpf.BPFObject.open(_OBJECT, name={self.filename!r},"
                   " **options))",
-                  "", f"    def load(self) -> {self.skel!r}:",
-                  '        """Create the maps and load the programs."""',
-                  "        self.obj.load()",
+                  "", f"    def load(self, log_level: int = 0) -> {self.skel!r}:",
+                  '        """Create the maps and load the programs (``log_level``: the'
+                  ' verifier\'s)."""',
+                  "        self.obj.load(log_level)",
                   "        return self",
                   "", "    def attach(self) -> _t.List[_t.Any]:",
                   '        """Attach every program by its SEC() name; returns the links."""',
