@@ -343,6 +343,7 @@ class RowPrinter:
             first = types.known("")
         if not as_json and first is not None and types.btf is not None:
             self._header(compile_formatter(types.btf, first, False).columns)
+            self.flush()                  # the header shows before the first record
 
     def _header(self, columns: List[Tuple[str, int]]) -> None:
         self._header_done = True
