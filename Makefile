@@ -44,6 +44,7 @@ check-tools:
 deps:
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEPS_PKGS)
+	$(PYTHON) -m pip install -q 'setuptools>=77'
 	$(PYTHON) -m pip install -q -e '.[test]'
 
 $(BUILD)/vmlinux.h $(TOOLS_BUILD)/vmlinux.h:

@@ -32,6 +32,8 @@ class build_py_with_bpf(build_py):
         super().run()
 
 
+# build/ holds the BPF objects (Makefile, tests/conftest.py): setuptools works elsewhere
+WORK = ".setuptools-build"
+os.makedirs(os.path.join(HERE, WORK), exist_ok=True)
 setup(cmdclass={"build_py": build_py_with_bpf},
-      options={"build": {"build_base": ".setuptools-build"},
-               "egg_info": {"egg_base": ".setuptools-build"}})
+      options={"build": {"build_base": WORK}, "egg_info": {"egg_base": WORK}})

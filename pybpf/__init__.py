@@ -11,15 +11,17 @@ from typing import TYPE_CHECKING, Any, Dict, List
 
 from .errors import from_os_error
 
-if TYPE_CHECKING:
-    from .errors import (AttachError, BPFError, BPFPermissionError, ObjectError,
-                         VerifierError)
-    from .events.perfbuf import PerfBuffer
-    from .events.ringbuf import ColumnLayout, Columns, RingBuffer
-    from .events.user_ringbuf import UserRingBuffer
-    from .maps import GlobalData, Map
-    from .object import BPFObject
-    from .programs import Program
+if TYPE_CHECKING:       # "X as X": re-exported for type checkers (mypy --strict)
+    from .errors import AttachError as AttachError, BPFError as BPFError
+    from .errors import BPFPermissionError as BPFPermissionError
+    from .errors import ObjectError as ObjectError, VerifierError as VerifierError
+    from .events.perfbuf import PerfBuffer as PerfBuffer
+    from .events.ringbuf import ColumnLayout as ColumnLayout, Columns as Columns
+    from .events.ringbuf import RingBuffer as RingBuffer
+    from .events.user_ringbuf import UserRingBuffer as UserRingBuffer
+    from .maps import GlobalData as GlobalData, Map as Map
+    from .object import BPFObject as BPFObject
+    from .programs import Program as Program
 
 #: public name -> the module that defines it
 _HOMES: Dict[str, str] = {

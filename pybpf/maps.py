@@ -81,6 +81,7 @@ class Map:
 
     @property
     def fd(self) -> int:
+        """The map's fd (BPFError before load() and after close())."""
         fd = self._fd
         if fd is None:
             raise BPFError(f"map {self.name!r} is not created (load the object first)")
@@ -90,15 +91,18 @@ class Map:
 
     @property
     def loaded(self) -> bool:
+        """Whether the kernel map exists (created or adopted from a pin)."""
         fd = self.__dict__.get("_fd")
         return fd is not None and not fd.closed
 
     @property
     def per_cpu(self) -> bool:
+        """Whether values are per CPU (lookup returns a list, one value per possible CPU)."""
         return self.spec.type in PER_CPU_TYPES
 
     @property
     def type_name(self) -> str:
+        """The map type as bpftool spells it (``hash``, ``ringbuf``...)."""
         try:
             return uapi.bpf_map_type(self.spec.type).name[len("BPF_MAP_TYPE_"):].lower()
         except ValueError:
@@ -165,20 +169,24 @@ class Map:
         self._fd = fd
 
     def freeze(self) -> None:
+        """BPF_MAP_FREEZE: user space can no longer write the map."""
         syscall.map_freeze(self.fd)
 
     def pin(self, path: str) -> None:
+        """Pin the map at ``path`` on a bpffs (mounted at /sys/fs/bpf if needed)."""
         from .kernel.fs import ensure_bpffs_for
         ensure_bpffs_for(path)
         syscall.obj_pin(self.fd, path)
         self.pin_path = path
 
     def unpin(self) -> None:
+        """Remove the pin made by pin() (the map lives on while fds hold it)."""
         if self.pin_path:
             os.unlink(self.pin_path)
             self.pin_path = None
 
     def close(self) -> None:
+        """Close the map's fd (the object calls this on close)."""
         if self.arena is not None:
             self.arena.close()
             self.arena = None
@@ -186,6 +194,7 @@ class Map:
             self._fd.close()
 
     def info(self) -> uapi.bpf_map_info:
+        """The kernel's ``struct bpf_map_info`` of this map (BPF_OBJ_GET_INFO_BY_FD)."""
         return syscall.obj_info(self.fd, uapi.bpf_map_info)
 
     # ---------------------------------------------------------------- key/value
@@ -210,6 +219,8 @@ class Map:
                            "pybpf.RingBuffer, not as a dict")
 
     def lookup(self, key: Any, default: Any = None) -> Any:
+        """The value at ``key`` decoded through BTF (a list per CPU for per-CPU maps), or
+        ``default``."""
         self._check_kv()
         kc, vc = self._codecs()
         raw = syscall.map_lookup(self.fd, kc.encode(key), self._value_buf_size())
@@ -224,6 +235,8 @@ class Map:
         return vc.decode(raw)
 
     def update(self, key: Any, value: Any, flags: int = uapi.BPF_ANY) -> None:
+        """Store ``value`` at ``key`` (encoded through BTF; ``flags``: BPF_ANY, BPF_NOEXIST,
+        BPF_EXIST)."""
         self._check_kv()
         kc, vc = self._codecs()
         if self.per_cpu:
@@ -238,6 +251,7 @@ class Map:
         syscall.map_update(self.fd, kc.encode(key), raw, flags)
 
     def delete(self, key: Any) -> bool:
+        """Delete ``key``; False if it was not there."""
         self._check_kv()
         kc, _ = self._codecs()
         return syscall.map_delete(self.fd, kc.encode(key))
@@ -259,6 +273,8 @@ class Map:
         return self.lookup(key, _MISSING) is not _MISSING
 
     def raw_keys(self) -> Iterator[bytes]:
+        """Every key as bytes (BPF_MAP_GET_NEXT_KEY), restarting if the map changes under the
+        walk."""
         self._check_kv()
         key: Optional[bytes] = None
         seen = 0
@@ -272,10 +288,12 @@ class Map:
                 return
 
     def keys(self) -> Iterator[Any]:
+        """Every key, decoded through BTF."""
         kc, _ = self._codecs()
         return (kc.decode(k) for k in self.raw_keys())
 
     def items(self) -> Iterator[Tuple[Any, Any]]:
+        """(key, value) of every entry, decoded through BTF."""
         kc, _ = self._codecs()
         for raw in self.raw_keys():
             value = self.lookup(raw, _MISSING)
@@ -283,6 +301,7 @@ class Map:
                 yield kc.decode(raw), value
 
     def values(self) -> Iterator[Any]:
+        """Every value, decoded through BTF."""
         return (v for _, v in self.items())
 
     def __iter__(self) -> Iterator[Any]:
@@ -447,7 +466,7 @@ class GlobalData:
         return codec
 
     def raw(self, name: str) -> bytes:
-        """The variable's bytes."""
+        """The bytes of variable ``name`` (KeyError naming the known variables)."""
         off, size, _ = self._var(name)
         return self._read(off, size)
 
@@ -502,7 +521,7 @@ class GlobalData:
         return iter(self.variables)
 
     def keys(self) -> List[str]:
-        """The variable names."""
+        """The variable names, in section order."""
         return list(self.variables)
 
     def items(self) -> List[Tuple[str, Any]]:

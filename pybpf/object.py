@@ -70,6 +70,16 @@ class NamedCollection(Mapping[str, V]):
 
 
 class BPFObject:
+    """One BPF object file, as libbpf's ``bpf_object``: ``BPFObject.open(path)``
+    parses it (no kernel calls); then configure it (``rodata[...]``, map
+    ``max_entries``, ``kconfig``), ``load()`` (BTF, maps, relocation, programs),
+    ``attach()`` (every program by its SEC() name) and ``close()`` (or leave the
+    ``with`` block): every link is detached and every fd closed, exactly once.
+
+    ``maps``, ``programs`` and ``sections`` (global data by section name) are
+    read-only name -> object mappings; ``links`` holds what ``attach()`` made.
+    """
+
     def __init__(self, spec: ObjectSpec, pin_root: str = DEFAULT_PIN_ROOT,
                  core_targets: Optional[Sequence[BTF]] = None):
         self.spec = spec
@@ -139,10 +149,13 @@ class BPFObject:
 
     @property
     def license(self) -> str:
+        """The object's license string (SEC("license")); GPL-only helpers need a
+        GPL-compatible one."""
         return self.spec.license
 
     @property
     def btf(self) -> Optional[BTF]:
+        """The object's own BTF (None when built without -g)."""
         return self.spec.btf
 
     def _section_data(self, name: str) -> GlobalData:
@@ -152,20 +165,24 @@ class BPFObject:
 
     @property
     def rodata(self) -> GlobalData:
+        """The variables of .rodata (``const volatile`` globals): set them before load()."""
         return self._section_data(".rodata")
 
     @property
     def data(self) -> GlobalData:
+        """The variables of .data (initialized globals), live after load()."""
         return self._section_data(".data")
 
     @property
     def bss(self) -> GlobalData:
+        """The variables of .bss (zero-initialized globals), live after load()."""
         return self._section_data(".bss")
 
     # ---------------------------------------------------------------- load
 
     @property
     def loaded(self) -> bool:
+        """Whether load() has succeeded (maps created, programs loaded)."""
         return self._loaded
 
     def load(self, log_level: int = 0) -> "BPFObject":
@@ -442,6 +459,8 @@ class BPFObject:
         return VerifierError(f"{head}\n{body}" if body else head, log, err.errno)
 
     def linker_results(self, origin: Optional["tuple[int, int]"]) -> list:
+        """The CO-RE relocation results of the instruction at ``origin`` ((section index,
+        slot)), for error messages."""
         if origin is None or self._linker is None:
             return []
         shndx, slot = origin

@@ -48,6 +48,7 @@ class Program:
 
     @property
     def fd(self) -> int:
+        """The program's fd (BPFError before load())."""
         if self._fd is None or self._fd.closed:
             raise BPFError(f"program {self.name!r} is not loaded")
         return self._fd.fd
@@ -67,10 +68,12 @@ class Program:
 
     @property
     def loaded(self) -> bool:
+        """Whether the program is loaded in the kernel."""
         return self._fd is not None and not self._fd.closed
 
     @property
     def type_name(self) -> str:
+        """The program type as bpftool spells it (``tracepoint``, ``xdp``...)."""
         return uapi.bpf_prog_type(self.type).name[len("BPF_PROG_TYPE_"):].lower()
 
     @classmethod

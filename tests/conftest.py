@@ -95,3 +95,17 @@ def on_cpu(cpu: int) -> Iterator[None]:
     finally:
         pin(old)
 
+
+def parseable_objects() -> list:
+    """Names of the built objects that open (some are malformed on purpose)."""
+    from pybpf.errors import ObjectError
+    from pybpf.obj.spec import parse_object
+    names = []
+    for path in sorted(BUILD.glob("*.bpf.o")):
+        try:
+            parse_object(str(path))
+        except ObjectError:
+            continue
+        names.append(path.name)
+    return names
+

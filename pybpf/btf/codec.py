@@ -217,6 +217,7 @@ class _Record(_Node):
         self.struct_format = self._layout()
         self._st = struct.Struct(self.struct_format) if self.struct_format else None
         self._cut = [i for i, (_, _, node) in enumerate(fields) if isinstance(node, _Chars)]
+        self._bools = [i for i, (_, _, node) in enumerate(fields) if isinstance(node, _Bool)]
 
     def _layout(self) -> Optional[str]:
         """A ``struct`` format for the whole record when each field is one item
@@ -235,10 +236,12 @@ class _Record(_Node):
 
     def row(self, values: Sequence[Any]) -> dict:
         """The dict of one record unpacked with ``struct_format``."""
-        if self._cut:
+        if self._cut or self._bools:
             values = list(values)
             for i in self._cut:
                 values[i] = values[i].split(b"\0", 1)[0]
+            for i in self._bools:
+                values[i] = bool(values[i])
         return dict(zip(self.names, values))
 
     def read(self, buf, off):
@@ -422,3 +425,16 @@ class _Compiler:
                 fields.append((m.name, 0, _Bitfield(bit_offset, bits or 8 * node.size, node)))
             else:
                 fields.append((m.name, bit_offset // 8, self.node(m.type, depth + 1)))
+
+
+def jsonable(value: Any) -> Any:
+    """A decoded value as JSON data: char arrays as text (cut at the first NUL),
+    structs as dicts, arrays (lists or tuples) as lists, the rest as is."""
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).split(b"\0", 1)[0].decode(errors="replace")
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    return value
+

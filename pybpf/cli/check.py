@@ -24,14 +24,14 @@ def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser("check", help="relocate against kernel BTF files and tell "
                                             "which programs would fail there (no kernel "
                                             "needed)")
-    p.add_argument("object")
+    p.add_argument("object", help="the BPF object file")
     p.add_argument("--btf", nargs="+", required=True, metavar="FILE",
                    help="vmlinux BTF of each target kernel (raw .BTF or ELF)")
     p.add_argument("--kconfig", metavar="FILE", help="Kconfig of the targets, for "
                                                       "__kconfig externs")
     p.add_argument("--kernel-version", metavar="X.Y.Z", help="release of the targets, for "
                                                               "LINUX_KERNEL_VERSION")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
 
 def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:

@@ -12,7 +12,7 @@ from typing import Any, Callable, Dict, Iterable, List, Sequence, TextIO, Tuple
 
 from ..kernel import syscall
 from .. import uapi
-from .main import _jsonable
+from ..btf.codec import jsonable
 from ..errors import BPFError
 
 SELECTOR_HELP = "id N | name NAME | pinned PATH (or a bare id)"
@@ -33,11 +33,6 @@ def write_json(args: argparse.Namespace, value: Any, out: TextIO) -> None:
 def wants_json(args: argparse.Namespace) -> bool:
     """``--json`` or ``--pretty`` given."""
     return bool(getattr(args, "json", False) or getattr(args, "pretty", False))
-
-
-def jsonable(value: Any) -> Any:
-    """A decoded BTF value as JSON: char arrays as strings, the rest as is."""
-    return _jsonable(value)
 
 
 def value_text(value: Any) -> str:

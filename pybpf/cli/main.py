@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import mmap
 import os
@@ -10,145 +9,19 @@ import select
 import signal
 import sys
 import time
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, TextIO
+from typing import TYPE_CHECKING, Any, Callable, List, Optional, Sequence, TextIO
 
 from .. import uapi
 from . import check as cmd_check
 from . import usdt as cmd_usdt
-from ..btf import BTF
-from ..btf import types as T
 from ..errors import BPFError
-from ..limits import KMALLOC_MAX_SIZE
 from ..object import BPFObject
+from .rows import RecordTypes, RowPrinter
 
 if TYPE_CHECKING:
     from .map_report import MapReport
     from .ring_watch import RingWatch
 
-
-# ------------------------------------------------------------------ record decoding
-
-class RecordDecoder:
-    """Decodes event records through the object's BTF.
-
-    The record type is the struct named with ``--type``, or else the object's
-    own named struct whose size matches the record (the perf buffer pads raw
-    samples to 8 bytes, so up to 7 extra bytes are allowed there).  Structs the
-    kernel defines too (tracepoint contexts and the like) are passed over."""
-
-    def __init__(self, btf: Optional[BTF], type_name: Optional[str] = None):
-        self.btf = btf
-        self._by_size: Dict[int, Optional[Any]] = {}
-        self._forced = None
-        self.candidates: List[int] = []
-        if btf is None:
-            if type_name:
-                raise BPFError("--type needs BTF in the object (build with clang -g)")
-            return
-        from ..btf import codec
-        self._codec = codec
-        if type_name:
-            ids = [i for i in btf.find(type_name) if isinstance(btf[i], (T.Struct, T.Union))]
-            if not ids:
-                raise BPFError(f"no struct or union {type_name!r} in the object's BTF")
-            self._forced = codec.compile(btf, ids[0])
-            return
-        self.candidates = [i for i in range(btf.start_id, len(btf))
-                           if isinstance(btf[i], T.Struct) and btf[i].name
-                           and not _is_kernel_struct(btf[i].name)]
-        # prefer names that say what they are
-        self.candidates.sort(key=lambda i: "event" not in btf[i].name.lower())
-
-    @property
-    def template(self) -> Optional[Dict[str, Any]]:
-        """A zero record (names and value kinds of the columns), when the record
-        type is known before the first record arrives."""
-        comp = self._forced or (self._compile(self.candidates[0])
-                                if len(self.candidates) == 1 else None)
-        if comp is None or comp.size > KMALLOC_MAX_SIZE:    # no record is that large
-            return None
-        value = comp.decode(bytes(comp.size))
-        return value if isinstance(value, dict) else {"value": value}
-
-    def _compile(self, type_id: int):
-        return self._codec.compile(self.btf, type_id)
-
-    def codec_for(self, size: int, slack: int) -> Optional[Any]:
-        if self._forced is not None:
-            return self._forced
-        key = size * 8 + slack
-        if key not in self._by_size:
-            match = [i for i in self.candidates
-                     if 0 <= size - self.btf.size_of(i) <= slack]
-            self._by_size[key] = self._compile(match[0]) if match else None
-        return self._by_size[key]
-
-    def decode(self, data: memoryview, slack: int = 0) -> Dict[str, Any]:
-        comp = self.codec_for(len(data), slack) if self.btf is not None else None
-        if comp is None:
-            return {"data": bytes(data).hex()}
-        value = comp.decode(bytes(data[:comp.size]))
-        return value if isinstance(value, dict) else {"value": value}
-
-
-def _is_kernel_struct(name: str) -> bool:
-    try:
-        from ..btf import kernel
-        return bool(kernel.vmlinux().find(name, uapi.BTF_KIND_STRUCT))
-    except (BPFError, OSError):
-        return False
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, (bytes, bytearray)):
-        return value.split(b"\0", 1)[0].decode(errors="replace")
-    return str(value)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, (bytes, bytearray)):
-        return _cell(value)
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_jsonable(v) for v in value]
-    return value
-
-
-class Printer:
-    """One row (or JSON object) per record, to ``out``: numbers in 7 columns,
-    strings in 16 (as the seed's exec snoop), the last column unpadded."""
-
-    def __init__(self, out: TextIO, as_json: bool, template: Optional[Dict[str, Any]]):
-        self.out, self.as_json = out, as_json
-        self.columns: Optional[List[str]] = None
-        self.widths: Dict[str, int] = {}
-        if template and not as_json:
-            self._header(template)
-
-    def _header(self, template: Dict[str, Any]) -> None:
-        self.columns = list(template)
-        for name, value in template.items():
-            self.widths[name] = 7 if isinstance(value, int) else 16
-        self.widths[self.columns[-1]] = 0
-        self.out.write(" ".join(["TIME    "] + [c.upper().ljust(self.widths[c])
-                                              for c in self.columns]).rstrip() + "\n")
-
-    def row(self, source: str, record: Dict[str, Any], cpu: Optional[int] = None) -> None:
-        now = time.time()
-        if self.as_json:
-            obj = {"time": round(now, 6), "map": source}
-            if cpu is not None:
-                obj["cpu"] = cpu
-            obj.update(_jsonable(record))
-            self.out.write(json.dumps(obj) + "\n")
-        else:
-            if self.columns is None:
-                self._header(record)
-            stamp = time.strftime("%H:%M:%S", time.localtime(now))
-            cells = [_cell(record.get(c, "")).ljust(self.widths[c]) for c in self.columns]
-            self.out.write(" ".join([stamp] + cells).rstrip() + "\n")
-        self.out.flush()
 
 
 # ------------------------------------------------------------------ load
@@ -168,8 +41,8 @@ def _apply_set(obj: BPFObject, assignment: str) -> None:
     raise BPFError(f"--set {name}: no such global variable (known: {', '.join(known) or 'none'})")
 
 
-def _readers(obj: BPFObject, printer: Printer, decoder: RecordDecoder,
-             watch: "RingWatch", readers: List[Any]) -> None:
+def _readers(obj: BPFObject, printer: RowPrinter, watch: "RingWatch",
+             readers: List[Any]) -> None:
     """A RingBuffer for every ring buffer map, a PerfBuffer for every perf event
     array, into ``readers`` as soon as each exists (so that they are closed)."""
     from ..events.perfbuf import PerfBuffer
@@ -177,18 +50,18 @@ def _readers(obj: BPFObject, printer: Printer, decoder: RecordDecoder,
     ring: Optional[RingBuffer] = None
     for m in obj.maps.values():
         if m.type == uapi.BPF_MAP_TYPE_RINGBUF:
-            def on_ring(data: memoryview, name: str = m.name) -> None:
-                watch.seen(name, len(data))
-                printer.row(name, decoder.decode(data))
+            def on_ring(batch: Any, name: str = m.name) -> None:
+                watch.seen_runs(name, batch.runs)
+                printer.batch(name, batch)
             if ring is None:
-                ring = RingBuffer(m, on_ring)
+                ring = RingBuffer(m, on_ring, batch=True)
                 readers.append(ring)
                 watch.add(ring.ring(0))
             else:
-                watch.add(ring.add(m, on_ring))
+                watch.add(ring.add(m, on_ring, batch=True))
         elif m.type == uapi.BPF_MAP_TYPE_PERF_EVENT_ARRAY:
             def on_sample(cpu: int, data: memoryview, name: str = m.name) -> None:
-                printer.row(name, decoder.decode(data, slack=7), cpu)
+                printer.record(name, data, cpu, slack=7)
 
             def on_lost(cpu: int, count: int, name: str = m.name) -> None:
                 watch.lost_samples(name, count)
@@ -215,12 +88,14 @@ def cmd_load(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
             resize_rings(obj, args.ring_size)
         obj.load()
         links = obj.attach()
-        decoder = RecordDecoder(obj.btf, args.type)
-        printer = Printer(out, args.json, decoder.template)
+        if args.verbose:
+            from .verbose import report as verbose_report
+            verbose_report(obj, links, sys.stderr)
+        printer = RowPrinter(out, args.json, RecordTypes(obj, args.type))
         watch = RingWatch(obj, sys.stderr)
         readers: List[Any] = []
         try:
-            _readers(obj, printer, decoder, watch, readers)
+            _readers(obj, printer, watch, readers)
             print(f"pybpf: {obj.name}: {len(obj.programs)} program(s) loaded, {len(links)} "
                   f"attached; reading {len(readers)} buffer(s)"
                   + (f" for {args.duration:g}s" if args.duration is not None
@@ -230,7 +105,7 @@ def cmd_load(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
                       f"{why}", file=sys.stderr)
             from .map_report import MapReport
             report = MapReport(obj, out, args.interval, args.json)
-            _read_until(stop, args.duration, readers, watch, report)
+            _read_until(stop, args.duration, readers, watch, report, printer.flush)
             report.final()
         except KeyboardInterrupt:
             pass
@@ -242,7 +117,7 @@ def cmd_load(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
 
 
 def _read_until(stop: Callable[[], bool], duration: Optional[float], readers: List[Any],
-                watch: "RingWatch", report: "MapReport") -> None:
+                watch: "RingWatch", report: "MapReport", flush: Callable[[], None]) -> None:
     """Read until a stop signal or the end of ``duration`` (None: no end; 0: one
     drain of what is there, then out), printing the maps every ``--interval``;
     then drain once more."""
@@ -256,12 +131,14 @@ def _read_until(stop: Callable[[], bool], duration: Optional[float], readers: Li
         watch.check()
         if readers:
             _poll_all(readers, remaining, watch)
+            flush()
         else:
             time.sleep(remaining / 1000)
         report.tick()
     watch.check()
     for reader in readers:
         reader.consume()
+    flush()
 
 
 def _install_stop_signals() -> Callable[[], bool]:
@@ -292,13 +169,22 @@ def cmd_ringbuf_layout(args: argparse.Namespace, rest: List[str]) -> int:
 
 # ------------------------------------------------------------------ entry
 
+def prog_name(argv0: str) -> str:
+    """How the user started us: ``python -m pybpf`` or the script's name."""
+    base = os.path.basename(argv0)
+    return "python -m pybpf" if base in ("__main__.py", "-m", "") else base
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pybpf",
+    from .. import __version__
+    parser = argparse.ArgumentParser(prog=prog_name(sys.argv[0] if sys.argv else ""),
                                      description="pure-Python eBPF loader")
+    parser.add_argument("--version", action="version", version=f"pybpf {__version__}",
+                        help="print pybpf's version and exit")
     sub = parser.add_subparsers(dest="command", required=True)
     load = sub.add_parser("load", help="load, attach and print events from every "
                                        "ring buffer and perf buffer")
-    load.add_argument("object")
+    load.add_argument("object", help="the BPF object file (clang -O2 -g -target bpf)")
     load.add_argument("--set", action="append", metavar="NAME=VALUE",
                       help="set a global (const volatile) variable before load")
     load.add_argument("--duration", type=_duration, metavar="SECONDS",
@@ -309,11 +195,14 @@ def build_parser() -> argparse.ArgumentParser:
                            "of the page size) before load")
     load.add_argument("--json", action="store_true", help="one JSON object per record")
     load.add_argument("--type", metavar="STRUCT", help="record type (default: found in BTF)")
+    load.add_argument("-v", "--verbose", action="store_true",
+                      help="show the steps on stderr: maps created, relocations applied, "
+                           "programs loaded, links made")
     load.add_argument("--interval", type=float, metavar="SECONDS",
                       help="print counter and histogram maps every SECONDS (always on exit)")
     inspect = sub.add_parser("inspect", help="describe an object without loading it")
-    inspect.add_argument("object")
-    inspect.add_argument("--json", action="store_true")
+    inspect.add_argument("object", help="the BPF object file")
+    inspect.add_argument("--json", action="store_true", help="print JSON instead of text")
     inspect.add_argument("--btf", metavar="FILE", help="show the code relocated against "
                                                         "this kernel BTF file (no kernel needed)")
     cmd_check.add_parser(sub)
@@ -327,6 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     from . import export as cmd_export, tool as cmd_tool
     cmd_tool.add_parser(sub)
     cmd_export.add_parser(sub)
+    from . import gen
+    gen.add_parser(sub)
     return parser
 
 
@@ -362,10 +253,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         args = build_parser().parse_args(argv)
         if hasattr(args, "run"):            # commands in their own module set run=
             return int(args.run(args))
-        from . import export as cmd_export, tool as cmd_tool
+        from . import export as cmd_export, gen, tool as cmd_tool
         return {"load": cmd_load, "inspect": cmd_inspect, "check": cmd_check.run,
-                "usdt": cmd_usdt.run, "tool": cmd_tool.run,
-                "export": cmd_export.run}[args.command](args)
+                "usdt": cmd_usdt.run, "tool": cmd_tool.run, "export": cmd_export.run,
+                "gen": gen.run}[args.command](args)
     return _run(command)
 
 

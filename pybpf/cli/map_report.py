@@ -9,6 +9,7 @@ from typing import Any, Dict, List, Optional, TextIO
 
 from ..metrics import hist
 from .. import uapi
+from ..btf.codec import jsonable
 
 #: key/value map types whose contents are printed
 REPORTED_TYPES = frozenset({uapi.BPF_MAP_TYPE_HASH, uapi.BPF_MAP_TYPE_ARRAY,
@@ -36,10 +37,10 @@ def snapshot(m: Any) -> Dict[str, Any]:
     layout = hist.map_layout(m)
     if layout is not None:
         return {"map": m.name, "kind": layout.kind, "histograms": [
-            {"label": _jsonable(h.label), "buckets": h.buckets(), "count": h.total,
+            {"label": jsonable(h.label), "buckets": h.buckets(), "count": h.total,
              **({"sum": h.sum} if h.sum is not None else {})}
             for h in hist.histograms(m.items(), layout)]}
-    return {"map": m.name, "entries": [{"key": _jsonable(k), "value": _jsonable(v)}
+    return {"map": m.name, "entries": [{"key": jsonable(k), "value": jsonable(v)}
                                        for k, v in hist.counters(m.items())]}
 
 
@@ -51,16 +52,6 @@ def render(m: Any, unit: str = "value") -> str:
     else:
         body = hist.render_counters(hist.counters(m.items()))
     return f"map {m.name}:\n" + (body or "(empty)\n")
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, (bytes, bytearray)):
-        return bytes(value).split(b"\0", 1)[0].decode(errors="replace")
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value
 
 
 class MapReport:

@@ -14,7 +14,7 @@ says "drop" or "lost") and the perf buffers' lost records.
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Dict, List, TextIO
+from typing import Any, Callable, Dict, List, Sequence, TextIO, Tuple
 
 from .. import uapi
 from ..errors import BPFError
@@ -86,10 +86,15 @@ class RingWatch:
 
     def seen(self, ring: str, length: int) -> None:
         """One record of ``length`` payload bytes read from ``ring``."""
-        self.records[ring] += 1
-        size = record_size(length)
-        if size > self.largest[ring]:
-            self.largest[ring] = size
+        self.seen_runs(ring, [(0, 1, 0, length)])
+
+    def seen_runs(self, ring: str, runs: Sequence[Tuple[int, int, int, int]]) -> None:
+        """The records of a pass over ``ring``: runs of (offset, count, stride, length)."""
+        for _, count, _, length in runs:
+            self.records[ring] += count
+            size = record_size(length)
+            if size > self.largest[ring]:
+                self.largest[ring] = size
 
     def lost_samples(self, perf_map: str, count: int) -> None:
         self.lost[perf_map] = self.lost.get(perf_map, 0) + count

@@ -206,9 +206,11 @@ class PerfBuffer:
 
     @property
     def cpus(self) -> List[int]:
+        """The CPUs this buffer has a ring on."""
         return [r.cpu for r in self._rings]
 
     def fileno(self) -> int:
+        """The epoll fd: readable when a ring has samples (for select / asyncio)."""
         return self._epoll.fileno()
 
     def _read(self, rings: Sequence[CpuRing]) -> int:
@@ -230,6 +232,7 @@ class PerfBuffer:
         return self._read(self._rings)
 
     def consume_cpu(self, cpu: int) -> int:
+        """Read every sample of ``cpu``'s ring without waiting; returns how many."""
         self._check_open()
         return self._read([r for r in self._rings if r.cpu == cpu])
 

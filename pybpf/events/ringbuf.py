@@ -284,6 +284,7 @@ class Columns:
 
     @property
     def names(self) -> List[str]:
+        """The field names, in layout order."""
         return [f[0] for f in self._layout.fields]
 
     def _column(self, field: Field) -> Union[memoryview, List[bytes]]:
@@ -764,6 +765,7 @@ class RingBuffer:
 
     @property
     def rings(self) -> List[Ring]:
+        """The rings read by this RingBuffer, in the order they were added."""
         return list(self._rings)
 
     def ring(self, key: Union[int, str, Any] = 0) -> Ring:
@@ -783,6 +785,7 @@ class RingBuffer:
         return self.ring(key).avail
 
     def ring_size(self, key: Union[int, str, Any] = 0) -> int:
+        """The data size in bytes of one ring (by index, map name or map)."""
         return self.ring(key).size
 
     def fileno(self) -> int:

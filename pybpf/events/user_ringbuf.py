@@ -77,10 +77,14 @@ class UserRingBuffer:
             self.mapping.close()
             raise
 
-    name = property(lambda self: self.mapping.ref.name)
-    size = property(lambda self: self.mapping.size)
-    consumer_pos = property(lambda self: self.mapping.consumer[0])
-    producer_pos = property(lambda self: self.mapping.producer[0])
+    name = property(lambda self: self.mapping.ref.name,
+                    doc="The map's name.")
+    size = property(lambda self: self.mapping.size,
+                    doc='The data size of the ring in bytes.')
+    consumer_pos = property(lambda self: self.mapping.consumer[0],
+                            doc="The kernel's consumer position (bytes consumed, ever).")
+    producer_pos = property(lambda self: self.mapping.producer[0],
+                            doc='Our producer position (bytes reserved, ever).')
 
     @property
     def free(self) -> int:
@@ -146,10 +150,13 @@ class UserRingBuffer:
         return self._epoll.fileno()
 
     def layout(self):
+        """The ring's memory as ``RingBuffer.layout()`` describes it: mappings, positions,
+        headers."""
         from .memory import describe
         return describe(self._open_mapping())
 
     def close(self) -> None:
+        """Unmap the ring and close its epoll fd; safe to call twice."""
         self.mapping.close()
         self._epoll.close()
 

@@ -58,10 +58,12 @@ class Link:
 
     @property
     def fd(self) -> int:
+        """The BPF link's fd (or the perf event's, for perf-event based links)."""
         return self._fds[0].fd
 
     @property
     def closed(self) -> bool:
+        """Whether the link has been closed (the program is detached)."""
         return self._fds[0].closed
 
     def close(self) -> None:

@@ -13,6 +13,7 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO, Tuple
 
 from ..btf import codec
+from ..btf.codec import jsonable
 from ..errors import BPFError
 from ..object import BPFObject
 
@@ -276,7 +277,7 @@ class Writer:
         """One row; ``values`` by column name (extra keys go only to JSON).  Not
         flushed: the event loop flushes once per batch."""
         if self.json:
-            record = {k: _jsonable(v) for k, v in values.items()}
+            record = {k: jsonable(v) for k, v in values.items()}
             if ts_ns is not None:
                 record.setdefault("ts_ns", ts_ns)
             self.out.write(json.dumps(record) + "\n")
@@ -294,18 +295,6 @@ class Writer:
         """Free text (histograms, section headers); not in JSON mode."""
         self.out.write(text_)
         self.out.flush()
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, (int, str)):
-        return value
-    if isinstance(value, (bytes, bytearray)):
-        return bytes(value).split(b"\0", 1)[0].decode(errors="replace")
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value
 
 
 def clear(m: Any) -> None:
@@ -336,7 +325,7 @@ def print_histograms(writer: Writer, hists: List[Any], unit_label: str,
     from ..metrics import hist
     if writer.json:
         for h in hists:
-            writer.out.write(json.dumps({"unit": unit_label, **_jsonable(h.label),
+            writer.out.write(json.dumps({"unit": unit_label, **jsonable(h.label),
                                          "buckets": [{"low": lo, "high": hi, "count": c}
                                                      for lo, hi, c in h.buckets()],
                                          "count": h.total, "sum": h.sum}) + "\n")

@@ -1,0 +1,86 @@
+"""The running kernel's BTF: vmlinux and module (split) BTF from /sys/kernel/btf.
+
+Each blob is read and scanned once per process (``BTF.parse`` is lazy, so even
+the ~5 MB vmlinux costs tens of milliseconds).  ``PYBPF_VMLINUX`` may name
+another vmlinux BTF file (tests, or inspecting another machine's kernel).
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Dict, List, Optional, Tuple
+
+from ..errors import BPFError, ObjectError
+from .spec import BTF
+
+SYSFS_BTF = "/sys/kernel/btf"
+VMLINUX_ENV = "PYBPF_VMLINUX"
+
+_vmlinux: Dict[str, BTF] = {}
+_modules: Dict[Tuple[str, str], Dict[str, BTF]] = {}
+
+
+def vmlinux_path() -> str:
+    return os.environ.get(VMLINUX_ENV) or os.path.join(SYSFS_BTF, "vmlinux")
+
+
+def _read(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        hint = " (kernel built without CONFIG_DEBUG_INFO_BTF?)" \
+            if path.startswith(SYSFS_BTF) else ""
+        raise ObjectError(f"cannot read kernel BTF {path}: {exc.strerror}{hint}") from None
+
+
+def vmlinux() -> BTF:
+    """The kernel's own BTF (cached per path for the life of the process)."""
+    path = vmlinux_path()
+    btf = _vmlinux.get(path)
+    if btf is None:
+        btf = _vmlinux[path] = BTF.parse(_read(path), section=path)
+    return btf
+
+
+def modules(directory: Optional[str] = None) -> Dict[str, BTF]:
+    """Module name -> split BTF on top of ``vmlinux()``, for every module under
+    ``directory`` (default /sys/kernel/btf).  A module whose BTF cannot be read
+    or parsed is skipped with a warning."""
+    directory = directory or SYSFS_BTF
+    key = (directory, vmlinux_path())
+    found = _modules.get(key)
+    if found is None:
+        base = vmlinux()
+        found = {}
+        try:
+            names = sorted(os.listdir(directory))
+        except OSError as exc:
+            warnings.warn(f"cannot list kernel module BTF in {directory}: {exc.strerror}")
+            names = []
+        for name in names:
+            path = os.path.join(directory, name)
+            if name == "vmlinux" or os.path.realpath(path) == os.path.realpath(vmlinux_path()):
+                continue
+            try:
+                found[name] = BTF.parse(_read(path), base=base, section=path)
+            except BPFError as exc:
+                warnings.warn(f"skipping BTF of kernel module {name}: {exc}")
+        _modules[key] = found
+    return dict(found)
+
+
+def find_in_kernel(name: str, kind: Optional[int] = None) -> List[Tuple[BTF, int]]:
+    """Every (btf, type id) named ``name``: vmlinux first, then modules by name."""
+    base = vmlinux()
+    hits = [(base, type_id) for type_id in base.find(name, kind)]
+    for module in modules().values():
+        hits.extend((module, type_id) for type_id in module.find(name, kind)
+                    if type_id >= module.start_id)
+    return hits
+
+
+def clear_cache() -> None:
+    """Forget every BTF read so far (tests; a kernel module loaded meanwhile)."""
+    _vmlinux.clear()
+    _modules.clear()

@@ -1,0 +1,97 @@
+"""BTF string sections: lookup by offset and by content, and building new ones.
+
+Names are decoded with ``surrogateescape`` so that any byte string survives a
+parse -> encode round trip unchanged.
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Optional
+
+from ..errors import ObjectError
+
+_ENC = "surrogateescape"
+
+
+class StringTable:
+    """The string section of one BTF; a split BTF's offsets continue its base's."""
+
+    def __init__(self, data: bytes, base: Optional["StringTable"] = None,
+                 section: str = ".BTF", file_offset: int = 0):
+        self.data = data
+        self.base = base
+        self.start = base.size if base is not None else 0
+        self.size = self.start + len(data)
+        self.section = section
+        self._file_offset = file_offset      # where the section starts in the blob
+        self._found: Dict[str, List[int]] = {}
+
+    def get(self, off: int, where: Optional[int] = None) -> str:
+        """The string at ``off``; ``where`` is the referring byte offset, for errors."""
+        if off < self.start:
+            return self.base.get(off, where)
+        rel = off - self.start
+        end = self.data.find(b"\0", rel)
+        if end < 0:
+            raise ObjectError(f"string offset {off} is past the end of the string section"
+                              f" ({self.size} bytes)", self.section,
+                              where if where is not None else self._file_offset + rel)
+        return self.data[rel:end].decode("utf-8", _ENC)
+
+    def offsets_of(self, name: str) -> List[int]:
+        """Every offset (in this table or its base) whose string is exactly ``name``.
+
+        A C-speed byte search over the section, cached per name: cheaper than
+        decoding the ~100k strings of vmlinux into a dict up front.
+        """
+        found = self._found.get(name)
+        if found is None:
+            found = list(self.base.offsets_of(name)) if self.base is not None else []
+            if not name:
+                found = found or [0]
+            else:
+                needle = name.encode("utf-8", _ENC) + b"\0"
+                data, pos = self.data, self.data.find(needle)
+                while pos >= 0:
+                    found.append(self.start + pos)
+                    pos = data.find(needle, pos + 1)
+            self._found[name] = found
+        return found
+
+
+    def containing(self, fragment: str) -> List[str]:
+        """Every string of this table (not its base) that contains ``fragment``."""
+        needle, data, found = fragment.encode("utf-8", _ENC), self.data, []
+        pos = data.find(needle) if needle else -1
+        while pos >= 0:
+            start, end = data.rfind(b"\0", 0, pos) + 1, data.find(b"\0", pos)
+            if end < 0:
+                break
+            found.append(data[start:end].decode("utf-8", _ENC))
+            pos = data.find(needle, end)
+        return found
+
+
+class StringTableBuilder:
+    """Collects the strings of an encoded BTF, each once; "" is offset 0.
+
+    For a split BTF the new table continues after the base's (``start``) and
+    the empty string still maps to offset 0, the base's "".
+    """
+
+    def __init__(self, start: int = 0):
+        self.start = start
+        self._offsets: Dict[str, int] = {"": 0}
+        self._parts: List[bytes] = [] if start else [b"\0"]
+        self._size = 0 if start else 1
+
+    def add(self, name: str) -> int:
+        off = self._offsets.get(name)
+        if off is None:
+            raw = name.encode("utf-8", _ENC) + b"\0"
+            off = self._offsets[name] = self.start + self._size
+            self._parts.append(raw)
+            self._size += len(raw)
+        return off
+
+    def encode(self) -> bytes:
+        return b"".join(self._parts)

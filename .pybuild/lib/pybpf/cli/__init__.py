@@ -1,0 +1,2 @@
+"""The command line (``python -m pybpf``, ``pybpf``): :func:`pybpf.cli.main.main`
+dispatches to a module per command."""

@@ -1,0 +1,297 @@
+"""ELF reading for BPF objects: sections, symbols and relocations (no kernel).
+
+pyelftools does the ELF decoding; this module checks what a BPF loader relies
+on (machine, class, byte order, indices and offsets in range) and turns every
+fault into an :class:`~pybpf.errors.ObjectError` that names the section and
+offset, so nothing else in pybpf has to distrust the file.
+"""
+from __future__ import annotations
+
+import io
+import os
+import stat
+import struct
+import sys
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Union
+
+from elftools.common.exceptions import ELFError
+from elftools.elf.elffile import ELFFile
+
+from .. import limits
+from ..errors import ObjectError
+
+EM_BPF = 247
+SHT_NULL, SHT_PROGBITS, SHT_SYMTAB, SHT_NOBITS, SHT_REL = 0, 1, 2, 8, 9
+SHF_WRITE, SHF_ALLOC, SHF_EXECINSTR = 0x1, 0x2, 0x4
+SHN_UNDEF, SHN_ABS, SHN_COMMON, SHN_XINDEX = 0, 0xFFF1, 0xFFF2, 0xFFFF
+STT_NOTYPE, STT_OBJECT, STT_FUNC, STT_SECTION = 0, 1, 2, 3
+STB_LOCAL, STB_GLOBAL, STB_WEAK = 0, 1, 2
+STV_DEFAULT, STV_INTERNAL, STV_HIDDEN = 0, 1, 2
+#: visibilities libbpf treats as hidden (STV_INTERNAL is a stronger STV_HIDDEN)
+_HIDDEN_VIS = (STV_INTERNAL, STV_HIDDEN)
+R_BPF_64_64, R_BPF_64_32 = 1, 10     # the relocation types code uses
+
+#: the sizes of Elf64_Shdr, Elf64_Sym and Elf64_Rel: any other entry size is a lie
+SHDR_SIZE, SYM_SIZE, REL_SIZE = 64, 24, 16
+MAX_OBJECT_SIZE = limits.MAX_OBJECT_SIZE
+
+_SHT_KNOWN = frozenset({SHT_PROGBITS, SHT_SYMTAB, SHT_NOBITS, SHT_REL})
+
+
+@dataclass
+class Section:
+    index: int
+    name: str
+    type: int            # SHT_*; other types than the ones above are 0
+    flags: int
+    size: int
+    align: int
+    data: bytes          # b"" for SHT_NOBITS (.bss)
+
+    @property
+    def is_exec(self) -> bool:
+        return self.type == SHT_PROGBITS and bool(self.flags & SHF_EXECINSTR)
+
+
+@dataclass
+class Symbol:
+    index: int
+    name: str
+    value: int
+    size: int
+    type: int            # STT_*
+    bind: int            # STB_*
+    visibility: int      # STV_*
+    shndx: int           # section index, or SHN_UNDEF / SHN_ABS / SHN_COMMON
+
+
+@dataclass
+class Reloc:
+    offset: int          # byte offset in the target section
+    sym: Symbol
+    type: int            # R_BPF_*
+
+
+@dataclass
+class ElfObject:
+    path: str
+    sections: List[Section]
+    symbols: List[Symbol]
+    relocs: Dict[int, List[Reloc]] = field(default_factory=dict)  # target shndx -> relocs
+
+    _by_name: Dict[str, Section] = field(default_factory=dict, repr=False, compare=False)
+    _indexed: int = field(default=-1, repr=False, compare=False)
+
+    def section(self, name: str) -> Optional[Section]:
+        """The first section named ``name`` (by an index, rebuilt when sections change)."""
+        if self._indexed != len(self.sections):
+            self._by_name = {}
+            for sec in reversed(self.sections):
+                self._by_name[sec.name] = sec
+            self._indexed = len(self.sections)
+        return self._by_name.get(name)
+
+    def section_at(self, index: int) -> Section:
+        if not 0 <= index < len(self.sections):
+            raise ObjectError(f"section index {index} out of range")
+        return self.sections[index]
+
+
+_SYM_TYPES = {t: t for t in (STT_NOTYPE, STT_OBJECT, STT_FUNC, STT_SECTION)}
+_SYM_BINDS = {b: b for b in (STB_LOCAL, STB_GLOBAL, STB_WEAK)}
+
+
+def read_elf(source: Union[str, bytes, "io.BufferedIOBase"], name: str = "") -> ElfObject:
+    """Parse a BPF ELF object from a path or bytes."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        raw = bytes(source)
+        path = name or "<bytes>"
+        if len(raw) > MAX_OBJECT_SIZE:
+            raise ObjectError(f"{path}: {len(raw)} bytes, larger than the {MAX_OBJECT_SIZE}"
+                              " bytes an object may have")
+    else:
+        path = str(source)
+        raw = read_regular_file(path, MAX_OBJECT_SIZE)
+    try:
+        return _read(raw, path)
+    except ObjectError:
+        raise
+    except (ELFError, Exception) as e:  # pyelftools raises many kinds on bad input
+        raise ObjectError(f"{path}: malformed ELF: {e}") from e
+
+
+_FILE_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
+               (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+               (stat.S_ISSOCK, "a socket"))
+
+
+def read_regular_file(path: str, limit: int) -> bytes:
+    """The bytes of the regular file at ``path`` (symlinks followed), at most ``limit``.
+
+    Opened with O_NONBLOCK and checked with fstat before the first read, so a
+    FIFO, a device or a directory is refused at once (ObjectError), never read."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+    except OSError as e:
+        raise ObjectError(f"cannot read {path}: {e.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = next((what for test, what in _FILE_KINDS if test(st.st_mode)), "special")
+            raise ObjectError(f"cannot read {path}: not a regular file ({kind})")
+        if st.st_size > limit:
+            raise ObjectError(f"cannot read {path}: {st.st_size} bytes, larger than the "
+                              f"{limit} bytes an object may have")
+        chunks: List[bytes] = []
+        size = 0
+        while True:         # to the end, which a file still being written may move
+            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                raise ObjectError(f"cannot read {path}: larger than the {limit} bytes an "
+                                  "object may have")
+        return b"".join(chunks)
+    except OSError as e:
+        raise ObjectError(f"cannot read {path}: {e.strerror}") from None
+    finally:
+        os.close(fd)
+
+
+def _section_table(raw: bytes, path: str, order: str) -> List[tuple]:
+    """The raw section headers (``_SHDR`` tuples), checked to lie inside the file
+    with 64-byte entries before any is read (an entry size of 0 would repeat one
+    header forever, a count from section 0 may claim 2**64)."""
+    if len(raw) < 64:
+        raise ObjectError(f"{path}: {len(raw)} bytes, too short for an ELF header", offset=0)
+    shoff, = struct.unpack_from(order + "Q", raw, 40)
+    shentsize, shnum = struct.unpack_from(order + "HH", raw, 58)
+    if not shoff:
+        return []
+    if shentsize != SHDR_SIZE:
+        raise ObjectError(f"{path}: section header size {shentsize}, not {SHDR_SIZE}",
+                          offset=58)
+    if shoff > len(raw) - SHDR_SIZE:
+        raise ObjectError(f"{path}: section header table at {shoff:#x} is past the end of "
+                          f"the file ({len(raw)} bytes)", offset=40)
+    if not shnum:               # 0xff00 sections or more: the count is in section 0
+        shnum, = struct.unpack_from(order + "Q", raw, shoff + 32)
+    if shnum * SHDR_SIZE > len(raw) - shoff:
+        raise ObjectError(f"{path}: {shnum} section headers at {shoff:#x} run past the end "
+                          f"of the file ({len(raw)} bytes)", offset=60)
+    shdr = struct.Struct(order + "IIQQQQIIQQ")
+    return [shdr.unpack_from(raw, shoff + i * SHDR_SIZE) for i in range(shnum)]
+
+
+def _cstring(table: bytes, off: int, what: str, section: str, where: int) -> str:
+    end = table.find(b"\0", off)
+    if off >= len(table) or end < 0:
+        raise ObjectError(f"{what}: name offset {off} is past its string table "
+                          f"({len(table)} bytes)", section=section, offset=where)
+    return table[off:end].decode("utf-8", "replace")
+
+
+def _read(raw: bytes, path: str) -> ElfObject:
+    if raw[:4] != b"\x7fELF":
+        raise ObjectError(f"{path}: not an ELF file (bad magic)", offset=0)
+    elf = ELFFile(io.BytesIO(raw))
+    if elf.elfclass != 64:
+        raise ObjectError(f"{path}: ELF class {elf.elfclass}, BPF objects are 64-bit", offset=4)
+    if elf["e_machine"] not in ("EM_BPF", EM_BPF):
+        raise ObjectError(f"{path}: e_machine {elf['e_machine']}, not EM_BPF", offset=18)
+    host_little = sys.byteorder == "little"
+    if elf.little_endian != host_little:
+        raise ObjectError(f"{path}: object byte order does not match this host "
+                          f"(build with -target {'bpfel' if host_little else 'bpfeb'})",
+                          offset=5)
+    order = "<" if host_little else ">"
+    headers = _section_table(raw, path, order)
+    shoff, = struct.unpack_from(order + "Q", raw, 40)
+    shstrndx, = struct.unpack_from(order + "H", raw, 62)
+    if shstrndx == SHN_XINDEX and headers:
+        shstrndx = headers[0][6]             # sh_link of section 0
+    names = b""
+    if 0 < shstrndx < len(headers):
+        name_hdr = headers[shstrndx]
+        names = raw[name_hdr[4]:name_hdr[4] + name_hdr[5]]
+    sections: List[Section] = []
+    symtab: Optional[int] = None
+    rel_targets: Dict[int, int] = {}
+    for index, (name_off, sh_type, flags, _, off, size, link, info, align, entsize) \
+            in enumerate(headers):
+        name = _cstring(names, name_off, f"section #{index}", f"#{index}",
+                        shoff + index * SHDR_SIZE) if index else ""
+        kind = sh_type if sh_type in _SHT_KNOWN else 0
+        if sh_type in (SHT_NULL, SHT_NOBITS):
+            data = b""
+        else:
+            if off + size > len(raw):
+                raise ObjectError(f"{path}: section data past the end of the file",
+                                  section=name or f"#{index}", offset=off)
+            data = raw[off:off + size]
+        sections.append(Section(index, name, kind, flags, size, align, data))
+        if kind in (SHT_SYMTAB, SHT_REL):
+            want = SYM_SIZE if kind == SHT_SYMTAB else REL_SIZE
+            if entsize != want or size % want:
+                what = "symbol table" if kind == SHT_SYMTAB else "relocation section"
+                raise ObjectError(f"{path}: {what} of {size} bytes in entries of {entsize}"
+                                  f" (want entries of {want})", section=name or f"#{index}")
+        if kind == SHT_SYMTAB:
+            if not 0 < link < len(headers):
+                raise ObjectError(f"{path}: the symbol table's string table is section "
+                                  f"{link}", section=name)
+            symtab = index
+        elif kind == SHT_REL:
+            rel_targets[index] = info
+    if symtab is None:
+        raise ObjectError(f"{path}: no .symtab (was the object stripped?)")
+    symbols = _read_symbols(sections[symtab].data, sections[headers[symtab][6]].data,
+                            len(sections), order)
+    obj = ElfObject(path, sections, symbols)
+    for index, target in rel_targets.items():
+        sec = sections[index]
+        if not 0 < target < len(sections):
+            raise ObjectError(f"{path}: relocation section targets section {target}",
+                              section=sec.name)
+        if not sections[target].flags & SHF_ALLOC:
+            continue        # debug info and .BTF: nothing a loader relocates
+        obj.relocs[target] = _read_relocs(sec, sections[target], symbols, order)
+    return obj
+
+
+def _read_symbols(data: bytes, names: bytes, nsections: int, order: str) -> List[Symbol]:
+    """Elf64_Sym records (unpacked in bulk: a table of 40k symbols takes milliseconds)."""
+    out = []
+    cache: Dict[int, str] = {}
+    sym = struct.Struct(order + "IBBHQQ")
+    for index, (name_off, info, other, shndx, value, size) in enumerate(sym.iter_unpack(data)):
+        name = cache.get(name_off)
+        if name is None:
+            name = cache[name_off] = _cstring(names, name_off, f"symbol #{index}",
+                                              ".symtab", index * SYM_SIZE)
+        if shndx not in (SHN_UNDEF, SHN_ABS, SHN_COMMON) and not shndx < nsections:
+            raise ObjectError(f"symbol {name!r} in section {shndx}, past the last",
+                              section=".symtab", offset=index * SYM_SIZE)
+        out.append(Symbol(index, name, value, size, _SYM_TYPES.get(info & 0xF, -1),
+                          _SYM_BINDS.get(info >> 4, -1),
+                          STV_HIDDEN if other & 0x3 in _HIDDEN_VIS else STV_DEFAULT, shndx))
+    return out
+
+
+def _read_relocs(relsec: Section, target: Section, symbols: List[Symbol],
+                 order: str) -> List[Reloc]:
+    """Elf64_Rel records of one relocation section, checked against ``target``."""
+    out = []
+    for n, (offset, info) in enumerate(struct.iter_unpack(order + "QQ", relsec.data)):
+        sym_idx, where = info >> 32, n * REL_SIZE
+        if not sym_idx < len(symbols):
+            raise ObjectError(f"relocation names symbol {sym_idx}, the symbol table has "
+                              f"{len(symbols)}", section=relsec.name, offset=where)
+        if offset >= target.size:
+            raise ObjectError(f"relocation offset {offset:#x} past the end of "
+                              f"{target.name}", section=relsec.name, offset=where)
+        out.append(Reloc(offset, symbols[sym_idx], info & 0xFFFFFFFF))
+    return out
