@@ -20,7 +20,7 @@ TOOLS_DIR   := pybpf/tools/bpf
 TOOLS_BUILD ?= .tools-build
 SRCS := $(wildcard bpf/*.bpf.c)
 OBJS := $(patsubst bpf/%.bpf.c,$(BUILD)/%.bpf.o,$(SRCS))
-DEPS_PKGS := clang clang-16 clang-19 llvm llvm-16 libbpf-dev bpftool gcc systemtap-sdt-dev
+DEPS_PKGS := clang clang-16 clang-19 llvm llvm-16 libbpf-dev bpftool gcc systemtap-sdt-dev prometheus pypy3 pypy3-venv
 
 # USDT: <bpf/usdt.bpf.h> includes <linux/errno.h>, which wants the host's <asm/errno.h>;
 # the test targets (tests/usdt/*.c, <sys/sdt.h> probes) are host programs built with gcc.
@@ -29,7 +29,7 @@ MULTIARCH  := $(shell $(HOST_CC) -print-multiarch 2>/dev/null)
 USDT_BPF_OBJS := $(BUILD)/usdt_python.bpf.o $(BUILD)/usdt_args.bpf.o
 USDT_BINS  := $(BUILD)/usdt_target $(BUILD)/usdt_target_pie $(BUILD)/libusdt_target.so
 
-.PHONY: all deps check-tools ensure-deps test test-unprivileged clean tools-bpf
+.PHONY: all deps check-tools ensure-deps test test-unprivileged test-interpreters test-pypy clean tools-bpf
 
 all: check-tools $(OBJS) $(USDT_BINS) tools-bpf
 
@@ -108,6 +108,29 @@ test-unprivileged: ensure-deps
 	$(MAKE) all
 	setpriv --bounding-set=-all --inh-caps=-all -- env -u PYBPF_REQUIRE_KERNEL \
 	  $(PYTHON) -m pytest -q -p no:cacheprovider tests
+
+# Every CPython of the machine (pyenv's 3.9 to 3.13, or python3.X on PATH) runs the
+# pure suite without privileges; PyPy runs the whole suite, kernel tests included.
+PURE_PYTHONS ?= $(foreach v,3.9 3.10 3.12 3.13,$(firstword $(wildcard $(HOME)/.pyenv/versions/$(v).*/bin/python$(v)) $(shell command -v python$(v) 2>/dev/null)))
+PYPY_VENV ?= $(BUILD)/pypy-venv
+
+test-interpreters: ensure-deps
+	$(MAKE) all
+	@test -n "$(strip $(PURE_PYTHONS))" || { echo "make: no CPython 3.9-3.13 besides $(PYTHON) found" >&2; exit 1; }
+	for py in $(PURE_PYTHONS); do \
+	  $$py -m pip install -q --disable-pip-version-check pyelftools pytest hypothesis wheel && \
+	  echo "== pure suite on $$($$py -V)" && \
+	  setpriv --bounding-set=-all --inh-caps=-all -- env -u PYBPF_REQUIRE_KERNEL \
+	    $$py -m pytest -q -p no:cacheprovider tests || exit 1; \
+	done
+
+$(PYPY_VENV)/bin/python:
+	pypy3 -m venv $(PYPY_VENV)
+	$(PYPY_VENV)/bin/pip install -q --disable-pip-version-check pyelftools pytest hypothesis wheel 'setuptools>=77'
+
+test-pypy: ensure-deps $(PYPY_VENV)/bin/python
+	$(MAKE) all
+	$(PYPY_VENV)/bin/python -m pytest -q -p no:cacheprovider tests
 
 clean:
 	rm -rf $(BUILD) $(TOOLS_BUILD) $(TOOLS_OBJS)
