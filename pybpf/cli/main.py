@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import math
 import mmap
 import os
@@ -9,11 +10,9 @@ import select
 import signal
 import sys
 import time
-from typing import TYPE_CHECKING, Any, Callable, List, Optional, Sequence, TextIO
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, TextIO
 
 from .. import uapi
-from . import check as cmd_check
-from . import usdt as cmd_usdt
 from ..errors import BPFError
 from ..object import BPFObject
 from .rows import RecordTypes, RowPrinter
@@ -175,7 +174,21 @@ def prog_name(argv0: str) -> str:
     return "python -m pybpf" if base in ("__main__.py", "-m", "") else base
 
 
-def build_parser() -> argparse.ArgumentParser:
+#: the commands that live in a module of their own (add_parser(sub), run(args)): a
+#: command's module is imported only when it runs (or when help lists them all)
+COMMANDS: Dict[str, str] = {
+    "check": ".check", "gen": ".gen", "usdt": ".usdt", "prog": ".prog", "map": ".map",
+    "link": ".link", "btf": ".btf", "feature": ".feature", "tool": ".tool",
+    "export": ".export"}
+
+
+def _command_module(name: str) -> Any:
+    return importlib.import_module(COMMANDS[name], __package__)
+
+
+def build_parser(wanted: Optional[str] = None) -> argparse.ArgumentParser:
+    """The whole parser; with ``wanted`` (the command about to run), the other
+    module commands get placeholders, so their modules are not imported."""
     from .. import __version__
     parser = argparse.ArgumentParser(prog=prog_name(sys.argv[0] if sys.argv else ""),
                                      description="pure-Python eBPF loader")
@@ -205,19 +218,13 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--json", action="store_true", help="print JSON instead of text")
     inspect.add_argument("--btf", metavar="FILE", help="show the code relocated against "
                                                         "this kernel BTF file (no kernel needed)")
-    cmd_check.add_parser(sub)
     sub.add_parser("ringbuf-layout", help="show a ring buffer's memory layout, live",
                    add_help=False)
-    cmd_usdt.add_parser(sub)
-    from . import btf as cmd_btf, feature as cmd_feature, link as cmd_link
-    from . import map as cmd_map, prog as cmd_prog
-    for cmd in (cmd_prog, cmd_map, cmd_link, cmd_btf, cmd_feature):
-        cmd.add_parser(sub)
-    from . import export as cmd_export, tool as cmd_tool
-    cmd_tool.add_parser(sub)
-    cmd_export.add_parser(sub)
-    from . import gen
-    gen.add_parser(sub)
+    for name in COMMANDS:
+        if wanted is None or wanted == name:
+            _command_module(name).add_parser(sub)
+        else:
+            sub.add_parser(name)
     return parser
 
 
@@ -250,13 +257,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     def command() -> int:
         if argv[:1] == ["ringbuf-layout"]:
             return cmd_ringbuf_layout(argparse.Namespace(), argv[1:])
-        args = build_parser().parse_args(argv)
-        if hasattr(args, "run"):            # commands in their own module set run=
+        first = next((a for a in argv if not a.startswith("-")), None)
+        wanted = first if first in COMMANDS or first in ("load", "inspect") else None
+        args = build_parser(wanted).parse_args(argv)
+        if hasattr(args, "run"):            # commands whose subcommands set run=
             return int(args.run(args))
-        from . import export as cmd_export, gen, tool as cmd_tool
-        return {"load": cmd_load, "inspect": cmd_inspect, "check": cmd_check.run,
-                "usdt": cmd_usdt.run, "tool": cmd_tool.run, "export": cmd_export.run,
-                "gen": gen.run}[args.command](args)
+        if args.command in COMMANDS:
+            return int(_command_module(args.command).run(args))
+        return {"load": cmd_load, "inspect": cmd_inspect}[args.command](args)
     return _run(command)
 
 
