@@ -14,6 +14,7 @@ control characters escaped so a row stays one line.
 """
 from __future__ import annotations
 
+import functools
 import json
 import struct
 import sys
@@ -264,7 +265,6 @@ class RecordTypes:
         btf = self.btf
         self.forced: Optional[int] = None
         self.by_map: Dict[str, int] = {}
-        self.candidates: List[int] = []
         if btf is None:
             if type_name:
                 raise BPFError("--type needs BTF in the object (build with clang -g)")
@@ -280,10 +280,20 @@ class RecordTypes:
             rid = record_type(obj.spec, m)
             if rid is not None:
                 self.by_map[m.name] = rid
-        self.candidates = [i for i in range(btf.start_id, len(btf))
-                           if isinstance(btf[i], T.Struct) and btf[i].name
-                           and not _is_kernel_struct(btf[i].name)]
-        self.candidates.sort(key=lambda i: "event" not in btf[i].name.lower())
+
+    @functools.cached_property
+    def candidates(self) -> List[int]:
+        """The object's own named structs (not the kernel's: tracepoint contexts and
+        the like), "event"-named first: the fallback when BTF says nothing better.
+        Computed only when needed: it looks every struct up in vmlinux BTF."""
+        btf = self.btf
+        if btf is None or self.forced is not None:
+            return []
+        found = [i for i in range(btf.start_id, len(btf))
+                 if isinstance(btf[i], T.Struct) and btf[i].name
+                 and not _is_kernel_struct(btf[i].name)]
+        found.sort(key=lambda i: "event" not in btf[i].name.lower())
+        return found
 
     def known(self, source: str) -> Optional[int]:
         """The type of ``source``'s records when known before any arrives."""
