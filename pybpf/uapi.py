@@ -662,6 +662,7 @@ BPF_F_PRESERVE_ELEMS = 1 << 11
 BPF_F_INNER_MAP = 1 << 12
 BPF_F_LINK = 1 << 13
 BPF_F_PATH_FD = 1 << 14
+BPF_F_VTYPE_BTF_OBJ_FD = 1 << 15
 
 # prog_flags of BPF_PROG_LOAD
 BPF_F_STRICT_ALIGNMENT = 1 << 0
@@ -733,6 +734,8 @@ BPF_JA, BPF_JEQ, BPF_JGT, BPF_JGE, BPF_JSET, BPF_JNE, BPF_JSGT, BPF_JSGE = (
     0x00, 0x10, 0x20, 0x30, 0x40, 0x50, 0x60, 0x70)
 BPF_CALL, BPF_EXIT, BPF_JLT, BPF_JLE, BPF_JSLT, BPF_JSLE = 0x80, 0x90, 0xA0, 0xB0, 0xC0, 0xD0
 BPF_K, BPF_X = 0x00, 0x08
+# atomic operations (imm of BPF_STX|BPF_ATOMIC): BPF_FETCH modifier, compare-exchange
+BPF_FETCH, BPF_CMPXCHG = 0x01, 0xF1
 # src_reg of BPF_LD|BPF_IMM|BPF_DW (ld_imm64) and of BPF_CALL
 BPF_PSEUDO_MAP_FD = 1
 BPF_PSEUDO_MAP_VALUE = 2
@@ -1129,19 +1132,13 @@ class perf_event_attr(ctypes.Structure):
 assert ctypes.sizeof(perf_event_attr) == PERF_ATTR_SIZE_VER8
 assert bpf_attr_link_create.u.offset == 16
 
-# --- structops
-BPF_F_VTYPE_BTF_OBJ_FD = 1 << 15
-
+# ---------------------------------------------------------------- more bpf_attr layouts
 
 class bpf_attr_link_update(_Attr):
     """BPF_LINK_UPDATE; struct_ops links: new_prog_fd is new_map_fd, old_prog_fd old_map_fd."""
 
     _fields_ = [("link_fd", c_u32), ("new_prog_fd", c_u32), ("flags", c_u32),
                 ("old_prog_fd", c_u32)]
-# --- core
-BPF_FETCH = 0x01
-BPF_CMPXCHG = 0xf1
-# --- loader
 
 
 class bpf_attr_prog_bind_map(_Attr):
@@ -1149,7 +1146,8 @@ class bpf_attr_prog_bind_map(_Attr):
 
     _fields_ = [("prog_fd", c_u32), ("map_fd", c_u32), ("flags", c_u32)]
 
-# --- verbs
+# ---------------------------------------------------------------- bpf_link_info per link type
+
 # enum bpf_perf_event_type (bpf_link_info.perf_event.type)
 BPF_PERF_EVENT_UNSPEC = 0
 BPF_PERF_EVENT_UPROBE = 1
