@@ -1,2 +1,0 @@
-"""Metrics from maps: histograms and counters (reading, rendering) and the Prometheus
-text exposition of them."""
