@@ -28,7 +28,7 @@ from pybpf.errors import BPFError
 from pybpf.events.ringbuf import RingBuffer
 from pybpf.study.producer import Producer
 
-from conftest import ROOT, built, require_kernel
+from conftest import ROOT, built, on_cpu, require_kernel
 
 
 def _pybpf(*args: str, **kw: Any) -> subprocess.Popen:
@@ -386,12 +386,8 @@ def test_perf_buffer_keeps_its_own_map_reference(kernel):
                 PerfBuffer(second.fd, lambda c, d: got.append(bytes(d[:4])), cpus=[cpu],
                            pages=1) as pb_b:
             pb_a.close()
-            old = os.sched_getaffinity(0)
-            os.sched_setaffinity(0, {cpu})
-            try:
+            with on_cpu(cpu):
                 prod.perf_output(b"live" * 2)
-            finally:
-                os.sched_setaffinity(0, old)
             assert pb_b.consume() == 1 and got == [b"live"]
     finally:
         second.close()

@@ -86,24 +86,24 @@ def test_syscount_interval_and_count_end_by_themselves():
 
 
 SLEEPER = r"""
-import os, sys, time
-os.sched_setaffinity(0, {0})
+import sys, time
 sys.stdin.readline()
 for _ in range(int(sys.argv[1])):
     time.sleep(0.002)
 print("done", flush=True)
 sys.stdin.readline()
 """
-HOG = "import os\nos.sched_setaffinity(0, {0})\nwhile True: pass\n"
+HOG = "while True: pass\n"
+ON_CPU0 = ["taskset", "-c", "0", sys.executable, "-c"]     # every interpreter, PyPy too
 
 
 def test_runqlat_sleepers_and_hogs():
-    sleeper = subprocess.Popen([sys.executable, "-c", SLEEPER, "200"], stdin=subprocess.PIPE,
+    sleeper = subprocess.Popen(ON_CPU0 + [SLEEPER, "200"], stdin=subprocess.PIPE,
                                stdout=subprocess.PIPE, text=True)
     hogs = []
     try:
         run = ToolRun("runqlat", "-P", "-u")
-        hogs = [subprocess.Popen([sys.executable, "-c", HOG]) for _ in range(2)]
+        hogs = [subprocess.Popen(ON_CPU0 + [HOG]) for _ in range(2)]
         sleeper.stdin.write("go\n")
         sleeper.stdin.flush()
         assert sleeper.stdout.readline() == "done\n"
@@ -136,7 +136,7 @@ def test_runqlat_text_histogram():
 
 
 def test_runqlat_pid_filter():
-    sleeper = subprocess.Popen([sys.executable, "-c", SLEEPER, "50"], stdin=subprocess.PIPE,
+    sleeper = subprocess.Popen(ON_CPU0 + [SLEEPER, "50"], stdin=subprocess.PIPE,
                                stdout=subprocess.PIPE, text=True)
     try:
         run = ToolRun("runqlat", "-P", "-p", str(sleeper.pid))

@@ -16,6 +16,7 @@ import pytest
 import pybpf
 from pybpf import loaded, uapi
 from pybpf.kernel import syscall, fs as tracefs
+from pybpf.kernel.sysinfo import interface_index
 from pybpf.btf import kernel
 from pybpf.cli.main import main
 from pybpf.errors import BPFError
@@ -353,7 +354,7 @@ def test_xdp_and_tcx_link_details_and_detach(capsys, kernel):
     with pybpf.BPFObject.open(built("attach_net.bpf.o")) as obj:
         obj.load()
         with private_netns():
-            lo = socket.if_nametoindex("lo")
+            lo = interface_index("lo")
             xdp = obj.programs["count_xdp"].attach(ifindex=lo)
             tcx = obj.programs["count_tcx"].attach(ifindex=lo)
             xdp_id, tcx_id = xdp.info().id, tcx.info().id

@@ -67,11 +67,12 @@ def _cffi_buffer_address() -> Callable[[object], int]:
     """PyPy (no ctypes.pythonapi): its built-in cffi, the export released at once."""
     import cffi
     ffi = cffi.FFI()
+    uintptr = ffi.typeof("uintptr_t")    # parsed now: its parser is imported lazily
 
     def address(obj: object) -> int:
         ptr = ffi.from_buffer(obj)
         try:
-            return int(ffi.cast("uintptr_t", ptr))
+            return int(ffi.cast(uintptr, ptr))
         finally:
             ffi.release(ptr)
     return address

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ctypes
 import errno as _errno
-import fcntl
 import os
 import platform
 import typing
@@ -222,7 +221,7 @@ def bpf_fd(cmd: int, attr: ctypes.Structure, what: str = "") -> Fd:
 
 def dup(fd: int, what: str = "duplicating an fd") -> Fd:
     """A close-on-exec duplicate of ``fd``, owned."""
-    return owned(lambda: fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 0), what)
+    return owned(lambda: os.dup(fd), what)      # os.dup: close-on-exec (PEP 446)
 
 
 def open_fd(path: str, flags: int, what: str = "") -> Fd:
