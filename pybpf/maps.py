@@ -203,9 +203,9 @@ class Map:
         if self._key_codec is None:
             from .btf import codec
             self._key_codec = _Codec(self.btf, self.spec.btf_key_type_id, self.spec.key_size,
-                                     codec)
+                                     codec, f"map {self.name!r}: a key")
             self._value_codec = _Codec(self.btf, self.spec.btf_value_type_id,
-                                       self.spec.value_size, codec)
+                                       self.spec.value_size, codec, f"map {self.name!r}: a value")
         return self._key_codec, self._value_codec
 
     def _value_buf_size(self) -> int:
@@ -243,6 +243,9 @@ class Map:
             values = value if isinstance(value, (list, tuple)) else \
                 [value] * len(possible_cpus())
             step = _round8(self.spec.value_size)
+            if len(values) != len(possible_cpus()):
+                raise BPFError(f"map {self.name!r}: {len(values)} values for a per-CPU value "
+                               f"({len(possible_cpus())} CPUs x {step} bytes)")
             raw = b"".join(vc.encode(v).ljust(step, b"\0") for v in values)
         elif self.spec.type in FD_VALUE_TYPES:
             raw = struct.pack("<I", value.fd if hasattr(value, "fd") else value)
@@ -340,17 +343,20 @@ def _check_ring_size(name: str, size: int) -> None:
 
 class _Codec:
     """Key or value conversion: bytes pass through; other values go through BTF,
-    or through little-endian packing for plain integers when there is no BTF."""
+    or through little-endian packing for plain integers when there is no BTF.
+    Bytes must have exactly the map's size: the kernel reads that many from the
+    buffer it is given, so a shorter one would be over-read."""
 
-    def __init__(self, btf: Optional[BTF], type_id: int, size: int, codec_mod):
-        self.size = size
+    def __init__(self, btf: Optional[BTF], type_id: int, size: int, codec_mod, what: str):
+        self.size, self.what = size, what
         self.compiled = codec_mod.compile(btf, type_id) if btf is not None and type_id else None
 
     def encode(self, value: Any) -> bytes:
         if isinstance(value, (bytes, bytearray, memoryview)):
             raw = bytes(value)
             if len(raw) != self.size:
-                raise BPFError(f"expected {self.size} bytes, got {len(raw)}")
+                raise BPFError(f"{self.what} of {len(raw)} bytes, the map's have "
+                               f"{self.size} (the size the kernel reads)")
             return raw
         if self.compiled is not None:
             return self.compiled.encode(value)

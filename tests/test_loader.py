@@ -122,6 +122,41 @@ def test_map_dict_api_with_btf_codecs(maps_obj):
         points[1] = {"x": 1 << 40}                      # out of range for int
 
 
+def test_element_buffers_have_exactly_the_maps_sizes(maps_obj):
+    """The kernel reads key_size / value_size bytes from whatever buffer it gets: a
+    short one must be refused, not over-read (and a long one is a caller's mistake);
+    the error names the size expected, with BTF or without."""
+    from pybpf.kernel import syscall
+    points = maps_obj.maps["points"]
+    assert (points.key_size, points.value_size) == (4, 16)
+    for bad in (b"\1\0\0\0\2\0\0\0", b"\0" * 17):
+        with pytest.raises(pybpf.BPFError, match=r"a value of \d+ bytes, the map's have 16"):
+            points[7] = bad
+    with pytest.raises(pybpf.BPFError, match="a key of 2 bytes, the map's have 4"):
+        points[b"\7\0"] = b"\0" * 16
+    assert 7 not in points                              # nothing was written
+    with syscall.map_create(uapi.BPF_MAP_TYPE_HASH, 4, 16, 8, name="t_sizes") as fd:
+        raw = pybpf.Map.from_id(syscall.obj_info(fd.fd, uapi.bpf_map_info).id)
+        try:
+            assert raw.btf is None
+            with pytest.raises(pybpf.BPFError, match="a value of 8 bytes, the map's have 16"):
+                raw[b"\1\0\0\0"] = b"\0" * 8
+            with pytest.raises(pybpf.BPFError, match="a key of 2 bytes, the map's have 4"):
+                raw.lookup(b"\1\0")
+            with pytest.raises(pybpf.BPFError, match="a key of 5 bytes"):
+                del raw[b"\1" * 5]
+            raw[b"\1\0\0\0"] = b"\2" * 16
+            assert raw[b"\1\0\0\0"] == b"\2" * 16
+        finally:
+            raw.close()
+    percpu = maps_obj.maps["percpu"]
+    ncpus = len(pybpf.kernel.sysinfo.possible_cpus())
+    for count in (ncpus - 1, ncpus + 1):      # a short list was an over-read before
+        with pytest.raises(pybpf.BPFError, match=rf"{count} values for a per-CPU value "
+                                                 rf"\({ncpus} CPUs"):
+            percpu[1] = [1] * count
+
+
 def test_percpu_pinned_map_in_map_and_tail_calls(maps_obj):
     obj = maps_obj
     for _ in range(3):

@@ -347,6 +347,13 @@ def test_columns_mode_per_run_with_names_odd_records_and_copies(rb_map):
     assert kept[0]["ts"].typecode == "Q"
 
 
+def test_column_layouts_allow_white_space_as_struct_does():
+    for fmt in ("QQ ", " QQ", "Q Q", "QQ\t"):
+        layout = ColumnLayout(fmt, ["ts", "seq"])
+        assert layout.length == struct.calcsize(fmt) == 16, fmt
+        assert [f[0] for f in layout.fields] == ["ts", "seq"]
+
+
 def test_columns_errors(rb_map):
     fd, prod = rb_map
     errors = []

@@ -219,6 +219,8 @@ def _fields(fmt: str, names: Optional[Sequence[str]]) -> Tuple[Field, ...]:
     while pos < len(fmt):
         m = _TOKEN.match(fmt, pos)
         if m is None:
+            if not fmt[pos:].strip():
+                break                   # trailing white space, as struct allows
             raise BPFError(f"bad struct format {fmt!r} at {pos}")
         pos = m.end()
         count, code = int(m.group(1) or 1), m.group(2)
