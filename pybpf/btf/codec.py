@@ -102,7 +102,8 @@ _INT_FMT = {1: "B", 2: "H", 4: "I", 8: "Q"}
 class _Enum(_Int):
     """An enum: decodes to int; encodes an int or an enumerator's name."""
 
-    def __init__(self, size: int, signed: bool, what: str, values: Sequence[Tuple[str, int]]) -> None:
+    def __init__(self, size: int, signed: bool, what: str,
+                 values: Sequence[Tuple[str, int]]) -> None:
         super().__init__(size, signed, what)
         self.by_name = dict(values)
 
