@@ -10,7 +10,7 @@ import struct
 import sys
 from array import array
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Sequence, Tuple, Type
+from typing import Callable, Dict, List, Sequence, Tuple, Type, Union
 
 from ..errors import ObjectError
 from ..limits import BTF_MAX_NAME_OFFSET, BTF_MAX_TYPE
@@ -150,7 +150,7 @@ def check_layout(data: bytes, hdr_len: int, types: Tuple[int, int], strs: Tuple[
                               section, where + _LAYOUT.size * kind)
 
 
-def words(buf: bytes) -> Sequence[int]:
+def words(buf: Union[bytes, memoryview]) -> Sequence[int]:
     """The type section as native u32 words (zero-copy on little-endian hosts)."""
     if sys.byteorder == "little":
         return memoryview(buf).cast("I")
