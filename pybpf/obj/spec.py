@@ -21,7 +21,8 @@ from .elf import (SHF_WRITE, SHT_NOBITS, SHT_PROGBITS, STB_LOCAL, STT_FUNC, STT_
 from ..errors import ObjectError
 from .externs import KCONFIG_SEC, KSYMS_SEC, Externs, collect as collect_externs
 from ..asm.insn import INSN_SIZE
-from .map_rules import LIBBPF_PIN_BY_NAME, LIBBPF_PIN_NONE  # noqa: F401 (re-exported)
+from .map_rules import (LIBBPF_PIN_BY_NAME as LIBBPF_PIN_BY_NAME,  # noqa: F401 (re-exported)
+                        LIBBPF_PIN_NONE as LIBBPF_PIN_NONE)
 from .map_rules import check_pinning, datasec_is_mmapable, internal_map_name, ringbuf_size
 from ..limits import BTF_MAX_SIZE, check_value_size
 from .sections import SecDef, find_sec_def
