@@ -124,10 +124,10 @@ class Map:
             spec.value_size = spec.value_size or 4
         if spec.type in _NO_KV_TYPES:
             _check_ring_size(self.name, spec.max_entries)
-        args: Dict[str, Any] = dict(map_type=spec.type, key_size=spec.key_size, value_size=spec.value_size,
-                    max_entries=spec.max_entries, flags=spec.flags, name=self.kernel_name,
-                    inner_map_fd=inner_map_fd, map_extra=spec.map_extra,
-                    numa_node=spec.numa_node)
+        args: Dict[str, Any] = dict(
+            map_type=spec.type, key_size=spec.key_size, value_size=spec.value_size,
+            max_entries=spec.max_entries, flags=spec.flags, name=self.kernel_name,
+            inner_map_fd=inner_map_fd, map_extra=spec.map_extra, numa_node=spec.numa_node)
         has_btf = btf_fd and (spec.btf_key_type_id or spec.btf_value_type_id)
         try:
             self._fd = syscall.map_create(
@@ -348,7 +348,8 @@ class _Codec:
     def __init__(self, btf: Optional[BTF], type_id: int, size: int,
                  codec_mod: ModuleType) -> None:
         self.size = size
-        self.compiled: Optional[Codec] = codec_mod.compile(btf, type_id) if btf is not None and type_id else None
+        self.compiled: Optional[Codec] = \
+            codec_mod.compile(btf, type_id) if btf is not None and type_id else None
 
     def encode(self, value: Any) -> bytes:
         if isinstance(value, (bytes, bytearray, memoryview)):
