@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import errno as _errno
 import os
-from typing import Optional
+from typing import Optional, Type
 
 
 class BPFError(Exception):
@@ -75,7 +75,7 @@ def from_os_error(e: OSError, what: str) -> BPFError:
     return from_errno(e.errno or _errno.EIO, f"{what}{where}")
 
 
-def from_errno(err: int, what: str, cls: type = BPFError) -> BPFError:
+def from_errno(err: int, what: str, cls: Type[BPFError] = BPFError) -> BPFError:
     """Build the right error for a failed syscall: privileges get their own class,
     and when the privileges are there, the message says a policy refused it."""
     text = f"{what}: {os.strerror(err)} [{_errno.errorcode.get(err, err)}]"

@@ -11,7 +11,8 @@ import errno
 import mmap
 import os
 import struct
-from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Tuple
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Tuple, cast
 
 from .kernel import syscall
 from . import uapi
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from .link.hooks import Link
     from .link.struct_ops import StructOps
     from .kernel.arena import ArenaMemory
+    from .btf.codec import Codec
 
 PER_CPU_TYPES = frozenset({uapi.BPF_MAP_TYPE_PERCPU_HASH, uapi.BPF_MAP_TYPE_PERCPU_ARRAY,
                            uapi.BPF_MAP_TYPE_LRU_PERCPU_HASH,
@@ -55,7 +57,8 @@ class Map:
         #: an ARENA map's user-space mapping, from load() to close()
         self.arena: Optional["ArenaMemory"] = None
         self._fd: Optional[Fd] = None
-        self._key_codec = self._value_codec = None
+        self._key_codec: Optional[_Codec] = None
+        self._value_codec: Optional[_Codec] = None
         #: the members and registration of a struct_ops map (set by its BPFObject)
         self.struct_ops: Optional["StructOps"] = None
 
@@ -121,10 +124,10 @@ class Map:
             spec.value_size = spec.value_size or 4
         if spec.type in _NO_KV_TYPES:
             _check_ring_size(self.name, spec.max_entries)
-        args = dict(map_type=spec.type, key_size=spec.key_size, value_size=spec.value_size,
-                    max_entries=spec.max_entries, flags=spec.flags, name=self.kernel_name,
-                    inner_map_fd=inner_map_fd, map_extra=spec.map_extra,
-                    numa_node=spec.numa_node)
+        args: Dict[str, Any] = dict(
+            map_type=spec.type, key_size=spec.key_size, value_size=spec.value_size,
+            max_entries=spec.max_entries, flags=spec.flags, name=self.kernel_name,
+            inner_map_fd=inner_map_fd, map_extra=spec.map_extra, numa_node=spec.numa_node)
         has_btf = btf_fd and (spec.btf_key_type_id or spec.btf_value_type_id)
         try:
             self._fd = syscall.map_create(
@@ -199,14 +202,15 @@ class Map:
 
     # ---------------------------------------------------------------- key/value
 
-    def _codecs(self):
+    def _codecs(self) -> Tuple[_Codec, _Codec]:
         if self._key_codec is None:
             from .btf import codec
             self._key_codec = _Codec(self.btf, self.spec.btf_key_type_id, self.spec.key_size,
                                      codec, f"map {self.name!r}: a key")
             self._value_codec = _Codec(self.btf, self.spec.btf_value_type_id,
-                                       self.spec.value_size, codec, f"map {self.name!r}: a value")
-        return self._key_codec, self._value_codec
+                                       self.spec.value_size, codec,
+                                       f"map {self.name!r}: a value")
+        return self._key_codec, cast(_Codec, self._value_codec)   # set with the key's
 
     def _value_buf_size(self) -> int:
         if self.per_cpu:
@@ -322,7 +326,7 @@ class Map:
         return sum(1 for _ in self.raw_keys())
 
     def __repr__(self) -> str:
-        state = f"fd={self._fd.fd}" if self.loaded else "not created"
+        state = f"fd={cast(Fd, self._fd).fd}" if self.loaded else "not created"
         return (f"<Map {self.name} {self.type_name} key={self.spec.key_size} "
                 f"value={self.spec.value_size} max_entries={self.spec.max_entries} {state}>")
 
@@ -347,9 +351,11 @@ class _Codec:
     Bytes must have exactly the map's size: the kernel reads that many from the
     buffer it is given, so a shorter one would be over-read."""
 
-    def __init__(self, btf: Optional[BTF], type_id: int, size: int, codec_mod, what: str):
+    def __init__(self, btf: Optional[BTF], type_id: int, size: int,
+                 codec_mod: ModuleType, what: str) -> None:
         self.size, self.what = size, what
-        self.compiled = codec_mod.compile(btf, type_id) if btf is not None and type_id else None
+        self.compiled: Optional[Codec] = \
+            codec_mod.compile(btf, type_id) if btf is not None and type_id else None
 
     def encode(self, value: Any) -> bytes:
         if isinstance(value, (bytes, bytearray, memoryview)):
@@ -468,7 +474,7 @@ class GlobalData:
         codec = self._codecs.get(name)
         if codec is None:
             from .btf import codec as codec_mod
-            codec = self._codecs[name] = codec_mod.compile(self.map.btf, type_id)
+            codec = self._codecs[name] = codec_mod.compile(cast(BTF, self.map.btf), type_id)
         return codec
 
     def raw(self, name: str) -> bytes:

@@ -35,6 +35,7 @@ from .kernel.sigdefer import deferred
 from .kernel.syscall import Fd
 
 if TYPE_CHECKING:
+    from .btf.core import Result
     from .obj.offline import Relocation
 
 V = TypeVar("V")
@@ -458,7 +459,7 @@ class BPFObject:
         body = "\n".join(notes + message[1:])
         return VerifierError(f"{head}\n{body}" if body else head, log, err.errno)
 
-    def linker_results(self, origin: Optional["tuple[int, int]"]) -> list:
+    def linker_results(self, origin: Optional["tuple[int, int]"]) -> List["Result"]:
         """The CO-RE relocation results of the instruction at ``origin`` ((section index,
         slot)), for error messages."""
         if origin is None or self._linker is None:

@@ -1,7 +1,7 @@
 """Program: one BPF program of an object, before and after it is loaded."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, List, Optional
+from typing import TYPE_CHECKING, Any, List, Optional, cast
 
 from .kernel import syscall
 from . import uapi
@@ -109,5 +109,5 @@ class Program:
             self._fd.close()
 
     def __repr__(self) -> str:
-        state = f"fd={self._fd.fd}" if self.loaded else "not loaded"
+        state = f"fd={cast(Fd, self._fd).fd}" if self.loaded else "not loaded"
         return f"<Program {self.name} SEC({self.section!r}) {self.type_name} {state}>"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import platform
 from enum import IntEnum
+from typing import Dict
 
 c_u8, c_u16, c_u32, c_u64 = ctypes.c_uint8, ctypes.c_uint16, ctypes.c_uint32, ctypes.c_uint64
 c_s32, c_s64 = ctypes.c_int32, ctypes.c_int64
@@ -631,7 +632,7 @@ BPF_CORE_ENUMVAL_EXISTS = bpf_core_relo_kind.BPF_CORE_ENUMVAL_EXISTS
 BPF_CORE_ENUMVAL_VALUE = bpf_core_relo_kind.BPF_CORE_ENUMVAL_VALUE
 BPF_CORE_TYPE_MATCHES = bpf_core_relo_kind.BPF_CORE_TYPE_MATCHES
 
-_FUNC_NAMES: dict = {}
+_FUNC_NAMES: Dict[int, str] = {}
 
 
 def func_name(func_id: int) -> str:

@@ -8,11 +8,13 @@ of the immediate.  Functions take the slot index, not a byte offset.
 from __future__ import annotations
 
 import struct
-from typing import Iterator, NamedTuple
+from typing import Iterator, NamedTuple, Union
 
 from .. import uapi
 
 INSN_SIZE = 8
+#: instruction bytes: an object's code, or a copy being patched.
+_Buf = Union[bytes, bytearray, memoryview]
 _INSN = struct.Struct("<BBhi")
 LD_IMM64 = uapi.BPF_LD | uapi.BPF_IMM | uapi.BPF_DW
 CALL = uapi.BPF_JMP | uapi.BPF_CALL
@@ -34,16 +36,16 @@ class Insn(NamedTuple):
         return _INSN.pack(self.code, (self.src << 4) | self.dst, self.off, self.imm)
 
 
-def decode(buf, idx: int) -> Insn:
+def decode(buf: _Buf, idx: int) -> Insn:
     code, regs, off, imm = _INSN.unpack_from(buf, idx * INSN_SIZE)
     return Insn(code, regs & 0xF, regs >> 4, off, imm)
 
 
-def count(buf) -> int:
+def count(buf: _Buf) -> int:
     return len(buf) // INSN_SIZE
 
 
-def iterate(buf) -> Iterator[Insn]:
+def iterate(buf: _Buf) -> Iterator[Insn]:
     for code, regs, off, imm in _INSN.iter_unpack(buf):
         yield Insn(code, regs & 0xF, regs >> 4, off, imm)
 
@@ -65,10 +67,10 @@ def set_code(buf: bytearray, idx: int, code: int) -> None:
     buf[idx * INSN_SIZE] = code
 
 
-def imm64(buf, idx: int) -> int:
+def imm64(buf: _Buf, idx: int) -> int:
     """The 64-bit immediate of the ld_imm64 at idx."""
-    lo = struct.unpack_from("<I", buf, idx * INSN_SIZE + 4)[0]
-    hi = struct.unpack_from("<I", buf, (idx + 1) * INSN_SIZE + 4)[0]
+    lo: int = struct.unpack_from("<I", buf, idx * INSN_SIZE + 4)[0]
+    hi: int = struct.unpack_from("<I", buf, (idx + 1) * INSN_SIZE + 4)[0]
     return (hi << 32) | lo
 
 
@@ -103,7 +105,7 @@ def _helper_name(imm: int) -> str:
     return f"bpf_{name}" if name else f"helper#{imm}"
 
 
-def disasm_one(buf, idx: int) -> str:
+def disasm_one(buf: _Buf, idx: int) -> str:
     """One instruction in the kernel verifier's C-like notation."""
     ins = decode(buf, idx)
     cls, op = ins.cls, ins.code & 0xF0
@@ -147,7 +149,7 @@ def disasm_one(buf, idx: int) -> str:
     return f"r0 = *({size} *)skb[{ins.imm}]"
 
 
-def disasm(buf) -> Iterator[str]:
+def disasm(buf: _Buf) -> Iterator[str]:
     """``"idx: text"`` per instruction, skipping the second ld_imm64 slot."""
     idx, n = 0, count(buf)
     while idx < n:

@@ -12,7 +12,7 @@ parent, as C spells them).  Values are little-endian, as on bpfel.
 from __future__ import annotations
 
 import struct
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple, Union, cast
 
 from ..errors import BPFError, ObjectError
 from ..limits import MAX_RESOLVE_DEPTH, Budget
@@ -24,6 +24,10 @@ _MAX_DEPTH = MAX_RESOLVE_DEPTH
 _SPARE_VALUES = 1 << 16
 #: fields one compile may lay out (anonymous members lifted into their parent included).
 _MAX_FIELDS = 1 << 17
+
+
+#: what the codecs read from: any bytes-like buffer.
+_Buf = Union[bytes, bytearray, memoryview]
 
 
 class CodecError(BPFError, ValueError):
@@ -38,7 +42,7 @@ class _Node:
     fmt: Optional[str] = None
     values: int = 1          # Python objects one read() builds
 
-    def read(self, buf, off: int) -> Any:
+    def read(self, buf: _Buf, off: int) -> Any:
         raise NotImplementedError
 
     def write(self, out: bytearray, off: int, value: Any) -> None:
@@ -46,14 +50,14 @@ class _Node:
 
 
 class _Scalar(_Node):
-    def __init__(self, fmt: str, size: int, what: str):
+    def __init__(self, fmt: str, size: int, what: str) -> None:
         self.fmt, self.size, self.what = fmt, size, what
         self._st = struct.Struct("<" + fmt)
 
-    def read(self, buf, off):
+    def read(self, buf: _Buf, off: int) -> Any:
         return self._st.unpack_from(buf, off)[0]
 
-    def write(self, out, off, value):
+    def write(self, out: bytearray, off: int, value: Any) -> None:
         try:
             self._st.pack_into(out, off, value)
         except struct.error as exc:
@@ -63,7 +67,7 @@ class _Scalar(_Node):
 class _Int(_Node):
     """Integers of any size (1..16 bytes), range-checked on write."""
 
-    def __init__(self, size: int, signed: bool, what: str):
+    def __init__(self, size: int, signed: bool, what: str) -> None:
         self.size, self.signed, self.what = size, signed, what
         self.lo = -(1 << (8 * size - 1)) if signed else 0
         self.hi = (1 << (8 * size - 1)) - 1 if signed else (1 << 8 * size) - 1
@@ -71,12 +75,12 @@ class _Int(_Node):
             self.fmt = _INT_FMT[size].lower() if signed else _INT_FMT[size]
             self._st = struct.Struct("<" + self.fmt)
 
-    def read(self, buf, off):
+    def read(self, buf: _Buf, off: int) -> Any:
         if self.fmt:
             return self._st.unpack_from(buf, off)[0]
         return int.from_bytes(buf[off:off + self.size], "little", signed=self.signed)
 
-    def write(self, out, off, value):
+    def write(self, out: bytearray, off: int, value: Any) -> None:
         value = self.check(value)
         out[off:off + self.size] = value.to_bytes(self.size, "little", signed=self.signed)
 
@@ -89,7 +93,7 @@ class _Int(_Node):
         if not self.lo <= value <= self.hi:
             raise CodecError(f"{value} out of range for {self.what}"
                              f" [{self.lo}, {self.hi}]")
-        return value
+        return cast(int, value)   # an int by now (bools were converted)
 
 
 _INT_FMT = {1: "B", 2: "H", 4: "I", 8: "Q"}
@@ -98,11 +102,12 @@ _INT_FMT = {1: "B", 2: "H", 4: "I", 8: "Q"}
 class _Enum(_Int):
     """An enum: decodes to int; encodes an int or an enumerator's name."""
 
-    def __init__(self, size: int, signed: bool, what: str, values: Sequence[Tuple[str, int]]):
+    def __init__(self, size: int, signed: bool, what: str,
+                 values: Sequence[Tuple[str, int]]) -> None:
         super().__init__(size, signed, what)
         self.by_name = dict(values)
 
-    def check(self, value):
+    def check(self, value: Any) -> int:
         if isinstance(value, str):
             if value not in self.by_name:
                 raise CodecError(f"{value!r} is not an enumerator of {self.what}")
@@ -113,20 +118,20 @@ class _Enum(_Int):
 
 
 class _Bool(_Int):
-    def read(self, buf, off):
+    def read(self, buf: _Buf, off: int) -> Any:
         return bool(super().read(buf, off))
 
 
 class _Raw(_Node):
     """Bytes kept as they are (long double, and other types with no Python value)."""
 
-    def __init__(self, size: int, what: str):
+    def __init__(self, size: int, what: str) -> None:
         self.size, self.what, self.fmt = size, what, f"{size}s"
 
-    def read(self, buf, off):
+    def read(self, buf: _Buf, off: int) -> Any:
         return bytes(buf[off:off + self.size])
 
-    def write(self, out, off, value):
+    def write(self, out: bytearray, off: int, value: Any) -> None:
         if not isinstance(value, (bytes, bytearray)) or len(value) != self.size:
             raise CodecError(f"{self.what} needs {self.size} bytes, not {value!r}")
         out[off:off + self.size] = value
@@ -135,15 +140,15 @@ class _Raw(_Node):
 class _Chars(_Node):
     """char[N]: bytes up to the first NUL; writes bytes or str of at most N bytes."""
 
-    def __init__(self, size: int, what: str):
+    def __init__(self, size: int, what: str) -> None:
         self.size, self.what, self.fmt = size, what, f"{size}s"
 
-    def read(self, buf, off):
+    def read(self, buf: _Buf, off: int) -> Any:
         raw = bytes(buf[off:off + self.size])
         nul = raw.find(b"\0")
         return raw if nul < 0 else raw[:nul]
 
-    def write(self, out, off, value):
+    def write(self, out: bytearray, off: int, value: Any) -> None:
         if isinstance(value, str):
             value = value.encode()
         if not isinstance(value, (bytes, bytearray)):
@@ -154,16 +159,16 @@ class _Chars(_Node):
 
 
 class _Array(_Node):
-    def __init__(self, elem: _Node, nelems: int, what: str):
+    def __init__(self, elem: _Node, nelems: int, what: str) -> None:
         self.elem, self.nelems, self.what = elem, nelems, what
         self.size = elem.size * nelems
         self.values = 1 + nelems * elem.values
 
-    def read(self, buf, off):
+    def read(self, buf: _Buf, off: int) -> Any:
         step, read = self.elem.size, self.elem.read
         return [read(buf, off + i * step) for i in range(self.nelems)]
 
-    def write(self, out, off, value):
+    def write(self, out: bytearray, off: int, value: Any) -> None:
         if isinstance(value, (bytes, bytearray)) and self.elem.size == 1:
             value = list(value)
         if isinstance(value, (str, bytes, bytearray, dict)) or not hasattr(value, "__len__"):
@@ -178,13 +183,13 @@ class _Array(_Node):
 class _Bitfield:
     """A bitfield member, read and written inside its struct's bytes."""
 
-    def __init__(self, bit_offset: int, bits: int, node: _Int):
+    def __init__(self, bit_offset: int, bits: int, node: _Int) -> None:
         self.byte, self.shift = bit_offset // 8, bit_offset % 8
         self.nbytes = (self.shift + bits + 7) // 8
         self.bits, self.mask, self.node = bits, (1 << bits) - 1, node
         self.signed = node.signed
 
-    def read(self, buf, off):
+    def read(self, buf: _Buf, off: int) -> Any:
         start = off + self.byte
         raw = int.from_bytes(buf[start:start + self.nbytes], "little")
         value = (raw >> self.shift) & self.mask
@@ -192,7 +197,7 @@ class _Bitfield:
             value -= 1 << self.bits
         return bool(value) if isinstance(self.node, _Bool) else value
 
-    def write(self, out, off, value):
+    def write(self, out: bytearray, off: int, value: Any) -> None:
         value = self.node.check(value)
         lo = -(1 << (self.bits - 1)) if self.signed else 0
         hi = (1 << (self.bits - 1)) - 1 if self.signed else self.mask
@@ -208,7 +213,7 @@ class _Bitfield:
 class _Record(_Node):
     """struct, union or datasec: named fields at byte offsets (or bitfields)."""
 
-    def __init__(self, size: int, fields: List[Tuple[str, int, Any]], what: str):
+    def __init__(self, size: int, fields: List[Tuple[str, int, Any]], what: str) -> None:
         self.size, self.fields, self.what = size, fields, what
         self.values = 1 + sum(node.values if isinstance(node, _Node) else 1
                               for _, _, node in fields)
@@ -234,7 +239,7 @@ class _Record(_Node):
         items.append(f"{self.size - pos}x" if self.size > pos else "")
         return "".join(items)
 
-    def row(self, values: Sequence[Any]) -> dict:
+    def row(self, values: Sequence[Any]) -> Dict[str, Any]:
         """The dict of one record unpacked with ``struct_format``."""
         if self._cut or self._bools:
             values = list(values)
@@ -244,12 +249,12 @@ class _Record(_Node):
                 values[i] = bool(values[i])
         return dict(zip(self.names, values))
 
-    def read(self, buf, off):
+    def read(self, buf: _Buf, off: int) -> Any:
         if self._st is not None:
             return self.row(self._st.unpack_from(buf, off))
         return {name: node.read(buf, off + foff) for name, foff, node in self.fields}
 
-    def write(self, out, off, value):
+    def write(self, out: bytearray, off: int, value: Any) -> None:
         if not isinstance(value, dict):
             raise CodecError(f"{self.what} needs a dict, not {type(value).__name__}")
         for name, item in value.items():
@@ -264,17 +269,17 @@ class _Record(_Node):
 class Codec:
     """The compiled codec of one BTF type."""
 
-    def __init__(self, node: _Node, name: str):
+    def __init__(self, node: _Node, name: str) -> None:
         self._node = node
         self.name = name
         self.size: int = node.size
         record = isinstance(node, _Record)
-        self.field_names: Optional[List[str]] = list(node.names) if record else None
+        self.field_names: Optional[List[str]] = list(cast(_Record, node).names) if record else None
         #: ``struct`` format of the whole value (char arrays come out NUL-padded), or None.
-        self.struct_format: Optional[str] = node.struct_format if record else \
+        self.struct_format: Optional[str] = cast(_Record, node).struct_format if record else \
             ("<" + node.fmt if node.fmt else None)
 
-    def decode(self, buf) -> Any:
+    def decode(self, buf: _Buf) -> Any:
         if len(buf) < self.size:
             raise CodecError(f"{len(buf)} bytes are too few for {self.name} ({self.size} bytes)")
         return self._node.read(buf, 0)
@@ -287,7 +292,7 @@ class Codec:
         self._node.write(out, 0, value)
         return bytes(out)
 
-    def decode_many(self, buf) -> Iterator[Any]:
+    def decode_many(self, buf: _Buf) -> Iterator[Any]:
         """Decode back-to-back records filling ``buf`` (a multiple of ``size``)."""
         if self.size == 0 or len(buf) % self.size:
             raise CodecError(f"{len(buf)} bytes are not a whole number of {self.name}"
@@ -306,7 +311,7 @@ def compile(btf: BTF, type_id: int) -> Codec:
     return Codec(_Compiler(btf).node(type_id, 0), btf.type_name(type_id))
 
 
-def decode(btf: BTF, type_id: int, data) -> Any:
+def decode(btf: BTF, type_id: int, data: _Buf) -> Any:
     return compile(btf, type_id).decode(data)
 
 
@@ -396,7 +401,8 @@ class _Compiler:
             return _Record(size, fields, what)
         raise self.fail(type_id, f"{type(t).__name__.lower()} has no value")
 
-    def members(self, t: T.Struct, base_bits: int, fields: list, depth: int) -> None:
+    def members(self, t: T.Struct, base_bits: int, fields: List[Tuple[str, int, Any]],
+                depth: int) -> None:
         """Append the fields of ``t`` (at ``base_bits``), lifting anonymous records."""
         btf = self.btf
         for m in t.members:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Set, Tuple, Union, cast
 
 from ..asm import insn as _insn
 from .. import uapi
@@ -70,7 +70,7 @@ class Result:
         return f"{head}: {self.orig} -> {self.new}" + (f" via {self.target}" if self.target else "")
 
 
-def is_poisoned(insns, idx: int) -> bool:
+def is_poisoned(insns: Union[bytes, bytearray, memoryview], idx: int) -> bool:
     """Whether slot idx is the poison call relocate() writes."""
     return bytes(insns[idx * _insn.INSN_SIZE:(idx + 1) * _insn.INSN_SIZE]) == _POISON_SLOT
 
@@ -121,7 +121,7 @@ def _cands_in(btf: "BTF", name: str, family: int) -> Tuple[int, ...]:
 def _search(btf: "BTF", name: str, family: int) -> List[int]:
     kinds = (uapi.BTF_KIND_ENUM, uapi.BTF_KIND_ENUM64) if family == uapi.BTF_KIND_ENUM \
         else (family,)
-    ids = set()
+    ids: Set[int] = set()
     for full in [name] + _flavors(btf).get(name, []):
         for kind in kinds:
             ids.update(i for i in btf.find(full, kind) if i >= btf.start_id)
@@ -225,7 +225,7 @@ def _outcome(local: Spec, targ: Optional[Spec], kind: int) -> _Outcome:
     if kind in FIELD_KINDS and lv.mem_size != tv.mem_size:
         out.orig_size, out.new_size = lv.mem_size, tv.mem_size
         out.resize_ok = bool(lv.mem_size and tv.mem_size) and resize_is_safe(
-            local.btf, lv.mem_type, targ.btf, tv.mem_type)
+            local.btf, lv.mem_type, cast(Spec, targ).btf, tv.mem_type)   # a field was found
     return out
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Dict, List, NamedTuple, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, List, NamedTuple, Optional, Tuple, cast
 
 from ..uapi import (BTF_INT_SIGNED, BTF_KIND_ARRAY, BTF_KIND_ENUM, BTF_KIND_ENUM64,
                     BTF_KIND_FLOAT, BTF_KIND_FUNC_PROTO, BTF_KIND_FWD, BTF_KIND_INT,
@@ -33,7 +33,7 @@ TYPE_KINDS = frozenset({K.BPF_CORE_TYPE_ID_LOCAL, K.BPF_CORE_TYPE_ID_TARGET,
 ENUMVAL_KINDS = frozenset({K.BPF_CORE_ENUMVAL_EXISTS, K.BPF_CORE_ENUMVAL_VALUE})
 
 #: libbpf's short names, used in messages.
-KIND_NAMES = {
+KIND_NAMES: Dict[int, str] = {
     K.BPF_CORE_FIELD_BYTE_OFFSET: "byte_off", K.BPF_CORE_FIELD_BYTE_SIZE: "byte_sz",
     K.BPF_CORE_FIELD_EXISTS: "field_exists", K.BPF_CORE_FIELD_SIGNED: "signed",
     K.BPF_CORE_FIELD_LSHIFT_U64: "lshift_u64", K.BPF_CORE_FIELD_RSHIFT_U64: "rshift_u64",
@@ -52,8 +52,9 @@ _MAX_MEMBER_HITS = 1 << 17
 
 _COMPOSITE = (BTF_KIND_STRUCT, BTF_KIND_UNION)
 _ANY_ENUM = (BTF_KIND_ENUM, BTF_KIND_ENUM64)
-_KEYWORDS = {BTF_KIND_STRUCT: "struct ", BTF_KIND_UNION: "union ", BTF_KIND_ENUM: "enum ",
-             BTF_KIND_ENUM64: "enum ", BTF_KIND_FWD: "struct "}
+_KEYWORDS: Dict[int, str] = {
+    BTF_KIND_STRUCT: "struct ", BTF_KIND_UNION: "union ", BTF_KIND_ENUM: "enum ",
+    BTF_KIND_ENUM64: "enum ", BTF_KIND_FWD: "struct "}
 
 
 class CoreError(ValueError):
@@ -91,7 +92,7 @@ def kind_family(kind: int) -> int:
 def c_name(btf: "BTF", type_id: int) -> str:
     """``struct foo``, ``enum bar``, ``u32``, ``struct <anon>``."""
     t = btf[type_id]
-    if t.kind == BTF_KIND_FWD and t.is_union:
+    if t.kind == BTF_KIND_FWD and cast(T.Fwd, t).is_union:
         return "union " + (t.name or "<anon>")
     return _KEYWORDS.get(t.kind, "") + (t.name or "<anon>")
 
@@ -246,20 +247,21 @@ def _types_are_compat(lbtf: "BTF", lid: int, tbtf: "BTF", tid: int, level: int,
         if k in (BTF_KIND_UNKN, BTF_KIND_STRUCT, BTF_KIND_UNION, BTF_KIND_FWD) or k in _ANY_ENUM:
             return True
         if k == BTF_KIND_INT:
-            return lt.offset == 0 and tt.offset == 0
+            return cast(T.Int, lt).offset == 0 and cast(T.Int, tt).offset == 0
         if k in (BTF_KIND_PTR, BTF_KIND_ARRAY):
-            lid, tid = lt.type, tt.type
+            lid, tid = cast("T.Pointer | T.Array", lt).type, cast("T.Pointer | T.Array", tt).type
             continue
         if k == BTF_KIND_FUNC_PROTO:
-            if len(lt.params) != len(tt.params):
+            lf, tf = cast(T.FuncProto, lt), cast(T.FuncProto, tt)
+            if len(lf.params) != len(tf.params):
                 return False
-            if lt.params and level <= 0:
+            if lf.params and level <= 0:
                 raise CoreError("function prototypes nest too deep")
-            for lp, tp in zip(lt.params, tt.params):
+            for lp, tp in zip(lf.params, tf.params):
                 if not types_are_compat(lbtf, lbtf.resolve(lp.type), tbtf,
                                         tbtf.resolve(tp.type), level - 1, memo):
                     return False
-            lid, tid = lt.return_type, tt.return_type
+            lid, tid = lf.return_type, tf.return_type
             continue
         return False
     raise CoreError("types nest too deep")
@@ -280,9 +282,9 @@ def fields_are_compat(lbtf: "BTF", lid: int, tbtf: "BTF", tid: int) -> bool:
         if k == BTF_KIND_FWD or k in _ANY_ENUM:
             return not lt.name or not tt.name or essential_name(lt.name) == essential_name(tt.name)
         if k == BTF_KIND_INT:
-            return lt.offset == 0 and tt.offset == 0
+            return cast(T.Int, lt).offset == 0 and cast(T.Int, tt).offset == 0
         if k == BTF_KIND_ARRAY:
-            lid, tid = lt.type, tt.type
+            lid, tid = cast(T.Array, lt).type, cast(T.Array, tt).type
             continue
         return False
     raise CoreError("array types nest too deep")
@@ -321,36 +323,40 @@ def _types_match(lbtf: "BTF", lid: int, tbtf: "BTF", tid: int, behind_ptr: bool,
             return tk == BTF_KIND_UNKN
         if lk == BTF_KIND_FWD:
             if behind_ptr and tk in _COMPOSITE:
-                return (tk == BTF_KIND_UNION) == lt.is_union
-            return tk == BTF_KIND_FWD and lt.is_union == tt.is_union
+                return (tk == BTF_KIND_UNION) == cast(T.Fwd, lt).is_union
+            return tk == BTF_KIND_FWD and cast(T.Fwd, lt).is_union == cast(T.Fwd, tt).is_union
         if lk in _ANY_ENUM:
-            return tk in _ANY_ENUM and _enums_match(lt, tt)
+            return tk in _ANY_ENUM and _enums_match(cast(T.Enum, lt), cast(T.Enum, tt))
         if lk in _COMPOSITE:
             if behind_ptr:
                 if lk == tk:
                     return True
-                return tk == BTF_KIND_FWD and (lk == BTF_KIND_UNION) == tt.is_union
-            return lk == tk and _composites_match(lbtf, lt, tbtf, tt, behind_ptr, level, memo)
+                return tk == BTF_KIND_FWD and (lk == BTF_KIND_UNION) == cast(T.Fwd, tt).is_union
+            return lk == tk and _composites_match(lbtf, cast(T.Struct, lt), tbtf,
+                                                  cast(T.Struct, tt), behind_ptr, level, memo)
         if lk != tk:
             return False
         if lk == BTF_KIND_INT:
-            return lt.size == tt.size and lt.signed == tt.signed
+            li, ti = cast(T.Int, lt), cast(T.Int, tt)
+            return li.size == ti.size and li.signed == ti.signed
         if lk == BTF_KIND_PTR:
             behind_ptr = True
-            lid, tid = lt.type, tt.type
+            lid, tid = cast(T.Pointer, lt).type, cast(T.Pointer, tt).type
             continue
         if lk == BTF_KIND_ARRAY:
-            if lt.nelems != tt.nelems:
+            la, ta = cast(T.Array, lt), cast(T.Array, tt)
+            if la.nelems != ta.nelems:
                 return False
-            lid, tid = lt.type, tt.type
+            lid, tid = la.type, ta.type
             continue
         if lk == BTF_KIND_FUNC_PROTO:
-            if len(lt.params) != len(tt.params):
+            lf, tf = cast(T.FuncProto, lt), cast(T.FuncProto, tt)
+            if len(lf.params) != len(tf.params):
                 return False
-            for lp, tp in zip(lt.params, tt.params):
+            for lp, tp in zip(lf.params, tf.params):
                 if not types_match(lbtf, lp.type, tbtf, tp.type, behind_ptr, level - 1, memo):
                     return False
-            lid, tid = lt.return_type, tt.return_type
+            lid, tid = lf.return_type, tf.return_type
             continue
         return False
     raise CoreError("types nest too deep for a match")
@@ -409,7 +415,7 @@ def _index_members(btf: "BTF", sid: int, path: Tuple[int, ...], base: int,
                    out: Dict[str, List[_MemberHit]], depth: int, left: List[int]) -> None:
     """Named members of sid, descending into anonymous struct/union members;
     ``left[0]``: the members all levels together may still visit."""
-    for i, m in enumerate(btf[sid].members):
+    for i, m in enumerate(cast(T.Struct, btf[sid]).members):
         left[0] -= 1
         if left[0] < 0:
             raise CoreError(f"{c_name(btf, sid)} exposes more than {_MAX_MEMBER_HITS} members"
@@ -428,7 +434,7 @@ def _match_member(local: Spec, acc: Accessor, tbtf: "BTF", tid: int, targ: Spec
                   ) -> Tuple[Optional[int], str]:
     """Append the target accessor for a named local field: (the field's type id, "")
     or (None, why not)."""
-    member = local.btf[acc.type_id].members[acc.idx]
+    member = cast(T.Struct, local.btf[acc.type_id]).members[acc.idx]
     if tbtf[tid].kind not in _COMPOSITE:
         return None, f"{tbtf.type_name(tid)} has no fields (looking for {member.name!r})"
     hits = _member_index(tbtf, tid).get(member.name, ())
@@ -463,8 +469,8 @@ def match(local: Spec, tbtf: "BTF", tid: int) -> Tuple[Optional[Spec], str]:
         rid, t = _resolved(tbtf, tid)
         if t.kind not in _ANY_ENUM:
             return None, f"{tbtf.type_name(tid)} is not an enum"
-        want = essential_name(local.accessors[0].name)
-        for i, (name, _) in enumerate(t.values):
+        want = essential_name(cast(str, local.accessors[0].name))  # enumval accessors are named
+        for i, (name, _) in enumerate(cast(T.Enum, t).values):
             if essential_name(name) == want:
                 targ.accessors.append(Accessor(rid, i, name))
                 targ.raw.append(i)
@@ -482,9 +488,10 @@ def match(local: Spec, tbtf: "BTF", tid: int) -> Tuple[Optional[Spec], str]:
             if t.kind != BTF_KIND_ARRAY:
                 return None, f"{targ.accessors[-1].name or 'the element'} is " \
                              f"{tbtf.type_name(tid)}, not an array"
-            if not _is_flex(tbtf, targ.accessors[-1], t) and acc.idx >= t.nelems:
+            arr = cast(T.Array, t)
+            if not _is_flex(tbtf, targ.accessors[-1], arr) and acc.idx >= arr.nelems:
                 return None, f"index {acc.idx} is out of bounds of {tbtf.type_name(tid)}"
-            tid = tbtf.resolve(t.type)
+            tid = tbtf.resolve(arr.type)
         if len(targ.raw) >= MAX_SPEC_LEN:
             raise CoreError(f"target access nests deeper than {MAX_SPEC_LEN}")
         targ.accessors.append(Accessor(tid, acc.idx, None))
@@ -516,7 +523,7 @@ def enum_value(spec: Spec) -> int:
     acc = spec.accessors[0]
     t = spec.btf[acc.type_id]
     bits = 64 if t.kind == BTF_KIND_ENUM64 else 32
-    v = t.values[acc.idx][1] & ((1 << bits) - 1)
+    v: int = cast(T.Enum, t).values[acc.idx][1] & ((1 << bits) - 1)
     if bits == 32 and v >> 31:
         v -= 1 << 32
     return v & (2 ** 64 - 1)
@@ -537,7 +544,7 @@ def field_value(spec: Optional[Spec], kind: int) -> Value:
         if kind == K.BPF_CORE_FIELD_BYTE_SIZE:
             return Value(size)
         raise CoreError(f"relocation {KIND_NAMES[kind]} can't be applied to an array element")
-    member = btf[acc.type_id].members[acc.idx]
+    member = cast(T.Struct, btf[acc.type_id]).members[acc.idx]
     ftype, mt = _resolved(btf, member.type)
     bit_off, bit_sz = spec.bit_offset, member.bitfield_size
     bitfield = bit_sz > 0
@@ -564,8 +571,8 @@ def field_value(spec: Optional[Spec], kind: int) -> Value:
     if kind == K.BPF_CORE_FIELD_BYTE_SIZE:
         return Value(byte_sz, validate=not bitfield)
     if kind == K.BPF_CORE_FIELD_SIGNED:
-        signed = (mt.kind in _ANY_ENUM and mt.signed) or (
-            mt.kind == BTF_KIND_INT and bool(mt.encoding & BTF_INT_SIGNED))
+        signed = (mt.kind in _ANY_ENUM and cast(T.Enum, mt).signed) or (
+            mt.kind == BTF_KIND_INT and bool(cast(T.Int, mt).encoding & BTF_INT_SIGNED))
         return Value(int(signed))
     if kind == K.BPF_CORE_FIELD_LSHIFT_U64:    # little endian: bits to the top of a u64
         return Value(64 - (bit_off + bit_sz - byte_off * 8), validate=not bitfield)
@@ -611,4 +618,4 @@ def resize_is_safe(lbtf: "BTF", ltype: int, tbtf: "BTF", ttype: int) -> bool:
     if lt.kind == BTF_KIND_PTR and tt.kind == BTF_KIND_PTR:
         return True
     return (lt.kind == BTF_KIND_INT and tt.kind == BTF_KIND_INT
-            and not lt.signed and not tt.signed)
+            and not cast(T.Int, lt).signed and not cast(T.Int, tt).signed)

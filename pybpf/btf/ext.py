@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterable, List, NamedTuple, Tuple
+from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Tuple
 
 from ..errors import ObjectError
 from ..asm.insn import INSN_SIZE
@@ -108,7 +108,7 @@ class _InfoReader:
         return type_id
 
     def read_info(self, what: str, off: int, length: int, rec: struct.Struct,
-                make: Callable[..., NamedTuple]) -> Tuple[int, Dict[str, list]]:
+                make: Callable[..., NamedTuple]) -> Tuple[int, Dict[str, List[Any]]]:
         if not length:
             return 0, {}
         data, start = self.data, self.hdr_len + off
@@ -122,7 +122,7 @@ class _InfoReader:
         if rec_size < rec.size or rec_size % 4:
             raise self.error(f".BTF.ext {what} record size {rec_size} is invalid"
                              f" (at least {rec.size}, a multiple of 4)")
-        out: Dict[str, list] = {}
+        out: Dict[str, List[Any]] = {}
         pos = start + 4
         while pos < end:
             self.where = pos

@@ -10,7 +10,7 @@ import struct
 import sys
 from array import array
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Sequence, Tuple
+from typing import Callable, Dict, List, Sequence, Tuple, Type, Union
 
 from ..errors import ObjectError
 from ..limits import BTF_MAX_NAME_OFFSET, BTF_MAX_TYPE
@@ -32,7 +32,7 @@ _MAX_STR_OFFSET = 0x7FFFFFFF
 _MAX_TYPES = BTF_MAX_TYPE       # ids are 20 bits in the kernel
 
 #: Per kind: (fixed words after the 3-word btf_type, words per vlen item).
-RECORD_SHAPE: Dict[int, tuple] = {
+RECORD_SHAPE: Dict[int, Tuple[int, int]] = {
     BTF_KIND_INT: (1, 0), BTF_KIND_PTR: (0, 0), BTF_KIND_ARRAY: (3, 0),
     BTF_KIND_STRUCT: (0, 3), BTF_KIND_UNION: (0, 3), BTF_KIND_ENUM: (0, 2),
     BTF_KIND_FWD: (0, 0), BTF_KIND_TYPEDEF: (0, 0), BTF_KIND_VOLATILE: (0, 0),
@@ -67,6 +67,7 @@ def check_preamble(data: bytes, section: str, what: str, min_hdr_len: int) -> in
     size = len(data)
     if size < 8:
         raise ObjectError(f"{what} too short for a header ({size} bytes)", section, 0)
+    hdr_len: int
     magic, version, flags, hdr_len = struct.unpack_from("<HBBI", data)
     if magic == 0x9FEB:
         raise ObjectError(f"big-endian {what} is not supported", section, 0)
@@ -149,7 +150,7 @@ def check_layout(data: bytes, hdr_len: int, types: Tuple[int, int], strs: Tuple[
                               section, where + _LAYOUT.size * kind)
 
 
-def words(buf: bytes) -> Sequence[int]:
+def words(buf: Union[bytes, memoryview]) -> Sequence[int]:
     """The type section as native u32 words (zero-copy on little-endian hosts)."""
     if sys.byteorder == "little":
         return memoryview(buf).cast("I")
@@ -245,7 +246,7 @@ class TypeReader:
 
     # one method per kind; `off` is the record's word offset, `st` its size_type word
 
-    def int_(self, off, name, kflag, vlen, st):
+    def int_(self, off: int, name: str, kflag: int, vlen: int, st: int) -> T.Int:
         data = self.w[off + 3]
         encoding, bit_off, bits = (data >> 24) & 0x0F, (data >> 16) & 0xFF, data & 0xFF
         if st not in (1, 2, 4, 8, 16) or bits > 128 or bit_off + bits > 8 * st \
@@ -254,18 +255,18 @@ class TypeReader:
                              f" bits {bits}", off)
         return T.Int(name, st, encoding, bit_off, bits)
 
-    def ref_kind(self, off, name, kflag, vlen, st):
+    def ref_kind(self, off: int, name: str, kflag: int, vlen: int, st: int) -> T.Type:
         cls = _REF_CLASSES[(self.w[off + 1] >> BTF_INFO_KIND_SHIFT) & BTF_INFO_KIND_MASK]
         return cls(name, self.ref(st, off))
 
-    def type_tag(self, off, name, kflag, vlen, st):
+    def type_tag(self, off: int, name: str, kflag: int, vlen: int, st: int) -> T.TypeTag:
         return T.TypeTag(name, self.ref(st, off), bool(kflag))
 
-    def array(self, off, name, kflag, vlen, st):
+    def array(self, off: int, name: str, kflag: int, vlen: int, st: int) -> T.Array:
         w = self.w
         return T.Array(name, self.ref(w[off + 3], off), self.ref(w[off + 4], off), w[off + 5])
 
-    def struct(self, off, name, kflag, vlen, st):
+    def struct(self, off: int, name: str, kflag: int, vlen: int, st: int) -> T.Struct:
         w, members = self.w, []
         for item in range(off + 3, off + 3 + 3 * vlen, 3):
             bit_off = w[item + 2]
@@ -282,7 +283,7 @@ class TypeReader:
         if st not in (1, 2, 4, 8):          # the kernel's check: a power of two up to 8
             raise self.error(f"invalid BTF enum size {st}", off)
 
-    def enum(self, off, name, kflag, vlen, st):
+    def enum(self, off: int, name: str, kflag: int, vlen: int, st: int) -> T.Enum:
         self.enum_size(off, st)
         w, values = self.w, []
         for item in range(off + 3, off + 3 + 2 * vlen, 2):
@@ -292,7 +293,7 @@ class TypeReader:
             values.append((self.name(w[item], item), val))
         return T.Enum(name, st, values, bool(kflag))
 
-    def enum64(self, off, name, kflag, vlen, st):
+    def enum64(self, off: int, name: str, kflag: int, vlen: int, st: int) -> T.Enum64:
         self.enum_size(off, st)
         w, values = self.w, []
         for item in range(off + 3, off + 3 + 3 * vlen, 3):
@@ -302,42 +303,42 @@ class TypeReader:
             values.append((self.name(w[item], item), val))
         return T.Enum64(name, st, values, bool(kflag))
 
-    def fwd(self, off, name, kflag, vlen, st):
+    def fwd(self, off: int, name: str, kflag: int, vlen: int, st: int) -> T.Fwd:
         return T.Fwd(name, bool(kflag))
 
-    def func(self, off, name, kflag, vlen, st):
+    def func(self, off: int, name: str, kflag: int, vlen: int, st: int) -> T.Func:
         return T.Func(name, self.ref(st, off), vlen)
 
-    def func_proto(self, off, name, kflag, vlen, st):
+    def func_proto(self, off: int, name: str, kflag: int, vlen: int, st: int) -> T.FuncProto:
         w = self.w
         params = [T.Param(self.name(w[item], item), self.ref(w[item + 1], item))
                   for item in range(off + 3, off + 3 + 2 * vlen, 2)]
         return T.FuncProto(name, self.ref(st, off), params)
 
-    def var(self, off, name, kflag, vlen, st):
+    def var(self, off: int, name: str, kflag: int, vlen: int, st: int) -> T.Var:
         return T.Var(name, self.ref(st, off), self.w[off + 3])
 
-    def datasec(self, off, name, kflag, vlen, st):
+    def datasec(self, off: int, name: str, kflag: int, vlen: int, st: int) -> T.Datasec:
         w = self.w
         secinfos = [T.VarSecinfo(self.ref(w[item], item), w[item + 1], w[item + 2])
                     for item in range(off + 3, off + 3 + 3 * vlen, 3)]
         return T.Datasec(name, st, secinfos)
 
-    def float_(self, off, name, kflag, vlen, st):
+    def float_(self, off: int, name: str, kflag: int, vlen: int, st: int) -> T.Float:
         if st not in (2, 4, 8, 12, 16):
             raise self.error(f"invalid BTF float size {st}", off)
         return T.Float(name, st)
 
-    def decl_tag(self, off, name, kflag, vlen, st):
+    def decl_tag(self, off: int, name: str, kflag: int, vlen: int, st: int) -> T.DeclTag:
         idx = self.w[off + 3]
         if idx & 0x80000000:
             idx -= 1 << 32
         return T.DeclTag(name, self.ref(st, off), idx, bool(kflag))
 
 
-_REF_CLASSES = {BTF_KIND_PTR: T.Pointer, BTF_KIND_TYPEDEF: T.Typedef,
-                BTF_KIND_VOLATILE: T.Volatile, BTF_KIND_CONST: T.Const,
-                BTF_KIND_RESTRICT: T.Restrict}
+_REF_CLASSES: Dict[int, Type[T._Ref]] = {
+    BTF_KIND_PTR: T.Pointer, BTF_KIND_TYPEDEF: T.Typedef, BTF_KIND_VOLATILE: T.Volatile,
+    BTF_KIND_CONST: T.Const, BTF_KIND_RESTRICT: T.Restrict}
 
 _DECODERS: Dict[int, Callable[..., T.Type]] = {
     BTF_KIND_INT: TypeReader.int_, BTF_KIND_PTR: TypeReader.ref_kind,

@@ -57,7 +57,7 @@ class Features:
 
 # ---------------------------------------------------------------- probing
 
-def _with_int(build: Callable[[BTF, int], None]) -> BTF:
+def _with_int(build: Callable[[BTF, int], object]) -> BTF:
     btf = BTF()
     build(btf, btf.add(T.Int("int", 4, BTF_INT_SIGNED, 0, 32)))
     return btf

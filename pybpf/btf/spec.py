@@ -14,7 +14,7 @@ front, so that all malformations surface at parse time.
 from __future__ import annotations
 
 import operator
-from typing import Dict, Iterable, Iterator, List, Optional, Tuple, TypeVar, Union as _U
+from typing import Dict, Iterable, Iterator, List, Optional, Tuple, TypeVar, Union as _U, cast
 
 from ..errors import ObjectError
 from ..limits import MAX_RESOLVE_DEPTH, U32_MAX
@@ -47,8 +47,9 @@ class BTF:
         self._last: Dict[int, int] = {}
         self._scans = 0                                 # lookups made before the index
         self._added_names: Dict[str, List[int]] = {}
-        self._strtab = StringTable(b"" if base is not None else b"\0",
-                                   base._strtab if base is not None else None, section)
+        self._strtab: StringTable = StringTable(b"" if base is not None else b"\0",
+                                                base._strtab if base is not None else None,
+                                                section)
 
     # ------------------------------------------------------------------ parsing
 
@@ -73,7 +74,7 @@ class BTF:
         btf._types = [None] * len(offsets)
         btf._reader = TypeReader(w, btf._strtab, section, tstart, btf.start_id + len(offsets))
         names = operator.itemgetter(*offsets)(w) if offsets else ()
-        btf._name_offs = names if len(offsets) != 1 else (names,)
+        btf._name_offs = cast(Tuple[int, ...], names if len(offsets) != 1 else (names,))
         if names and max(btf._name_offs) >= btf._strtab.size:
             bad = next(i for i, n in enumerate(btf._name_offs) if n >= btf._strtab.size)
             raise ObjectError(f"name offset {btf._name_offs[bad]} of type {btf.start_id + bad}"
@@ -106,7 +107,8 @@ class BTF:
                 return self.base[type_id]
             raise KeyError(f"no BTF type id {type_id!r}")
         if t is None:
-            t = self._types[index] = self._reader.read(self._offsets[index])
+            # an unparsed record: the blob was parsed, so there is a reader
+            t = self._types[index] = cast(TypeReader, self._reader).read(self._offsets[index])
         return t
 
     def __setitem__(self, type_id: int, t: T.Type) -> None:
@@ -132,7 +134,7 @@ class BTF:
         """The BTF_KIND_* of a type, without decoding it."""
         index = type_id - self.start_id
         if 0 <= index < len(self._offsets) and self._types[index] is None:
-            info = self._reader.w[self._offsets[index] + 1]
+            info = cast(TypeReader, self._reader).w[self._offsets[index] + 1]
             return (info >> BTF_INFO_KIND_SHIFT) & BTF_INFO_KIND_MASK
         return self[type_id].kind
 
@@ -208,7 +210,8 @@ class BTF:
         return ids
 
     def _scan_ids(self, name_off: int) -> List[int]:
-        ids, offs, pos = [], self._name_offs, 0
+        ids: List[int] = []
+        offs, pos = self._name_offs, 0
         while True:
             try:
                 pos = offs.index(name_off, pos)
@@ -246,7 +249,7 @@ class BTF:
         for _ in range(_MAX_CHAIN):
             if self.kind_of(type_id) not in T.QUALIFIER_KINDS:
                 return type_id
-            type_id = self[type_id].type
+            type_id = cast(T._Ref, self[type_id]).type
         raise ObjectError(f"BTF type {type_id}: qualifier chain too long (a loop?)",
                           self.section)
 
@@ -265,7 +268,7 @@ class BTF:
                     scale = U32_MAX + 1
                 tid = t.type
             elif t.kind in T.QUALIFIER_KINDS or isinstance(t, T.Var):
-                tid = t.type
+                tid = cast("T._Ref | T.Var", t).type
             else:
                 raise ObjectError(f"BTF type {type_id} ({self.type_name(type_id)}) has no size",
                                   self.section)
@@ -318,9 +321,10 @@ def _spell(btf: BTF, type_id: int, decl: str, depth: int, steps: List[int]) -> s
     cls = type(t)
     if cls in _QUALIFIER_WORDS:
         word = _QUALIFIER_WORDS[cls]
-        if isinstance(btf[t.type], T.Pointer):         # a const pointer: "char *const"
-            return _spell(btf, t.type, word + decl, depth + 1, steps)
-        return f"{word} " + _spell(btf, t.type, decl, depth + 1, steps)
+        ref = cast(T._Ref, t).type
+        if isinstance(btf[ref], T.Pointer):         # a const pointer: "char *const"
+            return _spell(btf, ref, word + decl, depth + 1, steps)
+        return f"{word} " + _spell(btf, ref, decl, depth + 1, steps)
     if isinstance(t, T.Pointer):
         pointee = btf[t.type]
         decl = decl.lstrip()

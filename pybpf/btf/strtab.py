@@ -5,7 +5,7 @@ parse -> encode round trip unchanged.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, cast
 
 from ..errors import ObjectError
 
@@ -16,11 +16,11 @@ class StringTable:
     """The string section of one BTF; a split BTF's offsets continue its base's."""
 
     def __init__(self, data: bytes, base: Optional["StringTable"] = None,
-                 section: str = ".BTF", file_offset: int = 0):
+                 section: str = ".BTF", file_offset: int = 0) -> None:
         self.data = data
         self.base = base
         self.start = base.size if base is not None else 0
-        self.size = self.start + len(data)
+        self.size: int = self.start + len(data)
         self.section = section
         self._file_offset = file_offset      # where the section starts in the blob
         self._found: Dict[str, List[int]] = {}
@@ -28,7 +28,7 @@ class StringTable:
     def get(self, off: int, where: Optional[int] = None) -> str:
         """The string at ``off``; ``where`` is the referring byte offset, for errors."""
         if off < self.start:
-            return self.base.get(off, where)
+            return cast(StringTable, self.base).get(off, where)   # start > 0: a base
         rel = off - self.start
         end = self.data.find(b"\0", rel)
         if end < 0:

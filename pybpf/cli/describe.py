@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, Dict, List, Optional
+from enum import IntEnum
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Type
 
 from ..asm import insn as I
 from .. import uapi
@@ -12,7 +13,7 @@ if TYPE_CHECKING:
     from ..obj.offline import Relocation
 
 
-def _enum_name(enum: Any, value: int, prefix: str) -> str:
+def _enum_name(enum: Type[IntEnum], value: int, prefix: str) -> str:
     try:
         return enum(value).name[len(prefix):].lower()
     except ValueError:

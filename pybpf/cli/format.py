@@ -12,7 +12,7 @@ from typing import Any, Callable, Dict, Iterable, List, Sequence, TextIO, Tuple
 
 from ..kernel import syscall
 from .. import uapi
-from ..btf.codec import jsonable
+from ..btf.codec import jsonable as jsonable
 from ..errors import BPFError
 
 SELECTOR_HELP = "id N | name NAME | pinned PATH (or a bare id)"

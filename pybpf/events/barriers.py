@@ -56,7 +56,7 @@ import platform
 import struct
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
 from ..kernel import syscall
 from .. import uapi
@@ -152,9 +152,9 @@ class Ordering:
     load_acquire: Callable[[int], int]
     store_release: Callable[[int, int], None]
     store_release32: Callable[[int, int], None]
-    read_fence: Optional[Callable[[], None]]
-    recheck_fence: Optional[Callable[[], None]]
-    fence: Callable[[], None]
+    read_fence: Optional[Callable[[], object]]
+    recheck_fence: Optional[Callable[[], object]]
+    fence: Callable[[], object]
 
     def loader(self, view: memoryview, index: int, addr: int) -> Callable[[], int]:
         """An acquire load of the u64 ``view[index]``, which lives at ``addr``."""
@@ -193,7 +193,7 @@ class _CodePage:
         if mprotect(self.addr, mmap.PAGESIZE, mmap.PROT_READ | mmap.PROT_EXEC) != 0:
             raise OSError(ctypes.get_errno(), "mprotect(PROT_EXEC)")
 
-    def function(self, name: str, proto):
+    def function(self, name: str, proto: Any) -> Any:
         func = proto(self.addr + self.offsets[name])
         func._page = self   # the page stays mapped as long as a function lives
         return func
@@ -218,7 +218,7 @@ def from_code(code: ArchCode, tso: bool, kind: str = "cpu-instruction") -> Order
         fence=page.function("full_fence", _FENCE))
 
 
-def fenced(fence: Callable[[], None], tso: bool, kind: str) -> Ordering:
+def fenced(fence: Callable[[], object], tso: bool, kind: str) -> Ordering:
     """Plain accesses wrapped in a full ``fence``: for CPUs without code of their own."""
     def load_acquire(addr: int) -> int:
         value = ctypes.c_uint64.from_address(addr).value

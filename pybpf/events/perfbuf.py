@@ -52,14 +52,16 @@ LostCallback = Callable[[int, int], Any]
 class CpuRing:
     """The perf ring of one CPU: its event fd (owned), mapping and read state."""
 
-    def __init__(self, cpu: int, pages: int, attr: uapi.perf_event_attr, overwrite: bool):
+    def __init__(self, cpu: int, pages: int, attr: uapi.perf_event_attr,
+                 overwrite: bool) -> None:
         self.cpu = cpu
         self.overwrite = overwrite
         self.fd = syscall.perf_event_open(attr, pid=-1, cpu=cpu,
                                           what=f"perf_event_open(BPF_OUTPUT, cpu {cpu})")
         prot = mmap.PROT_READ if overwrite else mmap.PROT_READ | mmap.PROT_WRITE
         try:
-            self._mm = mmap.mmap(self.fd.fd, (1 + pages) * PAGE_SIZE, mmap.MAP_SHARED, prot)
+            self._mm: Optional[mmap.mmap] = mmap.mmap(self.fd.fd, (1 + pages) * PAGE_SIZE,
+                                                      mmap.MAP_SHARED, prot)
         except OSError as e:
             self.fd.close()
             raise BPFError(f"mmap of the perf ring of CPU {cpu} ({pages} pages): "
@@ -149,10 +151,10 @@ class PerfBuffer:
     module docstring.
     """
 
-    def __init__(self, map, callback: SampleCallback, lost: Optional[LostCallback] = None,
+    def __init__(self, map: Any, callback: SampleCallback, lost: Optional[LostCallback] = None,
                  pages: int = 8, *, cpus: Optional[Sequence[int]] = None,
                  wakeup_events: int = 1, watermark: Optional[int] = None,
-                 overwrite: bool = False):
+                 overwrite: bool = False) -> None:
         if pages <= 0 or pages & (pages - 1):
             raise BPFError(f"pages must be a power of 2, got {pages}")
         self._ref = MapRef(map).expect(uapi.BPF_MAP_TYPE_PERF_EVENT_ARRAY)
@@ -275,7 +277,7 @@ class PerfBuffer:
     def __enter__(self) -> "PerfBuffer":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __repr__(self) -> str:

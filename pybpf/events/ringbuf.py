@@ -69,6 +69,7 @@ import sys
 from functools import lru_cache
 from itertools import chain, groupby, repeat
 from operator import itemgetter, length_hint, methodcaller
+import typing
 from typing import (Any, AsyncIterator, Callable, Dict, Iterator, List, Optional, Sequence,
                     Tuple, Union)
 
@@ -196,6 +197,7 @@ class ColumnLayout:
     __slots__ = ("length", "fields", "by_name", "cut", "what")
 
     def __init__(self, spec: Union[str, Any], names: Optional[Sequence[str]] = None):
+        fmt: Optional[str]
         if isinstance(spec, str):
             fmt, self.cut, self.what = spec, False, repr(spec)
         else:  # a pybpf.btf.codec.Codec of a struct
@@ -353,7 +355,7 @@ def _offset_after(runs: Sequence[Run], k: int, start: int) -> int:
 
 
 def _rows(data: memoryview, runs: Sequence[Run], whole: _struct.Struct,
-          cursor: Optional[Cursor] = None) -> Iterator[tuple]:
+          cursor: Optional[Cursor] = None) -> Iterator[Tuple[Any, ...]]:
     """Records as tuples, by ``iter_unpack`` over each run (tracked in ``cursor``)."""
     its = [(count, whole.iter_unpack(data[off - HDR_SIZE:off - HDR_SIZE + count * stride]))
            for off, count, stride, _ in runs]
@@ -380,7 +382,7 @@ class RecordBatch:
                  cast: Optional[Callable[[str], memoryview]] = None):
         self.buffer = buffer
         self.runs = runs
-        self._cast = cast or buffer.cast
+        self._cast = cast or typing.cast(Callable[[str], memoryview], buffer.cast)
         self._len = sum(run[1] for run in runs)
         self._cursors: List[Cursor] = []
 
@@ -409,7 +411,7 @@ class RecordBatch:
     def sizes(self) -> Iterator[int]:
         return chain.from_iterable(repeat(n, k) for _, k, _, n in self.runs)
 
-    def unpack(self, fmt: Union[str, _struct.Struct]) -> Iterator[tuple]:
+    def unpack(self, fmt: Union[str, _struct.Struct]) -> Iterator[Tuple[Any, ...]]:
         """Decode the first ``calcsize(fmt)`` bytes of every record (any record size)."""
         st = fmt if isinstance(fmt, _struct.Struct) else _struct.Struct(fmt)
         short = [n for _, _, _, n in self.runs if n < st.size]
@@ -417,7 +419,7 @@ class RecordBatch:
             raise BPFError(f"record of {short[0]} bytes is shorter than {st.format!r}")
         return map(st.unpack_from, repeat(self.buffer), self.offsets())
 
-    def rows(self, fmt: str) -> Iterator[tuple]:
+    def rows(self, fmt: str) -> Iterator[Tuple[Any, ...]]:
         """Fixed-size records, decoded by ``iter_unpack`` over each run."""
         whole, length = row_format(fmt)
         odd = [n for _, _, _, n in self.runs if n != length]
@@ -452,12 +454,12 @@ Deliver = Callable[["Ring", List[Run], int], Tuple[int, Any]]
 
 
 def _deliver_each(ring: "Ring", runs: List[Run], end: int,
-                  callback: Optional[Callable] = None) -> Tuple[int, Any]:
+                  callback: Optional[Callable[..., Any]] = None) -> Tuple[int, Any]:
     """callback(memoryview) per record; ``ring.done`` follows what was handed out.
 
     A ValueError from slicing means the callback closed the RingBuffer (the
     views are released): delivery stops there."""
-    cb = callback or ring.callback
+    cb = typing.cast(Callable[..., Any], callback or ring.callback)  # this mode has one
     data = ring.mapping.data
     n = 0
     try:
@@ -501,7 +503,7 @@ def _call(ring: "Ring", obj: Any, runs: Sequence[Run], progress: Callable[[], in
     start = ring.done
     ring.done = _run_end(runs[-1])   # also what close() from the callback publishes
     try:
-        return ring.callback(obj)
+        return typing.cast(Callable[..., Any], ring.callback)(obj)
     except BaseException:
         if ring.pass_ is not None:
             ring.done = _offset_after(runs, progress(), start)
@@ -542,7 +544,7 @@ def _column_pieces(layout: ColumnLayout) -> Pieces:
 
 def _deliver_fixed(ring: "Ring", runs: List[Run], end: int) -> Tuple[int, Any]:
     """callback(rows or columns) per stretch of records of the fixed size; others to ``odd``."""
-    length, what, pieces = ring.fixed
+    length, what, pieces = typing.cast(Tuple[int, str, Pieces], ring.fixed)
     n, ret = 0, None
     for matching, group in groupby(runs, key=lambda run: run[3] == length):
         stretch = list(group)
@@ -580,9 +582,9 @@ def _fixed_mode(struct: Optional[str], columns: Any) -> Optional[Tuple[int, str,
 class Ring:
     """One map of a :class:`RingBuffer`: its mapping, callback and positions."""
 
-    def __init__(self, index: int, ref: MapRef, callback: Optional[Callable],
+    def __init__(self, index: int, ref: MapRef, callback: Optional[Callable[..., Any]],
                  deliver: Deliver, fixed: Optional[Tuple[int, str, Pieces]],
-                 odd: Optional[Callable]):
+                 odd: Optional[Callable[..., Any]]) -> None:
         self.index = index
         self.ref = ref
         self.mapping = RingMapping(ref)
@@ -611,10 +613,10 @@ class Ring:
 
     def publish(self) -> None:
         """Store consumer_pos for every record handed out in the current pass."""
-        cons, start = self.pass_
+        cons, start = typing.cast(Tuple[int, int], self.pass_)   # only called inside a pass
         done = self.done
         if self.starts is not None:          # inside a run handed out in C
-            off, count, stride, _ = self.run
+            off, count, stride, _ = typing.cast(Run, self.run)
             done = off - HDR_SIZE + (count - length_hint(self.starts)) * stride
         self.mapping.store_consumer(cons + (done - start))  # release: after the record reads
 
@@ -719,9 +721,9 @@ class RingBuffer:
     docstring for the delivery modes.
     """
 
-    def __init__(self, map=None, callback: Optional[Callable] = None, *,
+    def __init__(self, map: Any = None, callback: Optional[Callable[..., Any]] = None, *,
                  batch: bool = False, struct: Optional[str] = None, columns: Any = None,
-                 odd: Optional[Callable] = None):
+                 odd: Optional[Callable[..., Any]] = None) -> None:
         self._rings: List[Ring] = []
         #: the value a callback stopped the last consume()/poll() with (None: not stopped)
         self.stopped: Any = None
@@ -734,9 +736,9 @@ class RingBuffer:
                 self.close()
                 raise
 
-    def add(self, map, callback: Optional[Callable] = None, *, batch: bool = False,
-            struct: Optional[str] = None, columns: Any = None,
-            odd: Optional[Callable] = None) -> Ring:
+    def add(self, map: Any, callback: Optional[Callable[..., Any]] = None, *,
+            batch: bool = False, struct: Optional[str] = None, columns: Any = None,
+            odd: Optional[Callable[..., Any]] = None) -> Ring:
         """Add a ring; returns its :class:`Ring` (positions, size, avail).
 
         Modes: a callback per record (default), ``batch=True``, ``struct=FORMAT``
@@ -788,7 +790,7 @@ class RingBuffer:
 
     def ring_size(self, key: Union[int, str, Any] = 0) -> int:
         """The data size in bytes of one ring (by index, map name or map)."""
-        return self.ring(key).size
+        return typing.cast(int, self.ring(key).size)   # an untyped property
 
     def fileno(self) -> int:
         """The epoll fd: readable when a ring has data (for select/asyncio)."""
@@ -873,7 +875,7 @@ class RingBuffer:
         loop = asyncio.get_running_loop()
         ready = loop.create_future()
         fd = self.fileno()
-        loop.add_reader(fd, lambda: ready.done() or ready.set_result(None))
+        loop.add_reader(fd, lambda: None if ready.done() else ready.set_result(None))
         try:
             await asyncio.wait_for(ready, timeout)
         except asyncio.TimeoutError:
@@ -920,7 +922,7 @@ class RingBuffer:
     def __enter__(self) -> "RingBuffer":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __repr__(self) -> str:

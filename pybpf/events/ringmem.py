@@ -12,7 +12,7 @@ import ctypes
 import errno as _errno
 import mmap
 import select
-from typing import Callable, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, NoReturn, Optional, Tuple
 
 from . import barriers
 from ..kernel import syscall
@@ -131,7 +131,7 @@ class MapRef:
 
     __slots__ = ("fd", "name", "type", "max_entries", "id")
 
-    def __init__(self, m) -> None:
+    def __init__(self, m: Any) -> None:
         fd = m if isinstance(m, int) else getattr(m, "fd", None)
         if not isinstance(fd, int):
             raise BPFError(f"expected a map or a map fd, got {type(m).__name__}")
@@ -141,7 +141,7 @@ class MapRef:
             raise BPFError(f"fd {fd} is not a BPF map: {e}", e.errno) from None
         self.fd = fd
         self.type = info.type
-        self.max_entries = info.max_entries
+        self.max_entries: int = info.max_entries
         self.id = info.id
         self.name = getattr(m, "name", None) or info.name.decode(errors="replace")
 
@@ -169,7 +169,7 @@ def stop_code(value: object) -> int:
     return -1
 
 
-def unmapped(*_: int) -> int:
+def unmapped(*_: int) -> NoReturn:
     raise BPFError("the ring is closed (unmapped)")
 
 
@@ -189,7 +189,10 @@ class RingMapping:
     (release), with the fences of ``order`` (:class:`pybpf.events.barriers.Ordering`).
     """
 
-    def __init__(self, ref: MapRef, producer_side: bool = False):
+    _cons_mm: Optional[mmap.mmap]
+    _prod_mm: Optional[mmap.mmap]
+
+    def __init__(self, ref: MapRef, producer_side: bool = False) -> None:
         ref.expect(uapi.BPF_MAP_TYPE_RINGBUF, uapi.BPF_MAP_TYPE_USER_RINGBUF)
         self.ref = ref
         self.size = ref.max_entries
@@ -209,7 +212,7 @@ class RingMapping:
         self.producer = memoryview(self._prod_mm).cast("Q")
         self.data = memoryview(self._prod_mm)[PAGE_SIZE:]
         self.hdr = self.data.cast("I")
-        self._casts = {}
+        self._casts: Dict[str, memoryview] = {}
         self.order = order = barriers.ORDER
         cons_addr, prod_addr = self.addresses()
         self.data_addr = prod_addr + PAGE_SIZE
@@ -226,7 +229,8 @@ class RingMapping:
         """The data area viewed as an array of ``fmt`` items (cached)."""
         view = self._casts.get(fmt)
         if view is None:
-            view = self._casts[fmt] = self.data.cast(fmt)
+            # typeshed types memoryview.cast for literal formats only
+            view = self._casts[fmt] = self.data.cast(fmt)  # type: ignore[call-overload]
         return view
 
     def addresses(self) -> Tuple[int, int]:

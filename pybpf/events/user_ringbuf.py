@@ -22,7 +22,7 @@ from __future__ import annotations
 import errno as _errno
 import select
 import time
-from typing import Optional
+from typing import Any, Dict, Optional, cast
 
 from .. import uapi
 from ..errors import BPFError
@@ -41,7 +41,7 @@ class Reservation:
         self._ring = ring
         self.offset = offset        # of the header, in the data area
         self.size = size
-        self.buf = buf
+        self.buf: Optional[memoryview] = buf
 
     @property
     def pending(self) -> bool:
@@ -54,9 +54,9 @@ class Reservation:
         self._ring._commit(self, DISCARD)
 
     def __enter__(self) -> memoryview:
-        return self.buf
+        return cast(memoryview, self.buf)   # a fresh reservation has its view
 
-    def __exit__(self, exc_type, *exc) -> None:
+    def __exit__(self, exc_type: Optional[type], *exc: object) -> None:
         if self.pending:
             self._ring._commit(self, DISCARD if exc_type is not None else 0)
 
@@ -64,7 +64,7 @@ class Reservation:
 class UserRingBuffer:
     """Producer of a user ring buffer map (a Map, anything with ``.fd``, or an fd)."""
 
-    def __init__(self, map):
+    def __init__(self, map: Any) -> None:
         ref = MapRef(map).expect(uapi.BPF_MAP_TYPE_USER_RINGBUF)
         self.mapping = RingMapping(ref)
         try:
@@ -129,7 +129,7 @@ class UserRingBuffer:
         """Reserve, copy ``data`` in, submit.  ``timeout_ms=0`` never waits."""
         res = self.reserve(len(data)) if timeout_ms == 0 else \
             self.reserve_blocking(len(data), timeout_ms)
-        res.buf[:] = data
+        cast(memoryview, res.buf)[:] = data   # a fresh reservation has its view
         res.submit()
 
     def _commit(self, res: Reservation, flag: int) -> None:
@@ -149,7 +149,7 @@ class UserRingBuffer:
         """Epoll fd, readable (EPOLLIN) when the BPF side has drained records."""
         return self._epoll.fileno()
 
-    def layout(self):
+    def layout(self) -> Dict[str, Any]:
         """The ring's memory as ``RingBuffer.layout()`` describes it: mappings, positions,
         headers."""
         from .memory import describe
@@ -163,5 +163,5 @@ class UserRingBuffer:
     def __enter__(self) -> "UserRingBuffer":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()

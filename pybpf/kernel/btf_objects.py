@@ -16,7 +16,8 @@ from .syscall import Fd
 _module_fds: Dict[str, Fd] = {}
 
 
-def btf_info(fd: int, data: Optional[ctypes.Array] = None) -> Tuple[uapi.bpf_btf_info, str]:
+def btf_info(fd: int, data: Optional[ctypes.Array[ctypes.c_char]] = None
+             ) -> Tuple[uapi.bpf_btf_info, str]:
     """bpf_btf_info of a BTF fd, with its name (and the raw BTF when data is given)."""
     name = ctypes.create_string_buffer(64)
     info = uapi.bpf_btf_info(name=ctypes.addressof(name), name_len=ctypes.sizeof(name))

@@ -37,7 +37,7 @@ NOISY_HELPERS = frozenset({uapi.BPF_FUNC_trace_printk, uapi.BPF_FUNC_probe_write
                            uapi.BPF_FUNC_trace_vprintk})
 _NEEDS_BTF_ID = frozenset({uapi.BPF_PROG_TYPE_TRACING, uapi.BPF_PROG_TYPE_LSM,
                            uapi.BPF_PROG_TYPE_EXT, uapi.BPF_PROG_TYPE_STRUCT_OPS})
-_EXPECTED_ATTACH = {
+_EXPECTED_ATTACH: Dict[int, int] = {
     uapi.BPF_PROG_TYPE_CGROUP_SOCK_ADDR: uapi.BPF_CGROUP_INET4_CONNECT,
     uapi.BPF_PROG_TYPE_CGROUP_SOCKOPT: uapi.BPF_CGROUP_GETSOCKOPT,
     uapi.BPF_PROG_TYPE_SK_LOOKUP: uapi.BPF_SK_LOOKUP,

@@ -23,7 +23,7 @@ from typing import Any, Callable, Dict, List, Tuple, TypeVar
 try:    # the C module: signal.getsignal() wraps every answer in an enum lookup (~8 us)
     import _signal as _handlers
 except ImportError:     # an interpreter without it
-    _handlers = signal  # type: ignore[no-redef]
+    _handlers = signal
 
 T = TypeVar("T")
 

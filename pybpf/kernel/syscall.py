@@ -79,7 +79,7 @@ class Fd:
     def __enter__(self) -> "Fd":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __del__(self) -> None:
@@ -120,7 +120,7 @@ def _range(field: Tuple[Any, ...]) -> Optional[Tuple[int, int, str]]:
 _FIELDS: Dict[type, Dict[str, Optional[Tuple[int, int, str]]]] = {}
 
 
-def _ranges(cls: type) -> Dict[str, Optional[Tuple[int, int, str]]]:
+def _ranges(cls: Type[ctypes.Structure]) -> Dict[str, Optional[Tuple[int, int, str]]]:
     ranges = _FIELDS.get(cls)
     if ranges is None:
         ranges = _FIELDS[cls] = {f[0]: _range(f) for f in cls._fields_}
@@ -166,7 +166,7 @@ def _attr(cls: Type[S], **values: Any) -> S:
     return cls(**values)
 
 
-def _addr(buf) -> int:
+def _addr(buf: Optional[ctypes._CData]) -> int:
     return ctypes.addressof(buf) if buf is not None else 0
 
 
@@ -187,7 +187,7 @@ def bpf(cmd: int, attr: ctypes.Structure, what: str = "",
     """
     _check_arch()
     for _ in range(5):
-        ret = _syscall(_NR_BPF, ctypes.c_int(cmd), ctypes.byref(attr),
+        ret: int = _syscall(_NR_BPF, ctypes.c_int(cmd), ctypes.byref(attr),
                        ctypes.c_uint(ctypes.sizeof(attr)))
         if ret >= 0:
             return ret
@@ -249,7 +249,8 @@ def map_create(map_type: int, key_size: int, value_size: int, max_entries: int,
     return bpf_fd(uapi.BPF_MAP_CREATE, attr, f"creating map {name!r}")
 
 
-def _elem_attr(fd: int, key, value, flags: int) -> uapi.bpf_attr_map_elem:
+def _elem_attr(fd: int, key: Optional[ctypes._CData], value: Optional[ctypes._CData],
+               flags: int) -> uapi.bpf_attr_map_elem:
     return _attr(uapi.bpf_attr_map_elem, map_fd=fd, key=_addr(key), value=_addr(value), flags=flags)
 
 
@@ -302,7 +303,8 @@ LogAttr = TypeVar("LogAttr", uapi.bpf_attr_btf_load, uapi.bpf_attr_prog_load)
 LOG_START_SIZE = 1 << 16
 
 
-def _load_with_log(cmd: int, attr: LogAttr, set_log: Callable[[LogAttr, object, int, int], None],
+def _load_with_log(cmd: int, attr: LogAttr,
+                   set_log: Callable[[LogAttr, Optional[ctypes._CData], int, int], None],
                    true_size: Callable[[LogAttr], int], what: str,
                    log_level: int, deliver_now: Callable[[], None]) -> Tuple[Fd, str]:
     """Run a load command; on failure repeat it with a verifier log that grows.
@@ -347,11 +349,13 @@ def _tail(log: str, lines: int = 8) -> str:
     return "\n".join(log.rstrip().splitlines()[-lines:])
 
 
-def _set_btf_log(attr: uapi.bpf_attr_btf_load, buf, size: int, level: int) -> None:
+def _set_btf_log(attr: uapi.bpf_attr_btf_load, buf: Optional[ctypes._CData], size: int,
+                 level: int) -> None:
     fill(attr, btf_log_buf=_addr(buf), btf_log_size=size, btf_log_level=level)
 
 
-def _set_prog_log(attr: uapi.bpf_attr_prog_load, buf, size: int, level: int) -> None:
+def _set_prog_log(attr: uapi.bpf_attr_prog_load, buf: Optional[ctypes._CData], size: int,
+                  level: int) -> None:
     fill(attr, log_buf=_addr(buf), log_size=size, log_level=level)
 
 
@@ -435,7 +439,7 @@ def prog_test_run(prog_fd: int, data_in: bytes = b"", data_out_size: int = 0,
 # ------------------------------------------------------------------ attachment
 
 def link_create(prog_fd: int, target_fd: int, attach_type: int, flags: int = 0,
-                **extra) -> Fd:
+                **extra: Any) -> Fd:
     """BPF_LINK_CREATE.  ``extra`` sets the per-type union, e.g.
     ``perf_event={"bpf_cookie": 1}`` or ``target_btf_id=5``."""
     attr = _attr(uapi.bpf_attr_link_create, prog_fd=prog_fd, target_fd=target_fd,
@@ -544,7 +548,7 @@ def perf_event_open(attr: uapi.perf_event_attr, pid: int = -1, cpu: int = 0,
 
 
 def ioctl(fd: int, request: int, arg: int = 0, what: str = "ioctl") -> int:
-    ret = _ioctl(fd, request, arg)
+    ret: int = _ioctl(fd, request, arg)
     if ret < 0:
         raise from_errno(ctypes.get_errno(), what)
     return ret

@@ -15,7 +15,7 @@ from ..kernel import syscall
 from .. import uapi
 from ..errors import AttachError, ObjectError
 from ..obj.sections import KERNEL_BTF_TARGETS
-from ..kernel.btf_objects import btf_raw, module_btf_fd
+from ..kernel.btf_objects import btf_raw, module_btf_fd as module_btf_fd
 from .program import ProgramView
 
 

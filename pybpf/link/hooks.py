@@ -17,8 +17,8 @@ import io
 import os
 import platform
 from operator import methodcaller
-from typing import (Any, Callable, Dict, FrozenSet, List, NamedTuple,
-                    Optional, Sequence, Tuple)
+from typing import (TYPE_CHECKING, Any, Callable, Dict, FrozenSet, List, NamedTuple,
+                    Optional, Sequence, Tuple, cast)
 
 from ..kernel import syscall, fs as tracefs
 from .. import uapi
@@ -28,6 +28,9 @@ from ..kernel.sigdefer import deferred
 from ..kernel.syscall import Fd
 from ..kernel.sysinfo import SYSCALL_PREFIX, interface_index, syscall_func_name
 from .program import ProgramView
+
+if TYPE_CHECKING:
+    from ..programs import Program
 
 
 Opts = Dict[str, Any]
@@ -176,11 +179,11 @@ class IterLink(Link):
 # ------------------------------------------------------------------ helpers
 
 
-def _u64_array(values: Sequence[int]) -> Optional[ctypes.Array]:
+def _u64_array(values: Sequence[int]) -> Optional[ctypes.Array[ctypes.c_uint64]]:
     return (ctypes.c_uint64 * len(values))(*values) if values else None
 
 
-def _addr(buf: Optional[ctypes.Array]) -> int:
+def _addr(buf: Optional[ctypes.Array[Any]]) -> int:
     return ctypes.addressof(buf) if buf is not None else 0
 
 
@@ -484,7 +487,7 @@ def attach_uprobe_multi(prog: ProgramView, target: str, opts: Opts) -> Link:
 def attach_usdt(prog: ProgramView, target: str, opts: Opts) -> Link:
     """SEC("usdt/BINARY:PROVIDER:NAME") or binary=, provider=, name= (see pybpf.link.usdt)."""
     from .usdt import attach_usdt as attach
-    return attach(prog, target, opts)
+    return attach(cast("Program", prog), target, opts)   # USDT state lives on a Program
 
 
 # ------------------------------------------------------------------ perf events

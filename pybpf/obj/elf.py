@@ -13,7 +13,7 @@ import stat
 import struct
 import sys
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
@@ -161,7 +161,7 @@ def read_regular_file(path: str, limit: int) -> bytes:
         os.close(fd)
 
 
-def _section_table(raw: bytes, path: str, order: str) -> List[tuple]:
+def _section_table(raw: bytes, path: str, order: str) -> List[Tuple[int, ...]]:
     """The raw section headers (``_SHDR`` tuples), checked to lie inside the file
     with 64-byte entries before any is read (an entry size of 0 would repeat one
     header forever, a count from section 0 may claim 2**64)."""

@@ -22,7 +22,7 @@ import enum
 import re
 import warnings
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Dict, Iterable, Iterator, List, Optional, Tuple, cast
 
 from ..asm import insn as I
 from .. import uapi
@@ -130,6 +130,7 @@ def collect(elf: ElfObject, btf: Optional[BTF]) -> Externs:
                    else (1, 0, 0, e.name))
     for index, ext in enumerate(out.items):
         ext.index = index
+    btf = cast(BTF, btf)        # an extern without BTF raised above
     _layout_kconfig(btf, out)
     _check_datasec(btf, KSYMS_SEC, out)
     return out
@@ -141,7 +142,7 @@ def _describe(btf: BTF, homes: Dict[int, str], name: str, symbol: int, weak: boo
     if not ids:
         raise ObjectError(f"extern {name!r}: no BTF VAR or FUNC of that name", section=".BTF")
     btf_id = ids[0]
-    t = btf[btf_id]
+    t = cast("T.Var | T.Func", btf[btf_id])
     extern_linkage = uapi.BTF_VAR_GLOBAL_EXTERN if isinstance(t, T.Var) \
         else uapi.BTF_FUNC_EXTERN
     if t.linkage != extern_linkage:
@@ -216,7 +217,7 @@ def _check_datasec(btf: BTF, name: str, externs: Externs) -> Optional[T.Datasec]
     ids = btf.find(name, uapi.BTF_KIND_DATASEC)
     if not ids:
         return None
-    datasec = btf[ids[0]]
+    datasec = cast(T.Datasec, btf[ids[0]])
     names = {e.name for e in externs if e.section == name}
     for vsi in datasec.vars:
         t = btf[vsi.type]
@@ -271,7 +272,8 @@ def encode_kconfig_value(ext: Extern, value: str) -> bytes:
     except ValueError as e:
         raise ext.error(f"value {value!r} isn't a valid integer ({e})") from None
     if ext.kcfg not in (Kcfg.INT, Kcfg.CHAR):
-        raise ext.error(f"value {value!r} implies an integer type, not {ext.kcfg.value}")
+        raise ext.error(f"value {value!r} implies an integer type, not "
+                        f"{cast(Kcfg, ext.kcfg).value}")
     return encode_number(ext, number)
 
 
@@ -543,7 +545,7 @@ def _resolve_var(ext: Extern, btf: BTF, host: Host) -> Optional[Tuple[KsymTarget
     if found is None:
         return None
     kbtf, var_id, module = found
-    kernel_type = kbtf.resolve(kbtf[var_id].type)
+    kernel_type = kbtf.resolve(cast(T.Var, kbtf[var_id]).type)
     if not _compatible(ext, btf, kbtf, kernel_type):
         raise ext.error(f"incompatible types: declared {btf.type_name(ext.type_id)} "
                         f"[{ext.type_id}], but {module or 'vmlinux'} has "
@@ -557,7 +559,7 @@ def _resolve_func(ext: Extern, btf: BTF, host: Host) -> Optional[Tuple[KsymTarge
     if found is None:
         return None
     kbtf, func_id, module = found
-    proto = kbtf[func_id].type
+    proto = cast(T.Func, kbtf[func_id]).type
     if not _compatible(ext, btf, kbtf, proto):
         if ext.weak:
             return None
@@ -638,17 +640,17 @@ def btf_for_kernel(btf: BTF) -> BTF:
         return btf
     out = btf.copy()
     for type_id in out.find(KCONFIG_SEC, uapi.BTF_KIND_DATASEC):
-        for vsi in out[type_id].vars:
-            out[vsi.type].linkage = uapi.BTF_VAR_GLOBAL_ALLOCATED
+        for vsi in cast(T.Datasec, out[type_id]).vars:
+            cast("T.Var | T.Func", out[vsi.type]).linkage = uapi.BTF_VAR_GLOBAL_ALLOCATED
     for type_id in out.find(KSYMS_SEC, uapi.BTF_KIND_DATASEC):
-        _fix_ksyms(out, out[type_id])
+        _fix_ksyms(out, cast(T.Datasec, out[type_id]))
     return out
 
 
 def _fix_ksyms(btf: BTF, datasec: T.Datasec) -> None:
     i32 = next((i for i in range(1, len(btf)) if btf.kind_of(i) == uapi.BTF_KIND_INT
-                and btf[i].bits == 32), 0) or btf.add(T.Int("int", 4, uapi.BTF_INT_SIGNED,
-                                                            0, 32))
+                and cast(T.Int, btf[i]).bits == 32), 0) \
+        or btf.add(T.Int("int", 4, uapi.BTF_INT_SIGNED, 0, 32))
     dummy = 0
     for n, vsi in enumerate(datasec.vars):
         t = btf[vsi.type]

@@ -15,12 +15,13 @@ import io
 import os
 import struct
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union, cast
 
 from . import externs as externs_mod
 from .. import uapi
 from ..btf import BTF, LineInfo
 from ..btf.core import Result
+from ..btf import types as T
 from ..errors import BPFError, ObjectError
 from .relocate import LinkedProgram, Linker
 from .spec import ObjectSpec
@@ -87,7 +88,7 @@ class OfflineHost(externs_mod.Host):
         the target's ``enum bpf_func_id`` (the runtime probe asks the verifier)."""
         return any(name == "BPF_FUNC_get_attach_cookie"
                    for tid in self.targets[0].find("bpf_func_id", uapi.BTF_KIND_ENUM)
-                   for name, _ in self.targets[0][tid].values)
+                   for name, _ in cast(T.Enum, self.targets[0][tid]).values)
 
     def has_syscall_wrapper(self) -> bool:
         """Whether an arch syscall wrapper (``__x64_sys_bpf``...) is a function."""

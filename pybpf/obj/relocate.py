@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple, cast
 
 from . import externs as externs_mod
 from ..asm import insn as I
@@ -19,6 +19,9 @@ from .elf import R_BPF_64_32, R_BPF_64_64, SHN_UNDEF, Reloc
 from ..errors import ObjectError
 from .exception_cb import ExceptionTags, find_exception_callback
 from .spec import ARENA_SEC, FuncSpec, MapSpec, ObjectSpec, ProgramSpec, is_data_section
+
+if TYPE_CHECKING:
+    from ..btf.core import Result
 
 Slot = Tuple[int, int]      # (section index, instruction slot within it)
 
@@ -64,7 +67,7 @@ class Linker:
         self._externs = externs
         self.code: Dict[int, bytearray] = {}
         self.calls: Dict[int, Dict[int, Slot]] = {}     # shndx -> {slot: target}
-        self.core_results: Dict[int, list] = {}
+        self.core_results: Dict[int, List[Result]] = {}
         self._maps_by_offset = {m.btf_var_offset: m for m in spec.maps if not m.is_global_data
                                 and m.struct_ops is None}
         self._data_maps = {m.name: m for m in spec.maps if m.is_global_data}
@@ -73,6 +76,7 @@ class Linker:
         self._call_slots: Dict[int, List[int]] = {}     # shndx -> sorted slots of calls
         self._ext_index: Dict[str, Tuple[Dict[int, int], List[int], List[LineInfo]]] = {}
         self._exception_tags: Optional[ExceptionTags] = None
+        shndx: Optional[int]
         execs = {sec.name: sec.index for sec in spec.elf.sections if sec.is_exec and sec.size}
         for shndx in execs.values():
             self._copy(shndx)
@@ -91,7 +95,8 @@ class Linker:
                     for f in self._not_loaded)]
                 if relos:
                     self.core_results[shndx] = core.relocate(
-                        self.code[shndx], relos, spec.btf, core_targets, cands=cands)
+                        self.code[shndx], relos, cast(BTF, spec.btf),   # .BTF.ext needs .BTF
+                        core_targets, cands=cands)
         for shndx in execs.values():
             self._prepare(shndx)
 
@@ -193,8 +198,8 @@ class Linker:
         i = 0
         while i < len(placed) or cb is not None:
             if i == len(placed):        # every call placed: then the callback
-                if (cb.shndx, cb.start) not in where:
-                    place(cb)
+                if (cast(FuncSpec, cb).shndx, cast(FuncSpec, cb).start) not in where:
+                    place(cast(FuncSpec, cb))
                 cb = None
                 continue
             func, base = placed[i]

@@ -9,7 +9,7 @@ other rows match exactly.  ``attach`` names the attach method in
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 from .. import uapi as u
 
@@ -181,7 +181,7 @@ SECTION_DEFS: Tuple[SecDef, ...] = (
 
 #: BTF-attached hooks in the kernel, by expected_attach_type: (the BTF name's
 #: prefix before the SEC() target, its BTF kind, what the target names)
-KERNEL_BTF_TARGETS = {
+KERNEL_BTF_TARGETS: Dict[int, Tuple[str, int, str]] = {
     u.BPF_TRACE_RAW_TP: ("btf_trace_", u.BTF_KIND_TYPEDEF, "tracepoint"),
     u.BPF_TRACE_FENTRY: ("", u.BTF_KIND_FUNC, "kernel function"),
     u.BPF_TRACE_FEXIT: ("", u.BTF_KIND_FUNC, "kernel function"),

@@ -11,7 +11,7 @@ import bisect
 import mmap
 import os
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union, cast
 
 from .. import uapi
 from ..btf import BTF, BTFExt
@@ -21,7 +21,8 @@ from .elf import (SHF_WRITE, SHT_NOBITS, SHT_PROGBITS, STB_LOCAL, STT_FUNC, STT_
 from ..errors import ObjectError
 from .externs import KCONFIG_SEC, KSYMS_SEC, Externs, collect as collect_externs
 from ..asm.insn import INSN_SIZE
-from .map_rules import LIBBPF_PIN_BY_NAME, LIBBPF_PIN_NONE  # noqa: F401 (re-exported)
+from .map_rules import (LIBBPF_PIN_BY_NAME as LIBBPF_PIN_BY_NAME,  # noqa: F401 (re-exported)
+                        LIBBPF_PIN_NONE as LIBBPF_PIN_NONE)
 from .map_rules import check_pinning, datasec_is_mmapable, internal_map_name, ringbuf_size
 from ..limits import BTF_MAX_SIZE, check_value_size
 from .sections import SecDef, find_sec_def
@@ -217,7 +218,7 @@ def mark_hidden_static(elf: ElfObject, btf: BTF) -> None:
               and s.visibility == STV_HIDDEN}
     for name in hidden:
         for type_id in btf.find(name, uapi.BTF_KIND_FUNC):
-            btf[type_id].linkage = uapi.BTF_FUNC_STATIC
+            cast(T.Func, btf[type_id]).linkage = uapi.BTF_FUNC_STATIC
 
 
 # ------------------------------------------------------------------ BTF-defined maps
@@ -281,7 +282,7 @@ def check_arena_size(spec: MapSpec) -> None:
 
 def _datasec(btf: BTF, name: str) -> Optional[T.Datasec]:
     ids = btf.find(name, uapi.BTF_KIND_DATASEC)
-    return btf[ids[0]] if ids else None
+    return cast(T.Datasec, btf[ids[0]]) if ids else None
 
 
 def _map_from_btf(btf: BTF, name: str, type_id: int, inner: bool = False) -> MapSpec:
@@ -437,7 +438,7 @@ def _data_maps(elf: ElfObject, btf: Optional[BTF], obj_name: str) -> List[MapSpe
         if readonly and sec.flags & SHF_WRITE:
             flags &= ~uapi.BPF_F_RDONLY_PROG
         datasec = _datasec(btf, sec.name) if btf is not None else None
-        value_id = btf.find(sec.name, uapi.BTF_KIND_DATASEC)[0] if datasec else 0
+        value_id = cast(BTF, btf).find(sec.name, uapi.BTF_KIND_DATASEC)[0] if datasec else 0
         if datasec_is_mmapable(btf, value_id):
             flags |= uapi.BPF_F_MMAPABLE
         out.append(MapSpec(sec.name, uapi.BPF_MAP_TYPE_ARRAY, 4, sec.size, 1, flags,
@@ -480,6 +481,7 @@ def section_variables(btf: Optional[BTF], sec: Section,
     out: Dict[str, Tuple[int, int, int]] = {}
     datasec = _datasec(btf, sec.name) if btf is not None else None
     if datasec is not None:
+        btf = cast(BTF, btf)     # the DATASEC is one of its types
         for n, vsi in enumerate(datasec.vars):
             var = btf[vsi.type]
             if not isinstance(var, T.Var):

@@ -15,10 +15,14 @@ import os
 import platform
 import re
 import struct
-from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple, cast
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
+
+if TYPE_CHECKING:
+    from elftools.elf.gnuversions import GNUVerDefSection, GNUVerSymSection
+    from elftools.elf.sections import SymbolTableSection
 
 from ..errors import AttachError
 
@@ -208,7 +212,8 @@ def _version_names(elf: ELFFile) -> Dict[int, str]:
     verdef = next((s for s in elf.iter_sections() if s["sh_type"] == "SHT_GNU_verdef"), None)
     if verdef is None:
         return {}
-    return {v["vd_ndx"]: next(iter(auxs)).name for v, auxs in verdef.iter_versions()}
+    return {v["vd_ndx"]: next(iter(auxs)).name
+            for v, auxs in cast("GNUVerDefSection", verdef).iter_versions()}
 
 
 def _symbols(elf: ELFFile, sh_type: str) -> Iterator[_Sym]:
@@ -222,7 +227,7 @@ def _symbols(elf: ELFFile, sh_type: str) -> Iterator[_Sym]:
         versym = next((s for s in elf.iter_sections() if s["sh_type"] == "SHT_GNU_versym"),
                       None)
         names = _version_names(elf)
-    for idx, sym in enumerate(table.iter_symbols()):
+    for idx, sym in enumerate(cast("SymbolTableSection", table).iter_symbols()):
         if sym["st_info"]["type"] != "STT_FUNC" or sym["st_shndx"] == "SHN_UNDEF":
             continue
         offset = _vaddr_to_offset(sym["st_value"], segments)
@@ -231,7 +236,7 @@ def _symbols(elf: ELFFile, sh_type: str) -> Iterator[_Sym]:
         name, _, version = sym.name.partition("@")
         hidden = False
         if versym is not None and names is not None:
-            ndx = versym.get_symbol(idx)["ndx"]
+            ndx = cast("GNUVerSymSection", versym).get_symbol(idx)["ndx"]
             if isinstance(ndx, int):
                 hidden = bool(ndx & 0x8000)
                 version = names.get(ndx & 0x7FFF, "") if ndx & 0x7FFF > 1 else ""

@@ -21,7 +21,7 @@ import argparse
 import json
 import sys
 from html import escape
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Sequence, Tuple, cast
 
 from ..kernel import syscall
 from .. import uapi
@@ -107,7 +107,7 @@ class _Scenario:
         with syscall.map_create(uapi.BPF_MAP_TYPE_USER_RINGBUF, 0, 0, size,
                                 name="layout_urb") as fd, UserRingBuffer(fd.fd) as urb:
             held = urb.reserve(32)
-            held.buf[:] = b"B" * 32
+            cast(memoryview, held.buf)[:] = b"B" * 32   # a fresh reservation
             urb.write(b"after the busy one")
             self._step("user ring: reserve(32) held, then write(18)", urb,
                        "BUSY until submitted: bpf_user_ringbuf_drain (and any consumer) "
