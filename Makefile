@@ -95,6 +95,8 @@ ensure-deps:
 	  && command -v llvm-mc-16 >/dev/null 2>&1 \
 	  && test -n "$(BPFTOOL)" && test -f /usr/include/bpf/bpf_helpers.h \
 	  && command -v $(HOST_CC) >/dev/null 2>&1 && echo '#include <sys/sdt.h>' | $(HOST_CC) -E -x c - >/dev/null 2>&1 \
+	  && command -v promtool >/dev/null 2>&1 && command -v pypy3 >/dev/null 2>&1 \
+	  && pypy3 -c 'import ensurepip, venv' 2>/dev/null \
 	  && $(PYTHON) -c 'import elftools, pytest, hypothesis, wheel' 2>/dev/null || $(MAKE) deps
 
 # The README's test command: installs what is missing, builds, runs every test.
