@@ -129,7 +129,7 @@ test-interpreters: ensure-deps
 	$(MAKE) all
 	@test -n "$(strip $(PURE_PYTHONS))" || { echo "make: no CPython 3.9-3.13 besides $(PYTHON) found" >&2; exit 1; }
 	for py in $(PURE_PYTHONS); do \
-	  $$py -m pip install -q --disable-pip-version-check pyelftools pytest hypothesis wheel && \
+	  $$py -m pip install -q --disable-pip-version-check pyelftools pytest hypothesis wheel 'setuptools>=77' && \
 	  echo "== pure suite on $$($$py -V)" && \
 	  setpriv --bounding-set=-all --inh-caps=-all -- env -u PYBPF_REQUIRE_KERNEL \
 	    $$py -m pytest -q -p no:cacheprovider tests || exit 1; \

@@ -470,11 +470,8 @@ _PERF_EVENT_TYPE_NAMES = {
 
 
 def _ifname(ifindex: int) -> str:
-    import socket
-    try:
-        return socket.if_indextoname(ifindex)
-    except OSError:
-        return ""
+    from .kernel.sysinfo import interface_name
+    return interface_name(ifindex)
 
 
 def _details(kind: int, u: uapi.bpf_link_info_union, bufs: _Buffers) -> Dict[str, Any]:

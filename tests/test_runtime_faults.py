@@ -597,7 +597,16 @@ def _trial(run: Callable[[], None]) -> bool:
     return False
 
 
-def test_sigint_anywhere_leaves_no_fd_and_no_kernel_object(kernel):
+@pytest.fixture
+def default_sigint():
+    """Python's own SIGINT handler, also where the runner inherited SIGINT ignored (a
+    background job of a non-interactive shell, as CI's parallel step is)."""
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, old)
+
+
+def test_sigint_anywhere_leaves_no_fd_and_no_kernel_object(kernel, default_sigint):
     """SIGINT at fixed-seed random points of load, attach and reader construction
     (RingBuffer, PerfBuffer, UserRingBuffer): between any two lines of pybpf, and at
     random times from another thread (so also during syscalls).  After each trial no
@@ -679,7 +688,7 @@ def test_concurrent_loads_share_one_pinned_map(pin_root):
         assert out.startswith("0 "), out
 
 
-def test_signals_are_held_back_until_the_owner_holds_the_object():
+def test_signals_are_held_back_until_the_owner_holds_the_object(default_sigint):
     """Pure: a signal that arrives while ``make`` runs reaches its handler only after
     make returned; a handler that raises makes ``undo`` release the result."""
     from pybpf.kernel.sigdefer import deferred

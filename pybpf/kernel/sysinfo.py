@@ -57,6 +57,18 @@ def syscall_func_name(syscall_name: str, machine: str, wrapped: bool) -> str:
     return f"__{prefix}_sys_{syscall_name}" if wrapped and prefix else f"sys_{syscall_name}"
 
 
+def interface_name(index: int) -> str:
+    """Name of the network interface ``index`` in this process's network namespace;
+    "" if there is none (libc's if_indextoname(3), as for :func:`interface_index`)."""
+    if not 0 < index <= 0xFFFFFFFF:
+        return ""
+    fn = ctypes.CDLL(None, use_errno=True).if_indextoname
+    fn.argtypes, fn.restype = [ctypes.c_uint, ctypes.c_char_p], ctypes.c_char_p
+    buf = ctypes.create_string_buffer(16)                            # IFNAMSIZ
+    name = fn(index, buf)
+    return name.decode(errors="replace") if name else ""
+
+
 def interface_index(name: str) -> int:
     """ifindex of a network interface in this process's network namespace; 0 if there
     is none.  libc's if_nametoindex(3), which every interpreter reaches through ctypes
