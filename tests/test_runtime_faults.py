@@ -563,7 +563,8 @@ def _settle() -> None:
             time.sleep(0.001)
         except KeyboardInterrupt:
             pass
-    gc.collect()
+    for _ in range(3):          # PyPy runs finalizers (Fd.__del__) over several passes
+        gc.collect()
 
 
 class _LineSignal:
