@@ -1,0 +1,838 @@
+#!/usr/bin/env python3
+"""Mutation testing for pybpf's core modules: do the tests catch planted bugs?
+
+Each mutant is one small, seeded change to one module (a flipped comparison, an
+off-by-one constant or slice bound, a removed statement, a swapped struct format,
+an early return, and the extra operators below).  A mutant is run against the tests
+that execute the mutated line (found once by tracing the suite, cached per test
+file), fastest first, stopping at the first failure:
+
+  killed     a test failed (or the module no longer imports)
+  timeout    the tests ran past 2x their traced time + 10 s (counted as killed)
+  survived   every covering test passed; "no test covers it" is a survivor too
+  equivalent the mutant cannot change behaviour; each one is listed in EQUIVALENT
+             below with the reason, and is left out of the score
+
+Score = (killed + timeout) / (mutants - equivalent).  Not part of CI (it takes tens
+of minutes); run it before saying the issue is resolved:
+
+    python3 tools/mutate.py [--seed N] [--sample K | --all] [--ops cmp,const,...]
+                            [--jobs J] [--module pybpf/btf/parse.py ...]
+    python3 tools/mutate.py --list --module pybpf/btf/parse.py   # mutants only
+
+Mutants run in copies of the tree under build/mutate/ (never in the checkout), with
+bytecode writing off so that no stale .pyc of an earlier mutant is ever imported.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import copy
+import hashlib
+import json
+import os
+import pathlib
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Dict, Iterator, List, Optional, Sequence, Set, Tuple
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+STATE = ROOT / "build" / "mutate"
+
+#: The modules whose score issue 13 sets (the eight core ones, then the ones the
+#: struct_ops, USDT and skeleton work added or reshaped).
+MODULES: Tuple[str, ...] = (
+    "pybpf/btf/parse.py",
+    "pybpf/btf/core.py",
+    "pybpf/obj/relocate.py",
+    "pybpf/events/ringbuf.py",
+    "pybpf/events/perfbuf.py",
+    "pybpf/obj/elf.py",
+    "pybpf/maps.py",
+    "pybpf/link/hooks.py",
+    "pybpf/obj/struct_ops.py",
+    "pybpf/link/struct_ops.py",
+    "pybpf/obj/usdt.py",
+    "pybpf/link/usdt.py",
+    "pybpf/obj/skeleton.py",
+)
+
+OPERATORS: Tuple[str, ...] = ("cmp", "const", "slice", "remove", "struct", "return",
+                              "bool", "arith")
+
+#: Mutants that cannot change behaviour, per module, keyed by (operator, the original
+#: line stripped, the replacement text as --list prints it), each with the reason.  The
+#: key holds no line number so that it survives edits elsewhere in the module.
+EQUIVALENT: Dict[str, Dict[Tuple[str, str, str], str]] = {
+
+    # ---- pybpf/btf/parse.py
+    "pybpf/btf/parse.py": {
+    },
+
+    # ---- pybpf/btf/core.py
+    "pybpf/btf/core.py": {
+    },
+
+    # ---- pybpf/obj/relocate.py
+    "pybpf/obj/relocate.py": {
+    },
+
+    # ---- pybpf/events/ringbuf.py
+    "pybpf/events/ringbuf.py": {
+    },
+
+    # ---- pybpf/events/perfbuf.py
+    "pybpf/events/perfbuf.py": {
+    },
+
+    # ---- pybpf/obj/elf.py
+    "pybpf/obj/elf.py": {
+    },
+
+    # ---- pybpf/maps.py
+    "pybpf/maps.py": {
+    },
+
+    # ---- pybpf/link/hooks.py
+    "pybpf/link/hooks.py": {
+    },
+
+    # ---- pybpf/obj/struct_ops.py
+    "pybpf/obj/struct_ops.py": {
+    },
+
+    # ---- pybpf/link/struct_ops.py
+    "pybpf/link/struct_ops.py": {
+    },
+
+    # ---- pybpf/obj/usdt.py
+    "pybpf/obj/usdt.py": {
+    },
+
+    # ---- pybpf/link/usdt.py
+    "pybpf/link/usdt.py": {
+    },
+
+    # ---- pybpf/obj/skeleton.py
+    "pybpf/obj/skeleton.py": {
+    },
+
+}
+
+# ---------------------------------------------------------------- mutant generation
+
+
+@dataclass(frozen=True)
+class Mutant:
+    """One planted change: replace source bytes [start, end) of the module."""
+
+    module: str
+    op: str
+    line: int                 # first line of the mutated code (1-based, original)
+    end_line: int
+    start: int                # byte offsets into the module's source
+    end: int
+    before: str               # original code of the span
+    after: str                # its replacement
+    in_function: bool         # False: module or class level (runs at import)
+
+    @property
+    def key(self) -> str:
+        """Stable identity across runs with the same source."""
+        return f"{self.module}:{self.start}:{self.end}:{self.op}:{self.after}"
+
+
+_CMP_SWAPS = {
+    ast.Lt: (ast.LtE, ast.GtE), ast.LtE: (ast.Lt, ast.Gt),
+    ast.Gt: (ast.GtE, ast.LtE), ast.GtE: (ast.Gt, ast.Lt),
+    ast.Eq: (ast.NotEq,), ast.NotEq: (ast.Eq,),
+    ast.In: (ast.NotIn,), ast.NotIn: (ast.In,),
+    ast.Is: (ast.IsNot,), ast.IsNot: (ast.Is,),
+}
+_ARITH_SWAPS = {
+    ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.FloorDiv, ast.FloorDiv: ast.Mult,
+    ast.Div: ast.Mult, ast.Mod: ast.FloorDiv, ast.LShift: ast.RShift,
+    ast.RShift: ast.LShift, ast.BitAnd: ast.BitOr, ast.BitOr: ast.BitAnd,
+    ast.BitXor: ast.BitOr, ast.Pow: ast.Mult,
+}
+_STRUCT_CALLS = {"Struct", "pack", "unpack", "unpack_from", "pack_into", "calcsize",
+                 "iter_unpack", "cast"}
+_STRUCT_RE = re.compile(r"^[@=<>!]?(?:\s*\d*[xcbB?hHiIlLqQnNefdspP])+\s*$")
+_SIZE_SWAP = {"B": "H", "H": "I", "I": "Q", "Q": "I", "L": "I", "b": "h", "h": "i",
+              "i": "q", "q": "i", "l": "i", "f": "d", "d": "f", "x": "", "s": "x"}
+_SIGN_SWAP = {"B": "b", "b": "B", "H": "h", "h": "H", "I": "i", "i": "I", "Q": "q",
+              "q": "Q", "L": "l", "l": "L"}
+
+
+class _Source:
+    """A module's source with byte offsets for (line, column) positions."""
+
+    def __init__(self, text: str) -> None:
+        self.data = text.encode()
+        self.line_starts = [0]
+        for i, b in enumerate(self.data):
+            if b == 0x0A:
+                self.line_starts.append(i + 1)
+
+    def offset(self, line: int, col: int) -> int:
+        return self.line_starts[line - 1] + col
+
+    def span(self, node: ast.AST) -> Tuple[int, int]:
+        return (self.offset(node.lineno, node.col_offset),                # type: ignore[attr-defined]
+                self.offset(node.end_lineno, node.end_col_offset))        # type: ignore[attr-defined]
+
+    def text(self, start: int, end: int) -> str:
+        return self.data[start:end].decode()
+
+    def line_text(self, line: int) -> str:
+        end = self.line_starts[line] if line < len(self.line_starts) else len(self.data)
+        return self.data[self.line_starts[line - 1]:end].decode().rstrip("\n")
+
+
+def _unparse(node: ast.AST) -> str:
+    return "(" + ast.unparse(node) + ")"
+
+
+def _skipped_nodes(tree: ast.AST) -> Set[int]:
+    """ids of nodes never mutated: annotations, docstrings, f-string parts,
+    `if TYPE_CHECKING:` bodies and __all__."""
+    skip: Set[int] = set()
+
+    def skip_tree(node: Optional[ast.AST]) -> None:
+        if node is not None:
+            skip.update(id(n) for n in ast.walk(node))
+
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            skip_tree(node.returns)
+            for a in node.args.args + node.args.kwonlyargs + node.args.posonlyargs:
+                skip_tree(a.annotation)
+            for a in (node.args.vararg, node.args.kwarg):
+                if a is not None:
+                    skip_tree(a.annotation)
+        if isinstance(node, ast.AnnAssign):
+            skip_tree(node.annotation)
+        if isinstance(node, ast.JoinedStr):
+            skip_tree(node)
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                    and isinstance(body[0].value.value, str):
+                skip_tree(body[0])
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) \
+                and node.test.id == "TYPE_CHECKING":
+            skip_tree(node)
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__"
+                                                for t in node.targets):
+            skip_tree(node)
+    return skip
+
+
+def _struct_variants(fmt: str) -> Iterator[str]:
+    order = fmt[:1] if fmt[:1] in "@=<>!" else ""
+    body = fmt[len(order):]
+    yield (">" if order in ("", "@", "=", "<") else "<") + body
+    seen: Set[str] = set()
+    for i, ch in enumerate(body):
+        if ch in seen:
+            continue
+        seen.add(ch)
+        for table in (_SIZE_SWAP, _SIGN_SWAP):
+            if ch in table:
+                yield order + body[:i] + table[ch] + body[i + 1:]
+
+
+def _is_struct_format(node: ast.Constant, parent: Optional[ast.AST], grand: Optional[ast.AST]) -> bool:
+    value = node.value
+    text = value.decode("latin-1") if isinstance(value, bytes) else value
+    if not isinstance(text, str) or not text.strip() or not _STRUCT_RE.match(text):
+        return False
+    if isinstance(parent, ast.Call):
+        f = parent.func
+        name = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
+        if name in _STRUCT_CALLS:
+            return True
+    # a format kept in a constant or a table: needs an explicit byte order or size digits
+    return text[:1] in "<>=!@" and len(text) > 1
+
+
+def generate(module: str, text: str, ops: Sequence[str]) -> List[Mutant]:
+    """Every mutant of one module for the given operators, in source order."""
+    src = _Source(text)
+    tree = ast.parse(text)
+    skip = _skipped_nodes(tree)
+    parents: Dict[int, ast.AST] = {}
+    func_of: Dict[int, bool] = {}
+
+    def index(node: ast.AST, parent: Optional[ast.AST], in_func: bool) -> None:
+        if parent is not None:
+            parents[id(node)] = parent
+        func_of[id(node)] = in_func
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            # only the body runs when the function is called; decorators and
+            # default values run where the function is defined
+            body = node.body if isinstance(node.body, list) else [node.body]
+            inner = {id(b) for b in body}
+            for child in ast.iter_child_nodes(node):
+                index(child, node, True if id(child) in inner else in_func)
+            return
+        for child in ast.iter_child_nodes(node):
+            index(child, node, in_func)
+
+    index(tree, None, False)
+    out: List[Mutant] = []
+
+    def add(op: str, node: ast.AST, after: str, start: Optional[int] = None,
+            end: Optional[int] = None) -> None:
+        s, e = src.span(node)
+        s = s if start is None else start
+        e = e if end is None else end
+        out.append(Mutant(module, op, node.lineno, node.end_lineno or node.lineno,  # type: ignore[attr-defined]
+                          s, e, src.text(s, e), after, func_of.get(id(node), False)))
+
+    for node in ast.walk(tree):
+        if id(node) in skip or not hasattr(node, "lineno"):
+            continue
+        parent = parents.get(id(node))
+        if "cmp" in ops and isinstance(node, ast.Compare):
+            for i, o in enumerate(node.ops):
+                for new in _CMP_SWAPS.get(type(o), ()):
+                    m = copy.deepcopy(node)
+                    m.ops[i] = new()
+                    add("cmp", node, _unparse(m))
+        if "const" in ops and isinstance(node, ast.Constant) and type(node.value) is int:
+            for v in (node.value + 1, node.value - 1):
+                add("const", node, f"({v})")
+        if "slice" in ops and isinstance(node, ast.Slice):
+            for bound in (node.lower, node.upper):
+                if bound is not None and not isinstance(bound, ast.Constant) and id(bound) not in skip:
+                    seg = src.text(*src.span(bound))
+                    for d in ("+ 1", "- 1"):
+                        add("slice", bound, f"(({seg}) {d})")
+            if node.lower is None and node.upper is not None:
+                add("slice", node, f"1:{src.text(*src.span(node.upper))}",
+                    start=src.span(node)[0], end=src.span(node)[1])
+        if "struct" in ops and isinstance(node, ast.Constant) \
+                and isinstance(node.value, (str, bytes)) \
+                and _is_struct_format(node, parent, parents.get(id(parent)) if parent else None):
+            value = node.value
+            for variant in _struct_variants(value.decode("latin-1") if isinstance(value, bytes) else value):
+                new_value: object = variant.encode("latin-1") if isinstance(value, bytes) else variant
+                add("struct", node, repr(new_value))
+        if "bool" in ops:
+            if isinstance(node, ast.BoolOp):
+                m = copy.deepcopy(node)
+                m.op = ast.Or() if isinstance(node.op, ast.And) else ast.And()
+                add("bool", node, _unparse(m))
+            if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+                add("bool", node, _unparse(node.operand))
+        if "arith" in ops and isinstance(node, (ast.BinOp, ast.AugAssign)):
+            new_op = _ARITH_SWAPS.get(type(node.op))
+            strings = [n for n in ast.walk(node) if isinstance(n, (ast.JoinedStr,))
+                       or (isinstance(n, ast.Constant) and isinstance(n.value, (str, bytes)))]
+            if new_op is not None and not strings:
+                if isinstance(node, ast.BinOp):
+                    m = copy.deepcopy(node)
+                    m.op = new_op()
+                    add("arith", node, _unparse(m))
+                else:
+                    m2 = copy.deepcopy(node)
+                    m2.op = new_op()
+                    add("arith", node, ast.unparse(m2))
+        if "remove" in ops and isinstance(node, (ast.Expr, ast.Assign, ast.AugAssign, ast.AnnAssign,
+                                                 ast.Raise, ast.Return, ast.Delete, ast.Assert,
+                                                 ast.Continue, ast.Break)):
+            if isinstance(node, ast.AnnAssign) and node.value is None:
+                continue
+            if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+                continue
+            line = src.line_text(node.lineno)
+            last = src.line_text(node.end_lineno or node.lineno)
+            if line[:node.col_offset].strip() or last[node.end_col_offset:].split("#")[0].strip():  # type: ignore[index]
+                continue              # shares its line with other code
+            lines = (node.end_lineno or node.lineno) - node.lineno
+            add("remove", node, "pass" + "\n" * lines)
+        if "return" in ops and isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = [s for s in node.body if id(s) not in skip]
+            if not body or body[0].lineno == node.lineno or all(
+                    isinstance(s, ast.Pass) or (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))
+                    for s in body):
+                continue              # one-line or empty bodies: nothing to return early from
+            first = body[0]
+            s = src.offset(first.lineno, 0)
+            indent = src.line_text(first.lineno)[:first.col_offset]
+            out.append(Mutant(module, "return", first.lineno, first.lineno, s, s, "",
+                              f"{indent}return None\n", True))
+    # Drop mutants that do not compile or change nothing; keep one of each result.
+    seen: Set[bytes] = set()
+    result: List[Mutant] = []
+    for m in sorted(out, key=lambda m: (m.start, m.end, m.op, m.after)):
+        data = mutated(src.data, m)
+        if data in seen or data == src.data:
+            continue
+        try:
+            new_tree = ast.parse(data)
+        except SyntaxError:
+            continue
+        if ast.dump(new_tree) == ast.dump(tree):
+            continue
+        seen.add(data)
+        result.append(m)
+    return result
+
+
+def mutated(data: bytes, m: Mutant) -> bytes:
+    """The module's source with the mutant applied."""
+    return data[:m.start] + m.after.encode() + data[m.end:]
+
+
+def equivalence(m: Mutant, text: str) -> Optional[str]:
+    """The recorded reason why this mutant is equivalent, if it is."""
+    line = text.splitlines()[m.line - 1].strip()
+    return EQUIVALENT.get(m.module, {}).get((m.op, line, m.after.strip()))
+
+
+# ---------------------------------------------------------------- coverage by test
+
+_TRACER = r'''
+"""Per-test line coverage of the mutated modules (written by tools/mutate.py)."""
+import atexit, json, os, sys, threading
+TARGETS = set(json.loads(os.environ["MUTATE_TARGETS"]))
+HITS = set()
+def _local(frame, event, arg):
+    if event == "line":
+        HITS.add((frame.f_code.co_filename, frame.f_lineno))
+    return _local
+def _global(frame, event, arg):
+    if frame.f_code.co_filename in TARGETS:
+        HITS.add((frame.f_code.co_filename, frame.f_lineno))
+        return _local
+    return None
+def start():
+    sys.settrace(_global)
+    threading.settrace(_global)
+def drain():
+    hits = sorted(HITS)
+    HITS.clear()
+    return hits
+'''
+
+_CHILD = r'''
+import os
+if os.environ.get("MUTATE_CONTEXT"):
+    import atexit, json, _mutate_tracer
+    _mutate_tracer.start()
+    def _dump():
+        path = os.path.join(os.environ["MUTATE_OUT"], "child-%d.json" % os.getpid())
+        with open(path, "w") as f:
+            json.dump({"context": os.environ["MUTATE_CONTEXT"], "hits": _mutate_tracer.drain()}, f)
+    atexit.register(_dump)
+'''
+
+_PLUGIN = r'''
+"""pytest plugin: trace each test's lines in the mutated modules (tools/mutate.py)."""
+import glob, json, os, time
+import pytest
+import _mutate_tracer
+OUT = os.environ["MUTATE_OUT"]
+RESULTS = {}
+def _children(nodeid):
+    hits = []
+    for path in glob.glob(os.path.join(OUT, "child-*.json")):
+        try:
+            with open(path) as f:
+                data = json.load(f)
+        except (OSError, ValueError):
+            continue
+        if data.get("context") == nodeid:
+            hits.extend(tuple(h) for h in data["hits"])
+        os.unlink(path)
+    return hits
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    _mutate_tracer.drain()
+    os.environ["MUTATE_CONTEXT"] = item.nodeid
+    RESULTS[item.nodeid] = {"outcome": "passed", "duration": 0.0}
+    t0 = time.monotonic()
+    yield
+    os.environ.pop("MUTATE_CONTEXT", None)
+    entry = RESULTS[item.nodeid]
+    entry["duration"] = time.monotonic() - t0
+    entry["hits"] = _mutate_tracer.drain() + _children(item.nodeid)
+def pytest_runtest_logreport(report):
+    entry = RESULTS.get(report.nodeid)
+    if entry is not None and report.outcome != "passed" and entry["outcome"] != "failed":
+        entry["outcome"] = report.outcome
+def pytest_sessionfinish(session):
+    with open(os.path.join(OUT, "results.json"), "w") as f:
+        json.dump(RESULTS, f)
+_mutate_tracer.start()
+'''
+
+
+def _digest(*paths: pathlib.Path) -> str:
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(p.name.encode() + b"\0" + p.read_bytes())
+    return h.hexdigest()[:20]
+
+
+@dataclass
+class TestInfo:
+    """What tracing one test found."""
+
+    duration: float
+    lines: Dict[str, Set[int]] = field(default_factory=dict)   # module -> lines
+
+
+def _test_files() -> List[pathlib.Path]:
+    return sorted((ROOT / "tests").glob("test_*.py"))
+
+
+def _support_digest() -> str:
+    """Digest of the test support files every test file depends on."""
+    return _digest(*sorted(p for p in (ROOT / "tests").glob("*.py") if not p.name.startswith("test_")))
+
+
+def coverage_map(modules: Sequence[str], files: Sequence[pathlib.Path],
+                 log: bool = True) -> Dict[str, TestInfo]:
+    """nodeid -> the lines it runs in the modules; passing tests only.
+
+    Cached per test file in build/mutate/cov/; a file is traced again when it, the
+    test support files, or a module it covered has changed."""
+    cache_dir = STATE / "cov"
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    module_hash = {m: _digest(ROOT / m) for m in MODULES}
+    support = _support_digest()
+    stale: List[pathlib.Path] = []
+    cached: Dict[pathlib.Path, dict] = {}
+    for tf in files:
+        entry_path = cache_dir / (tf.stem + ".json")
+        entry = None
+        if entry_path.exists():
+            try:
+                entry = json.loads(entry_path.read_text())
+            except ValueError:
+                entry = None
+        fresh = entry is not None and entry["file"] == _digest(tf) and entry["support"] == support
+        if fresh:
+            for m in modules:
+                covered = any(m in t["lines"] for t in entry["tests"].values())
+                if entry["modules"].get(m) != module_hash[m] and (covered or m not in entry["modules"]):
+                    fresh = False
+        if fresh:
+            cached[tf] = entry
+        else:
+            stale.append(tf)
+    if stale:
+        if log:
+            print(f"tracing {len(stale)} test file(s) for coverage ...", file=sys.stderr, flush=True)
+        results = _trace(stale)
+        for tf in stale:
+            rel = str(tf.relative_to(ROOT))
+            tests = {nid: r for nid, r in results.items() if nid.split("::")[0] == rel}
+            entry = {"file": _digest(tf), "support": support, "modules": module_hash,
+                     "tests": tests}
+            (cache_dir / (tf.stem + ".json")).write_text(json.dumps(entry))
+            cached[tf] = entry
+    out: Dict[str, TestInfo] = {}
+    for entry in cached.values():
+        for nid, t in entry["tests"].items():
+            if t["outcome"] == "passed":
+                out[nid] = TestInfo(t["duration"], {m: set(v) for m, v in t["lines"].items()})
+    return out
+
+
+def _trace(files: Sequence[pathlib.Path]) -> Dict[str, dict]:
+    with tempfile.TemporaryDirectory(prefix="pybpf-mutate-trace-") as tmp:
+        d = pathlib.Path(tmp)
+        (d / "_mutate_tracer.py").write_text(_TRACER)
+        (d / "_mutate_plugin.py").write_text(_PLUGIN)
+        (d / "sitecustomize.py").write_text(_CHILD)
+        targets = {str(ROOT / m): m for m in MODULES}
+        env = dict(os.environ, MUTATE_TARGETS=json.dumps(sorted(targets)), MUTATE_OUT=tmp,
+                   PYTHONPATH=os.pathsep.join([tmp, str(ROOT)]))
+        subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "_mutate_plugin",
+                        "-p", "no:cacheprovider", "--hypothesis-seed=0",
+                        *[str(f) for f in files]], cwd=ROOT, env=env,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            raw = json.loads((d / "results.json").read_text())
+        except (OSError, ValueError):
+            raise SystemExit("mutate: the traced test run wrote no results (did pytest crash?)")
+    results: Dict[str, dict] = {}
+    for nid, r in raw.items():
+        lines: Dict[str, List[int]] = {}
+        for filename, line in r.get("hits", []):
+            m = targets.get(filename)
+            if m is not None:
+                lines.setdefault(m, []).append(line)
+        results[nid] = {"outcome": r["outcome"], "duration": r["duration"],
+                        "lines": {m: sorted(set(v)) for m, v in lines.items()}}
+    return results
+
+
+# ---------------------------------------------------------------- running mutants
+
+
+def _make_copy(n: int) -> pathlib.Path:
+    """A copy of the tracked tree for worker n, sharing build/ outputs by symlink."""
+    dest = STATE / f"work-{n}"
+    if dest.exists():
+        shutil.rmtree(dest)
+    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others",
+                            "--exclude-standard"], cwd=ROOT, capture_output=True,
+                           check=True).stdout.decode().split("\0")
+    for rel in filter(None, files):
+        src = ROOT / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    for rel in ("build", ".tools-build"):
+        if (ROOT / rel).exists():
+            (dest / rel).symlink_to(ROOT / rel)
+    for obj in (ROOT / "pybpf" / "tools" / "bpf").glob("*.bpf.o"):
+        shutil.copy2(obj, dest / "pybpf" / "tools" / "bpf" / obj.name)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(dest / "pybpf"),
+                    str(dest / "tests")], check=True, stdout=subprocess.DEVNULL)
+    return dest
+
+
+def _env(tree: pathlib.Path) -> Dict[str, str]:
+    env = dict(os.environ, PYTHONPATH=str(tree), PYTHONDONTWRITEBYTECODE="1")
+    for k in ("MUTATE_TARGETS", "MUTATE_OUT", "MUTATE_CONTEXT"):
+        env.pop(k, None)
+    return env
+
+
+def _pytest(tree: pathlib.Path, nodeids: Sequence[str], timeout: float) -> Tuple[str, str]:
+    """Run the tests in a tree: ('passed'|'failed'|'timeout', first failing test)."""
+    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+           "--hypothesis-seed=0", "--no-header", "-rf", *nodeids]
+    proc = subprocess.Popen(cmd, cwd=tree, env=_env(tree), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        return "timeout", ""
+    if proc.returncode == 0:
+        return "passed", ""
+    text = out.decode(errors="replace")
+    if proc.returncode in (4, 5):     # usage error / nothing collected: the tool's fault
+        raise SystemExit(f"mutate: pytest could not run the selected tests in {tree}:\n"
+                         + text[-2000:])
+    first = next((ln.split(" ", 1)[1].split(" - ")[0] for ln in text.splitlines()
+                  if ln.startswith(("FAILED ", "ERROR "))), f"exit {proc.returncode}")
+    return "failed", first
+
+
+def _covering(m: Mutant, cov: Dict[str, TestInfo]) -> List[str]:
+    lines = set(range(m.line, m.end_line + 1))
+    if m.in_function:
+        hit = [n for n, t in cov.items() if lines & t.lines.get(m.module, set())]
+    else:                         # runs at import: every test that reaches the module
+        hit = [n for n, t in cov.items() if t.lines.get(m.module)]
+    return sorted(hit, key=lambda n: (cov[n].duration, n))
+
+
+@dataclass
+class Outcome:
+    """What happened to one mutant."""
+
+    mutant: Mutant
+    status: str                   # killed | timeout | survived | uncovered | equivalent
+    by: str = ""
+    reason: str = ""
+
+
+def run_module(module: str, cov: Dict[str, TestInfo], mutants: Sequence[Mutant],
+               text: str, trees: Sequence[pathlib.Path]) -> List[Outcome]:
+    """Run a module's mutants over the worker trees; one Outcome per mutant."""
+    data = text.encode()
+    todo: List[Tuple[Mutant, List[str]]] = []
+    results: List[Outcome] = []
+    for m in mutants:
+        why = equivalence(m, text)
+        if why is not None:
+            results.append(Outcome(m, "equivalent", reason=why))
+            continue
+        tests = _covering(m, cov)
+        if not tests:
+            results.append(Outcome(m, "uncovered"))
+            continue
+        todo.append((m, tests))
+    # The covering tests must pass on the unmutated module first.
+    union = sorted({t for _, ts in todo for t in ts}, key=lambda n: (cov[n].duration, n))
+    bad = _baseline(trees[0], union, cov)
+    if bad:
+        print(f"  {len(bad)} covering test(s) fail without a mutant, left out: "
+              + ", ".join(sorted(bad)[:5]), file=sys.stderr)
+    lock = threading.Lock()
+    queue = list(todo)
+    done = [0]
+
+    def worker(tree: pathlib.Path) -> None:
+        target = tree / module
+        pyc_dir = target.parent / "__pycache__"
+        while True:
+            with lock:
+                if not queue:
+                    return
+                m, tests = queue.pop(0)
+            tests = [t for t in tests if t not in bad]
+            for pyc in pyc_dir.glob(target.stem + ".*.pyc"):
+                pyc.unlink()
+            target.write_bytes(mutated(data, m))
+            try:
+                if not tests:
+                    outcome = Outcome(m, "uncovered")
+                else:
+                    limit = 2 * sum(cov[t].duration for t in tests) + 10
+                    status, by = _pytest(tree, tests, limit)
+                    outcome = Outcome(m, {"passed": "survived", "failed": "killed",
+                                          "timeout": "timeout"}[status], by)
+            finally:
+                target.write_bytes(data)
+            with lock:
+                results.append(outcome)
+                done[0] += 1
+                mark = {"killed": ".", "timeout": "T", "survived": "S", "uncovered": "U"}
+                print(mark[outcome.status], end="", file=sys.stderr, flush=True)
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in trees]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    print(file=sys.stderr)
+    return sorted(results, key=lambda o: (o.mutant.line, o.mutant.start, o.mutant.op, o.mutant.after))
+
+
+def _baseline(tree: pathlib.Path, tests: Sequence[str], cov: Dict[str, TestInfo]) -> Set[str]:
+    """The tests that fail in the unmutated tree (flaky or environment-bound)."""
+    bad: Set[str] = set()
+    remaining = list(tests)
+    while remaining:
+        limit = 3 * sum(cov[t].duration for t in remaining) + 30
+        status, first = _pytest(tree, remaining, limit)
+        if status == "passed":
+            break
+        if status == "timeout" or first not in remaining:
+            bad.update(remaining)      # cannot tell which: leave them all out
+            break
+        bad.add(first)
+        remaining = remaining[remaining.index(first) + 1:]
+    return bad
+
+
+# ---------------------------------------------------------------- report
+
+
+def report(module: str, outcomes: Sequence[Outcome]) -> Dict[str, object]:
+    """Counts and score of one module."""
+    count = {s: sum(1 for o in outcomes if o.status == s)
+             for s in ("killed", "timeout", "survived", "uncovered", "equivalent")}
+    scored = len(outcomes) - count["equivalent"]
+    score = 100.0 * (count["killed"] + count["timeout"]) / scored if scored else 100.0
+    return dict(module=module, mutants=len(outcomes), score=score, **count)
+
+
+def print_table(rows: Sequence[Dict[str, object]], seed: int, ops: Sequence[str]) -> None:
+    print(f"seed {seed}, operators {','.join(ops)}")
+    print(f"{'module':28} {'mutants':>7} {'killed':>6} {'timeout':>7} {'survived':>8} "
+          f"{'uncovered':>9} {'equiv':>5} {'score':>7}")
+    for r in rows:
+        print(f"{r['module']:28} {r['mutants']:>7} {r['killed']:>6} {r['timeout']:>7} "
+              f"{r['survived']:>8} {r['uncovered']:>9} {r['equivalent']:>5} {r['score']:>6.1f}%")
+
+
+def print_details(outcomes: Sequence[Outcome], text: str) -> None:
+    """Survivors by line, then the equivalent mutants with their reasons."""
+    lines = text.splitlines()
+    for o in outcomes:
+        if o.status in ("survived", "uncovered"):
+            m = o.mutant
+            tag = "no test covers it" if o.status == "uncovered" else "survived"
+            print(f"  {m.module}:{m.line} [{m.op}] {tag}: {lines[m.line - 1].strip()}")
+            print(f"      {m.before.strip() or '(insert)'!s}  ->  {m.after.strip()}")
+            print(f"      key {(m.op, lines[m.line - 1].strip(), m.after.strip())!r}")
+    for o in outcomes:
+        if o.status == "equivalent":
+            m = o.mutant
+            print(f"  {m.module}:{m.line} [{m.op}] equivalent: {lines[m.line - 1].strip()}"
+                  f"  ->  {m.after.strip()}\n      because {o.reason}")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--module", action="append", help="module path (default: all of MODULES)")
+    ap.add_argument("--seed", type=int, default=int(time.time()) % 100000)
+    ap.add_argument("--sample", type=int, default=60, help="mutants per module (default 60)")
+    ap.add_argument("--all", action="store_true", help="every mutant, no sampling")
+    ap.add_argument("--ops", default=",".join(OPERATORS),
+                    help=f"operators (default all: {','.join(OPERATORS)})")
+    ap.add_argument("--jobs", type=int, default=1, help="mutants run at once")
+    ap.add_argument("--list", action="store_true", help="print the mutants and stop")
+    ap.add_argument("--trace", action="store_true",
+                    help="bring the per-test coverage cache up to date and stop")
+    ap.add_argument("--json", help="write the outcomes to this file")
+    ap.add_argument("--tests", nargs="+", type=pathlib.Path,
+                    help="test files to draw covering tests from (default: all of tests/)")
+    args = ap.parse_args(argv)
+    ops = [o for o in args.ops.split(",") if o]
+    unknown = set(ops) - set(OPERATORS)
+    if unknown:
+        ap.error(f"unknown operators: {', '.join(sorted(unknown))}")
+    modules = args.module or list(MODULES)
+    for m in modules:
+        if m not in MODULES:
+            ap.error(f"{m} is not one of: {', '.join(MODULES)}")
+    chosen: Dict[str, List[Mutant]] = {}
+    texts: Dict[str, str] = {}
+    rng = random.Random(args.seed)
+    for m in modules:
+        texts[m] = (ROOT / m).read_text()
+        every = generate(m, texts[m], ops)
+        pick = every if args.all or args.sample >= len(every) else \
+            sorted(rng.sample(every, args.sample), key=lambda x: (x.start, x.op, x.after))
+        chosen[m] = pick
+        if args.list:
+            for x in pick:
+                print(f"{m}:{x.line} [{x.op}] {x.before.strip() or '(insert)'} -> {x.after.strip()}")
+    if args.list:
+        return 0
+    files = [p.resolve() for p in args.tests] if args.tests else _test_files()
+    cov = coverage_map(modules, files)
+    if args.trace:
+        print(f"{len(cov)} passing tests traced", file=sys.stderr)
+        return 0
+    trees = [_make_copy(n) for n in range(max(1, args.jobs))]
+    rows: List[Dict[str, object]] = []
+    all_outcomes: List[Outcome] = []
+    for m in modules:
+        print(f"{m}: {len(chosen[m])} mutants", file=sys.stderr, flush=True)
+        outcomes = run_module(m, cov, chosen[m], texts[m], trees)
+        rows.append(report(m, outcomes))
+        all_outcomes.extend(outcomes)
+        print_details(outcomes, texts[m])
+    print_table(rows, args.seed, ops)
+    if args.json:
+        pathlib.Path(args.json).write_text(json.dumps(
+            [dict(status=o.status, by=o.by, reason=o.reason, **o.mutant.__dict__)
+             for o in all_outcomes], indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
