@@ -560,7 +560,7 @@ def _trace(files: Sequence[pathlib.Path]) -> Dict[str, Dict[str, Any]]:
         subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "_mutate_plugin",
                         "-p", "no:cacheprovider", "--hypothesis-seed=0",
                         *[str(f) for f in files]], cwd=ROOT, env=env,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                       stdout=sys.stderr, stderr=subprocess.DEVNULL)   # pytest's progress
         try:
             raw = json.loads((d / "results.json").read_text())
         except (OSError, ValueError):
