@@ -376,10 +376,8 @@ def generate(module: str, text: str, ops: Sequence[str]) -> List[Mutant]:
         if data in seen or data == src.data:
             continue
         try:
-            new_tree = ast.parse(data)
+            ast.parse(data)
         except SyntaxError:
-            continue
-        if ast.dump(new_tree) == ast.dump(tree):
             continue
         seen.add(data)
         result.append(mutant)
@@ -795,6 +793,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for m in modules:
         if m not in MODULES:
             ap.error(f"{m} is not one of: {', '.join(MODULES)}")
+    files = [p.resolve() for p in args.tests] if args.tests else _test_files()
+    if args.trace:
+        print(f"{len(coverage_map(modules, files))} passing tests traced", file=sys.stderr)
+        return 0
     chosen: Dict[str, List[Mutant]] = {}
     texts: Dict[str, str] = {}
     rng = random.Random(args.seed)
@@ -809,11 +811,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 print(f"{m}:{x.line} [{x.op}] {x.before.strip() or '(insert)'} -> {x.after.strip()}")
     if args.list:
         return 0
-    files = [p.resolve() for p in args.tests] if args.tests else _test_files()
     cov = coverage_map(modules, files)
-    if args.trace:
-        print(f"{len(cov)} passing tests traced", file=sys.stderr)
-        return 0
     trees = [_make_copy(n) for n in range(max(1, args.jobs))]
     rows: List[Dict[str, object]] = []
     all_outcomes: List[Outcome] = []
