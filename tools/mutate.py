@@ -397,6 +397,9 @@ def equivalence(m: Mutant, text: str) -> Optional[str]:
 
 # ---------------------------------------------------------------- coverage by test
 
+#: Bumped when the tracing changes: caches of an older tracer are traced again.
+_TRACER_VERSION = 2
+
 _TRACER = r'''
 """Per-test line coverage of the mutated modules (written by tools/mutate.py)."""
 import atexit, json, os, sys, threading
@@ -453,6 +456,9 @@ def _children(nodeid):
     return hits
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
+    # Python drops a trace function that raised (a RecursionError deep in a test, or a
+    # test's own settrace): arm it again for every test.
+    _mutate_tracer.start()
     _mutate_tracer.drain()
     os.environ["MUTATE_CONTEXT"] = item.nodeid
     RESULTS[item.nodeid] = {"outcome": "passed", "duration": 0.0}
@@ -517,7 +523,8 @@ def coverage_map(modules: Sequence[str], files: Sequence[pathlib.Path],
                 entry = json.loads(entry_path.read_text())
             except ValueError:
                 entry = {}
-        fresh = bool(entry) and entry["file"] == _digest(tf) and entry["support"] == support
+        fresh = bool(entry) and entry.get("tracer") == _TRACER_VERSION \
+            and entry["file"] == _digest(tf) and entry["support"] == support
         if fresh:
             for m in modules:
                 covered = any(m in t["lines"] for t in entry["tests"].values())
@@ -534,7 +541,8 @@ def coverage_map(modules: Sequence[str], files: Sequence[pathlib.Path],
         for tf in stale:
             rel = str(tf.relative_to(ROOT))
             tests = {nid: r for nid, r in results.items() if nid.split("::")[0] == rel}
-            entry = {"file": _digest(tf), "support": support, "modules": module_hash,
+            entry = {"tracer": _TRACER_VERSION, "file": _digest(tf), "support": support,
+                     "modules": module_hash,
                      "tests": tests}
             (cache_dir / (tf.stem + ".json")).write_text(json.dumps(entry))
             cached[tf] = entry
