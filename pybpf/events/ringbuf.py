@@ -90,20 +90,20 @@ def _uniform(hdr: memoryview, off: int, stride: int, length: int, count: int) ->
     """How many of the ``count`` records from ``off`` have the committed length ``length``.
 
     The record at ``off`` is known to match; the length words at ``off + i * stride``
-    are read with one strided slice and compared with the expected pattern.
-    Only the prefix up to the first mismatch is trusted: past it the words are
-    not headers.
+    are one strided view, compared in C with the expected pattern (memoryview
+    equality compares item by item: no gathered copy of the words).  Only the
+    prefix up to the first mismatch is trusted: past it the words are not headers.
     """
     step = stride >> 2
     first = off >> 2
-    seen = hdr[first:first + count * step:step].tobytes()
-    want = _struct.pack("=I", length) * count
+    seen = hdr[first:first + count * step:step]
+    want = memoryview(_struct.pack("=I", length) * count).cast("I")
     if seen == want:
         return count
     lo, hi = 1, count  # seen[:lo] matches; the first mismatch lies in [lo, hi)
     while hi - lo > 1:
         mid = (lo + hi) >> 1
-        if seen[4 * lo:4 * mid] == want[4 * lo:4 * mid]:
+        if seen[lo:mid] == want[lo:mid]:
             lo = mid
         else:
             hi = mid
@@ -475,8 +475,12 @@ def _deliver_each(ring: "Ring", runs: List[Run], end: int,
                 continue
             ring.run = run
             ring.starts = starts = iter(range(off, off + count * stride, stride))
+            ret = None
             try:
-                ret = next(filter(None, map(cb, _run_views(data, run, starts))), None)
+                for pos in starts:      # a Python loop: the interpreter inlines the call
+                    ret = cb(data[pos:pos + length])
+                    if ret:
+                        break
             except ValueError:
                 if not ring.mapping.closed:
                     raise
