@@ -163,20 +163,31 @@ def _run_end(run: Run) -> int:
 _TOKEN = re.compile(r"\s*(\d*)([xcbB?hHiIlLqQnNefdspP])")
 
 
-@lru_cache(maxsize=64)
-def row_format(fmt: str) -> Tuple[_struct.Struct, int]:
-    """(struct for a whole record: ``8x`` + fmt + tail padding, payload length)."""
+@lru_cache(maxsize=256)
+def record_struct(fmt: str, stride: int) -> _struct.Struct:
+    """A struct for whole records of ``stride`` bytes whose payload starts with ``fmt``:
+    ``8x`` (the header) + fmt + padding to the stride, for ``iter_unpack`` over a run."""
     order = fmt[:1] if fmt[:1] in "@=<>!" else ""
-    body = fmt[len(order):]
     try:
-        length = _struct.calcsize(order + body)
-        whole = _struct.Struct(f"{order}8x{body}{record_size(length) - HDR_SIZE - length}x")
+        pad = stride - HDR_SIZE - _struct.calcsize(fmt)
+        whole = _struct.Struct(f"{order}8x{fmt[len(order):]}{pad}x")
     except _struct.error as e:
         raise BPFError(f"bad struct format {fmt!r}: {e}") from None
-    if whole.size != record_size(length):
+    if whole.size != stride:
         raise BPFError(f"struct format {fmt!r}: alignment makes a record "
-                       f"{whole.size} bytes, expected {record_size(length)}")
-    return whole, length
+                       f"{whole.size} bytes, expected {stride}")
+    return whole
+
+
+def row_length(fmt: str) -> int:
+    """The payload length of records that are exactly ``fmt`` (checked: a bad
+    format or one whose alignment does not fit a record raises BPFError)."""
+    try:
+        length = _struct.calcsize(fmt)
+    except _struct.error as e:
+        raise BPFError(f"bad struct format {fmt!r}: {e}") from None
+    record_struct(fmt, record_size(length))
+    return length
 
 
 _NATIVE = {("u", 1): "B", ("s", 1): "b", ("u", 2): "H", ("s", 2): "h", ("u", 4): "I",
@@ -208,7 +219,7 @@ class ColumnLayout:
             if fmt is None or names is None:
                 raise BPFError(f"columns: {self.what} has no flat layout (a struct whose "
                                "members are scalars or char arrays, no bitfields or unions)")
-        _, self.length = row_format(fmt)
+        self.length = row_length(fmt)
         self.fields = _fields(fmt, names)
         self.by_name = {field[0]: field for field in self.fields}
 
@@ -354,10 +365,12 @@ def _offset_after(runs: Sequence[Run], k: int, start: int) -> int:
     return pos
 
 
-def _rows(data: memoryview, runs: Sequence[Run], whole: _struct.Struct,
+def _rows(data: memoryview, runs: Sequence[Run], fmt: str,
           cursor: Optional[Cursor] = None) -> Iterator[Tuple[Any, ...]]:
-    """Records as tuples, by ``iter_unpack`` over each run (tracked in ``cursor``)."""
-    its = [(count, whole.iter_unpack(data[off - HDR_SIZE:off - HDR_SIZE + count * stride]))
+    """The first ``calcsize(fmt)`` bytes of every record decoded as tuples, by
+    ``iter_unpack`` over each run (one struct per stride; tracked in ``cursor``)."""
+    its = [(count, record_struct(fmt, stride).iter_unpack(
+                data[off - HDR_SIZE:off - HDR_SIZE + count * stride]))
            for off, count, stride, _ in runs]
     if cursor is not None:
         cursor.extend(its)
@@ -417,17 +430,19 @@ class RecordBatch:
         short = [n for _, _, _, n in self.runs if n < st.size]
         if short:
             raise BPFError(f"record of {short[0]} bytes is shorter than {st.format!r}")
-        return map(st.unpack_from, repeat(self.buffer), self.offsets())
+        cursor: Cursor = []
+        self._cursors.append(cursor)
+        return _rows(self.buffer, self.runs, st.format, cursor)
 
     def rows(self, fmt: str) -> Iterator[Tuple[Any, ...]]:
         """Fixed-size records, decoded by ``iter_unpack`` over each run."""
-        whole, length = row_format(fmt)
+        length = row_length(fmt)
         odd = [n for _, _, _, n in self.runs if n != length]
         if odd:
             raise BPFError(f"record of {odd[0]} bytes does not match {fmt!r} ({length} bytes)")
         cursor: Cursor = []
         self._cursors.append(cursor)
-        return _rows(self.buffer, self.runs, whole, cursor)
+        return _rows(self.buffer, self.runs, fmt, cursor)
 
     def columns(self, spec: Union[str, Any], names: Optional[Sequence[str]] = None
                 ) -> List[Columns]:
@@ -530,11 +545,11 @@ def _none_pulled() -> int:
     return 0
 
 
-def _row_pieces(whole: _struct.Struct) -> Pieces:
+def _row_pieces(fmt: str) -> Pieces:
     def pieces(m: RingMapping, stretch: List[Run]
                ) -> Iterator[Tuple[Any, List[Run], Callable[[], int]]]:
         cursor: Cursor = []
-        yield _rows(m.data, stretch, whole, cursor), stretch, lambda: taken(cursor)
+        yield _rows(m.data, stretch, fmt, cursor), stretch, lambda: taken(cursor)
     return pieces
 
 
@@ -575,8 +590,8 @@ def _deliver_fixed(ring: "Ring", runs: List[Run], end: int) -> Tuple[int, Any]:
 def _fixed_mode(struct: Optional[str], columns: Any) -> Optional[Tuple[int, str, Pieces]]:
     """(payload length, description, pieces) of the ``struct=`` or ``columns=`` mode."""
     if struct:
-        whole, length = row_format(struct)
-        return length, f"struct {struct!r}", _row_pieces(whole)
+        length = row_length(struct)
+        return length, f"struct {struct!r}", _row_pieces(struct)
     if columns is not None:
         layout = as_layout(columns)
         return layout.length, f"columns {layout.what}", _column_pieces(layout)
