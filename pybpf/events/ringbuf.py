@@ -131,9 +131,10 @@ _uniform = _uniform_loop if PYPY else _uniform_view
 def scan(hdr: Words, start: int, end: int, limit: int = sys.maxsize) -> Tuple[List[Run], int]:
     """Walk the record headers from data offset ``start`` to ``end``.
 
-    ``hdr`` is the data area as u32 words (``RingMapping.words``).  Returns the runs of committed,
-    non-discarded records (at most ``limit`` records) and the offset where the
-    walk stopped: ``end``, a BUSY record, or the record after the limit.
+    ``hdr`` is the data area as u32 words (``RingMapping.words``).  Returns the
+    runs of committed, non-discarded records (at most ``limit`` records) and the
+    offset where the walk stopped: ``end``, a BUSY record, or the record after
+    the limit.
     """
     runs: List[Run] = []
     append = runs.append
