@@ -64,6 +64,20 @@ def ordering(request, monkeypatch):
     return request.param
 
 
+@pytest.fixture(params=["cpython", "pypy"])
+def fast_paths(request, monkeypatch):
+    """Run a test through the ring buffer's CPython fast paths and through its PyPy
+    ones (both plain Python, chosen by interpreter): they must agree everywhere."""
+    from pybpf.events import ringbuf, ringmem
+    pypy = request.param == "pypy"
+    monkeypatch.setattr(ringbuf, "PYPY", pypy)
+    monkeypatch.setattr(ringbuf, "_uniform",
+                        ringbuf._uniform_loop if pypy else ringbuf._uniform_view)
+    if not pypy:                # CPython's walk slices the words: a memoryview of them
+        monkeypatch.setattr(ringmem, "words_of", lambda data, words: words)
+    return request.param
+
+
 def _affinity_libc(cpus: Set[int]) -> None:
     """sched_setaffinity(2) through libc, for interpreters without os.sched_setaffinity (PyPy)."""
     mask = (ctypes.c_ulong * 16)()

@@ -101,6 +101,7 @@ def test_wrapping_record_is_one_contiguous_view(rb_map):
     assert views == [(data, True, len(data))]
 
 
+@pytest.mark.usefixtures("fast_paths")
 def test_uniform_runs_and_variable_records_mixed(rb_map):
     fd, prod = rb_map
     got: List[bytes] = []
@@ -114,6 +115,19 @@ def test_uniform_runs_and_variable_records_mixed(rb_map):
                 expect.append(data)
         assert rb.consume() == len(expect)
         assert got == expect
+
+
+def test_the_header_words_are_read_live_and_released_with_the_mapping(rb_map):
+    fd, prod = rb_map
+    rb = RingBuffer(fd, lambda mv: None)
+    words = rb.ring().mapping.words            # a cffi array on PyPy, else the memoryview
+    prod.output(b"abcd")
+    assert words[0] == 4 and rb.consume() == 1
+    prod.reserve(b"x" * 12, discard=True)
+    assert words[record_size(4) >> 2] == 12 | DISCARD
+    rb.close()
+    with pytest.raises(ValueError):             # released: never a read of unmapped pages
+        rb.ring().mapping.words[0]
 
 
 # ------------------------------------------------------------------ the walk, synthetic
@@ -131,6 +145,7 @@ def synthetic(records, size: int = 4096):
 
 
 @pytest.mark.parametrize("n_uniform", [2, 3, 7, 64, 100])
+@pytest.mark.usefixtures("fast_paths")
 def test_scan_stops_at_busy_inside_a_uniform_run(n_uniform):
     recs = [(16, 0)] * n_uniform + [(16, BUSY)] + [(16, 0)] * 5
     hdr, end = synthetic(recs)
@@ -139,6 +154,7 @@ def test_scan_stops_at_busy_inside_a_uniform_run(n_uniform):
     assert stop == n_uniform * 24
 
 
+@pytest.mark.usefixtures("fast_paths")
 def test_scan_skips_discard_and_splits_runs():
     recs = [(16, 0)] * 5 + [(16, DISCARD)] + [(16, 0)] * 3 + [(40, 0), (3, 0), (16, 0)]
     hdr, end = synthetic(recs)
@@ -148,6 +164,7 @@ def test_scan_skips_discard_and_splits_runs():
     assert stop == end
 
 
+@pytest.mark.usefixtures("fast_paths")
 def test_scan_limit_and_busy_at_head():
     hdr, end = synthetic([(16, 0)] * 10)
     runs, stop = scan(hdr, 0, end, limit=4)
@@ -156,6 +173,7 @@ def test_scan_limit_and_busy_at_head():
     assert scan(hdr, 0, end) == ([], 0)
 
 
+@pytest.mark.usefixtures("fast_paths")
 def test_scan_ignores_a_header_longer_than_what_was_produced():
     hdr, end = synthetic([(16, 0), (1000, 0)])
     assert scan(hdr, 0, 24 + 64) == ([(8, 1, 24, 16)], 24)
@@ -277,6 +295,7 @@ def test_a_kept_records_generator_delivers_nothing_twice(rb_map):
 
 # ------------------------------------------------------------------ batch and bulk
 
+@pytest.mark.usefixtures("fast_paths")
 def test_batch_mode_hands_out_every_record_at_once(rb_map):
     fd, prod = rb_map
     batches = []
@@ -300,6 +319,7 @@ def test_batch_mode_hands_out_every_record_at_once(rb_map):
     assert first_u64 == [(i,) for i in range(20)] + [(99,)]
 
 
+@pytest.mark.usefixtures("fast_paths")
 def test_batch_rows_and_columns(rb_map):
     fd, prod = rb_map
     out = {}
@@ -410,6 +430,7 @@ def test_columns_through_btf_on_the_exec_snoop():
     assert all(r[2] == b"/bin/true" and r[1] == b"true" for r in mine)
 
 
+@pytest.mark.usefixtures("fast_paths")
 def test_bulk_struct_mode_with_an_odd_record(rb_map):
     fd, prod = rb_map
     rows, odd = [], []

@@ -322,6 +322,7 @@ def _fill(prod: Producer, n: int = N) -> None:
         prod.output(i.to_bytes(8, "little") * 2)
 
 
+@pytest.mark.usefixtures("fast_paths")
 @pytest.mark.parametrize("mode", ["batch-iter", "batch-unpack", "batch-rows", "rows"])
 def test_a_raising_bulk_callback_keeps_what_it_did_not_take(kernel, mode):
     with syscall.map_create(uapi.BPF_MAP_TYPE_RINGBUF, 0, 0, 16384, name="t_raise") as fd, \

@@ -3,11 +3,13 @@
  * with a C callback doing the benchmark's per-record work (read {ts, seq}, sum
  * seq).  Benchmark only, never a pybpf dependency.
  *
- * usage: rb_consumer MAP_FD   (the fd is inherited from the benchmark)
- * Each line on stdin drains the ring once; it answers "records nanoseconds sum". */
+ * usage: rb_consumer MAP_FD [cpu]   (the fd is inherited from the benchmark)
+ * Each line on stdin drains the ring once; it answers "records nanoseconds sum",
+ * nanoseconds of CLOCK_MONOTONIC, or with "cpu" of this process's CPU time. */
 #include <bpf/libbpf.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 struct event {
@@ -26,11 +28,13 @@ static int on_event(void *ctx, void *data, size_t size)
 	return 0;
 }
 
+static clockid_t clock_id = CLOCK_MONOTONIC;
+
 static long long now_ns(void)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(clock_id, &ts);
 	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
@@ -39,10 +43,12 @@ int main(int argc, char **argv)
 	struct ring_buffer *rb;
 	char line[64];
 
-	if (argc != 2) {
-		fprintf(stderr, "usage: %s MAP_FD\n", argv[0]);
+	if (argc < 2 || argc > 3 || (argc == 3 && strcmp(argv[2], "cpu"))) {
+		fprintf(stderr, "usage: %s MAP_FD [cpu]\n", argv[0]);
 		return 2;
 	}
+	if (argc == 3)
+		clock_id = CLOCK_PROCESS_CPUTIME_ID;
 	rb = ring_buffer__new(atoi(argv[1]), on_event, NULL, NULL);
 	if (!rb) {
 		perror("ring_buffer__new");

@@ -17,10 +17,12 @@ One pass over a ring
    count, stride, len)``: a run is a stretch of committed records of equal
    length.  The walk needs no masking (a pass covers at most one ring size from
    an offset below the size, and the data is mapped twice) and detects runs of
-   equal-length records without visiting each: one strided read of their
-   length words, compared in C with the expected pattern (binary search for
-   the first mismatch).  A BUSY record stops the walk; a DISCARDed one is
-   skipped but consumed;
+   equal-length records without a Python step per record: in CPython one
+   strided view of their length words, compared in C with the expected
+   pattern (binary search for the first mismatch); on PyPy a loop over a cffi
+   view of the words (``RingMapping.words``), which the JIT compiles to plain
+   loads.  A BUSY record stops the walk; a DISCARDed one is skipped but
+   consumed;
 3. a read fence (weakly ordered CPUs only): the length words before the
    payloads they cover;
 4. the records are handed out as memoryview slices of the mapping (no copy);
@@ -41,8 +43,10 @@ Delivery modes (per ring, chosen in :meth:`RingBuffer.add`):
 * ``callback(data: memoryview)`` per record; a truthy return stops the pass
   (``poll``/``consume`` then return a negative number, never a count: the value
   itself when it is a negative int, as libbpf returns the callback's error,
-  else -1; ``RingBuffer.stopped`` holds the value).  Runs are handed out by a C-level ``map`` over slice objects, so the
-  Python work per record is the callback itself.
+  else -1; ``RingBuffer.stopped`` holds the value).  A run is handed out by
+  a plain ``for`` loop over its offsets, which both CPython (3.11+ inlines the
+  call) and PyPy (JIT) run faster than a ``map`` chain built in C: the work per
+  record is one slice of the mapping and the call.
 * ``batch=True``: ``callback(RecordBatch)`` once per pass with every record
   found: no Python call per record inside the library.
 * ``columns=`` a struct format, a BTF :class:`~pybpf.btf.codec.Codec` of a
@@ -75,8 +79,8 @@ from typing import (Any, AsyncIterator, Callable, Dict, Iterator, List, Optional
 
 from .. import uapi
 from ..errors import BPFError
-from .ringmem import (BUSY, FLAGS, HDR_SIZE, LEN_MASK, Epoll, MapRef, RingMapping,
-                      record_size, stop_code)
+from .ringmem import (BUSY, FLAGS, HDR_SIZE, LEN_MASK, PYPY, Epoll, MapRef, RingMapping,
+                      Words, record_size, stop_code)
 
 
 #: (payload offset in the data area, record count, stride, payload length)
@@ -86,36 +90,51 @@ Run = Tuple[int, int, int, int]
 # ------------------------------------------------------------------ the walk
 
 
-def _uniform(hdr: memoryview, off: int, stride: int, length: int, count: int) -> int:
+def _uniform_view(hdr: Words, off: int, stride: int, length: int, count: int) -> int:
     """How many of the ``count`` records from ``off`` have the committed length ``length``.
 
     The record at ``off`` is known to match; the length words at ``off + i * stride``
-    are read with one strided slice and compared with the expected pattern.
-    Only the prefix up to the first mismatch is trusted: past it the words are
-    not headers.
+    are one strided view, compared in C with the expected pattern (memoryview
+    equality compares item by item: no gathered copy of the words).  Only the
+    prefix up to the first mismatch is trusted: past it the words are not headers.
     """
+    words = typing.cast(memoryview, hdr)
     step = stride >> 2
     first = off >> 2
-    seen = hdr[first:first + count * step:step].tobytes()
-    want = _struct.pack("=I", length) * count
-    if seen == want:
+    want = memoryview(_struct.pack("=I", length) * count).cast("I")
+    if words[first:first + count * step:step] == want:
         return count
-    lo, hi = 1, count  # seen[:lo] matches; the first mismatch lies in [lo, hi)
-    while hi - lo > 1:
+    lo, hi = 1, count  # the first lo match; the first mismatch lies in [lo, hi)
+    while hi - lo > 1:  # (words sliced afresh: PyPy 7.3 misreads a slice of a strided view)
         mid = (lo + hi) >> 1
-        if seen[4 * lo:4 * mid] == want[4 * lo:4 * mid]:
+        if words[first + lo * step:first + mid * step:step] == want[lo:mid]:
             lo = mid
         else:
             hi = mid
     return lo
 
 
-def scan(hdr: memoryview, start: int, end: int, limit: int = sys.maxsize) -> Tuple[List[Run], int]:
+def _uniform_loop(hdr: Words, off: int, stride: int, length: int, count: int) -> int:
+    """:func:`_uniform_view` as a loop over the words: what PyPy's JIT turns into plain
+    loads (its memoryview comparisons cost ~150 ns an item, this ~3 ns)."""
+    step = stride >> 2
+    first = off >> 2
+    for k in range(1, count):
+        if hdr[first + k * step] != length:
+            return k
+    return count
+
+
+_uniform = _uniform_loop if PYPY else _uniform_view
+
+
+def scan(hdr: Words, start: int, end: int, limit: int = sys.maxsize) -> Tuple[List[Run], int]:
     """Walk the record headers from data offset ``start`` to ``end``.
 
-    ``hdr`` is the data area as u32 words.  Returns the runs of committed,
-    non-discarded records (at most ``limit`` records) and the offset where the
-    walk stopped: ``end``, a BUSY record, or the record after the limit.
+    ``hdr`` is the data area as u32 words (``RingMapping.words``).  Returns the
+    runs of committed, non-discarded records (at most ``limit`` records) and the
+    offset where the walk stopped: ``end``, a BUSY record, or the record after
+    the limit.
     """
     runs: List[Run] = []
     append = runs.append
@@ -163,20 +182,31 @@ def _run_end(run: Run) -> int:
 _TOKEN = re.compile(r"\s*(\d*)([xcbB?hHiIlLqQnNefdspP])")
 
 
-@lru_cache(maxsize=64)
-def row_format(fmt: str) -> Tuple[_struct.Struct, int]:
-    """(struct for a whole record: ``8x`` + fmt + tail padding, payload length)."""
+@lru_cache(maxsize=256)
+def record_struct(fmt: str, stride: int) -> _struct.Struct:
+    """A struct for whole records of ``stride`` bytes whose payload starts with ``fmt``:
+    ``8x`` (the header) + fmt + padding to the stride, for ``iter_unpack`` over a run."""
     order = fmt[:1] if fmt[:1] in "@=<>!" else ""
-    body = fmt[len(order):]
     try:
-        length = _struct.calcsize(order + body)
-        whole = _struct.Struct(f"{order}8x{body}{record_size(length) - HDR_SIZE - length}x")
+        pad = stride - HDR_SIZE - _struct.calcsize(fmt)
+        whole = _struct.Struct(f"{order}8x{fmt[len(order):]}{pad}x")
     except _struct.error as e:
         raise BPFError(f"bad struct format {fmt!r}: {e}") from None
-    if whole.size != record_size(length):
+    if whole.size != stride:
         raise BPFError(f"struct format {fmt!r}: alignment makes a record "
-                       f"{whole.size} bytes, expected {record_size(length)}")
-    return whole, length
+                       f"{whole.size} bytes, expected {stride}")
+    return whole
+
+
+def row_length(fmt: str) -> int:
+    """The payload length of records that are exactly ``fmt`` (checked: a bad
+    format or one whose alignment does not fit a record raises BPFError)."""
+    try:
+        length = _struct.calcsize(fmt)
+    except _struct.error as e:
+        raise BPFError(f"bad struct format {fmt!r}: {e}") from None
+    record_struct(fmt, record_size(length))
+    return length
 
 
 _NATIVE = {("u", 1): "B", ("s", 1): "b", ("u", 2): "H", ("s", 2): "h", ("u", 4): "I",
@@ -208,7 +238,7 @@ class ColumnLayout:
             if fmt is None or names is None:
                 raise BPFError(f"columns: {self.what} has no flat layout (a struct whose "
                                "members are scalars or char arrays, no bitfields or unions)")
-        _, self.length = row_format(fmt)
+        self.length = row_length(fmt)
         self.fields = _fields(fmt, names)
         self.by_name = {field[0]: field for field in self.fields}
 
@@ -354,13 +384,24 @@ def _offset_after(runs: Sequence[Run], k: int, start: int) -> int:
     return pos
 
 
-def _rows(data: memoryview, runs: Sequence[Run], whole: _struct.Struct,
+def _rows(data: memoryview, runs: Sequence[Run], fmt: str,
           cursor: Optional[Cursor] = None) -> Iterator[Tuple[Any, ...]]:
-    """Records as tuples, by ``iter_unpack`` over each run (tracked in ``cursor``)."""
-    its = [(count, whole.iter_unpack(data[off - HDR_SIZE:off - HDR_SIZE + count * stride]))
-           for off, count, stride, _ in runs]
+    """The first ``calcsize(fmt)`` bytes of every record decoded as tuples, with one
+    struct per stride (header and padding in the format; tracked in ``cursor``):
+    ``iter_unpack`` over each run in CPython, ``unpack_from`` per record on PyPy,
+    whose JIT compiles that loop but not its ``iter_unpack`` of a memoryview."""
+    its: List[Tuple[int, Iterator[Any]]]
+    if PYPY:
+        starts = [(count, iter(range(off - HDR_SIZE, off - HDR_SIZE + count * stride, stride)))
+                  for off, count, stride, _ in runs]
+        its = [(count, map(record_struct(fmt, run[2]).unpack_from, repeat(data), it))
+               for (count, it), run in zip(starts, runs)]
+    else:
+        starts = its = [(count, record_struct(fmt, stride).iter_unpack(
+                            data[off - HDR_SIZE:off - HDR_SIZE + count * stride]))
+                        for off, count, stride, _ in runs]
     if cursor is not None:
-        cursor.extend(its)
+        cursor.extend(starts)
     if len(its) == 1:           # the usual case: no chain between the user and C
         return its[0][1]
     return chain.from_iterable(it for _, it in its)
@@ -417,17 +458,19 @@ class RecordBatch:
         short = [n for _, _, _, n in self.runs if n < st.size]
         if short:
             raise BPFError(f"record of {short[0]} bytes is shorter than {st.format!r}")
-        return map(st.unpack_from, repeat(self.buffer), self.offsets())
+        cursor: Cursor = []
+        self._cursors.append(cursor)
+        return _rows(self.buffer, self.runs, st.format, cursor)
 
     def rows(self, fmt: str) -> Iterator[Tuple[Any, ...]]:
         """Fixed-size records, decoded by ``iter_unpack`` over each run."""
-        whole, length = row_format(fmt)
+        length = row_length(fmt)
         odd = [n for _, _, _, n in self.runs if n != length]
         if odd:
             raise BPFError(f"record of {odd[0]} bytes does not match {fmt!r} ({length} bytes)")
         cursor: Cursor = []
         self._cursors.append(cursor)
-        return _rows(self.buffer, self.runs, whole, cursor)
+        return _rows(self.buffer, self.runs, fmt, cursor)
 
     def columns(self, spec: Union[str, Any], names: Optional[Sequence[str]] = None
                 ) -> List[Columns]:
@@ -475,8 +518,12 @@ def _deliver_each(ring: "Ring", runs: List[Run], end: int,
                 continue
             ring.run = run
             ring.starts = starts = iter(range(off, off + count * stride, stride))
+            ret = None
             try:
-                ret = next(filter(None, map(cb, _run_views(data, run, starts))), None)
+                for pos in starts:      # a Python loop: the interpreter inlines the call
+                    ret = cb(data[pos:pos + length])
+                    if ret:
+                        break
             except ValueError:
                 if not ring.mapping.closed:
                     raise
@@ -526,11 +573,11 @@ def _none_pulled() -> int:
     return 0
 
 
-def _row_pieces(whole: _struct.Struct) -> Pieces:
+def _row_pieces(fmt: str) -> Pieces:
     def pieces(m: RingMapping, stretch: List[Run]
                ) -> Iterator[Tuple[Any, List[Run], Callable[[], int]]]:
         cursor: Cursor = []
-        yield _rows(m.data, stretch, whole, cursor), stretch, lambda: taken(cursor)
+        yield _rows(m.data, stretch, fmt, cursor), stretch, lambda: taken(cursor)
     return pieces
 
 
@@ -571,8 +618,8 @@ def _deliver_fixed(ring: "Ring", runs: List[Run], end: int) -> Tuple[int, Any]:
 def _fixed_mode(struct: Optional[str], columns: Any) -> Optional[Tuple[int, str, Pieces]]:
     """(payload length, description, pieces) of the ``struct=`` or ``columns=`` mode."""
     if struct:
-        whole, length = row_format(struct)
-        return length, f"struct {struct!r}", _row_pieces(whole)
+        length = row_length(struct)
+        return length, f"struct {struct!r}", _row_pieces(struct)
     if columns is not None:
         layout = as_layout(columns)
         return layout.length, f"columns {layout.what}", _column_pieces(layout)
@@ -637,7 +684,7 @@ class Ring:
     def drain(self, limit: int) -> Tuple[int, Any]:
         """Passes over the ring until it is empty, a callback stops, or ``limit`` records."""
         m = self.mapping
-        load_prod, cons_v, hdr, mask, size = m.load_producer, m.consumer, m.hdr, m.mask, m.size
+        load_prod, cons_v, hdr, mask, size = m.load_producer, m.consumer, m.words, m.mask, m.size
         read_fence, recheck_fence = m.order.read_fence, m.order.recheck_fence
         total = 0
         self.settle()
@@ -686,7 +733,7 @@ class Ring:
         if prod == cons:
             return
         start = cons & m.mask
-        runs, stop = scan(m.hdr, start, start + min(prod - cons, m.size))
+        runs, stop = scan(m.words, start, start + min(prod - cons, m.size))
         if m.order.read_fence is not None:
             m.order.read_fence()
         self.pass_, self.done = (cons, start), start

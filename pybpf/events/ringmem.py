@@ -12,7 +12,9 @@ import ctypes
 import errno as _errno
 import mmap
 import select
-from typing import Any, Callable, Dict, List, NoReturn, Optional, Tuple
+import sys
+import typing
+from typing import Any, Callable, Dict, List, NoReturn, Optional, Sequence, Tuple
 
 from . import barriers
 from ..kernel import syscall
@@ -34,6 +36,10 @@ def record_size(length: int) -> int:
 
 
 PAGE_SIZE = mmap.PAGESIZE
+PYPY = sys.implementation.name == "pypy"
+
+#: u32 words indexable by int: a memoryview, or on PyPy a cffi array
+Words = Sequence[int]
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -63,11 +69,18 @@ def _cpython_buffer_address() -> Callable[[object], int]:
     return address
 
 
-def _cffi_buffer_address() -> Callable[[object], int]:
-    """PyPy (no ctypes.pythonapi): its built-in cffi, the export released at once."""
+#: PyPy's built-in cffi (PyPy has no ctypes.pythonapi); None in CPython
+_FFI: Any = None
+if not hasattr(ctypes, "pythonapi"):
     import cffi
-    ffi = cffi.FFI()
-    uintptr = ffi.typeof("uintptr_t")    # parsed now: its parser is imported lazily
+    _FFI = cffi.FFI()
+    _FFI.typeof("uintptr_t")        # parsed now: its parser is imported lazily
+
+
+def _cffi_buffer_address() -> Callable[[object], int]:
+    """PyPy: the address through cffi, the export released at once."""
+    ffi = _FFI
+    uintptr = ffi.typeof("uintptr_t")
 
     def address(obj: object) -> int:
         ptr = ffi.from_buffer(obj)
@@ -79,7 +92,22 @@ def _cffi_buffer_address() -> Callable[[object], int]:
 
 
 _raw_address: Callable[[object], int] = (
-    _cpython_buffer_address() if hasattr(ctypes, "pythonapi") else _cffi_buffer_address())
+    _cpython_buffer_address() if _FFI is None else _cffi_buffer_address())
+
+
+def words_of(data: memoryview, words: memoryview) -> Words:
+    """The u32 ``words`` of ``data`` for the header walk: the memoryview itself in
+    CPython; on PyPy a cffi array over ``data``, which its JIT reads with plain
+    loads (a memoryview item costs ~60 ns there).  :func:`release_words` ends it."""
+    if _FFI is None:
+        return words
+    return typing.cast(Words, _FFI.from_buffer("uint32_t[]", data))
+
+
+def release_words(words: Words) -> None:
+    """Release what :func:`words_of` made (memoryviews are released by their owner)."""
+    if _FFI is not None and not isinstance(words, memoryview):
+        _FFI.release(words)
 
 
 def buffer_address(obj: object) -> int:
@@ -183,7 +211,8 @@ class RingMapping:
       of the ring is contiguous in our address space.
 
     ``consumer`` / ``producer`` are one-element u64 views of the positions,
-    ``data`` the 2*size bytes, ``hdr`` the same as u32 words (record headers).
+    ``data`` the 2*size bytes, ``hdr`` the same as u32 words (record headers),
+    ``words`` the same again for reading only, as the interpreter reads fastest.
     The ordered accesses to the positions are ``load_producer()`` /
     ``load_consumer()`` (acquire) and ``store_consumer(v)`` / ``store_producer(v)``
     (release), with the fences of ``order`` (:class:`pybpf.events.barriers.Ordering`).
@@ -212,6 +241,7 @@ class RingMapping:
         self.producer = memoryview(self._prod_mm).cast("Q")
         self.data = memoryview(self._prod_mm)[PAGE_SIZE:]
         self.hdr = self.data.cast("I")
+        self.words = words_of(self.data, self.hdr)   # the same words, for the header walk
         self._casts: Dict[str, memoryview] = {}
         self.order = order = barriers.ORDER
         cons_addr, prod_addr = self.addresses()
@@ -247,6 +277,8 @@ class RingMapping:
         # the accessors may call code with the mapping's addresses: never after the unmap
         self.load_producer = self.load_consumer = unmapped
         self.store_consumer = self.store_producer = unmapped
+        release_words(self.words)
+        self.words = self.hdr       # released below: a stray walk raises, never reads
         release(self.hdr, self.data, self.consumer, self.producer, *self._casts.values())
         self._casts.clear()
         close_mmap(self._cons_mm)
