@@ -9,8 +9,7 @@ from __future__ import annotations
 import struct
 import sys
 from array import array
-from dataclasses import dataclass
-from typing import Callable, Dict, Sequence, Tuple, Type, Union
+from typing import Callable, Dict, NamedTuple, Sequence, Tuple, Type, Union
 
 from ..errors import ObjectError
 from ..limits import BTF_MAX_NAME_OFFSET, BTF_MAX_TYPE
@@ -50,8 +49,7 @@ _VLEN_KINDS = frozenset({BTF_KIND_STRUCT, BTF_KIND_UNION, BTF_KIND_ENUM, BTF_KIN
 _RESERVED_INFO_BITS = 0x60FF0000
 
 
-@dataclass(frozen=True)
-class Header:
+class Header(NamedTuple):
     hdr_len: int
     type_off: int      # from the end of the header, as in the file
     type_len: int
