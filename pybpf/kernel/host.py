@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import gzip
 import os
-import platform
 import zlib
 from typing import List, Optional, Tuple
 
@@ -64,7 +63,7 @@ class LiveHost(Host):
     def has_syscall_wrapper(self) -> bool:
         """Whether syscalls enter through __<arch>_sys_* wrappers.  libbpf finds out by
         opening a kprobe on the wrapper; kallsyms answers the same without kprobes."""
-        wrapper = syscall_func_name("bpf", platform.machine(), True)
+        wrapper = syscall_func_name("bpf", os.uname().machine, True)
         return wrapper.startswith("__") and bool(kallsyms_addresses(self.kallsyms(), [wrapper]))
 
     def find(self, name: str, kind: int) -> Optional[Tuple[BTF, int, str]]:

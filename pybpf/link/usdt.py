@@ -20,7 +20,6 @@ import ctypes
 import errno as _errno
 import functools
 import os
-import platform
 import sys
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
 
@@ -231,7 +230,7 @@ def _read(path: str) -> notes.ProbeFile:
         pf = notes.read_probes(path)
     except ObjectError as e:
         raise AttachError(f"USDT: {e}") from None
-    host = platform.machine()
+    host = os.uname().machine
     if pf.machine != host or pf.elf_class != ctypes.sizeof(ctypes.c_void_p) * 8 \
             or pf.little_endian != (sys.byteorder == "little"):
         raise AttachError(f"USDT: {path} is a {pf.elf_class}-bit "
