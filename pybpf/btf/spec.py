@@ -44,7 +44,8 @@ class BTF:
         self.base = base
         self.section = section
         self.start_id = len(base) if base is not None else 1
-        self._types: List[Optional[T.Type]] = []
+        self._types: Dict[int, T.Type] = {}     # own types by index: decoded or added
+        self._count = 0                          # own types: parsed records, then added
         self._reader: Optional[TypeReader] = None
         self._offsets: Sequence[int] = ()        # word offset of each parsed record
         self._name_offs = b""                    # name_off of each parsed record, packed u32
@@ -75,7 +76,7 @@ class BTF:
         btf = cls(base, section)
         btf._strtab = StringTable(data, btf._strtab.base, section, sstart, hdr.str_len)
         btf._offsets = offsets
-        btf._types = [None] * len(offsets)
+        btf._count = len(offsets)
         btf._reader = TypeReader(w, btf._strtab, section, tstart, btf.start_id + len(offsets))
         names = _name_offsets(w, offsets)
         if names and max(names) >= btf._strtab.size:
@@ -96,24 +97,26 @@ class BTF:
     # ------------------------------------------------------------------ access
 
     def __len__(self) -> int:
-        return self.start_id + len(self._types)
+        return self.start_id + self._count
 
     def __getitem__(self, type_id: int) -> T.Type:
         try:
             index = type_id - self.start_id
-            t = self._types[index] if index >= 0 else None
-        except (IndexError, TypeError):
+            t = self._types.get(index)
+        except TypeError:
             raise KeyError(f"no BTF type id {type_id!r} (there are {len(self)})") from None
+        if t is not None:
+            return t
+        if 0 <= index < len(self._offsets) and isinstance(index, int):
+            # a record not decoded yet: the blob was parsed, so there is a reader
+            t = self._types[index] = cast(TypeReader, self._reader).read(self._offsets[index])
+            return t
         if index < 0:
             if type_id == 0:
                 return VOID
             if type_id > 0 and self.base is not None:
                 return self.base[type_id]
-            raise KeyError(f"no BTF type id {type_id!r}")
-        if t is None:
-            # an unparsed record: the blob was parsed, so there is a reader
-            t = self._types[index] = cast(TypeReader, self._reader).read(self._offsets[index])
-        return t
+        raise KeyError(f"no BTF type id {type_id!r} (there are {len(self)})")
 
     def __setitem__(self, type_id: int, t: T.Type) -> None:
         """Replace one of this BTF's own types (sanitizing changes a type's kind).
@@ -121,10 +124,10 @@ class BTF:
         ``find`` knows the new name; a parsed type keeps answering to its old
         name too, so replace parsed types only in a ``copy()``."""
         index = type_id - self.start_id if isinstance(type_id, int) else -1
-        if not 0 <= index < len(self._types) or not isinstance(t, T.Type) \
+        if not 0 <= index < self._count or not isinstance(t, T.Type) \
                 or isinstance(t, T.Void):
             raise KeyError(f"cannot set BTF type id {type_id!r} to {t!r}")
-        old = self._types[index]
+        old = self._types.get(index)
         if old is not None and type_id in self._added_names.get(old.name, ()):
             self._added_names[old.name].remove(type_id)
         self._types[index] = t
@@ -137,7 +140,7 @@ class BTF:
     def kind_of(self, type_id: int) -> int:
         """The BTF_KIND_* of a type, without decoding it."""
         index = type_id - self.start_id
-        if 0 <= index < len(self._offsets) and self._types[index] is None:
+        if 0 <= index < len(self._offsets) and index not in self._types:
             info = cast(TypeReader, self._reader).w[self._offsets[index] + 1]
             return (info >> BTF_INFO_KIND_SHIFT) & BTF_INFO_KIND_MASK
         return self[type_id].kind
@@ -146,7 +149,8 @@ class BTF:
         """Append a type; returns its new id."""
         if not isinstance(t, T.Type) or isinstance(t, T.Void):
             raise TypeError(f"cannot add {t!r} to BTF")
-        self._types.append(t)
+        self._types[self._count] = t
+        self._count += 1
         type_id = len(self) - 1
         self._added_names.setdefault(t.name, []).append(type_id)
         return type_id
