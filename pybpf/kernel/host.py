@@ -7,7 +7,6 @@ the kernel where a fact is only known by trying.
 from __future__ import annotations
 
 import functools
-import gzip
 import os
 import zlib
 from typing import List, Optional, Tuple
@@ -40,6 +39,7 @@ class LiveHost(Host):
                 with open(path, "rb") as f:
                     raw = f.read()
                 if raw[:2] == b"\x1f\x8b":          # gzip (as zlib's gzopen, either works)
+                    import gzip                     # most kernels ship /boot/config-*
                     raw = gzip.decompress(raw)
             except OSError:
                 continue
