@@ -9,7 +9,7 @@ also a module-level constant, spelled out (no generated names: tools and mypy se
 from __future__ import annotations
 
 import ctypes
-import platform
+import os
 from enum import IntEnum
 from typing import Dict
 
@@ -1109,7 +1109,7 @@ class epoll_event(ctypes.Structure):
     """x86-64 packs it (12 bytes, __EPOLL_PACKED); other architectures align it (16)."""
 
     _fields_ = [("events", c_u32), ("data", c_u64)]
-    if platform.machine() == "x86_64":
+    if os.uname().machine == "x86_64":
         _pack_ = 1
 
 

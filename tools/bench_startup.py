@@ -10,7 +10,8 @@ them alike; each child's own CPU time and peak RSS come from wait4(2):
   pass      python -c pass                                           (the interpreter alone)
   import    python -c 'import pybpf'
 
-Then, in this process: open and open+load of generated objects with 1, 10 and 100
+Then, in this process: parsing vmlinux BTF and looking names up in it; open and
+open+load of generated objects with 1, 10 and 100
 programs, and with 10, 100 and 1000 CO-RE relocations (10 per program; built with
 clang against build/vmlinux.h; needs root for the load).
 
@@ -124,7 +125,8 @@ def scaling(rounds: int) -> None:
     import pybpf
     from pybpf.btf import kernel
     kernel.vmlinux()                      # parsed once per process: not part of a load
-    print("\nopen and open+load in this process, median ms")
+    print("\nopen and open+load in this process, median CPU ms (user + system: the "
+          "verifier's time too)")
     print(f"{'object':22} {'open':>8} {'open+load':>10}")
     with tempfile.TemporaryDirectory(prefix="pybpf-bench-") as tmp:
         for kind, sizes in (("progs", (1, 10, 100)), ("core", (10, 100, 1000))):
@@ -132,11 +134,11 @@ def scaling(rounds: int) -> None:
                 path = generated(tmp, kind, n)
                 opens, loads = [], []
                 for _ in range(rounds):
-                    t0 = time.perf_counter()
+                    t0 = time.process_time()
                     with pybpf.BPFObject.open(path) as obj:
-                        t1 = time.perf_counter()
+                        t1 = time.process_time()
                         obj.load()
-                        t2 = time.perf_counter()
+                        t2 = time.process_time()
                     opens.append(t1 - t0)
                     loads.append(t2 - t0)
                 what = f"{n} programs" if kind == "progs" else f"{n} CO-RE relocations"
@@ -144,11 +146,38 @@ def scaling(rounds: int) -> None:
                       f"{statistics.median(loads) * 1e3:10.1f}")
 
 
+#: names looked up in vmlinux BTF ("file" ends many other strings: its lookup builds the
+#: name index, the others search the packed name offsets)
+LOOKUPS = ("task_struct", "sk_buff", "file", "pt_regs", "trace_event_raw_sys_enter",
+           "no_such_type_here")
+
+
+def vmlinux_lookups(rounds: int) -> None:
+    """Parse the kernel's BTF and look names up in it, in this process."""
+    sys.path.insert(0, ROOT)
+    from pybpf.btf import BTF, kernel
+    with open(kernel.vmlinux_path(), "rb") as f:
+        data = f.read()
+    parses, finds = [], []
+    for _ in range(rounds):
+        t0 = time.process_time()
+        btf = BTF.parse(data, section="vmlinux")
+        t1 = time.process_time()
+        for name in LOOKUPS:
+            btf.find(name)
+        finds.append((time.process_time() - t1) / len(LOOKUPS))
+        parses.append(t1 - t0)
+    print(f"\nvmlinux BTF ({len(btf) - 1} types, {len(data) >> 20} MiB), median CPU: parse "
+          f"{statistics.median(parses) * 1e3:.1f} ms; a name lookup, mean of "
+          f"{', '.join(LOOKUPS)} on a fresh parse: {statistics.median(finds) * 1e3:.2f} ms")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=7)
     args = ap.parse_args()
     processes(args.rounds)
+    vmlinux_lookups(max(3, args.rounds // 2))
     scaling(max(3, args.rounds // 2))
 
 

@@ -137,23 +137,14 @@ def _flavors(btf: "BTF") -> Dict[str, List[str]]:
 
     BTF.find() only looks up exact names, so this indexes the strings
     containing "___" once per BTF: one C-speed pass over the string section
-    (vmlinux has a few dozen such strings).  It reads BTF internals
-    (``_strtab``, ``_added_names``) until BTF offers a public prefix lookup."""
+    (vmlinux has a few dozen such strings)."""
     index = _FLAVORS.get(btf)
     if index is None:
         index = {}
         if btf.base is not None:
             for essential, names in _flavors(btf.base).items():
                 index[essential] = list(names)
-        data, names = btf._strtab.data, list(btf._added_names)
-        pos = data.find(b"___")
-        while pos >= 0:
-            start, end = data.rfind(b"\0", 0, pos) + 1, data.find(b"\0", pos)
-            if end < 0:
-                break
-            names.append(data[start:end].decode("utf-8", "surrogateescape"))
-            pos = data.find(b"___", end)
-        for full in dict.fromkeys(names):
+        for full in btf.names_containing("___"):
             essential = essential_name(full)
             if essential != full:
                 index.setdefault(essential, []).append(full)

@@ -9,8 +9,7 @@ from __future__ import annotations
 import struct
 import sys
 from array import array
-from dataclasses import dataclass
-from typing import Callable, Dict, List, Sequence, Tuple, Type, Union
+from typing import Callable, Dict, NamedTuple, Sequence, Tuple, Type, Union
 
 from ..errors import ObjectError
 from ..limits import BTF_MAX_NAME_OFFSET, BTF_MAX_TYPE
@@ -50,8 +49,7 @@ _VLEN_KINDS = frozenset({BTF_KIND_STRUCT, BTF_KIND_UNION, BTF_KIND_ENUM, BTF_KIN
 _RESERVED_INFO_BITS = 0x60FF0000
 
 
-@dataclass(frozen=True)
-class Header:
+class Header(NamedTuple):
     hdr_len: int
     type_off: int      # from the end of the header, as in the file
     type_len: int
@@ -109,9 +107,9 @@ def parse_header(data: bytes, section: str, split: bool) -> Header:
                           section, 8)
     if type_off + type_len > str_off and str_off + str_len > type_off and str_len:
         raise ObjectError("BTF type and string sections overlap", section, 8)
-    strs = data[hdr_len + str_off:hdr_len + str_off + str_len]
-    if str_len - 1 > BTF_MAX_NAME_OFFSET or (str_len and strs[-1] != 0) \
-            or (not split and (not str_len or strs[0] != 0)):
+    strs = hdr_len + str_off               # checked in place: no copy of the section
+    if str_len - 1 > BTF_MAX_NAME_OFFSET or (str_len and data[strs + str_len - 1] != 0) \
+            or (not split and (not str_len or data[strs] != 0)):
         raise ObjectError("invalid BTF string section (must start and end with NUL)",
                           section, hdr_len + str_off)
     if layout_len or layout_off:
@@ -159,8 +157,9 @@ def words(buf: Union[bytes, memoryview]) -> Sequence[int]:
     return out
 
 
-def scan(w: Sequence[int], section: str, sec_offset: int) -> List[int]:
-    """Word offsets of every type record, in id order.
+def scan(w: Sequence[int], section: str, sec_offset: int) -> "array[int]":
+    """Word offsets of every type record, in id order (4 bytes each, not an int object
+    each: vmlinux has ~126k records).
 
     This is the one loop over all ~126k vmlinux types, so it does as little as
     possible per record: the record length depends only on the info word, and
@@ -187,7 +186,7 @@ def scan(w: Sequence[int], section: str, sec_offset: int) -> List[int]:
         return step
 
     info_words = w[1:]               # info_words[off] is the info of the record at off
-    offsets: List[int] = []
+    offsets = array("I")
     append = offsets.append
     off = 0
     try:

@@ -13,8 +13,11 @@ front, so that all malformations surface at parse time.
 """
 from __future__ import annotations
 
-import operator
-from typing import Dict, Iterable, Iterator, List, Optional, Tuple, TypeVar, Union as _U, cast
+import struct
+from array import array
+from operator import itemgetter
+from typing import (Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, TypeVar,
+                    Union as _U, cast)
 
 from ..errors import ObjectError
 from ..limits import MAX_RESOLVE_DEPTH, U32_MAX
@@ -30,6 +33,8 @@ _SCANS_BEFORE_INDEX = 12  # name lookups answered by scanning before building th
 _MAX_CHAIN = MAX_RESOLVE_DEPTH   # longest typedef/qualifier/array chain followed (the kernel's)
 _Item = TypeVar("_Item")
 _SPELL_STEPS = 64         # types a type_name() spelling visits before it writes "..."
+_U32 = struct.Struct("=I")    # one packed name offset (native order, as ``array("I")``)
+_GATHER = 8192            # name offsets gathered per step (bounds the temporary tuple)
 
 
 class BTF:
@@ -39,10 +44,11 @@ class BTF:
         self.base = base
         self.section = section
         self.start_id = len(base) if base is not None else 1
-        self._types: List[Optional[T.Type]] = []
+        self._types: Dict[int, T.Type] = {}     # own types by index: decoded or added
+        self._count = 0                          # own types: parsed records, then added
         self._reader: Optional[TypeReader] = None
-        self._offsets: List[int] = []             # word offset of each parsed record
-        self._name_offs: Tuple[int, ...] = ()     # name_off of each parsed record
+        self._offsets: Sequence[int] = ()        # word offset of each parsed record
+        self._name_offs = b""                    # name_off of each parsed record, packed u32
         self._first: Optional[Dict[int, int]] = None   # name_off -> first / last index
         self._last: Dict[int, int] = {}
         self._scans = 0                                 # lookups made before the index
@@ -68,18 +74,17 @@ class BTF:
         w = words(memoryview(data)[tstart:tstart + hdr.type_len])
         offsets = scan(w, section, tstart)
         btf = cls(base, section)
-        btf._strtab = StringTable(data[sstart:sstart + hdr.str_len], btf._strtab.base,
-                                  section, sstart)
+        btf._strtab = StringTable(data, btf._strtab.base, section, sstart, hdr.str_len)
         btf._offsets = offsets
-        btf._types = [None] * len(offsets)
+        btf._count = len(offsets)
         btf._reader = TypeReader(w, btf._strtab, section, tstart, btf.start_id + len(offsets))
-        names = operator.itemgetter(*offsets)(w) if offsets else ()
-        btf._name_offs = cast(Tuple[int, ...], names if len(offsets) != 1 else (names,))
-        if names and max(btf._name_offs) >= btf._strtab.size:
-            bad = next(i for i, n in enumerate(btf._name_offs) if n >= btf._strtab.size)
-            raise ObjectError(f"name offset {btf._name_offs[bad]} of type {btf.start_id + bad}"
+        names = _name_offsets(w, offsets)
+        if names and max(names) >= btf._strtab.size:
+            bad = next(i for i, n in enumerate(names) if n >= btf._strtab.size)
+            raise ObjectError(f"name offset {names[bad]} of type {btf.start_id + bad}"
                               f" is past the string section ({btf._strtab.size} bytes)",
                               section, tstart + 4 * offsets[bad])
+        btf._name_offs = names.tobytes()
         if validate:
             btf.validate()
         return btf
@@ -92,24 +97,26 @@ class BTF:
     # ------------------------------------------------------------------ access
 
     def __len__(self) -> int:
-        return self.start_id + len(self._types)
+        return self.start_id + self._count
 
     def __getitem__(self, type_id: int) -> T.Type:
         try:
             index = type_id - self.start_id
-            t = self._types[index] if index >= 0 else None
-        except (IndexError, TypeError):
+            t = self._types.get(index)
+        except TypeError:
             raise KeyError(f"no BTF type id {type_id!r} (there are {len(self)})") from None
+        if t is not None:
+            return t
+        if 0 <= index < len(self._offsets) and isinstance(index, int):
+            # a record not decoded yet: the blob was parsed, so there is a reader
+            t = self._types[index] = cast(TypeReader, self._reader).read(self._offsets[index])
+            return t
         if index < 0:
             if type_id == 0:
                 return VOID
             if type_id > 0 and self.base is not None:
                 return self.base[type_id]
-            raise KeyError(f"no BTF type id {type_id!r}")
-        if t is None:
-            # an unparsed record: the blob was parsed, so there is a reader
-            t = self._types[index] = cast(TypeReader, self._reader).read(self._offsets[index])
-        return t
+        raise KeyError(f"no BTF type id {type_id!r} (there are {len(self)})")
 
     def __setitem__(self, type_id: int, t: T.Type) -> None:
         """Replace one of this BTF's own types (sanitizing changes a type's kind).
@@ -117,10 +124,10 @@ class BTF:
         ``find`` knows the new name; a parsed type keeps answering to its old
         name too, so replace parsed types only in a ``copy()``."""
         index = type_id - self.start_id if isinstance(type_id, int) else -1
-        if not 0 <= index < len(self._types) or not isinstance(t, T.Type) \
+        if not 0 <= index < self._count or not isinstance(t, T.Type) \
                 or isinstance(t, T.Void):
             raise KeyError(f"cannot set BTF type id {type_id!r} to {t!r}")
-        old = self._types[index]
+        old = self._types.get(index)
         if old is not None and type_id in self._added_names.get(old.name, ()):
             self._added_names[old.name].remove(type_id)
         self._types[index] = t
@@ -133,7 +140,7 @@ class BTF:
     def kind_of(self, type_id: int) -> int:
         """The BTF_KIND_* of a type, without decoding it."""
         index = type_id - self.start_id
-        if 0 <= index < len(self._offsets) and self._types[index] is None:
+        if 0 <= index < len(self._offsets) and index not in self._types:
             info = cast(TypeReader, self._reader).w[self._offsets[index] + 1]
             return (info >> BTF_INFO_KIND_SHIFT) & BTF_INFO_KIND_MASK
         return self[type_id].kind
@@ -142,7 +149,8 @@ class BTF:
         """Append a type; returns its new id."""
         if not isinstance(t, T.Type) or isinstance(t, T.Void):
             raise TypeError(f"cannot add {t!r} to BTF")
-        self._types.append(t)
+        self._types[self._count] = t
+        self._count += 1
         type_id = len(self) - 1
         self._added_names.setdefault(t.name, []).append(type_id)
         return type_id
@@ -191,34 +199,39 @@ class BTF:
 
     def _ids_with_name_off(self, name_off: int) -> List[int]:
         if self._first is None:
-            # A load looks up a handful of names: scanning the name offsets at C
-            # speed (~1 ms on vmlinux) beats building the index (~20 ms) until
-            # there have been a dozen lookups.
+            # A load looks up a handful of names: searching the packed name offsets
+            # at C speed (well under 1 ms on vmlinux) beats building the index
+            # (~20 ms) until there have been a dozen lookups.
             self._scans += 1
             if self._scans <= _SCANS_BEFORE_INDEX:
                 return self._scan_ids(name_off)
-            n, start = len(self._name_offs), self.start_id
-            self._last = dict(zip(self._name_offs, range(start, start + n)))
-            self._first = dict(zip(reversed(self._name_offs),
-                                   range(start + n - 1, start - 1, -1)))
+            names, start = array("I", self._name_offs), self.start_id
+            self._last = dict(zip(names, range(start, start + len(names))))
+            names.reverse()
+            self._first = dict(zip(names, range(start + len(names) - 1, start - 1, -1)))
         first = self._first.get(name_off)
         if first is None:
             return []
         ids, last, start = [first], self._last[name_off], self.start_id
-        while ids[-1] != last:     # duplicates: C-speed scans between first and last
-            ids.append(self._name_offs.index(name_off, ids[-1] - start + 1) + start)
+        while ids[-1] != last:     # duplicates: C-speed searches between first and last
+            ids.append(self._next_with_name_off(name_off, ids[-1] - start + 1) + start)
         return ids
 
     def _scan_ids(self, name_off: int) -> List[int]:
         ids: List[int] = []
-        offs, pos = self._name_offs, 0
-        while True:
-            try:
-                pos = offs.index(name_off, pos)
-            except ValueError:
-                return ids
-            ids.append(self.start_id + pos)
-            pos += 1
+        index = self._next_with_name_off(name_off, 0)
+        while index >= 0:
+            ids.append(self.start_id + index)
+            index = self._next_with_name_off(name_off, index + 1)
+        return ids
+
+    def _next_with_name_off(self, name_off: int, index: int) -> int:
+        """The first own type index >= ``index`` named by ``name_off``; -1 if none."""
+        needle, names = _U32.pack(name_off), self._name_offs
+        pos = names.find(needle, 4 * index)
+        while pos > 0 and pos % 4:      # straddles two entries: not a match
+            pos = names.find(needle, pos + 1)
+        return pos // 4 if pos >= 0 else -1
 
     def names_containing(self, fragment: str) -> List[str]:
         """Distinct names containing ``fragment`` in this BTF (not its base): every
@@ -286,6 +299,16 @@ class BTF:
 
         Bounded (a loop or a prototype made of itself is cut with "...")."""
         return _spell(self, type_id, "", 0, [_SPELL_STEPS])
+
+
+def _name_offsets(w: Sequence[int], offsets: Sequence[int]) -> "array[int]":
+    """The name_off word of every record, gathered at C speed a slice at a time."""
+    names = array("I")
+    for i in range(0, len(offsets), _GATHER):
+        chunk = offsets[i:i + _GATHER]
+        got = itemgetter(*chunk)(w)
+        names.extend((got,) if len(chunk) == 1 else got)
+    return names
 
 
 def _flat_copy(item: _Item) -> _Item:

@@ -13,29 +13,34 @@ _ENC = "surrogateescape"
 
 
 class StringTable:
-    """The string section of one BTF; a split BTF's offsets continue its base's."""
+    """The string section of one BTF; a split BTF's offsets continue its base's.
+
+    The section is ``length`` bytes of ``data`` from ``file_offset`` (default: all of
+    ``data``): a parsed blob's strings are read in place, not copied out of it."""
 
     def __init__(self, data: bytes, base: Optional["StringTable"] = None,
-                 section: str = ".BTF", file_offset: int = 0) -> None:
+                 section: str = ".BTF", file_offset: int = 0,
+                 length: Optional[int] = None) -> None:
         self.data = data
         self.base = base
         self.start = base.size if base is not None else 0
-        self.size: int = self.start + len(data)
+        self._lo = file_offset               # where the section starts in ``data``
+        self._hi = file_offset + (len(data) - file_offset if length is None else length)
+        self.size: int = self.start + self._hi - self._lo
         self.section = section
-        self._file_offset = file_offset      # where the section starts in the blob
         self._found: Dict[str, List[int]] = {}
 
     def get(self, off: int, where: Optional[int] = None) -> str:
         """The string at ``off``; ``where`` is the referring byte offset, for errors."""
         if off < self.start:
             return cast(StringTable, self.base).get(off, where)   # start > 0: a base
-        rel = off - self.start
-        end = self.data.find(b"\0", rel)
+        pos = self._lo + off - self.start
+        end = self.data.find(b"\0", pos, self._hi)
         if end < 0:
             raise ObjectError(f"string offset {off} is past the end of the string section"
                               f" ({self.size} bytes)", self.section,
-                              where if where is not None else self._file_offset + rel)
-        return self.data[rel:end].decode("utf-8", _ENC)
+                              where if where is not None else pos)
+        return self.data[pos:end].decode("utf-8", _ENC)
 
     def offsets_of(self, name: str) -> List[int]:
         """Every offset (in this table or its base) whose string is exactly ``name``.
@@ -50,24 +55,25 @@ class StringTable:
                 found = found or [0]
             else:
                 needle = name.encode("utf-8", _ENC) + b"\0"
-                data, pos = self.data, self.data.find(needle)
+                data, lo, hi = self.data, self._lo, self._hi
+                pos = data.find(needle, lo, hi)
                 while pos >= 0:
-                    found.append(self.start + pos)
-                    pos = data.find(needle, pos + 1)
+                    found.append(self.start + pos - lo)
+                    pos = data.find(needle, pos + 1, hi)
             self._found[name] = found
         return found
-
 
     def containing(self, fragment: str) -> List[str]:
         """Every string of this table (not its base) that contains ``fragment``."""
         needle, data, found = fragment.encode("utf-8", _ENC), self.data, []
-        pos = data.find(needle) if needle else -1
+        lo, hi = self._lo, self._hi
+        pos = data.find(needle, lo, hi) if needle else -1
         while pos >= 0:
-            start, end = data.rfind(b"\0", 0, pos) + 1, data.find(b"\0", pos)
+            start, end = max(lo, data.rfind(b"\0", lo, pos) + 1), data.find(b"\0", pos, hi)
             if end < 0:
                 break
             found.append(data[start:end].decode("utf-8", _ENC))
-            pos = data.find(needle, end)
+            pos = data.find(needle, end, hi)
         return found
 
 

@@ -3,11 +3,14 @@
 Types refer to each other by type id (``int``, 0 is void), never by object,
 so a type table can be parsed lazily, split across a base (vmlinux) and a
 module, and encoded back unchanged.  Names are ``str`` ("" for anonymous).
+
+Plain classes with written-out ``__init__`` (not dataclasses: generating the
+methods of two dozen dataclasses costs more than the rest of ``import``);
+``_Fields`` gives them a dataclass's ``repr`` and ``==`` from ``_fields``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import ClassVar, List, Tuple
+from typing import ClassVar, List, Optional, Tuple
 
 from ..uapi import (BTF_KIND_ARRAY, BTF_KIND_CONST, BTF_KIND_DATASEC, BTF_KIND_DECL_TAG,
                     BTF_KIND_ENUM, BTF_KIND_ENUM64, BTF_KIND_FLOAT, BTF_KIND_FUNC,
@@ -17,24 +20,49 @@ from ..uapi import (BTF_KIND_ARRAY, BTF_KIND_CONST, BTF_KIND_DATASEC, BTF_KIND_D
                     BTF_KIND_VOLATILE, BTF_INT_BOOL, BTF_INT_CHAR, BTF_INT_SIGNED)
 
 
-@dataclass
-class Type:
-    name: str = ""
+class _Fields:
+    """``repr`` and ``==`` (same class, equal fields) from the ``_fields`` names."""
+
+    _fields: ClassVar[Tuple[str, ...]] = ()
+    __hash__ = None         # type: ignore[assignment]  # mutable, so unhashable
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._fields)
+        return f"{type(self).__qualname__}({inner})"
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name) for name in self._fields)
+
+
+class Type(_Fields):
+    """A BTF type (the base of one class per kind)."""
+
     kind: ClassVar[int] = BTF_KIND_UNKN
+    _fields: ClassVar[Tuple[str, ...]] = ("name",)
+
+    def __init__(self, name: str = "") -> None:
+        self.name = name
 
 
-@dataclass
 class Void(Type):
     """Type id 0."""
 
 
-@dataclass
 class Int(Type):
-    size: int = 0
-    encoding: int = 0       # BTF_INT_SIGNED | BTF_INT_CHAR | BTF_INT_BOOL
-    offset: int = 0         # bit offset (legacy bitfield encoding)
-    bits: int = 0
+    """BTF_KIND_INT."""
+
     kind: ClassVar[int] = BTF_KIND_INT
+    _fields = ("name", "size", "encoding", "offset", "bits")
+
+    def __init__(self, name: str = "", size: int = 0, encoding: int = 0, offset: int = 0,
+                 bits: int = 0) -> None:
+        self.name = name
+        self.size = size
+        self.encoding = encoding    # BTF_INT_SIGNED | BTF_INT_CHAR | BTF_INT_BOOL
+        self.offset = offset        # bit offset (legacy bitfield encoding)
+        self.bits = bits
 
     @property
     def signed(self) -> bool:
@@ -49,145 +77,232 @@ class Int(Type):
         return bool(self.encoding & BTF_INT_BOOL)
 
 
-@dataclass
 class _Ref(Type):
     """A kind whose only payload is the id of another type."""
 
-    type: int = 0
+    _fields: ClassVar[Tuple[str, ...]] = ("name", "type")
+
+    def __init__(self, name: str = "", type: int = 0) -> None:
+        self.name = name
+        self.type = type
 
 
-@dataclass
 class Pointer(_Ref):
+    """BTF_KIND_PTR."""
+
     kind: ClassVar[int] = BTF_KIND_PTR
 
 
-@dataclass
 class Typedef(_Ref):
+    """BTF_KIND_TYPEDEF."""
+
     kind: ClassVar[int] = BTF_KIND_TYPEDEF
 
 
-@dataclass
 class Volatile(_Ref):
+    """BTF_KIND_VOLATILE."""
+
     kind: ClassVar[int] = BTF_KIND_VOLATILE
 
 
-@dataclass
 class Const(_Ref):
+    """BTF_KIND_CONST."""
+
     kind: ClassVar[int] = BTF_KIND_CONST
 
 
-@dataclass
 class Restrict(_Ref):
+    """BTF_KIND_RESTRICT."""
+
     kind: ClassVar[int] = BTF_KIND_RESTRICT
 
 
-@dataclass
 class TypeTag(_Ref):
-    attr: bool = False       # the kind_flag: an __attribute__, not a btf_type_tag
+    """BTF_KIND_TYPE_TAG."""
+
     kind: ClassVar[int] = BTF_KIND_TYPE_TAG
+    _fields = ("name", "type", "attr")
+
+    def __init__(self, name: str = "", type: int = 0, attr: bool = False) -> None:
+        self.name = name
+        self.type = type
+        self.attr = attr        # the kind_flag: an __attribute__, not a btf_type_tag
 
 
-@dataclass
 class Array(Type):
-    type: int = 0           # element type
-    index_type: int = 0
-    nelems: int = 0
+    """BTF_KIND_ARRAY."""
+
     kind: ClassVar[int] = BTF_KIND_ARRAY
+    _fields = ("name", "type", "index_type", "nelems")
+
+    def __init__(self, name: str = "", type: int = 0, index_type: int = 0,
+                 nelems: int = 0) -> None:
+        self.name = name
+        self.type = type            # element type
+        self.index_type = index_type
+        self.nelems = nelems
 
 
-@dataclass
-class Member:
-    name: str
-    type: int
-    bit_offset: int          # from the start of the struct
-    bitfield_size: int = 0   # 0: not a bitfield
+class Member(_Fields):
+    """One member of a struct or union."""
+
+    _fields = ("name", "type", "bit_offset", "bitfield_size")
+
+    def __init__(self, name: str, type: int, bit_offset: int, bitfield_size: int = 0) -> None:
+        self.name = name
+        self.type = type
+        self.bit_offset = bit_offset        # from the start of the struct
+        self.bitfield_size = bitfield_size  # 0: not a bitfield
 
 
-@dataclass
 class Struct(Type):
-    size: int = 0
-    members: List[Member] = field(default_factory=list)
+    """BTF_KIND_STRUCT."""
+
     kind: ClassVar[int] = BTF_KIND_STRUCT
+    _fields = ("name", "size", "members")
+
+    def __init__(self, name: str = "", size: int = 0,
+                 members: Optional[List[Member]] = None) -> None:
+        self.name = name
+        self.size = size
+        self.members: List[Member] = [] if members is None else members
 
 
-@dataclass
 class Union(Struct):
+    """BTF_KIND_UNION."""
+
     kind: ClassVar[int] = BTF_KIND_UNION
 
 
-@dataclass
 class Enum(Type):
-    size: int = 4
-    values: List[Tuple[str, int]] = field(default_factory=list)
-    signed: bool = False     # the kind_flag
+    """BTF_KIND_ENUM."""
+
     kind: ClassVar[int] = BTF_KIND_ENUM
+    _fields = ("name", "size", "values", "signed")
+
+    def __init__(self, name: str = "", size: int = 4,
+                 values: Optional[List[Tuple[str, int]]] = None, signed: bool = False) -> None:
+        self.name = name
+        self.size = size
+        self.values: List[Tuple[str, int]] = [] if values is None else values
+        self.signed = signed        # the kind_flag
 
 
-@dataclass
 class Enum64(Enum):
-    size: int = 8
+    """BTF_KIND_ENUM64."""
+
     kind: ClassVar[int] = BTF_KIND_ENUM64
 
+    def __init__(self, name: str = "", size: int = 8,
+                 values: Optional[List[Tuple[str, int]]] = None, signed: bool = False) -> None:
+        super().__init__(name, size, values, signed)
 
-@dataclass
+
 class Fwd(Type):
-    is_union: bool = False   # the kind_flag
+    """BTF_KIND_FWD."""
+
     kind: ClassVar[int] = BTF_KIND_FWD
+    _fields = ("name", "is_union")
+
+    def __init__(self, name: str = "", is_union: bool = False) -> None:
+        self.name = name
+        self.is_union = is_union    # the kind_flag
 
 
-@dataclass
 class Func(Type):
-    type: int = 0            # its FuncProto
-    linkage: int = 0         # btf_func_linkage
+    """BTF_KIND_FUNC."""
+
     kind: ClassVar[int] = BTF_KIND_FUNC
+    _fields = ("name", "type", "linkage")
+
+    def __init__(self, name: str = "", type: int = 0, linkage: int = 0) -> None:
+        self.name = name
+        self.type = type            # its FuncProto
+        self.linkage = linkage      # btf_func_linkage
 
 
-@dataclass
-class Param:
-    name: str
-    type: int
+class Param(_Fields):
+    """One parameter of a function prototype."""
+
+    _fields = ("name", "type")
+
+    def __init__(self, name: str, type: int) -> None:
+        self.name = name
+        self.type = type
 
 
-@dataclass
 class FuncProto(Type):
-    return_type: int = 0
-    params: List[Param] = field(default_factory=list)
+    """BTF_KIND_FUNC_PROTO."""
+
     kind: ClassVar[int] = BTF_KIND_FUNC_PROTO
+    _fields = ("name", "return_type", "params")
+
+    def __init__(self, name: str = "", return_type: int = 0,
+                 params: Optional[List[Param]] = None) -> None:
+        self.name = name
+        self.return_type = return_type
+        self.params: List[Param] = [] if params is None else params
 
 
-@dataclass
 class Var(Type):
-    type: int = 0
-    linkage: int = 0         # btf_var_linkage
+    """BTF_KIND_VAR."""
+
     kind: ClassVar[int] = BTF_KIND_VAR
+    _fields = ("name", "type", "linkage")
+
+    def __init__(self, name: str = "", type: int = 0, linkage: int = 0) -> None:
+        self.name = name
+        self.type = type
+        self.linkage = linkage      # btf_var_linkage
 
 
-@dataclass
-class VarSecinfo:
-    type: int                # a Var (or a Func for .ksyms)
-    offset: int
-    size: int
+class VarSecinfo(_Fields):
+    """One variable of a DATASEC."""
+
+    _fields = ("type", "offset", "size")
+
+    def __init__(self, type: int, offset: int, size: int) -> None:
+        self.type = type            # a Var (or a Func for .ksyms)
+        self.offset = offset
+        self.size = size
 
 
-@dataclass
 class Datasec(Type):
-    size: int = 0
-    vars: List[VarSecinfo] = field(default_factory=list)
+    """BTF_KIND_DATASEC."""
+
     kind: ClassVar[int] = BTF_KIND_DATASEC
+    _fields = ("name", "size", "vars")
+
+    def __init__(self, name: str = "", size: int = 0,
+                 vars: Optional[List[VarSecinfo]] = None) -> None:
+        self.name = name
+        self.size = size
+        self.vars: List[VarSecinfo] = [] if vars is None else vars
 
 
-@dataclass
 class Float(Type):
-    size: int = 0
+    """BTF_KIND_FLOAT."""
+
     kind: ClassVar[int] = BTF_KIND_FLOAT
+    _fields = ("name", "size")
+
+    def __init__(self, name: str = "", size: int = 0) -> None:
+        self.name = name
+        self.size = size
 
 
-@dataclass
 class DeclTag(Type):
-    type: int = 0
-    component_idx: int = -1  # -1: the tag is on the type itself
-    attr: bool = False       # the kind_flag: an __attribute__, not a btf_decl_tag
+    """BTF_KIND_DECL_TAG."""
+
     kind: ClassVar[int] = BTF_KIND_DECL_TAG
+    _fields = ("name", "type", "component_idx", "attr")
+
+    def __init__(self, name: str = "", type: int = 0, component_idx: int = -1,
+                 attr: bool = False) -> None:
+        self.name = name
+        self.type = type
+        self.component_idx = component_idx  # -1: the tag is on the type itself
+        self.attr = attr        # the kind_flag: an __attribute__, not a btf_decl_tag
 
 
 #: kind number -> class, for parsers and encoders.

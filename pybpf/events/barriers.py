@@ -52,7 +52,6 @@ from __future__ import annotations
 import ctypes
 import mmap
 import os
-import platform
 import struct
 from dataclasses import dataclass
 from functools import partial
@@ -61,7 +60,7 @@ from typing import Any, Callable, Dict, Optional
 from ..kernel import syscall
 from .. import uapi
 
-MACHINE = platform.machine()
+MACHINE = os.uname().machine
 #: CPUs whose plain loads/stores already have acquire/release semantics.
 TSO = MACHINE in ("x86_64", "i386", "i686", "s390x")
 

@@ -7,9 +7,7 @@ the kernel where a fact is only known by trying.
 from __future__ import annotations
 
 import functools
-import gzip
 import os
-import platform
 import zlib
 from typing import List, Optional, Tuple
 
@@ -41,6 +39,7 @@ class LiveHost(Host):
                 with open(path, "rb") as f:
                     raw = f.read()
                 if raw[:2] == b"\x1f\x8b":          # gzip (as zlib's gzopen, either works)
+                    import gzip                     # most kernels ship /boot/config-*
                     raw = gzip.decompress(raw)
             except OSError:
                 continue
@@ -64,7 +63,7 @@ class LiveHost(Host):
     def has_syscall_wrapper(self) -> bool:
         """Whether syscalls enter through __<arch>_sys_* wrappers.  libbpf finds out by
         opening a kprobe on the wrapper; kallsyms answers the same without kprobes."""
-        wrapper = syscall_func_name("bpf", platform.machine(), True)
+        wrapper = syscall_func_name("bpf", os.uname().machine, True)
         return wrapper.startswith("__") and bool(kallsyms_addresses(self.kallsyms(), [wrapper]))
 
     def find(self, name: str, kind: int) -> Optional[Tuple[BTF, int, str]]:

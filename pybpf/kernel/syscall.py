@@ -10,7 +10,6 @@ from __future__ import annotations
 import ctypes
 import errno as _errno
 import os
-import platform
 import typing
 from typing import Any, Callable, Dict, NamedTuple, Optional, Sequence, Tuple, Type, TypeVar
 
@@ -28,7 +27,7 @@ _SYSCALL_NUMBERS = {
     "ppc64": (361, 319, 365), "armv7l": (386, 364, 389), "i686": (357, 336, 375),
     "i386": (357, 336, 375), "mips64": (5315, 5296, 5318),
 }
-_NR_BPF, _NR_PERF_EVENT_OPEN, NR_MEMBARRIER = _SYSCALL_NUMBERS.get(platform.machine(),
+_NR_BPF, _NR_PERF_EVENT_OPEN, NR_MEMBARRIER = _SYSCALL_NUMBERS.get(os.uname().machine,
                                                                    (None, None, None))
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -172,7 +171,7 @@ def _addr(buf: Optional[ctypes._CData]) -> int:
 
 def _check_arch() -> None:
     if _NR_BPF is None:
-        raise BPFError(f"bpf(2) syscall number unknown for {platform.machine()}",
+        raise BPFError(f"bpf(2) syscall number unknown for {os.uname().machine}",
                        _errno.ENOSYS)
 
 
@@ -534,7 +533,7 @@ def perf_event_open(attr: uapi.perf_event_attr, pid: int = -1, cpu: int = 0,
                     group_fd: int = -1, flags: int = uapi.PERF_FLAG_FD_CLOEXEC,
                     what: str = "perf_event_open") -> Fd:
     if _NR_PERF_EVENT_OPEN is None:
-        raise BPFError(f"perf_event_open number unknown for {platform.machine()}",
+        raise BPFError(f"perf_event_open number unknown for {os.uname().machine}",
                        _errno.ENOSYS)
     fill(attr, size=ctypes.sizeof(attr))
 

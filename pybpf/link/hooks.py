@@ -15,7 +15,6 @@ import errno as _errno
 import functools
 import io
 import os
-import platform
 from operator import methodcaller
 from typing import (TYPE_CHECKING, Any, Callable, Dict, FrozenSet, List, NamedTuple,
                     Optional, Sequence, Tuple, cast)
@@ -365,7 +364,7 @@ def attach_ksyscall(prog: ProgramView, target: str, opts: Opts) -> Link:
     name = opts.get("syscall_name") or target
     if not name:
         raise AttachError("syscall name missing (SEC(\"ksyscall/NAME\") or syscall_name=)")
-    machine = platform.machine()
+    machine = os.uname().machine
     prefix = SYSCALL_PREFIX.get(machine)
     wrapped = bool(prefix) and _kallsyms_has(f"__{prefix}_sys_bpf")
     retprobe = bool(opts.get("retprobe", prog.section.startswith("kretsyscall")))

@@ -20,19 +20,18 @@ import ctypes
 import errno as _errno
 import functools
 import os
-import platform
 import sys
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
 
 from ..kernel import syscall
 from .. import uapi
 from ..obj import uprobe as _uprobe
-from ..obj import usdt as notes
 from ..errors import AttachError, BPFError, BPFPermissionError, ObjectError
 from ..asm.insn import EXIT, Insn
 from .hooks import Link, attach_uprobe, attach_uprobe_multi
 
 if TYPE_CHECKING:
+    from ..obj import usdt as notes
     from ..maps import Map
     from ..programs import Program
 
@@ -110,6 +109,7 @@ class UsdtManager:
         if SPECS_MAP not in self._maps or IP_MAP not in self._maps:
             raise AttachError(f"the object has no {SPECS_MAP} / {IP_MAP} maps: USDT programs "
                               "must #include <bpf/usdt.bpf.h>")
+        from ..obj import usdt as notes     # the notes parser: only USDT objects pay
         specs, ips = self._maps[SPECS_MAP], self._maps[IP_MAP]
         if (specs.type, specs.key_size, specs.value_size) != \
                 (uapi.BPF_MAP_TYPE_ARRAY, 4, notes.SPEC_SIZE):
@@ -227,11 +227,12 @@ def _where(target: str, opts: Opts) -> Tuple[str, str, str]:
 
 
 def _read(path: str) -> notes.ProbeFile:
+    from ..obj import usdt as notes
     try:
         pf = notes.read_probes(path)
     except ObjectError as e:
         raise AttachError(f"USDT: {e}") from None
-    host = platform.machine()
+    host = os.uname().machine
     if pf.machine != host or pf.elf_class != ctypes.sizeof(ctypes.c_void_p) * 8 \
             or pf.little_endian != (sys.byteorder == "little"):
         raise AttachError(f"USDT: {path} is a {pf.elf_class}-bit "
@@ -244,6 +245,7 @@ def _runtime_ips(pf: notes.ProbeFile, sites: List[notes.Probe], pid: int) -> Lis
     """The probes' addresses as the BPF program sees them (PT_REGS_IP), for the
     ip-to-spec-id map: the link-time ones in an executable, from /proc/PID/maps in
     a PIE or shared library (which then needs a pid)."""
+    from ..obj import usdt as notes
     if not pf.shared:
         return [s.address for s in sites]
     if pid < 0:
@@ -274,6 +276,7 @@ def attach_usdt(prog: "Program", target: str, opts: Opts) -> UsdtLink:
     pid = int(opts.get("pid", -1))
     pid = os.getpid() if pid == 0 else max(pid, -1)
     cookie = int(opts.get("cookie", 0))
+    from ..obj import usdt as notes
     path = _uprobe.resolve_binary(binary)
     pf = _read(path)
     sites = pf.find(provider, name)

@@ -29,7 +29,7 @@ unless given), log2 otherwise.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 from ..btf import BTF
 from ..btf import types as T
@@ -39,8 +39,7 @@ SLOT_FIELDS = ("slot", "bucket")
 Label = Tuple[Tuple[str, Any], ...]
 
 
-@dataclass(frozen=True)
-class Layout:
+class Layout(NamedTuple):
     """Where a map keeps its buckets (see the module docstring for the rules)."""
 
     kind: str                          # "log2" or "linear"

@@ -8,8 +8,7 @@ other rows match exactly.  ``attach`` names the attach method in
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Dict, Optional, Tuple
+from typing import Dict, NamedTuple, Optional, Tuple
 
 from .. import uapi as u
 
@@ -20,8 +19,7 @@ SLEEPABLE = 1 << 2       # BPF_F_SLEEPABLE
 XDP_FRAGS = 1 << 3       # BPF_F_XDP_HAS_FRAGS
 
 
-@dataclass(frozen=True)
-class SecDef:
+class SecDef(NamedTuple):
     prefix: str
     prog_type: int
     attach_type: int = 0

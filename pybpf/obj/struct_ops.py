@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Dict, Iterable, List, Mapping, NamedTuple, Optional, Tuple
 
 from .. import uapi
 from ..btf import BTF
@@ -181,8 +181,7 @@ def is_func_pointer(btf: BTF, type_id: int) -> bool:
 # ------------------------------------------------------------------ kernel layout
 
 
-@dataclass(frozen=True)
-class KernelLayout:
+class KernelLayout(NamedTuple):
     """Where the kernel keeps one struct_ops type."""
 
     btf: BTF                    # the kernel BTF holding it (vmlinux, or a module's)
@@ -223,8 +222,7 @@ def kernel_layout(type_name: str,
                       f"(searched {', '.join(searched) or 'nothing'})")
 
 
-@dataclass(frozen=True)
-class Slot:
+class Slot(NamedTuple):
     """A function-pointer member that receives a program fd."""
 
     member: str

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import os
-import platform
 import re
 import struct
 from typing import TYPE_CHECKING, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple, cast
@@ -125,7 +124,7 @@ def _ld_cache_lookup(soname: str) -> Optional[str]:
             entries = parse_ld_so_cache(f.read()).get(soname, [])
     except OSError:
         return None
-    want = _LDCACHE_ARCH_FLAGS.get(platform.machine())
+    want = _LDCACHE_ARCH_FLAGS.get(os.uname().machine)
     for flags, path in entries:
         if want is None or flags == want:
             return path
@@ -136,7 +135,7 @@ def _arch_lib_dirs() -> List[str]:
     triple = {"x86_64": "x86_64-linux-gnu", "aarch64": "aarch64-linux-gnu",
               "ppc64le": "powerpc64le-linux-gnu", "s390x": "s390x-linux-gnu",
               "riscv64": "riscv64-linux-gnu", "armv7l": "arm-linux-gnueabihf",
-              "i686": "i386-linux-gnu"}.get(platform.machine())
+              "i686": "i386-linux-gnu"}.get(os.uname().machine)
     return [f"/lib/{triple}", f"/usr/lib/{triple}"] if triple else []
 
 

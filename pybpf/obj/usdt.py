@@ -202,13 +202,14 @@ _X86_REG = r"%([^\s,()]{1,15})"
 _END = r"\s*(?=\s|$)"
 
 
-def _rx(*parts: str) -> "re.Pattern[str]":
-    return re.compile(_SIZE + r"\s*".join(parts) + _END)
+def _rx(*parts: str) -> str:
+    return _SIZE + r"\s*".join(parts) + _END
 
 
 # (kind, regex) per architecture, tried in order as libbpf's sscanf() formats.
 # Groups: size, then in this order whichever apply: offset/value, reg, index reg, scale.
-_FORMS: Dict[str, List[Tuple[int, str, "re.Pattern[str]"]]] = {
+# The regexes are compiled on first use (re's cache keeps them): most loads have no USDT.
+_FORMS: Dict[str, List[Tuple[int, str, str]]] = {
     "x86_64": [
         (ARG_SIB, "ORIS", _rx(_NUM, r"\(", _X86_REG, ",", _X86_REG, ",", _NUM, r"\)")),
         (ARG_SIB, "RIS", _rx(r"\(", _X86_REG, ",", _X86_REG, ",", _NUM, r"\)")),
@@ -256,7 +257,7 @@ def _reg_off(arch: str, reg: str, index: int, text: str) -> int:
 
 def _parse_one(arch: str, index: int, text: str, pos: int) -> Tuple[ArgSpec, int]:
     for kind, layout, rx in _FORMS[arch]:
-        m = rx.match(text, pos)
+        m = re.compile(rx).match(text, pos)
         if m is None:
             continue
         spec_text = text[pos:m.end()].strip()
