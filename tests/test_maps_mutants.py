@@ -153,6 +153,9 @@ def test_codec_without_btf_packs_ints_and_checks_byte_sizes():
         _Codec(None, 0, 3, None, "k").encode(1)
     with pytest.raises(BPFError, match=r"^cannot encode str into 4 bytes without BTF"):
         c.encode("1")
+    from pybpf.btf import codec
+    assert _Codec(None, 3, 4, codec, "k").compiled is None     # a type id, but no BTF
+    assert _Codec(None, 3, 4, codec, "k").encode(1) == b"\1\0\0\0"
 
 
 def test_codec_with_btf_but_no_type_id_is_raw():
@@ -229,11 +232,10 @@ def test_geometry_is_frozen_after_create_and_fd_fails_after_close(made):
     m.close()                                   # twice is fine
 
 
-def test_walk_of_a_map_changing_under_it_stops(made):
-    """Each step deletes the key just returned and adds another: GET_NEXT_KEY of a
-    missing key restarts at the first, so the walk never ends by itself; it stops
-    after twice max_entries keys (plus the one that crossed the bound)."""
-    m = made(spec(entries=4))
+def _changing_walk(m: Map) -> int:
+    """Walk m while each step deletes the key just returned and adds another:
+    GET_NEXT_KEY of a missing key restarts at the first, so the walk never ends by
+    itself.  Returns how many keys it yielded."""
     m[0] = 0
     n = 0
     for key in m.raw_keys():
@@ -242,7 +244,25 @@ def test_walk_of_a_map_changing_under_it_stops(made):
         k = int.from_bytes(key, "little")
         del m[k]
         m[k + 1] = 0
-    assert n == 2 * 4 + 1
+    return n
+
+
+@pytest.mark.parametrize("entries", [1, 2, 4])
+def test_walk_of_a_map_changing_under_it_stops(made, entries):
+    """It stops after twice max_entries keys (plus the one that crossed the bound)."""
+    assert _changing_walk(made(spec(entries=entries))) == 2 * entries + 1
+
+
+def test_walk_bound_when_the_spec_has_no_entries(made):
+    """A spec with max_entries 0 (the kernel's choice, as for perf event arrays before
+    create) still bounds the walk: by one entry."""
+    real = made(spec(entries=1))
+    m = Map(spec(entries=0))
+    m.adopt(syscall.dup(real.fd))
+    try:
+        assert _changing_walk(m) == 3
+    finally:
+        m.close()
 
 
 def test_full_map_walk_yields_every_key(made):
@@ -256,7 +276,7 @@ def test_full_map_walk_yields_every_key(made):
     assert list(one.raw_keys()) == [b"\x05\0\0\0"]
 
 
-@pytest.mark.parametrize("value_size", [4, 8, 12])
+@pytest.mark.parametrize("value_size", [1, 4, 8, 9, 12])
 def test_per_cpu_values_one_per_possible_cpu(made, value_size):
     m = made(spec(u.BPF_MAP_TYPE_PERCPU_ARRAY, 4, value_size, 2))
     step = (value_size + 7) // 8 * 8
@@ -341,6 +361,10 @@ def test_map_in_map_and_prog_array_values_are_ids(made):
     assert outer[0] == inner.info().id
     assert outer[1] == other.info().id
     assert outer.lookup(0) != outer.lookup(1)
+    for bad in (-1, 1 << 32):               # not an fd: refused before the kernel
+        with pytest.raises(struct.error):
+            outer[0] = bad
+    assert outer[0] == inner.info().id
     hom = made(spec(u.BPF_MAP_TYPE_HASH_OF_MAPS, 4, 4, 2, name="hom"), inner_map_fd=inner.fd)
     hom[7] = other
     assert hom[7] == other.info().id and list(hom.raw_keys()) == [b"\x07\0\0\0"]
@@ -392,10 +416,13 @@ def test_no_retry_without_btf_on_permission_errors(monkeypatch, err):
     with pytest.raises(BPFError, match="^denied$"):
         Map(spec(btf_value_type_id=3)).create(btf_fd=5)
     assert len(calls) == 1 and calls[0]["btf_fd"] == 5 and calls[0]["btf_value_type_id"] == 3
-    calls.clear()
-    with pytest.raises(BPFError):
-        Map(spec(btf_value_type_id=3)).create(btf_fd=0)
-    assert len(calls) == 1 and calls[0]["btf_fd"] == 0 and calls[0]["btf_value_type_id"] == 0
+    for create in ({"btf_fd": 0}, {}):      # no BTF fd: the type ids are not sent
+        calls.clear()
+        with pytest.raises(BPFError):
+            Map(spec(btf_value_type_id=3)).create(**create)
+        assert len(calls) == 1
+        assert (calls[0]["btf_fd"], calls[0]["btf_key_type_id"],
+                calls[0]["btf_value_type_id"], calls[0]["inner_map_fd"]) == (0, 0, 0, 0)
 
 
 def test_einval_with_btf_retries_once_without_it(monkeypatch):
@@ -439,6 +466,13 @@ def test_create_passes_every_geometry_field(monkeypatch):
     m.close()
 
 
+def test_unpin_without_pin_does_nothing():
+    m = Map(spec())
+    assert m.pin_path is None
+    m.unpin()
+    assert m.pin_path is None
+
+
 def test_pin_unpin_and_adopt(made):
     path = f"/sys/fs/bpf/pybpf_maps_mutants_{os.getpid()}"
     m = made(spec())
@@ -465,6 +499,20 @@ def test_pin_unpin_and_adopt(made):
     finally:
         if os.path.exists(path):
             os.unlink(path)
+
+
+def test_pin_mounts_the_bpffs_first(made, monkeypatch):
+    from pybpf.kernel import fs
+    path = f"/sys/fs/bpf/pybpf_maps_mnt_{os.getpid()}"
+    seen = []
+    monkeypatch.setattr(fs, "ensure_bpffs_for", seen.append)
+    m = made(spec())
+    m.pin(path)
+    try:
+        assert seen == [path]
+    finally:
+        m.unpin()
+    assert not os.path.exists(path)
 
 
 def test_freeze_makes_the_map_read_only_for_user_space(made):
@@ -527,6 +575,18 @@ def test_global_data_without_btf():
     assert g.image[8:16] == b"xy" + bytes(6)
     g["d"] = bytearray(b"\x80")
     assert g.image[6] == 0x80
+    g["d"] = 0x7f
+    assert g.image[6] == 0x7f
+    g["c"] = -(1 << 63)
+    assert g.image[8:16] == b"\0" * 7 + b"\x80"
+    g["c"] = (1 << 64) - 1
+    assert g.image[8:16] == b"\xff" * 8
+    g["a"] = 0xFFFFFFFF
+    assert g.image[:4] == b"\xff" * 4
+    g["a"] = -1
+    assert g.image[:4] == b"\xff" * 4
+    g["a"] = 0
+    assert g.image[:4] == bytes(4)
     g["a"] = b"wxyz"
     assert g["a"] == b"wxyz"
     g["a"] = "0x10"                         # text: an integer
@@ -542,6 +602,9 @@ def test_global_data_without_btf():
         g["a"] = 1.5
     with pytest.raises(ObjectError, match=r"^cannot store b'12345' in 'a' \(4 bytes\)$"):
         g["a"] = b"12345"
+    three = GlobalData(g.map, {"t": (0, 3, 0)})
+    with pytest.raises(ObjectError, match=r"^cannot store 1 in 't' \(3 bytes\)$"):
+        three["t"] = 1
     with pytest.raises(KeyError, match=r"\.data has no variable 'zz' \(it has: a, b, c, d\)"):
         g["zz"]
     with pytest.raises(KeyError):
@@ -554,6 +617,19 @@ def test_global_data_without_btf():
     assert [n for n, _ in g.items()] == ["a", "b", "c", "d"]
     assert repr(g).startswith("<GlobalData .data {'a': b'\\x10\\x00\\x00\\x00', 'b': ")
     assert not g.mmaped
+
+
+def test_global_data_with_type_ids_but_no_btf():
+    """Variables that name BTF types while the map has no BTF (an object whose BTF
+    was dropped): handled as bytes and plain integers."""
+    m = Map(spec(u.BPF_MAP_TYPE_ARRAY, 4, 8, 1, name=".data", initial=bytes(8)))
+    g = GlobalData(m, {"x": (0, 4, 7), "y": (4, 4, 0)})
+    g["x"] = 258
+    assert g["x"] == b"\x02\x01\0\0" and g.raw("x") == b"\x02\x01\0\0"
+    g["x"] = "-1"
+    assert g["x"] == b"\xff" * 4
+    g["y"] = 0
+    assert g["y"] == bytes(4)
 
 
 def test_global_data_initial_image_and_final_close():
@@ -739,9 +815,15 @@ def test_mmap_size_and_protection(globals_obj, monkeypatch):
     for name, writable in ((".bss", True), (".data.mg_mid", True), (".data", True),
                            (".rodata", False)):
         view = obj.sections[name]
+        mm = view._mm
         view.close()
+        assert mm.closed and view._mm is None and not view.mmaped
         view.attach_mmap(writable)
         assert view.mmaped
+    hidden = obj.sections[".data.mg_hidden"]
+    hidden.close()
+    hidden.attach_mmap(True)                # not BPF_F_MMAPABLE: never mmapped
+    assert not hidden.mmaped and hidden["hid_a"] == 0x11111111
     ro = mmap.PROT_READ
     rw = mmap.PROT_READ | mmap.PROT_WRITE
     assert seen == [(2 * PAGE, mmap.MAP_SHARED, rw), (2 * PAGE, mmap.MAP_SHARED, rw),

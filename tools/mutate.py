@@ -99,6 +99,25 @@ EQUIVALENT: Dict[str, Dict[Tuple[str, str, str], str]] = {
 
     # ---- pybpf/maps.py
     "pybpf/maps.py": {
+        ("remove", "self._value_codec: Optional[_Codec] = None", "pass"):
+            "only read by _codecs(), which assigns it with _key_codec before any read",
+        ("const", 'return value.to_bytes(self.size, "little", signed=value < 0)', "(1)"):
+            "signed=value < 1 differs only for 0, whose bytes are zeros either way",
+        ("const", 'raw = value.to_bytes(size, "little", signed=value < 0)', "(1)"):
+            "signed=value < 1 differs only for 0, whose bytes are zeros either way",
+        ("cmp", 'return value.to_bytes(self.size, "little", signed=value < 0)', "(value <= 0)"):
+            "signed=value <= 0 differs only for 0, whose bytes are zeros either way",
+        ("cmp", 'raw = value.to_bytes(size, "little", signed=value < 0)', "(value <= 0)"):
+            "signed=value <= 0 differs only for 0, whose bytes are zeros either way",
+        ("const", "if size < page or size % page or size & (size - 1):", "(2)"):
+            "only page multiples get there (bits 0-11 clear): size-1 and size-2 differ "
+            "in bit 0 alone, which size & ... clears anyway",
+        ("const", "prot = mmap.PROT_READ | (mmap.PROT_WRITE if writable else 0)", "(1)"):
+            "PROT_READ is 1: PROT_READ | 1 == PROT_READ",
+        ("struct", 'return struct.unpack("<I", raw)[0]     # the kernel answers with an id',
+         "'<i'"):
+            "map and program ids are allocated in [1, INT_MAX] (idr_alloc_cyclic): "
+            "signed and unsigned decode them alike",
     },
 
     # ---- pybpf/link/hooks.py
