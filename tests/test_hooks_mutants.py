@@ -299,6 +299,23 @@ def test_no_perf_links_falls_back_to_ioctl_unless_a_cookie_is_asked(monkeypatch,
     assert counter.value == 2 and fds() == before
 
 
+def test_perf_attach_ioctls(monkeypatch, counter):
+    prog = counter.prog("tp/syscalls/sys_enter_getppid", pid=os.getpid())
+    spy = Spy(monkeypatch, "ioctl")
+    with attach_program(prog) as link:
+        pfd = link._fds[1].fd
+        assert spy.calls == [((pfd, u.PERF_EVENT_IOC_ENABLE, 0, "enabling perf event"), {})]
+    spy.calls.clear()
+    with attach_program(prog, force_ioctl_attach=True) as link:
+        pfd = link.fd
+        assert spy.calls == [
+            ((pfd, u.PERF_EVENT_IOC_SET_BPF, prog.fd, "PERF_EVENT_IOC_SET_BPF"), {}),
+            ((pfd, u.PERF_EVENT_IOC_ENABLE, 0, "enabling perf event"), {})]
+        os.getppid()
+        assert counter.value == 1
+    assert spy.calls[-1] == ((pfd, u.PERF_EVENT_IOC_DISABLE), {})
+
+
 def test_forced_ioctl_attach_refuses_a_cookie(counter):
     prog = counter.prog("tp/syscalls/sys_enter_getppid")
     before = fds()
@@ -593,9 +610,9 @@ def test_ksyscall_names_the_wrapped_syscall(fake_kprobe_pmu):
                         (prog, {"retprobe": True})):
             with pytest.raises(AttachError):
                 attach_program(p, **opts)
-        assert [(c[1], c[2]) for c in fake_kprobe_pmu] == [
-            (0, b"__x64_sys_getppid"), (1, b"__x64_sys_getppid"), (0, b"__x64_sys_openat"),
-            (1, b"__x64_sys_getppid")]
+        assert [(c[1], c[2], c[3]) for c in fake_kprobe_pmu] == [
+            (0, b"__x64_sys_getppid", 0), (1, b"__x64_sys_getppid", 0),
+            (0, b"__x64_sys_openat", 0), (1, b"__x64_sys_getppid", 0)]
         with pytest.raises(AttachError, match=r"syscall name missing \(SEC\(\"ksyscall/NAME"
                                               r"\"\) or syscall_name=\)"):
             attach_program(bare)
@@ -616,6 +633,17 @@ def test_kernel_functions_from_tracefs_and_kallsyms(kernel, monkeypatch):
     assert hooks.kernel_functions("bpf_map_lookup_elem") == ["bpf_map_lookup_elem"]
     data = hooks.kernel_functions("bpf_map_*")
     assert data == sorted(set(data)) and "bpf_map_lookup_elem" in data
+    assert hooks.kernel_functions("__start__bpf_raw_t?") == []     # a data symbol (D)
+
+
+def test_kernel_functions_from_available_filter_functions(tmp_path, monkeypatch):
+    """Kernels with ftrace list traceable functions in tracefs (this one refuses to
+    read it): the file's format, first word of each line, module after it."""
+    (tmp_path / "available_filter_functions").write_text(
+        "vfs_write [ext4]\nvfs_read\n\nksys_read\nvfs_read\n")
+    monkeypatch.setattr(tracefs, "tracefs", lambda: str(tmp_path))
+    assert hooks.kernel_functions("vfs_*") == ["vfs_read", "vfs_write"]
+    assert hooks.kernel_functions("*read") == ["ksys_read", "vfs_read"]
 
 
 def test_kprobe_multi_link_create(monkeypatch):
@@ -623,6 +651,7 @@ def test_kprobe_multi_link_create(monkeypatch):
     seen = []
 
     def create(prog_fd, target_fd, attach_type, flags=0, **kw):
+        assert (target_fd, flags) == (0, 0)
         km = kw["kprobe_multi"]
         ptrs = (ctypes.c_void_p * km["cnt"]).from_address(km["syms"])
         cookies = list((ctypes.c_uint64 * km["cnt"]).from_address(km["cookies"])) \
@@ -686,6 +715,8 @@ def test_uprobe_where_and_errors(kernel, target_bins):
     assert hooks._uprobe_where("", {"binary": path, "func_name": "pybpf_target_a",
                                     "offset": 4}, False) == \
         (path, off_a + 4, f"{path}:pybpf_target_a+{off_a + 4:#x}")
+    assert hooks._uprobe_where("", {"binary": path, "func_name": "pybpf_target_a"}, True) == \
+        (path, off_a, f"{path}:pybpf_target_a+{off_a:#x}")
     assert hooks._uprobe_where("", {"binary": path, "offset": 0x20}, False) == \
         (path, 0x20, f"{path}:+0x20")
     assert hooks._uprobe_where(f"{path}:pybpf_target_a", {}, False) == \
@@ -700,6 +731,7 @@ def test_uprobe_where_and_errors(kernel, target_bins):
 
 
 def test_uprobe_pid_and_cpu(monkeypatch, counter, target_bins):
+    from pybpf.obj.uprobe import func_offset
     path = target_bins["pie"]
     prog = counter.prog("uprobe")
     spy = Spy(monkeypatch, "perf_event_open")
@@ -712,6 +744,9 @@ def test_uprobe_pid_and_cpu(monkeypatch, counter, target_bins):
         assert link.desc.startswith(f"uretprobe {path}:pybpf_target_a+0x")
         run_target(path, 1)
     assert [(kw["pid"], kw["cpu"]) for _, kw in spy.calls] == [(-1, 0), (0, -1), (-1, 0)]
+    ret_bit = 1 << tracefs.pmu_format_shift("uprobe", "retprobe")
+    assert [a[0].config for a, _ in spy.calls] == [0, 0, ret_bit]
+    assert [a[0].config2 for a, _ in spy.calls] == [func_offset(path, "pybpf_target_a")] * 3
     assert spy.calls[0][1]["what"].startswith(f"creating uprobe on {path}:pybpf_target_a+0x")
     assert spy.calls[2][1]["what"].startswith("creating uretprobe on ")
     assert counter.value == 3
@@ -746,6 +781,7 @@ def test_uprobe_multi_link_create(monkeypatch, counter, target_bins):
     real = syscall.link_create
 
     def create(prog_fd, target_fd, attach_type, flags=0, **kw):
+        assert (target_fd, flags) == (0, 0)
         um = kw["uprobe_multi"]
         n = um["cnt"]
 
@@ -782,6 +818,19 @@ def test_uprobe_multi_link_create(monkeypatch, counter, target_bins):
     assert len(seen) == 3
 
 
+def test_uprobe_multi_pids(monkeypatch):
+    """pid > 0 filters on that process (even init), anything else is every process."""
+    prog = fake_prog("uprobe.multi")
+    creates = Spy(monkeypatch, "link_create", result=null_fd)
+    try:
+        for pid in (1, 0, -1):
+            with attach_program(prog, binary="/bin/true", offsets=[0x40], pid=pid):
+                pass
+        assert [kw["uprobe_multi"]["pid"] for _, kw in creates.calls] == [1, 0, 0]
+    finally:
+        prog.close()
+
+
 def test_uprobe_session_takes_no_retprobe(monkeypatch):
     prog = fake_prog("uprobe.session")
     creates = Spy(monkeypatch, "link_create", result=null_fd)
@@ -809,6 +858,10 @@ def test_net_and_cgroup_link_create_arguments(monkeypatch, tmp_path):
     try:
         with attach_program(xdp, ifindex=1, flags=u.XDP_FLAGS_SKB_MODE) as link:
             assert link.desc == "xdp ifindex 1"
+        with attach_program(xdp, interface="lo"):
+            pass
+        assert creates.calls[-1][0][3] == 0
+        del creates.calls[-1]
         with attach_program(tcx, interface="lo", relative_fd=5, expected_revision=3) as link:
             assert link.desc == "BPF_TCX_INGRESS ifindex 1"
         with attach_program(tcx, ifindex=1, relative_id=8, flags=u.BPF_F_BEFORE):
@@ -840,6 +893,12 @@ def test_net_and_cgroup_link_create_arguments(monkeypatch, tmp_path):
             hooks.attach_netkit(kit, "", {})
         with pytest.raises(AttachError, match="opening network namespace /nonexistent"):
             attach_program(ns, netns="/nonexistent")
+        plain = tmp_path / "file"
+        plain.write_text("")
+        before = len(creates.calls)
+        with pytest.raises(AttachError, match=f"opening cgroup {plain}") as e:
+            attach_program(cg, cgroup=str(plain))       # O_DIRECTORY: not a cgroup
+        assert e.value.errno == errno.ENOTDIR and len(creates.calls) == before
     finally:
         for p in (xdp, tcx, kit, cg, ns):
             p.close()
