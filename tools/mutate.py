@@ -122,6 +122,18 @@ EQUIVALENT: Dict[str, Dict[Tuple[str, str, str], str]] = {
 
     # ---- pybpf/link/hooks.py
     "pybpf/link/hooks.py": {
+        ("const", 'return any(line.rstrip("\\n").split(" ")[2:3] == [symbol] for line in f)', "(4)"):
+            "a kallsyms line splits on ' ' into exactly 3 fields (a module name follows a "
+            "tab): [2:4] == [2:3]",
+        ("bool", 'wrapped = bool(prefix) and _kallsyms_has(f"__{prefix}_sys_bpf")',
+         "(bool(prefix) or _kallsyms_has(f'__{prefix}_sys_bpf'))"):
+            "without a prefix the symbol asked for is __None_sys_bpf, which no kernel has",
+        ("const", 'if len(p) >= 3 and p[1] in "tT"]', "(2)"):
+            "every /proc/kallsyms line has 3 fields or more",
+        ("const", 'pid = int(opts.get("pid", -1))', "(2)"):
+            "any negative pid means every process (pid < 0 below): -2 acts as -1",
+        ("const", 'pid = int(opts.get("pid", 0))', "(-1)"):
+            "max(pid, 0) below turns -1 into the same 0",
     },
 
     # ---- pybpf/obj/struct_ops.py
