@@ -133,7 +133,9 @@ EQUIVALENT: Dict[str, Dict[Tuple[str, str, str], str]] = {
         ("const", 'pid = int(opts.get("pid", -1))', "(2)"):
             "any negative pid means every process (pid < 0 below): -2 acts as -1",
         ("const", 'pid = int(opts.get("pid", 0))', "(-1)"):
-            "max(pid, 0) below turns -1 into the same 0",
+            "pid if pid > 0 else 0 below turns -1 into the same 0",
+        ("cmp", '"pid": pid if pid > 0 else 0})', "(pid >= 0)"):
+            "pid 0 maps to 0 on either branch",
     },
 
     # ---- pybpf/obj/struct_ops.py

@@ -480,7 +480,7 @@ def attach_uprobe_multi(prog: ProgramView, target: str, opts: Opts) -> Link:
         "path": ctypes.addressof(pbuf), "offsets": _addr(off_arr), "cnt": len(offsets),
         "cookies": _addr(cookies), "ref_ctr_offsets": _addr(ref_ctrs),
         "flags": uapi.BPF_F_UPROBE_MULTI_RETURN if retprobe else 0,
-        "pid": max(pid, 0)})
+        "pid": pid if pid > 0 else 0})
     return Link(lfd, desc=f"uprobe.multi {path} ({len(offsets)} offsets)")
 
 
