@@ -216,6 +216,27 @@ def test_link_pin_from_pinned_and_iter(counter, tmp_path):
         m.close()
 
 
+def test_iter_open_failure_closes_the_iterator_fd(monkeypatch):
+    """fdopen failing (out of memory, say) must not leak the BPF_ITER_CREATE fd."""
+    made = []
+
+    def iter_create(link_fd):
+        made.append(null_fd())
+        return made[-1]
+
+    def fdopen(fd, mode):
+        raise MemoryError("no memory")
+    monkeypatch.setattr(syscall, "iter_create", iter_create)
+    link = IterLink(null_fd(), desc="iter x")
+    before = fds()
+    monkeypatch.setattr(os, "fdopen", fdopen)
+    with pytest.raises(MemoryError):
+        link.open()
+    monkeypatch.undo()
+    assert fds() == before and len(made) == 1
+    link.close()
+
+
 def test_pinned_iter_link_is_an_iter_link(kernel):
     from pybpf.btf import BTF
     from test_links import _iter_task_insns
@@ -868,6 +889,10 @@ def test_net_and_cgroup_link_create_arguments(monkeypatch, tmp_path):
             pass
         with attach_program(kit, ifindex=1) as link:
             assert link.desc == "BPF_NETKIT_PRIMARY ifindex 1"
+        with attach_program(cg, cgroup_fd=14):
+            pass
+        assert creates.calls[-1][0][1] == 14 and creates.calls[-1][0][3] == 0
+        del creates.calls[-1]
         with attach_program(cg, cgroup_fd=12, flags=u.BPF_F_ALLOW_MULTI) as link:
             assert link.desc == "BPF_CGROUP_INET_SOCK_CREATE cgroup fd 12"
         with attach_program(cg, cgroup=str(tmp_path)) as link:

@@ -136,6 +136,8 @@ EQUIVALENT: Dict[str, Dict[Tuple[str, str, str], str]] = {
             "pid if pid > 0 else 0 below turns -1 into the same 0",
         ("cmp", '"pid": pid if pid > 0 else 0})', "(pid >= 0)"):
             "pid 0 maps to 0 on either branch",
+        ("remove", "names: List[str] = []", "pass"):
+            "assigned again on both paths (the try's read or the except's) before any read",
     },
 
     # ---- pybpf/obj/struct_ops.py
