@@ -99,6 +99,12 @@ def test_link_close_closes_every_fd_in_order_and_repr():
     assert a.closed and b.closed and link.closed
     assert repr(link) == "<Link thing closed>"
     link.close()
+    a, b = null_fd(), null_fd()
+    link = Link(a, b)
+    a.close()                   # the BPF link gone: closed, whatever it sat on
+    assert link.closed and repr(link) == "<Link  closed>"
+    link.close()
+    assert b.closed
 
 
 def test_detach_swallows_only_unsupported(monkeypatch):
@@ -189,7 +195,14 @@ def test_link_pin_from_pinned_and_iter(counter, tmp_path):
     path = f"/sys/fs/bpf/pybpf_hooks_{os.getpid()}"
     link = prog.attach()
     try:
-        link.pin(path)
+        mounted = []
+        real_ensure = tracefs.ensure_bpffs_for
+        tracefs.ensure_bpffs_for = lambda p: (mounted.append(p), real_ensure(p))[1]
+        try:
+            link.pin(path)
+        finally:
+            tracefs.ensure_bpffs_for = real_ensure
+        assert mounted == [path]
         again = Link.from_pinned(path)
         assert type(again) is Link and again.desc == f"pinned {path}"
         assert again.info() == link.info()
@@ -618,6 +631,31 @@ def test_kprobe_attr(fake_kprobe_pmu, section, opts, want):
         prog.close()
 
 
+def test_kprobe_link_desc(fake_kprobe_pmu, monkeypatch):
+    """The perf event opened goes to the common perf attach with its description."""
+    got = []
+    monkeypatch.setattr(syscall, "perf_event_open", lambda attr, pid=-1, cpu=0, what="":
+                        null_fd())
+    monkeypatch.setattr(hooks, "_attach_perf_event",
+                        lambda prog, pfd, opts, desc: got.append(desc) or Link(pfd, desc=desc))
+    prog, ret = fake_prog("kprobe/do_exit+0x10"), fake_prog("kretprobe/vfs_read")
+    try:
+        for p in (prog, ret):
+            with attach_program(p) as link:
+                assert link.desc == got[-1]
+        assert got == ["kprobe do_exit+0x10", "kretprobe vfs_read+0x0"]
+    finally:
+        prog.close()
+        ret.close()
+
+
+def test_kallsyms_unreadable_is_false(monkeypatch):
+    def refuse(*a, **kw):
+        raise PermissionError(errno.EACCES, "no")
+    monkeypatch.setattr(hooks, "open", refuse, raising=False)
+    assert hooks._kallsyms_has("pybpf_unreadable_probe") is False
+
+
 def test_ksyscall_names_the_wrapped_syscall(fake_kprobe_pmu):
     if platform.machine() != "x86_64":
         pytest.skip("syscall wrapper names checked for x86_64")
@@ -839,15 +877,30 @@ def test_uprobe_multi_link_create(monkeypatch, counter, target_bins):
     assert len(seen) == 3
 
 
-def test_uprobe_multi_pids(monkeypatch):
-    """pid > 0 filters on that process (even init), anything else is every process."""
+def test_uprobe_multi_pids_cookies_ref_ctrs(monkeypatch):
+    """pid > 0 filters on that process (even init), anything else is every process;
+    cookies and reference counter offsets go one per offset."""
     prog = fake_prog("uprobe.multi")
-    creates = Spy(monkeypatch, "link_create", result=null_fd)
+    seen = []
+
+    def create(prog_fd, target_fd, attach_type, **kw):
+        um = kw["uprobe_multi"]
+
+        def arr(addr):
+            return list((ctypes.c_uint64 * um["cnt"]).from_address(addr)) if addr else None
+        seen.append((um["pid"], arr(um["offsets"]), arr(um["cookies"]),
+                     arr(um["ref_ctr_offsets"])))
+        return null_fd()
+    monkeypatch.setattr(syscall, "link_create", create)
     try:
         for pid in (1, 0, -1):
             with attach_program(prog, binary="/bin/true", offsets=[0x40], pid=pid):
                 pass
-        assert [kw["uprobe_multi"]["pid"] for _, kw in creates.calls] == [1, 0, 0]
+        with attach_program(prog, binary="/bin/true", offsets=[0x40, 0x80], cookies=[1, 2],
+                            ref_ctr_offsets=[0x10, 0x18]):
+            pass
+        assert seen == [(1, [0x40], None, None), (0, [0x40], None, None),
+                        (0, [0x40], None, None), (0, [0x40, 0x80], [1, 2], [0x10, 0x18])]
     finally:
         prog.close()
 
