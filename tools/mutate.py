@@ -616,8 +616,9 @@ def _trace(files: Sequence[pathlib.Path]) -> Dict[str, Dict[str, Any]]:
 
 
 def _make_copy(n: int) -> pathlib.Path:
-    """A copy of the tracked tree for worker n, sharing build/ outputs by symlink."""
-    dest = STATE / f"work-{n}"
+    """A copy of the tracked tree for worker n, sharing build/ outputs by symlink
+    (named by this run's pid too: two runs in one checkout must not share a copy)."""
+    dest = STATE / f"work-{os.getpid()}-{n}"
     if dest.exists():
         shutil.rmtree(dest)
     files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others",
@@ -852,12 +853,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     trees = [_make_copy(n) for n in range(max(1, args.jobs))]
     rows: List[Dict[str, object]] = []
     all_outcomes: List[Outcome] = []
-    for m in modules:
-        print(f"{m}: {len(chosen[m])} mutants", file=sys.stderr, flush=True)
-        outcomes = run_module(m, cov, chosen[m], texts[m], trees)
-        rows.append(report(m, outcomes))
-        all_outcomes.extend(outcomes)
-        print_details(outcomes, texts[m])
+    try:
+        for m in modules:
+            print(f"{m}: {len(chosen[m])} mutants", file=sys.stderr, flush=True)
+            outcomes = run_module(m, cov, chosen[m], texts[m], trees)
+            rows.append(report(m, outcomes))
+            all_outcomes.extend(outcomes)
+            print_details(outcomes, texts[m])
+    finally:
+        for tree in trees:
+            shutil.rmtree(tree, ignore_errors=True)
     print_table(rows, args.seed, ops)
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(
