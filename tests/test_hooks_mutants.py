@@ -1066,6 +1066,18 @@ def test_attach_program_messages(monkeypatch):
         so.close()
 
 
+def test_perf_event_without_a_source_is_refused():
+    prog = fake_prog("perf_event")
+    try:
+        with pytest.raises(AttachError) as e:
+            attach_program(prog, method="perf_event", pid=1)
+        assert str(e.value) == ("attaching program 'p' (SEC 'perf_event'): perf_event "
+                                "programs need perf_event_fd= or sample_period= / "
+                                "sample_freq=")
+    finally:
+        prog.close()
+
+
 def test_options_of_the_wrong_type_are_attach_errors(counter):
     prog = counter.prog("perf_event")
     with pytest.raises(AttachError, match="bad option value"):

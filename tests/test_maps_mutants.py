@@ -129,6 +129,15 @@ def test_struct_ops_attach_on_another_map_is_refused():
         Map(spec()).attach_struct_ops()
 
 
+def test_struct_ops_attach_goes_to_the_registration():
+    class Registration:
+        def attach(self):
+            return "the link"
+    m = Map(spec(u.BPF_MAP_TYPE_STRUCT_OPS))
+    m.struct_ops = Registration()
+    assert m.attach_struct_ops() == "the link"
+
+
 # ------------------------------------------------------------------ codecs (pure)
 
 
