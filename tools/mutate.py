@@ -490,6 +490,9 @@ def _children(nodeid):
     return hits
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
+    # Python drops a trace function that raised (a RecursionError deep in a test, or a
+    # test's own settrace): arm it again for every test.
+    _mutate_tracer.start()
     _mutate_tracer.drain()
     os.environ["MUTATE_CONTEXT"] = item.nodeid
     RESULTS[item.nodeid] = {"outcome": "passed", "duration": 0.0}
