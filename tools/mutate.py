@@ -99,10 +99,45 @@ EQUIVALENT: Dict[str, Dict[Tuple[str, str, str], str]] = {
 
     # ---- pybpf/maps.py
     "pybpf/maps.py": {
+        ("remove", "self._value_codec: Optional[_Codec] = None", "pass"):
+            "only read by _codecs(), which assigns it with _key_codec before any read",
+        ("const", 'return value.to_bytes(self.size, "little", signed=value < 0)', "(1)"):
+            "signed=value < 1 differs only for 0, whose bytes are zeros either way",
+        ("const", 'raw = value.to_bytes(size, "little", signed=value < 0)', "(1)"):
+            "signed=value < 1 differs only for 0, whose bytes are zeros either way",
+        ("cmp", 'return value.to_bytes(self.size, "little", signed=value < 0)', "(value <= 0)"):
+            "signed=value <= 0 differs only for 0, whose bytes are zeros either way",
+        ("cmp", 'raw = value.to_bytes(size, "little", signed=value < 0)', "(value <= 0)"):
+            "signed=value <= 0 differs only for 0, whose bytes are zeros either way",
+        ("const", "if size < page or size % page or size & (size - 1):", "(2)"):
+            "only page multiples get there (bits 0-11 clear): size-1 and size-2 differ "
+            "in bit 0 alone, which size & ... clears anyway",
+        ("const", "prot = mmap.PROT_READ | (mmap.PROT_WRITE if writable else 0)", "(1)"):
+            "PROT_READ is 1: PROT_READ | 1 == PROT_READ",
+        ("struct", 'return struct.unpack("<I", raw)[0]     # the kernel answers with an id',
+         "'<i'"):
+            "map and program ids are allocated in [1, INT_MAX] (idr_alloc_cyclic): "
+            "signed and unsigned decode them alike",
     },
 
     # ---- pybpf/link/hooks.py
     "pybpf/link/hooks.py": {
+        ("const", 'return any(line.rstrip("\\n").split(" ")[2:3] == [symbol] for line in f)', "(4)"):
+            "a kallsyms line splits on ' ' into exactly 3 fields (a module name follows a "
+            "tab): [2:4] == [2:3]",
+        ("bool", 'wrapped = bool(prefix) and _kallsyms_has(f"__{prefix}_sys_bpf")',
+         "(bool(prefix) or _kallsyms_has(f'__{prefix}_sys_bpf'))"):
+            "without a prefix the symbol asked for is __None_sys_bpf, which no kernel has",
+        ("const", 'if len(p) >= 3 and p[1] in "tT"]', "(2)"):
+            "every /proc/kallsyms line has 3 fields or more",
+        ("const", 'pid = int(opts.get("pid", -1))', "(2)"):
+            "any negative pid means every process (pid < 0 below): -2 acts as -1",
+        ("const", 'pid = int(opts.get("pid", 0))', "(-1)"):
+            "pid if pid > 0 else 0 below turns -1 into the same 0",
+        ("cmp", '"pid": pid if pid > 0 else 0})', "(pid >= 0)"):
+            "pid 0 maps to 0 on either branch",
+        ("remove", "names: List[str] = []", "pass"):
+            "assigned again on both paths (the try's read or the except's) before any read",
     },
 
     # ---- pybpf/obj/struct_ops.py
@@ -587,8 +622,9 @@ def _trace(files: Sequence[pathlib.Path]) -> Dict[str, Dict[str, Any]]:
 
 
 def _make_copy(n: int) -> pathlib.Path:
-    """A copy of the tracked tree for worker n, sharing build/ outputs by symlink."""
-    dest = STATE / f"work-{n}"
+    """A copy of the tracked tree for worker n, sharing build/ outputs by symlink
+    (named by this run's pid too: two runs in one checkout must not share a copy)."""
+    dest = STATE / f"work-{os.getpid()}-{n}"
     if dest.exists():
         shutil.rmtree(dest)
     files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others",
@@ -823,12 +859,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     trees = [_make_copy(n) for n in range(max(1, args.jobs))]
     rows: List[Dict[str, object]] = []
     all_outcomes: List[Outcome] = []
-    for m in modules:
-        print(f"{m}: {len(chosen[m])} mutants", file=sys.stderr, flush=True)
-        outcomes = run_module(m, cov, chosen[m], texts[m], trees)
-        rows.append(report(m, outcomes))
-        all_outcomes.extend(outcomes)
-        print_details(outcomes, texts[m])
+    try:
+        for m in modules:
+            print(f"{m}: {len(chosen[m])} mutants", file=sys.stderr, flush=True)
+            outcomes = run_module(m, cov, chosen[m], texts[m], trees)
+            rows.append(report(m, outcomes))
+            all_outcomes.extend(outcomes)
+            print_details(outcomes, texts[m])
+    finally:
+        for tree in trees:
+            shutil.rmtree(tree, ignore_errors=True)
     print_table(rows, args.seed, ops)
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(
