@@ -610,8 +610,12 @@ def _env(tree: pathlib.Path) -> Dict[str, str]:
     return env
 
 
-def _pytest(tree: pathlib.Path, nodeids: Sequence[str], timeout: float) -> Tuple[str, str]:
-    """Run the tests in a tree: ('passed'|'failed'|'timeout', first failing test)."""
+def _pytest(tree: pathlib.Path, nodeids: Sequence[str], timeout: float,
+            mutant: bool = False) -> Tuple[str, str]:
+    """Run the tests in a tree: ('passed'|'failed'|'timeout', first failing test).
+
+    With ``mutant``, tests that no longer collect (exit 4/5: the mutant broke an
+    import) are a kill, not the tool's fault."""
     cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
            "--hypothesis-seed=0", "--no-header", "-rf", *nodeids]
     proc = subprocess.Popen(cmd, cwd=tree, env=_env(tree), stdout=subprocess.PIPE,
@@ -625,6 +629,8 @@ def _pytest(tree: pathlib.Path, nodeids: Sequence[str], timeout: float) -> Tuple
     if proc.returncode == 0:
         return "passed", ""
     text = out.decode(errors="replace")
+    if proc.returncode in (4, 5) and mutant:
+        return "failed", f"collection (exit {proc.returncode})"
     if proc.returncode in (4, 5):     # usage error / nothing collected: the tool's fault
         raise SystemExit(f"mutate: pytest could not run the selected tests in {tree}:\n"
                          + text[-2000:])
@@ -695,7 +701,7 @@ def run_module(module: str, cov: Dict[str, TestInfo], mutants: Sequence[Mutant],
                     outcome = Outcome(m, "uncovered")
                 else:
                     limit = 2 * sum(cov[t].duration for t in tests) + 10
-                    status, by = _pytest(tree, tests, limit)
+                    status, by = _pytest(tree, tests, limit, mutant=True)
                     outcome = Outcome(m, {"passed": "survived", "failed": "killed",
                                           "timeout": "timeout"}[status], by)
             finally:
