@@ -624,3 +624,42 @@ def test_pyelftools_faults_are_object_errors():
     section(o, ".symtab").entsize = 1
     e = _fault(o.build(), "t.o")
     assert str(e).startswith("t.o: symbol table of 96 bytes") and e.__cause__ is None
+
+
+def test_constants_are_the_elf_specs():
+    """Our ELF numbers against pyelftools' tables of the ELF specification."""
+    from elftools.elf import constants, enums
+    from elftools.elf.structs import ELFStructs
+    assert elf.EM_BPF == enums.ENUM_E_MACHINE["EM_BPF"] == 247
+    for name in ("SHT_NULL", "SHT_PROGBITS", "SHT_SYMTAB", "SHT_NOBITS", "SHT_REL"):
+        assert getattr(elf, name) == enums.ENUM_SH_TYPE_BASE[name], name
+    for name in ("SHF_WRITE", "SHF_ALLOC", "SHF_EXECINSTR"):
+        assert getattr(elf, name) == getattr(constants.SH_FLAGS, name), name
+    for name in ("SHN_UNDEF", "SHN_ABS", "SHN_COMMON"):
+        assert getattr(elf, name) == enums.ENUM_ST_SHNDX[name], name
+    assert elf.SHN_XINDEX == 0xFFFF
+    for name in ("STT_NOTYPE", "STT_OBJECT", "STT_FUNC", "STT_SECTION"):
+        assert getattr(elf, name) == enums.ENUM_ST_INFO_TYPE[name], name
+    for name in ("STB_LOCAL", "STB_GLOBAL", "STB_WEAK"):
+        assert getattr(elf, name) == enums.ENUM_ST_INFO_BIND[name], name
+    for name in ("STV_DEFAULT", "STV_INTERNAL", "STV_HIDDEN"):
+        assert getattr(elf, name) == enums.ENUM_ST_VISIBILITY[name], name
+    assert elf._HIDDEN_VIS == (1, 2)
+    assert (elf.R_BPF_64_64, elf.R_BPF_64_32) == (enums.ENUM_RELOC_TYPE_BPF["R_BPF_64_64"],
+                                                  enums.ENUM_RELOC_TYPE_BPF["R_BPF_64_32"])
+    s = ELFStructs(little_endian=True, elfclass=64)
+    s.create_basic_structs()
+    s.create_advanced_structs()
+    assert (elf.SHDR_SIZE, elf.SYM_SIZE, elf.REL_SIZE) == (
+        s.Elf_Shdr.sizeof(), s.Elf_Sym.sizeof(), s.Elf_Rel.sizeof())
+    assert elf._SHT_KNOWN == {1, 2, 8, 9}
+    assert elf._SYM_TYPES == {0: 0, 1: 1, 2: 2, 3: 3} and elf._SYM_BINDS == {0: 0, 1: 1, 2: 2}
+
+
+def test_relocations_of_a_writable_only_section_skipped():
+    """Only SHF_ALLOC targets are relocated: SHF_WRITE or SHF_EXECINSTR alone are not."""
+    for flags in (elf.SHF_WRITE, elf.SHF_EXECINSTR, elf.SHF_WRITE | elf.SHF_EXECINSTR):
+        o = basic()
+        section(o, ".text").flags = flags
+        section(o, ".rel.text").data = rel(1 << 40, 1 << 20, 77)
+        assert elf.read_elf(o.build()).relocs == {}
