@@ -421,3 +421,140 @@ def test_no_ext_sections_at_all():
     spec.ext = None
     lp = Linker(spec, {}).link(prog)
     assert lp.func_info == [] and lp.line_info == [] and len(lp.placed) > 1
+
+
+# ---------------------------------------------------------------- more places
+
+def test_call_relocation_against_a_function_of_section_one():
+    """Section index 1 is a valid target (0 < shndx)."""
+    prog = ins(CALL, 1, -1) + ins(EXIT) + ins(MOV, imm=4) + ins(EXIT)
+    syms = [("other", GLOBAL_FUNC, PROG, 16, 16)]
+    raw = code_object(prog, b"", syms, [(0, 2, 10)], prog_size=16)
+    _, lp = linked(raw)
+    assert [(f.name, b) for f, b in lp.placed] == [("prog", 0), ("other", 2)]
+    assert decoded(lp.insns) == [(CALL, 1, 1), (EXIT, 0, 0), (MOV, 0, 4), (EXIT, 0, 0)]
+
+
+def test_special_section_symbol_refused_with_that_many_sections():
+    """A symbol in SHN_ABS is refused even when the object has 0xfff1 sections or more."""
+    raw = code_object(ld() + ins(EXIT), b"", [("abs", GLOBAL_OBJ, elf_mod.SHN_ABS, 0, 8)],
+                      [(0, 2, 1)])
+    spec = parse_object(raw)
+    sections = spec.elf.sections
+    sections += [elf_mod.Section(i, f".pad{i}", 0, 0, 0, 1, b"")
+                 for i in range(len(sections), elf_mod.SHN_ABS)]
+    assert len(spec.elf.sections) == elf_mod.SHN_ABS
+    with pytest.raises(ObjectError, match="in special section 0xfff1"):
+        Linker(spec, {})
+
+
+def test_arena_references():
+    spec = parse_object(str(built("loader_arena.bpf.o")))
+    prog = spec.programs[0]
+    shndx = prog.func.shndx
+    arena = spec.elf.section(".addr_space.1").index
+    fds = {"arena": 61, ".bss": 62}
+    code = Linker(spec, fds, externs=_kfuncs("bpf_arena_alloc_pages")).code[shndx]
+    refs = [r for r in spec.elf.relocs[shndx] if r.sym.shndx == arena]
+    assert refs
+    raw_code = spec.elf.sections[shndx].data
+    for r in refs:
+        slot = r.offset // 8
+        imm = I.decode(raw_code, slot).imm
+        assert I.decode(code, slot).src == uapi.BPF_PSEUDO_MAP_VALUE
+        assert (I.decode(code, slot).imm, I.decode(code, slot + 1).imm) == \
+            (61, r.sym.value + imm)
+    spec.maps = [m for m in spec.maps if m.arena is None]
+    with pytest.raises(ObjectError, match="in '.addr_space.1', which no map holds"):
+        Linker(spec, fds, externs=_kfuncs("bpf_arena_alloc_pages"))
+
+
+def test_kconfig_reference_without_a_map_fd():
+    from pybpf.obj import externs
+    spec = parse_object(str(built("extern_kconfig.bpf.o")))
+    prog = spec.programs[0]
+    kc = [r for r in spec.elf.relocs[prog.func.shndx] if r.sym.shndx == 0
+          and r.sym.name == "LINUX_KERNEL_VERSION"]
+    assert kc
+    res = externs.Resolution(kconfig=bytes(4096))
+    slot = kc[0].offset // 8
+    with_fd = Linker(spec, {".kconfig": 77, ".bss": 3}, externs=res).code[prog.func.shndx]
+    without = Linker(spec, {".bss": 3}, externs=res).code[prog.func.shndx]
+    assert I.decode(with_fd, slot).imm == 77
+    assert I.decode(without, slot).imm == -1
+
+
+def _kfuncs(*names: str):
+    from pybpf.obj import externs
+    return externs.Resolution(ksyms={n: externs.KsymTarget(btf_id=100 + i)
+                                     for i, n in enumerate(names)})
+
+
+def _exceptions():
+    spec = parse_object(str(built("loader_exceptions.bpf.o")))
+    return spec, {p.name: p for p in spec.programs}
+
+
+def test_exception_callback_appended_last_once():
+    spec, progs = _exceptions()
+    linker = Linker(spec, {}, externs=_kfuncs("bpf_throw"))
+    lp = linker.link(progs["throw_long"])
+    assert [f.name for f, _ in lp.placed] == ["throw_long", "check_len", "catch_all"]
+    assert len(lp.func_info) == 3
+    assert [f.name for f, _ in linker.link(progs["throw_plain"]).placed] == ["throw_plain"]
+    # again: the tags are read once and the same result comes out
+    assert [f.name for f, _ in linker.link(progs["throw_long"]).placed] == \
+        ["throw_long", "check_len", "catch_all"]
+
+
+def test_exception_callback_that_is_also_called():
+    """throw_long calling catch_all itself: placed once, where the call put it."""
+    spec, progs = _exceptions()
+    prog = progs["throw_long"]
+    shndx = prog.func.shndx
+    rels = spec.elf.relocs[shndx]
+    i, r = next((i, r) for i, r in enumerate(rels) if r.offset == 0)
+    catch = next(s for s in spec.elf.symbols if s.name == "catch_all")
+    rels[i] = elf_mod.Reloc(0, catch, r.type)
+    code = bytearray(spec.elf.sections[shndx].data)
+    I.set_imm(code, 0, -1)
+    spec.elf.sections[shndx] = dataclasses.replace(spec.elf.sections[shndx], data=bytes(code))
+    lp = Linker(spec, {}, externs=_kfuncs("bpf_throw")).link(prog)
+    assert [f.name for f, _ in lp.placed] == ["throw_long", "catch_all"]
+
+
+# ---------------------------------------------------------------- CO-RE per section
+
+def test_core_relocations_of_programs_not_loaded_left_out(monkeypatch):
+    from pybpf.btf import core
+    from pybpf.btf.ext import CoreRelo
+    calls = []
+
+    def spy(code, relos, local, targets=None, **kw):
+        calls.append((bytes(code[:8]), [r.insn_off for r in relos], kw["cands"]))
+        return [f"result {len(calls)}"]
+
+    monkeypatch.setattr(core, "relocate", spy)
+    # xdp: prog (0-1), other (2-3); .text: f (0-1)
+    prog = ins(MOV, imm=1) + ins(EXIT) + ins(MOV, imm=2) + ins(EXIT)
+    raw = code_object(prog, ins(MOV, imm=3) + ins(EXIT),
+                      [("other", GLOBAL_FUNC, PROG, 16, 16), ("f", LOCAL_FUNC, TEXT, 0, 16)],
+                      prog_size=16)
+    spec = parse_object(raw)
+    relo = lambda off: CoreRelo(off, 1, "0", 0)   # noqa: E731
+    spec.ext = BTFExt(core_relos={"xdp": [relo(o) for o in (0, 8, 16, 24)],
+                                  ".text": [relo(0), relo(8)],
+                                  "nosuch": [relo(0)]})
+    linker = Linker(spec, {}, not_loaded=["prog"])
+    assert [(c[0][4], c[1]) for c in calls] == [(1, [16, 24]), (3, [0, 8])]
+    assert calls[0][2] is calls[1][2] and calls[0][2] == {}
+    assert linker.core_results == {PROG: ["result 1"], TEXT: ["result 2"]}
+    calls.clear()
+    linker = Linker(spec, {}, not_loaded=["other"])
+    assert [c[1] for c in calls] == [[0, 8], [0, 8]]
+    calls.clear()
+    linker = Linker(spec, {}, not_loaded=["prog", "other"])
+    assert [c[1] for c in calls] == [[0, 8]] and list(linker.core_results) == [TEXT]
+    calls.clear()
+    Linker(spec, {})
+    assert [c[1] for c in calls] == [[0, 8, 16, 24], [0, 8]]
