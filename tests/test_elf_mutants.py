@@ -280,6 +280,16 @@ def test_read_regular_file_growing_past_the_limit():
     assert _open_fds() == before
 
 
+def test_read_regular_file_exact_limit_while_reading():
+    """/proc/version: st_size 0, stable content: the limit is exact while reading too."""
+    content = open("/proc/version", "rb").read()
+    assert elf.read_regular_file("/proc/version", len(content)) == content
+    with pytest.raises(ObjectError) as info:
+        elf.read_regular_file("/proc/version", len(content) - 1)
+    assert str(info.value) == (f"cannot read /proc/version: larger than the "
+                               f"{len(content) - 1} bytes an object may have")
+
+
 def test_read_error_is_an_object_error():
     before = _open_fds()
     with pytest.raises(ObjectError) as info:

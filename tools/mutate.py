@@ -95,6 +95,28 @@ EQUIVALENT: Dict[str, Dict[Tuple[str, str, str], str]] = {
 
     # ---- pybpf/obj/elf.py
     "pybpf/obj/elf.py": {
+        ("remove", "_by_name: Dict[str, Section] = field(default_factory=dict, repr=False, "
+         "compare=False)", "pass"):
+            "section() assigns _by_name before its first read (_indexed starts at -1, never a "
+            "section count), so the field's initial value is never seen",
+        ("const", "_indexed: int = field(default=-1, repr=False, compare=False)", "(0)"):
+            "a start of 0 skips building the index only for an object with no sections, "
+            "where the empty default _by_name gives the same None",
+        ("const", "_indexed: int = field(default=-1, repr=False, compare=False)", "(2)"):
+            "-2 is never a section count either: the first section() call builds the index",
+        ("remove", "self._indexed = len(self.sections)", "pass"):
+            "only the cache: the index is then rebuilt on every call, from the same sections",
+        ("const", "chunk = os.read(fd, min(1 << 20, limit + 1 - size))", "(2)"):
+            "the chunk size (1 or 2 MiB) or one more byte allowed per read: every chunk is "
+            "still checked with size > limit right after it, so the bytes and errors match",
+        ("const", "chunk = os.read(fd, min(1 << 20, limit + 1 - size))", "(19)"):
+            "chunk size only (512 KiB instead of 1 MiB): same bytes, same size check",
+        ("const", "chunk = os.read(fd, min(1 << 20, limit + 1 - size))", "(21)"):
+            "chunk size only (2 MiB instead of 1 MiB): same bytes, same size check",
+        ("arith", "chunk = os.read(fd, min(1 << 20, limit + 1 - size))",
+         "(limit + 1 + size)"):
+            "only lets a read ask for more bytes: the size > limit check after each chunk "
+            "refuses the same files, and a file under the limit is read to its end alike",
     },
 
     # ---- pybpf/maps.py
