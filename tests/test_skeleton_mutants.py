@@ -209,3 +209,46 @@ def test_perf_buffer_method_and_untyped_records(tmp_path):
     text = S.generate(built("rb_unanchored.bpf.o").read_bytes(), "rb_unanchored.bpf.o")
     methods = re.findall(r"    def (ringbuf_\w+)\(self, callback: _t.Callable\[\[(\w+)\]", text)
     assert methods and ("memoryview" in {t for _, t in methods})
+
+
+@pytest.mark.parametrize("clash", ["ExecSkeleton", "ExecMaps", "ExecPrograms", "ExecRodata",
+                                   "ExecBss"])
+def test_struct_named_like_a_skeleton_class(tmp_path, clash):
+    raw = built("exec.bpf.o").read_bytes()
+    spec = parse_object(raw, "exec.bpf.o")
+    spec.btf[spec.btf.find("event")[0]].name = clash
+    text = S._Module(spec, "exec.bpf.o").text(raw)
+    classes = re.findall(r"^class (\w+)", text, re.M)
+    assert sorted(classes) == sorted(["ExecSkeleton", "ExecMaps", "ExecPrograms",
+                                      "ExecRodata", "ExecBss", clash + "_"])
+    assert f"callback: _t.Callable[[{clash}_], None]" in text
+    mod = load_text(tmp_path, text)
+    assert getattr(mod, clash + "_").size == getattr(mod, clash + "_").size > 0
+
+
+def test_global_setters_only_for_values_not_views(tmp_path):
+    raw = built("skel_types.bpf.o").read_bytes()
+    text = S.generate(raw, "skel_types.bpf.o")
+    assert "    @target_pid.setter\n" in text and "    @want.setter\n" in text
+    assert "    @counters.setter\n" in text and "    @fired.setter\n" in text
+    assert "@skel_config.setter" not in text
+    assert ("    @property\n    def counters(self) -> _t.List[int]:\n"
+            '        """__u64[4] counters."""\n') in text
+    assert "    _layout_0: _t.ClassVar[_struct.Struct] = _struct.Struct('<QQQQ')\n" in text
+    bss = text[text.index("class SkelTypesBss:"):]
+    bss = bss[:bss.index("\n\n\nclass ")]
+    assert re.findall(r"_layout_\d+(?=:)", bss) == ["_layout_0", "_layout_1"]
+    assert sorted(re.findall(r"self\.(_layout_\d+)\.unpack_from", bss)) == \
+        ["_layout_0", "_layout_1"]
+    mod = load_text(tmp_path, text)
+    with mod.SkelTypesSkeleton.open() as skel:
+        skel.data_counters.counters = [1, 2, 3, 1 << 63]
+        assert skel.obj.sections[".data.counters"]["counters"] == [1, 2, 3, 1 << 63]
+        assert skel.data_counters.counters == [1, 2, 3, 1 << 63]
+        skel.rodata.want = mod.skel_color.SKEL_BLUE
+        assert skel.obj.rodata["want"] == 4
+        with pytest.raises(AttributeError):
+            skel.data.skel_config = mod.skel_inner()
+        cfg = skel.data.skel_config
+        assert (cfg.a, cfg.b, cfg.name) == (7, 8, b"cfg")
+        assert skel.data.raw("skel_config") == skel.obj.sections[".data"].raw("skel_config")
