@@ -83,6 +83,15 @@ EQUIVALENT: Dict[str, Dict[Tuple[str, str, str], str]] = {
 
     # ---- pybpf/obj/relocate.py
     "pybpf/obj/relocate.py": {
+        ("remove", "Slot = Tuple[int, int]      # (section index, instruction slot within it)",
+         "pass"):
+            "Slot is only named in annotations, never evaluated (from __future__ import "
+            "annotations; no module imports it)",
+        ("remove", "return None", "pass"):
+            "the last statement of origin(): falling off the end returns None as well",
+        ("remove", "break", "pass"):
+            "line_info is sorted by slot (built sorted by _rebase_ext): after the first line "
+            "past the slot no later one can be at or before it, so the loop only runs longer",
     },
 
     # ---- pybpf/events/ringbuf.py
