@@ -252,3 +252,37 @@ def test_global_setters_only_for_values_not_views(tmp_path):
         cfg = skel.data.skel_config
         assert (cfg.a, cfg.b, cfg.name) == (7, 8, b"cfg")
         assert skel.data.raw("skel_config") == skel.obj.sections[".data"].raw("skel_config")
+
+
+def test_classes_of_anchored_structs_and_map_keys_and_values(tmp_path):
+    """struct_ops_dummy's struct_ops type is reached only through anchored_structs,
+    loader_maps' 'point' and hist_maps' 'linear_key' only as map keys / values."""
+    for obj, cls in (("struct_ops_dummy.bpf.o", "bpf_dummy_ops___pybpf"),
+                     ("loader_maps.bpf.o", "point"), ("hist_maps.bpf.o", "linear_key")):
+        text = S.generate(built(obj).read_bytes(), obj)
+        assert f"\nclass {cls}:\n" in text, (obj, cls)
+        mod = load_text(tmp_path, text)
+        assert getattr(mod, cls).size > 0
+
+
+def test_event_methods_only_for_ring_and_perf_buffers():
+    text = S.generate(built("skel_types.bpf.o").read_bytes(), "skel_types.bpf.o")
+    assert re.findall(r"    def ((?:ringbuf|perfbuf)_\w+)\(", text) == ["ringbuf_skel_events"]
+    assert ("        return _pybpf.RingBuffer(self.obj.maps['skel_events'], on_record, "
+            "**options)\n") in text
+    assert ('        """A RingBuffer on map \'skel_events\' calling ``callback`` with each '
+            'record as a skel_rec."""\n') in text
+    text = S.generate(built("rb_unanchored.bpf.o").read_bytes(), "rb_unanchored.bpf.o")
+    untyped = [m for m, t in re.findall(
+        r"    def (ringbuf_\w+)\(self, callback: _t.Callable\[\[(\w+)\]", text)
+        if t == "memoryview"]
+    assert untyped
+    at = text.index(f"    def {untyped[0]}(")
+    assert "            callback(data)\n" in text[at:at + 600]
+
+
+def test_embedding_is_zlib_level_9_of_a_real_object():
+    raw = built("exec.bpf.o").read_bytes()
+    assert zlib.compress(raw, 9) != zlib.compress(raw, 8)
+    text = "".join(ln.strip()[1:-1] for ln in S._embed(raw))
+    assert base64.b64decode(text) == zlib.compress(raw, 9)
