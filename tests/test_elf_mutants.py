@@ -673,3 +673,22 @@ def test_relocations_of_a_writable_only_section_skipped():
         section(o, ".text").flags = flags
         section(o, ".rel.text").data = rel(1 << 40, 1 << 20, 77)
         assert elf.read_elf(o.build()).relocs == {}
+
+
+def test_clang_object_layout():
+    """clang puts .strtab at index 1, as both the section and the symbol names."""
+    from elftools.elf.elffile import ELFFile
+    import io
+    path = os.path.join(os.path.dirname(__file__), "..", "build", "exec.bpf.o")
+    raw = open(path, "rb").read()
+    assert struct.unpack_from("<H", raw, 62) == (1,)
+    obj = elf.read_elf(raw)
+    ref = ELFFile(io.BytesIO(raw))
+    assert [s.name for s in obj.sections] == [s.name for s in ref.iter_sections()]
+    assert ref.get_section_by_name(".symtab")["sh_link"] == 1
+    assert [s.name for s in obj.symbols] == \
+        [s.name for s in ref.get_section_by_name(".symtab").iter_symbols()]
+    code = obj.section("tp/sched/sched_process_exec").index
+    rel = ref.get_section_by_name(".reltp/sched/sched_process_exec")
+    assert [(r.offset, r.sym.index, r.type) for r in obj.relocs[code]] == \
+        [(r["r_offset"], r["r_info_sym"], r["r_info_type"]) for r in rel.iter_relocations()]

@@ -126,6 +126,8 @@ EQUIVALENT: Dict[str, Dict[Tuple[str, str, str], str]] = {
          "(limit + 1 + size)"):
             "only lets a read ask for more bytes: the size > limit check after each chunk "
             "refuses the same files, and a file under the limit is read to its end alike",
+        ("cmp", "if off >= len(table) or end < 0:", "(off > len(table))"):
+            "at off == len(table), table.find(b'\\0', off) is -1, so end < 0 refuses it anyway",
     },
 
     # ---- pybpf/maps.py
