@@ -677,10 +677,10 @@ def test_relocations_of_a_writable_only_section_skipped():
 
 def test_clang_object_layout():
     """clang puts .strtab at index 1, as both the section and the symbol names."""
-    from elftools.elf.elffile import ELFFile
     import io
-    path = os.path.join(os.path.dirname(__file__), "..", "build", "exec.bpf.o")
-    raw = open(path, "rb").read()
+    from elftools.elf.elffile import ELFFile
+    from conftest import built
+    raw = built("exec.bpf.o").read_bytes()
     assert struct.unpack_from("<H", raw, 62) == (1,)
     obj = elf.read_elf(raw)
     ref = ELFFile(io.BytesIO(raw))
