@@ -92,6 +92,9 @@ EQUIVALENT: Dict[str, Dict[Tuple[str, str, str], str]] = {
         ("remove", "break", "pass"):
             "line_info is sorted by slot (built sorted by _rebase_ext): after the first line "
             "past the slot no later one can be at or before it, so the loop only runs longer",
+        ("const", "i = 0", "(-1)"):
+            "placed holds only the program when the walk starts: placed[-1] is placed[0], so "
+            "the program's calls are rebased twice, with the same values, before the rest",
     },
 
     # ---- pybpf/events/ringbuf.py
@@ -488,6 +491,9 @@ def _children(nodeid):
     return hits
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
+    # Python drops a trace function that raised (a RecursionError deep in a test, or a
+    # test's own settrace): arm it again for every test.
+    _mutate_tracer.start()
     _mutate_tracer.drain()
     os.environ["MUTATE_CONTEXT"] = item.nodeid
     RESULTS[item.nodeid] = {"outcome": "passed", "duration": 0.0}
