@@ -8,7 +8,7 @@ that execute the mutated line (found once by tracing the suite, cached per test
 file), fastest first, stopping at the first failure:
 
   killed     a test failed (or the module no longer imports)
-  timeout    the tests ran past 2x their traced time + 10 s (counted as killed)
+  timeout    the tests ran past 2x their traced time + 60 s (counted as killed)
   survived   every covering test passed; "no test covers it" is a survivor too
   equivalent the mutant cannot change behaviour; each one is listed in EQUIVALENT
              below with the reason, and is left out of the score
@@ -739,7 +739,8 @@ def run_module(module: str, cov: Dict[str, TestInfo], mutants: Sequence[Mutant],
                 if not tests:
                     outcome = Outcome(m, "uncovered")
                 else:
-                    limit = 2 * sum(cov[t].duration for t in tests) + 10
+                    # + 60 s: pytest start-up alone takes that long on a loaded machine
+                    limit = 2 * sum(cov[t].duration for t in tests) + 60
                     status, by = _pytest(tree, tests, limit, mutant=True)
                     outcome = Outcome(m, {"passed": "survived", "failed": "killed",
                                           "timeout": "timeout"}[status], by)
