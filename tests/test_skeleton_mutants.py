@@ -24,7 +24,8 @@ from test_elf_mutants import (SHF_ALLOC, SHF_EXEC, SHF_WRITE, SHT_PROGBITS, SHT_
 MOV_EXIT = bytes([0xB7, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0])
 
 
-def no_btf_object(code: bool = True, data: bool = True, rodata_syms: bool = True) -> bytes:
+def no_btf_object(code: bool = True, data: bool = True, rodata_syms: bool = True,
+                  more: tuple = ()) -> bytes:
     """xdp program ``prog`` (if ``code``), .data (16 bytes, no variable symbol),
     .rodata with ``class`` (4 at 0), ``ro`` (4 at 4) and ``raw`` (8 at 8)."""
     sections, syms = [], []
@@ -37,6 +38,7 @@ def no_btf_object(code: bool = True, data: bool = True, rodata_syms: bool = True
         if rodata_syms:
             ro = len(sections)
             syms += [("class", 0x11, ro, 0, 4), ("ro", 0x11, ro, 4, 4), ("raw", 0x11, ro, 8, 8)]
+            syms += [(name, 0x11, ro, off, size) for name, off, size in more]
     strs, offs = strtab(*[s[0] for s in syms])
     table = sym(0) + b"".join(sym(o, s[1], 0, s[2], s[3], s[4]) for o, s in zip(offs, syms))
     sections.append(Sec(".strtab", SHT_STRTAB, data=strs, align=1))
@@ -286,3 +288,14 @@ def test_embedding_is_zlib_level_9_of_a_real_object():
     assert zlib.compress(raw, 9) != zlib.compress(raw, 8)
     text = "".join(ln.strip()[1:-1] for ln in S._embed(raw))
     assert base64.b64decode(text) == zlib.compress(raw, 9)
+
+
+def test_variables_whose_identifiers_clash(tmp_path):
+    raw = no_btf_object(more=(("class_", 12, 4),))
+    text = S.generate(raw, "v.o")
+    assert "    def class_(self) -> bytes:\n" in text
+    assert "    def class__(self) -> bytes:\n" in text
+    mod = load_text(tmp_path, text)
+    with mod.VSkeleton.open() as skel:
+        assert skel.rodata.class_ == bytes(range(100, 104))
+        assert skel.rodata.class__ == bytes(range(112, 116))
