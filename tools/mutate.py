@@ -8,7 +8,7 @@ that execute the mutated line (found once by tracing the suite, cached per test
 file), fastest first, stopping at the first failure:
 
   killed     a test failed (or the module no longer imports)
-  timeout    the tests ran past 2x their traced time + 10 s (counted as killed)
+  timeout    the tests ran past 2x their traced time + 60 s (counted as killed)
   survived   every covering test passed; "no test covers it" is a survivor too
   equivalent the mutant cannot change behaviour; each one is listed in EQUIVALENT
              below with the reason, and is left out of the score
@@ -83,6 +83,18 @@ EQUIVALENT: Dict[str, Dict[Tuple[str, str, str], str]] = {
 
     # ---- pybpf/obj/relocate.py
     "pybpf/obj/relocate.py": {
+        ("remove", "Slot = Tuple[int, int]      # (section index, instruction slot within it)",
+         "pass"):
+            "Slot is only named in annotations, never evaluated (from __future__ import "
+            "annotations; no module imports it)",
+        ("remove", "return None", "pass"):
+            "the last statement of origin(): falling off the end returns None as well",
+        ("remove", "break", "pass"):
+            "line_info is sorted by slot (built sorted by _rebase_ext): after the first line "
+            "past the slot no later one can be at or before it, so the loop only runs longer",
+        ("const", "i = 0", "(-1)"):
+            "placed holds only the program when the walk starts: placed[-1] is placed[0], so "
+            "the program's calls are rebased twice, with the same values, before the rest",
     },
 
     # ---- pybpf/events/ringbuf.py
@@ -95,6 +107,30 @@ EQUIVALENT: Dict[str, Dict[Tuple[str, str, str], str]] = {
 
     # ---- pybpf/obj/elf.py
     "pybpf/obj/elf.py": {
+        ("remove", "_by_name: Dict[str, Section] = field(default_factory=dict, repr=False, "
+         "compare=False)", "pass"):
+            "section() assigns _by_name before its first read (_indexed starts at -1, never a "
+            "section count), so the field's initial value is never seen",
+        ("const", "_indexed: int = field(default=-1, repr=False, compare=False)", "(0)"):
+            "a start of 0 skips building the index only for an object with no sections, "
+            "where the empty default _by_name gives the same None",
+        ("const", "_indexed: int = field(default=-1, repr=False, compare=False)", "(2)"):
+            "-2 is never a section count either: the first section() call builds the index",
+        ("remove", "self._indexed = len(self.sections)", "pass"):
+            "only the cache: the index is then rebuilt on every call, from the same sections",
+        ("const", "chunk = os.read(fd, min(1 << 20, limit + 1 - size))", "(2)"):
+            "the chunk size (1 or 2 MiB) or one more byte allowed per read: every chunk is "
+            "still checked with size > limit right after it, so the bytes and errors match",
+        ("const", "chunk = os.read(fd, min(1 << 20, limit + 1 - size))", "(19)"):
+            "chunk size only (512 KiB instead of 1 MiB): same bytes, same size check",
+        ("const", "chunk = os.read(fd, min(1 << 20, limit + 1 - size))", "(21)"):
+            "chunk size only (2 MiB instead of 1 MiB): same bytes, same size check",
+        ("arith", "chunk = os.read(fd, min(1 << 20, limit + 1 - size))",
+         "(limit + 1 + size)"):
+            "only lets a read ask for more bytes: the size > limit check after each chunk "
+            "refuses the same files, and a file under the limit is read to its end alike",
+        ("cmp", "if off >= len(table) or end < 0:", "(off > len(table))"):
+            "at off == len(table), table.find(b'\\0', off) is -1, so end < 0 refuses it anyway",
     },
 
     # ---- pybpf/maps.py
@@ -652,8 +688,12 @@ def _env(tree: pathlib.Path) -> Dict[str, str]:
     return env
 
 
-def _pytest(tree: pathlib.Path, nodeids: Sequence[str], timeout: float) -> Tuple[str, str]:
-    """Run the tests in a tree: ('passed'|'failed'|'timeout', first failing test)."""
+def _pytest(tree: pathlib.Path, nodeids: Sequence[str], timeout: float,
+            mutant: bool = False) -> Tuple[str, str]:
+    """Run the tests in a tree: ('passed'|'failed'|'timeout', first failing test).
+
+    With ``mutant``, tests that no longer collect (exit 4/5: the mutant broke an
+    import) are a kill, not the tool's fault."""
     cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
            "--hypothesis-seed=0", "--no-header", "-rf", *nodeids]
     proc = subprocess.Popen(cmd, cwd=tree, env=_env(tree), stdout=subprocess.PIPE,
@@ -667,6 +707,8 @@ def _pytest(tree: pathlib.Path, nodeids: Sequence[str], timeout: float) -> Tuple
     if proc.returncode == 0:
         return "passed", ""
     text = out.decode(errors="replace")
+    if proc.returncode in (4, 5) and mutant:
+        return "failed", f"collection (exit {proc.returncode})"
     if proc.returncode in (4, 5):     # usage error / nothing collected: the tool's fault
         raise SystemExit(f"mutate: pytest could not run the selected tests in {tree}:\n"
                          + text[-2000:])
@@ -736,8 +778,9 @@ def run_module(module: str, cov: Dict[str, TestInfo], mutants: Sequence[Mutant],
                 if not tests:
                     outcome = Outcome(m, "uncovered")
                 else:
-                    limit = 2 * sum(cov[t].duration for t in tests) + 10
-                    status, by = _pytest(tree, tests, limit)
+                    # + 60 s: pytest start-up alone takes that long on a loaded machine
+                    limit = 2 * sum(cov[t].duration for t in tests) + 60
+                    status, by = _pytest(tree, tests, limit, mutant=True)
                     outcome = Outcome(m, {"passed": "survived", "failed": "killed",
                                           "timeout": "timeout"}[status], by)
             finally:

@@ -73,7 +73,6 @@ class _Module:
         self.section_cls = {m.name: base + _camel(m.name) for m in self.sections}
         taken = [self.skel, self.maps_cls, self.progs_cls] + list(self.section_cls.values())
         self.types = PyTypes(spec.btf, taken) if spec.btf is not None else None
-        self.var_layouts: List[str] = []
 
     def val(self, type_id: int, hint: str) -> Optional[Val]:
         if self.types is None or not type_id:
