@@ -8,7 +8,9 @@ that execute the mutated line (found once by tracing the suite, cached per test
 file), fastest first, stopping at the first failure:
 
   killed     a test failed (or the module no longer imports)
-  timeout    the tests ran past 2x their traced time + 60 s (counted as killed)
+  timeout    the tests ran past 2x their traced time + 60 s, and again when the test
+             it stopped in ran alone (4x + 60 s) and the list once more (3x the
+             limit): a hang the mutant causes; counted as killed
   survived   every covering test passed; "no test covers it" is a survivor too
   equivalent the mutant cannot change behaviour; each one is listed in EQUIVALENT
              below with the reason, and is left out of the score
@@ -694,7 +696,7 @@ def _pytest(tree: pathlib.Path, nodeids: Sequence[str], timeout: float,
 
     With ``mutant``, tests that no longer collect (exit 4/5: the mutant broke an
     import) are a kill, not the tool's fault."""
-    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+    cmd = [sys.executable, "-m", "pytest", "-x", "-v", "-p", "no:cacheprovider",
            "--hypothesis-seed=0", "--no-header", "-rf", *nodeids]
     proc = subprocess.Popen(cmd, cwd=tree, env=_env(tree), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, start_new_session=True)
@@ -702,8 +704,8 @@ def _pytest(tree: pathlib.Path, nodeids: Sequence[str], timeout: float,
         out, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        return "timeout", ""
+        out, _ = proc.communicate()
+        return "timeout", _running(out.decode(errors="replace"), nodeids)
     if proc.returncode == 0:
         return "passed", ""
     text = out.decode(errors="replace")
@@ -715,6 +717,29 @@ def _pytest(tree: pathlib.Path, nodeids: Sequence[str], timeout: float,
     first = next((ln.split(" ", 1)[1].split(" - ")[0] for ln in text.splitlines()
                   if ln.startswith(("FAILED ", "ERROR "))), f"exit {proc.returncode}")
     return "failed", first
+
+
+def _running(output: str, nodeids: Sequence[str]) -> str:
+    """The test pytest -v had started but not finished when it was stopped."""
+    wanted = set(nodeids)
+    last = ""
+    for line in output.splitlines():
+        head = line.split(" ", 1)[0]
+        if head in wanted:
+            last = head if not re.search(r" (PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS)", line) else ""
+    return last
+
+
+def _confirm_timeout(tree: pathlib.Path, tests: Sequence[str], hung: str, limit: float,
+                     cov: Dict[str, TestInfo]) -> Tuple[str, str]:
+    """A run past its limit may only be a slow machine: give the test it stopped in a
+    run of its own with a wide margin, then (if that passes) the whole list with a
+    three times wider limit.  Only a second overrun counts as a timeout."""
+    if hung:
+        status, by = _pytest(tree, [hung], 4 * cov[hung].duration + 60, mutant=True)
+        if status != "passed":
+            return status, by or hung
+    return _pytest(tree, tests, 3 * limit, mutant=True)
 
 
 def _covering(m: Mutant, cov: Dict[str, TestInfo]) -> List[str]:
@@ -781,6 +806,8 @@ def run_module(module: str, cov: Dict[str, TestInfo], mutants: Sequence[Mutant],
                     # + 60 s: pytest start-up alone takes that long on a loaded machine
                     limit = 2 * sum(cov[t].duration for t in tests) + 60
                     status, by = _pytest(tree, tests, limit, mutant=True)
+                    if status == "timeout":
+                        status, by = _confirm_timeout(tree, tests, by, limit, cov)
                     outcome = Outcome(m, {"passed": "survived", "failed": "killed",
                                           "timeout": "timeout"}[status], by)
             finally:
