@@ -115,9 +115,19 @@ def test_records_are_views_of_the_mapping_unless_they_wrap(pb_map):
             for i in range(40):                   # 100 raw bytes: 112-byte records
                 prod.perf_output(sample(i, 100))
                 assert pb.consume() == 1
+            for i in range(57):
+                prod.perf_output(sample(i, 52))
+            prod.perf_output(sample(7, 44))
+            prod.perf_output(sample(8, 20))
+            prod.perf_output(sample(9, 20))
+            assert pb.consume() == 60
     assert seen[:64] == [(sample(i, 52), True) for i in range(64)]
     # the 37th starts at 36 * 112 = 4032 and ends 48 bytes into the next lap: a copy
-    assert seen[64:] == [(sample(i, 100), i != 36) for i in range(40)]
+    assert seen[64:104] == [(sample(i, 100), i != 36) for i in range(40)]
+    # from 40 * 112 - 4096 = 384: 57 records of 64 and one of 56 reach 4088, then a
+    # record whose header ends the lap: its size word and data start the next one
+    assert seen[104:] == [(sample(i, 52), True) for i in range(57)] + \
+        [(sample(7, 44), True), (sample(8, 20), True), (sample(9, 20), True)]
 
 
 # ------------------------------------------------------------------ close
