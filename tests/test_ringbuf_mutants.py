@@ -663,3 +663,68 @@ def test_close_from_a_bulk_callback_publishes_its_records(rb_map, mode):
         prod.output(b"next")
         assert rb2.consume() == 1
     assert calls == [3, b"next"]
+
+
+# ------------------------------------------------------------------ runs of equal records
+
+
+def _pattern(length: int, tag: int) -> bytes:
+    """A payload made of copies of its own length word (a trap for a walk that reads
+    payload words as headers), tagged in its first byte."""
+    body = (struct.pack("=I", length) * (length // 4 + 1))[:length]
+    return bytes([tag]) + body[1:]
+
+
+@pytest.mark.parametrize("k", [2, 3, 4, 5, 7, 8, 9, 16, 17, 31, 33, 100])
+def test_a_run_broken_after_k_records_in_every_mode(rb_map, k):
+    fd, prod = rb_map
+    data = [_pattern(16, i) for i in range(k)] + [_pattern(20, 200)] + \
+        [_pattern(16, 100 + i) for i in range(3)] + [_pattern(16, 250)]
+    discard = {k + 2}
+    want = [d for i, d in enumerate(data) if i not in discard]
+    each: List[bytes] = []
+    batch_out: List[Any] = []
+
+    def on_batch(batch):
+        batch_out.append(([bytes(batch.buffer[o:o + n]) for o, n in
+                           zip(batch.offsets(), batch.sizes())], [len(v) for v in batch]))
+    for i, d in enumerate(data):
+        prod.reserve(d, discard=i in discard)
+    total = sum(record_size(len(d)) for d in data)
+    with RingBuffer(fd, lambda mv: each.append(bytes(mv))) as rb:
+        assert rb.consume() == len(want)
+        assert settled(rb) == (total, total)
+    assert each == want
+    for i, d in enumerate(data):            # the same records again, for batch mode
+        prod.reserve(d, discard=i in discard)
+    with RingBuffer(fd, on_batch, batch=True) as rb:
+        assert rb.consume() == len(want)
+    assert batch_out == [(want, [len(d) for d in want])]
+    cols: List[Any] = []
+    odd: List[bytes] = []
+    for i, d in enumerate(data):            # and for columns, the 20-byte one odd
+        prod.reserve(d, discard=i in discard)
+    with RingBuffer(fd, lambda c: cols.append(c.copy()["f0"].tolist()), columns="Q8x",
+                    odd=lambda mv: odd.append(bytes(mv))) as rb:
+        assert rb.consume() == len(want)
+        assert settled(rb) == (3 * total, 3 * total)
+    firsts = [struct.unpack_from("Q", d)[0] for d in want if len(d) == 16]
+    assert [x for c in cols for x in c] == firsts
+    assert [len(c) for c in cols] == [k, 1, 2]    # the discarded one splits a run
+    assert odd == [_pattern(20, 200)]
+
+
+@pytest.mark.parametrize("limit", [1, 3, 8, 9, 15])
+def test_consume_n_inside_a_long_run_then_the_rest(rb_map, limit):
+    fd, prod = rb_map
+    got: List[bytes] = []
+    data = [_pattern(24, i) for i in range(12)] + [_pattern(8, 77)]
+    with RingBuffer(fd, lambda mv: got.append(bytes(mv))) as rb:
+        for d in data:
+            prod.output(d)
+        n = min(limit, len(data))
+        assert rb.consume_n(limit) == n
+        assert got == data[:n]
+        assert settled(rb)[0] == sum(record_size(len(d)) for d in data[:n])
+        assert rb.consume_n(100) == len(data) - n
+        assert got == data
