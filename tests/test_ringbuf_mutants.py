@@ -728,3 +728,41 @@ def test_consume_n_inside_a_long_run_then_the_rest(rb_map, limit):
         assert settled(rb)[0] == sum(record_size(len(d)) for d in data[:n])
         assert rb.consume_n(100) == len(data) - n
         assert got == data
+
+
+def test_columns_of_a_btf_struct_cut_its_c_strings(rb_map):
+    """A BTF codec as columns= (parsed, not loaded): field names from BTF, char arrays
+    cut at their first NUL, records of another size to odd= (or an error naming it)."""
+    import pybpf
+    from pybpf.btf import codec
+    from conftest import built
+    fd, prod = rb_map
+    with pybpf.BPFObject.open(built("exec.bpf.o")) as obj:
+        event = codec.compile(obj.btf, obj.btf.find("event")[0])
+    layout = ColumnLayout(event)
+    assert (layout.length, layout.what, [f[0] for f in layout.fields]) == \
+        (532, "struct event", ["pid", "comm", "filename"])
+    assert ColumnLayout(event, ["a", "b", "c"]).by_name["c"] == ("c", 20, "s", 512)
+    rows, odd = [], []
+
+    def on_cols(cols):
+        rows.extend(zip(cols.pid.tolist(), cols.comm, cols["filename"]))
+    with RingBuffer(fd, on_cols, columns=event, odd=lambda mv: odd.append(bytes(mv))) as rb:
+        prod.output(struct.pack("<i16s512s", 7, b"sh\0junk", b"/bin/sh"))
+        prod.output(struct.pack("<i16s512s", -1, b"x" * 16, b"\0tail"))
+        prod.output(b"short")
+        assert rb.consume() == 3
+    assert rows == [(7, b"sh", b"/bin/sh"), (-1, b"x" * 16, b"")]
+    assert odd == [b"short"]
+    with RingBuffer(fd, print, columns=event) as rb:
+        prod.output(b"short")
+        with pytest.raises(BPFError, match=r"^ring 't_rbm': record of 5 bytes does not match "
+                                           r"columns struct event \(532 bytes\) and no odd= "
+                                           r"callback$"):
+            rb.consume()
+        assert rb.ring().avail == 0
+    with RingBuffer(fd, print, struct="<QI") as rb:
+        prod.output(b"short")
+        with pytest.raises(BPFError, match=r"^ring 't_rbm': record of 5 bytes does not match "
+                                           r"struct '<QI' \(12 bytes\) and no odd= callback$"):
+            rb.consume()
