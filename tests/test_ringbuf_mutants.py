@@ -766,3 +766,75 @@ def test_columns_of_a_btf_struct_cut_its_c_strings(rb_map):
         with pytest.raises(BPFError, match=r"^ring 't_rbm': record of 5 bytes does not match "
                                            r"struct '<QI' \(12 bytes\) and no odd= callback$"):
             rb.consume()
+
+
+# ------------------------------------------------------------------ records() and its passes
+
+
+def test_records_publishes_exactly_what_it_handed_out(rb_map):
+    fd, prod = rb_map
+    data = [b"a" * 8, b"b" * 8, b"c" * 8, b"d" * 30, b"e" * 8]
+    with RingBuffer(fd) as rb:
+        for d in data:
+            prod.output(d)
+        it = rb.records(timeout_ms=0)
+        assert [bytes(next(it)) for _ in range(2)] == data[:2]
+        assert settled(rb)[0] == 0                  # published when the pass ends...
+        it.close()
+        assert settled(rb)[0] == 2 * record_size(8)  # ...or the generator is closed
+        it = rb.records(timeout_ms=0)
+        assert [bytes(next(it)) for _ in range(2)] == data[2:4]
+        it.close()
+        assert settled(rb)[0] == 3 * record_size(8) + record_size(30)
+        assert [bytes(r) for r in rb.records(timeout_ms=0)] == data[4:]
+        assert settled(rb) == (sum(record_size(len(d)) for d in data),) * 2
+
+
+def test_close_publishes_a_suspended_records_pass(rb_map):
+    fd, prod = rb_map
+    for d in (b"x" * 8, b"y" * 8, b"z" * 8):
+        prod.output(d)
+    rb = RingBuffer(fd)
+    it = rb.records(timeout_ms=0)
+    assert bytes(next(it)) == b"x" * 8
+    rb.close()
+    rb.close()
+    with RingBuffer(fd) as rb2:
+        assert rb2.ring().consumer_pos == record_size(8)
+        assert [bytes(r) for r in rb2.records(timeout_ms=0)] == [b"y" * 8, b"z" * 8]
+
+
+def test_a_consume_after_a_kept_records_pass_counts_it_once(rb_map):
+    fd, prod = rb_map
+    got: List[bytes] = []
+    with RingBuffer(fd, lambda mv: got.append(bytes(mv))) as rb:
+        for i in range(4):
+            prod.output(bytes([i]) * 16)
+        kept = rb.records(timeout_ms=0)
+        assert bytes(next(kept)) == bytes([0]) * 16
+        assert rb.consume_n(1) == 1 and got == [bytes([1]) * 16]
+        assert settled(rb)[0] == 2 * record_size(16)
+        again = rb.records(timeout_ms=0)
+        assert bytes(next(again)) == bytes([2]) * 16
+        # the old pass of kept ends (settled); kept goes on with a new pass, which
+        # settles again's: every record is handed out once
+        assert [bytes(r) for r in kept] == [bytes([3]) * 16]
+        assert settled(rb) == (4 * record_size(16),) * 2
+        assert list(again) == []
+        assert settled(rb) == (4 * record_size(16),) * 2
+        assert got == [bytes([1]) * 16]
+
+
+def test_records_of_a_wrapped_ring_in_two_passes(rb_map):
+    fd, prod = rb_map
+    with RingBuffer(fd) as rb:
+        prod.seq((SIZE - 64) // 24, flags=0)        # 16-byte records up to 64 before the end
+        n = len(list(rb.records(timeout_ms=0)))
+        assert n == (SIZE - 64) // 24
+        start = settled(rb)[0]
+        data = [bytes([i]) * 40 for i in range(4)]  # 48 bytes each: the 2nd one wraps
+        for d in data:
+            prod.output(d)
+        got = [(bytes(r), r.contiguous) for r in rb.records(timeout_ms=0)]
+        assert got == [(d, True) for d in data]
+        assert settled(rb) == (start + 4 * 48,) * 2
