@@ -357,3 +357,77 @@ def test_errors_name_the_fault(pb_map):
     with syscall.map_create(uapi.BPF_MAP_TYPE_PERF_EVENT_ARRAY, 4, 4, 1, name="t_one") as one:
         with PerfBuffer(one.fd, print) as pb:
             assert pb.cpus == [0]
+
+
+def test_an_overwrite_read_pauses_the_ring(pb_map):
+    """While a read walks an overwritable ring, the writer is paused: a sample written
+    meanwhile (here, by the callback) is dropped and counted as lost."""
+    fd, prod = pb_map
+    got: List[bytes] = []
+    lost: List[Tuple[int, int]] = []
+
+    def cb(cpu, d):
+        got.append(bytes(d[:6]))
+        if len(got) == 1:
+            prod.perf_output(b"during" + b"\0" * 6)
+    with PerfBuffer(fd, cb, lost=lambda cpu, n: lost.append((cpu, n)), cpus=[CPUS[0]],
+                    overwrite=True) as pb:
+        with on_cpu(CPUS[0]):
+            prod.perf_output(b"before" + b"\0" * 6)
+            assert pb.consume() == 1
+            assert pb.consume() == 0              # the one written while paused is gone
+            prod.perf_output(b"after!" + b"\0" * 6)
+            assert pb.consume() == 1              # newest first: the sample, then LOST
+    assert got == [b"before", b"after!"]
+    assert lost == [(CPUS[0], 1)]
+
+
+def test_a_ring_that_cannot_be_mapped_leaks_nothing(pb_map):
+    """2^20 pages per CPU: the kernel refuses the mapping (ENOMEM) without allocating
+    it; the error names the CPU and the size, and every fd opened so far is closed
+    while the error (and its frames) are still alive."""
+    fd, prod = pb_map
+    before = len(os.listdir("/proc/self/fd"))
+    with pytest.raises(BPFError) as info:
+        PerfBuffer(fd, print, pages=1 << 20, cpus=[CPUS[0]])
+    assert str(info.value).startswith(
+        f"mmap of the perf ring of CPU {CPUS[0]} (1048576 pages): ")
+    assert "check ulimit -l / perf_event_mlock_kb" in str(info.value)
+    assert info.value.errno is not None and info.value.errno > 0
+    assert len(os.listdir("/proc/self/fd")) == before
+    assert slot(fd, CPUS[0]) is False
+
+
+@pytest.mark.skipif(len(CPUS) < 2, reason="needs two online CPUs")
+def test_an_online_cpu_beyond_the_slots_is_refused(pb_map):
+    with syscall.map_create(uapi.BPF_MAP_TYPE_PERF_EVENT_ARRAY, 4, 4, 1, name="t_one") as one:
+        before = len(os.listdir("/proc/self/fd"))
+        with pytest.raises(BPFError, match=rf"^CPUs \[{CPUS[1]}\] are offline or beyond the 1 "
+                                           r"slots of map 't_one'$"):
+            PerfBuffer(one.fd, print, cpus=[CPUS[1]])
+        assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_a_sample_over_32_kib_is_whole(pb_map):
+    """Record sizes are u16: a 40000-byte sample (a 40016-byte record) must not read
+    as a negative, corrupt size."""
+    from pybpf.study.producer import R0, R1, R2, R3, R4, R5, R6, Asm, _epilogue, _lookup_param
+    fd, prod = pb_map
+    size = 40000
+    value = bytes((i * 7 + i // 256) & 0xFF for i in range(size))
+    with syscall.map_create(uapi.BPF_MAP_TYPE_ARRAY, 4, size, 1, name="t_big") as arr:
+        syscall.map_update(arr.fd, bytes(4), value)
+        asm = _lookup_param(Asm().movr(R6, R1), arr.fd)
+        asm.movr(R4, R0).mov(R5, size).movr(R1, R6).ld_map(R2, fd)
+        asm._emit(uapi.BPF_ALU | uapi.BPF_MOV | uapi.BPF_K, R3, imm=-1)  # BPF_F_CURRENT_CPU
+        asm.call(uapi.BPF_FUNC_perf_event_output)
+        prog, _ = syscall.prog_load(uapi.BPF_PROG_TYPE_SOCKET_FILTER, bytes(_epilogue(asm)),
+                                    "GPL", name="t_big_out")
+        with prog:
+            got: List[bytes] = []
+            with PerfBuffer(fd, lambda cpu, d: got.append(bytes(d)), pages=16,
+                            cpus=[CPUS[0]]) as pb:
+                with on_cpu(CPUS[0]):
+                    syscall.prog_test_run(prog.fd, bytes(64))
+                    assert pb.consume() == 1
+    assert len(got) == 1 and len(got[0]) == size + 4 and got[0][:size] == value
