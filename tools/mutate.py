@@ -87,6 +87,18 @@ EQUIVALENT: Dict[str, Dict[Tuple[str, str, str], str]] = {
 
     # ---- pybpf/events/ringbuf.py
     "pybpf/events/ringbuf.py": {
+        ("const", "@lru_cache(maxsize=64)", "(63)"):
+            "the size of a cache of pure functions (row_format, _format_layout): results "
+            "are the same, only how many are kept changes",
+        ("const", "@lru_cache(maxsize=64)", "(65)"):
+            "the size of a cache of pure functions: same results",
+        ("remove", "Field = Tuple[str, int, str, int]", "pass"):
+            "a type alias used only in annotations (postponed by `from __future__ import "
+            "annotations`): never evaluated",
+        ("remove", "Cursor = List[Tuple[int, Iterator[Any]]]", "pass"):
+            "a type alias used only in annotations (postponed): never evaluated",
+        ("remove", 'Deliver = Callable[["Ring", List[Run], int], Tuple[int, Any]]', "pass"):
+            "a type alias used only in annotations (postponed): never evaluated",
     },
 
     # ---- pybpf/events/perfbuf.py
