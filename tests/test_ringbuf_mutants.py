@@ -838,3 +838,97 @@ def test_records_of_a_wrapped_ring_in_two_passes(rb_map):
         got = [(bytes(r), r.contiguous) for r in rb.records(timeout_ms=0)]
         assert got == [(d, True) for d in data]
         assert settled(rb) == (start + 4 * 48,) * 2
+
+
+# ------------------------------------------------------------------ callbacks that raise
+
+
+@pytest.mark.parametrize("pulled", [0, 1, 2, 3])
+def test_a_raising_rows_callback_consumes_the_rows_it_pulled(rb_map, pulled):
+    fd, prod = rb_map
+    rows: List[int] = []
+    calls = []
+
+    def on_rows(it):
+        calls.append(1)
+        if len(calls) == 1:
+            for _ in range(pulled):
+                rows.append(next(it)[0])
+            raise RuntimeError("rows")
+        rows.extend(r[0] for r in it)
+    with RingBuffer(fd, on_rows, struct="<Q", odd=lambda mv: rows.append(-1)) as rb:
+        for i in range(3):
+            prod.output(struct.pack("<Q", i))
+        prod.output(b"odd")
+        prod.output(struct.pack("<Q", 9))
+        with pytest.raises(RuntimeError, match="rows"):
+            rb.consume()
+        assert rows == list(range(pulled))
+        left = 3 - pulled
+        assert rb.ring().avail == left * record_size(8) + record_size(3) + record_size(8)
+        assert rb.consume() == left + 2
+        assert rows == [0, 1, 2, -1, 9]
+
+
+def test_a_raising_columns_callback_leaves_its_run(rb_map):
+    fd, prod = rb_map
+    seen = []
+
+    def on_cols(cols):
+        seen.append(cols.f0.tolist())
+        if len(seen) == 2:
+            raise RuntimeError("cols")
+    with RingBuffer(fd, on_cols, columns="Q") as rb:
+        prod.output(struct.pack("<Q", 1))
+        prod.output(struct.pack("<Q", 2))
+        prod.reserve(struct.pack("<Q", 0), discard=True)
+        prod.output(struct.pack("<Q", 3))
+        prod.output(struct.pack("<Q", 4))
+        with pytest.raises(RuntimeError, match="cols"):
+            rb.consume()
+        # the second run stays, and the discarded record before it
+        assert rb.ring().avail == 3 * record_size(8)
+        assert rb.consume() == 2
+    assert seen == [[1, 2], [3, 4], [3, 4]]
+
+
+def test_a_raising_odd_callback_consumes_its_record(rb_map):
+    fd, prod = rb_map
+    rows: List[int] = []
+    odd: List[bytes] = []
+
+    def on_odd(mv):
+        odd.append(bytes(mv))
+        if len(odd) == 1:
+            raise RuntimeError("odd")
+    with RingBuffer(fd, lambda it: rows.extend(r[0] for r in it), struct="<Q",
+                    odd=on_odd) as rb:
+        prod.output(struct.pack("<Q", 1))
+        prod.output(b"first odd")
+        prod.output(b"second odd")   # another size: a second run of odd records
+        prod.output(struct.pack("<Q", 2))
+        with pytest.raises(RuntimeError, match="odd"):
+            rb.consume()
+        assert rows == [1] and odd == [b"first odd"]
+        assert rb.ring().avail == record_size(10) + record_size(8)
+        assert rb.consume() == 2
+    assert rows == [1, 2] and odd == [b"first odd", b"second odd"]
+
+
+@pytest.mark.parametrize("at", [0, 1, 3])
+def test_a_raising_callback_inside_a_run_consumes_up_to_it(rb_map, at):
+    fd, prod = rb_map
+    seen: List[int] = []
+
+    def cb(mv):
+        seen.append(mv[0])
+        if len(seen) == at + 1:
+            raise RuntimeError("each")
+    with RingBuffer(fd, cb) as rb:
+        for i in range(5):
+            prod.output(bytes([i]) * 16)        # one run of five
+        with pytest.raises(RuntimeError, match="each"):
+            rb.consume()
+        assert rb.ring().avail == (4 - at) * record_size(16)
+        assert rb.consume() == 4 - at
+    assert seen == list(range(5))
