@@ -932,3 +932,37 @@ def test_a_raising_callback_inside_a_run_consumes_up_to_it(rb_map, at):
         assert rb.ring().avail == (4 - at) * record_size(16)
         assert rb.consume() == 4 - at
     assert seen == list(range(5))
+
+
+def test_defaults_name_the_first_ring_and_names_may_repeat():
+    require_kernel()
+    with syscall.map_create(uapi.BPF_MAP_TYPE_RINGBUF, 0, 0, 4096, name="t_same") as a, \
+            syscall.map_create(uapi.BPF_MAP_TYPE_RINGBUF, 0, 0, 8192, name="t_same") as b, \
+            Producer(b.fd) as pb:
+        with RingBuffer(a) as rb:
+            rb.add(b)
+            pb.output(b"on b")
+            assert (rb.ring_size(), rb.ring_size(1)) == (4096, 8192)
+            assert (rb.avail(), rb.avail(1)) == (0, record_size(4))
+            assert rb.layout()["consumer_pos"] == 0
+            assert rb.ring("t_same") is rb.ring(0)      # the first of that name
+            assert rb.ring("t_same").size == 4096
+
+
+def test_handed_out_objects_take_no_new_attributes(rb_map):
+    fd, prod = rb_map
+    errors = []
+
+    def on_batch(batch):
+        for obj in [batch] + batch.columns("Q"):
+            try:
+                obj.extra = 1
+            except AttributeError:
+                errors.append(type(obj).__name__)
+    with RingBuffer(fd, on_batch, batch=True) as rb:
+        prod.output(struct.pack("<Q", 5))
+        assert rb.consume() == 1
+    layout = ColumnLayout("Q")
+    with pytest.raises(AttributeError):
+        layout.extra = 1
+    assert errors == ["RecordBatch", "Columns"]

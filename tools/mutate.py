@@ -92,6 +92,17 @@ EQUIVALENT: Dict[str, Dict[Tuple[str, str, str], str]] = {
             "are the same, only how many are kept changes",
         ("const", "@lru_cache(maxsize=64)", "(65)"):
             "the size of a cache of pure functions: same results",
+        ("const", "return starts[0] if len(starts) == 1 else chain.from_iterable(starts)",
+         "(-1)"):
+            "starts[-1] of a one-element list is starts[0]",
+        ("const", "return starts[0] if len(starts) == 1 else chain.from_iterable(starts)",
+         "(0)"):
+            "the one-run shortcut skipped: chain() over one iterator yields the same offsets "
+            "and pulls from the same cursor iterator (taken() unchanged)",
+        ("const", "found = self._rings[key:key + 1] if key >= 0 else []", "(2)"):
+            "a two-element slice: only found[0], the same ring, is used",
+        ("const", "found = self._rings[key:key + 1] if key >= 0 else []", "(-1)"):
+            "key -1 would slice [-1:0], empty: the same 'no ring' error as the else branch",
         ("remove", "Field = Tuple[str, int, str, int]", "pass"):
             "a type alias used only in annotations (postponed by `from __future__ import "
             "annotations`): never evaluated",
@@ -515,6 +526,9 @@ def _children(nodeid):
     return hits
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
+    # Python drops a trace function that raised (a RecursionError deep in a test, or a
+    # test's own settrace): arm it again for every test.
+    _mutate_tracer.start()
     _mutate_tracer.drain()
     os.environ["MUTATE_CONTEXT"] = item.nodeid
     RESULTS[item.nodeid] = {"outcome": "passed", "duration": 0.0}
