@@ -431,3 +431,20 @@ def test_a_sample_over_32_kib_is_whole(pb_map):
                     syscall.prog_test_run(prog.fd, bytes(64))
                     assert pb.consume() == 1
     assert len(got) == 1 and len(got[0]) == size + 4 and got[0][:size] == value
+
+
+def test_close_unmaps_even_while_the_mapping_object_is_referenced(pb_map):
+    """close() itself unmaps and closes (not the GC): here the callback keeps the
+    mmap object its views come from (``memoryview.obj``), not a view of it."""
+    fd, prod = pb_map
+    base_fds, base_maps = perf_fds(), perf_mappings()
+    kept: List[Any] = []
+    pb = PerfBuffer(fd, lambda cpu, d: kept.append(d.obj), cpus=[CPUS[0]])
+    assert (pb.stopped, pb.stopped_after) == (None, 0)
+    with on_cpu(CPUS[0]):
+        prod.perf_output(b"r" * 12)
+    assert pb.consume() == 1
+    assert isinstance(kept[0], mmap.mmap) and not kept[0].closed
+    pb.close()
+    assert kept[0].closed
+    assert (perf_fds(), perf_mappings()) == (base_fds, base_maps)

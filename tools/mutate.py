@@ -120,6 +120,9 @@ EQUIVALENT: Dict[str, Dict[Tuple[str, str, str], str]] = {
             "not, the same value",
         ("cmp", "if size < _HDR.size:", "(size <= _HDR.size)"):
             "no record of these events is 8 bytes (a RAW sample is >= 16, LOST 24)",
+        ("remove", "return 0, None      # nothing new: data_tail is left as it is", "pass"):
+            "without the early return the loop does not run and the finally block stores "
+            "data_tail's own value back: the kernel sees the same data_tail",
         ("struct", '_U64 = struct.Struct("=Q")', "'=q'"):
             "_U64 only reads a LOST record's count, which never reaches 2**63",
         ("const", "_U64_MASK = (1 << 64) - 1", "(2)"):

@@ -102,7 +102,7 @@ class CpuRing:
         page = self.page
         head, tail = self.load_head(), page[_TAIL]  # acquire: data_head before the records
         if head == tail:
-            return 0, None
+            return 0, None      # nothing new: data_tail is left as it is
         data, mask, n, ret = self.data, self.mask, 0, None
         try:
             while tail < head and not ret:
