@@ -448,3 +448,21 @@ def test_close_unmaps_even_while_the_mapping_object_is_referenced(pb_map):
     pb.close()
     assert kept[0].closed
     assert (perf_fds(), perf_mappings()) == (base_fds, base_maps)
+
+
+def test_poll_waits_for_a_sample_that_comes_later(pb_map):
+    import threading
+    fd, prod = pb_map
+    got: List[bytes] = []
+
+    def later():
+        with on_cpu(CPUS[0]):
+            prod.perf_output(b"later" + b"\0" * 7)
+    with PerfBuffer(fd, lambda cpu, d: got.append(bytes(d[:5])), cpus=[CPUS[0]]) as pb:
+        timer = threading.Timer(0.02, later)
+        timer.start()
+        try:
+            assert pb.poll(timeout_ms=60_000) == 1     # the wakeup ends the wait
+        finally:
+            timer.join()
+    assert got == [b"later"]
