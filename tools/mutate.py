@@ -143,6 +143,9 @@ EQUIVALENT: Dict[str, Dict[Tuple[str, str, str], str]] = {
             "a type alias used only in annotations (postponed): never evaluated",
         ("const", "raw = _U32.unpack_from(self.data, (off + 8) & self.mask)[0]", "(-1)"):
             "[-1] of a one-element tuple is [0]",
+        ("const", "lost(self.cpu, _U64.unpack_from(self.data, (off + 16) & self.mask)[0])",
+         "(-1)"):
+            "[-1] of a one-element tuple is [0]",
         ("const", 'syscall.ioctl(self.fd.fd, uapi.PERF_EVENT_IOC_PAUSE_OUTPUT, 1, "pausing a '
                   'perf ring")', "(2)"):
             "the kernel takes the argument of PERF_EVENT_IOC_PAUSE_OUTPUT as a boolean "
