@@ -101,10 +101,87 @@ EQUIVALENT: Dict[str, Dict[Tuple[str, str, str], str]] = {
 
     # ---- pybpf/events/ringbuf.py
     "pybpf/events/ringbuf.py": {
+        ("const", "@lru_cache(maxsize=64)", "(63)"):
+            "the size of a cache of pure functions (row_format, _format_layout): results "
+            "are the same, only how many are kept changes",
+        ("const", "@lru_cache(maxsize=64)", "(65)"):
+            "the size of a cache of pure functions: same results",
+        ("const", "return starts[0] if len(starts) == 1 else chain.from_iterable(starts)",
+         "(-1)"):
+            "starts[-1] of a one-element list is starts[0]",
+        ("const", "return starts[0] if len(starts) == 1 else chain.from_iterable(starts)",
+         "(0)"):
+            "the one-run shortcut skipped: chain() over one iterator yields the same offsets "
+            "and pulls from the same cursor iterator (taken() unchanged)",
+        ("const", "found = self._rings[key:key + 1] if key >= 0 else []", "(2)"):
+            "a two-element slice: only found[0], the same ring, is used",
+        ("const", "found = self._rings[key:key + 1] if key >= 0 else []", "(-1)"):
+            "key -1 would slice [-1:0], empty: the same 'no ring' error as the else branch",
+        ("remove", "Field = Tuple[str, int, str, int]", "pass"):
+            "a type alias used only in annotations (postponed by `from __future__ import "
+            "annotations`): never evaluated",
+        ("remove", "Cursor = List[Tuple[int, Iterator[Any]]]", "pass"):
+            "a type alias used only in annotations (postponed): never evaluated",
+        ("remove", 'Deliver = Callable[["Ring", List[Run], int], Tuple[int, Any]]', "pass"):
+            "a type alias used only in annotations (postponed): never evaluated",
     },
 
     # ---- pybpf/events/perfbuf.py
     "pybpf/events/perfbuf.py": {
+        ("struct", '_HDR = struct.Struct("=I2xH")       # perf_event_header: type, (misc), size',
+         "'=i2xH'"):
+            "the record type is a small number (2, 9, ...), never 2**31 or more: signed or "
+            "not, the same value",
+        ("cmp", "if size < _HDR.size:", "(size <= _HDR.size)"):
+            "no record of these events is 8 bytes (a RAW sample is >= 16, LOST 24)",
+        ("remove", "return 0, None      # nothing new: data_tail is left as it is", "pass"):
+            "without the early return the loop does not run and the finally block stores "
+            "data_tail's own value back: the kernel sees the same data_tail",
+        ("struct", '_U64 = struct.Struct("=Q")', "'=q'"):
+            "_U64 only reads a LOST record's count, which never reaches 2**63",
+        ("const", "_U64_MASK = (1 << 64) - 1", "(2)"):
+            "(2 << 64) - 1: the 'bytes ever written' bound becomes the ring size, and a ring "
+            "not yet full holds zeros past what was written (the walk stops at that size-0 "
+            "header either way); (1 << 64) - 2: positions and their differences are multiples "
+            "of 8, bit 0 is never set",
+        ("const", "_U64_MASK = (1 << 64) - 1", "(63)"):
+            "2**63 - 1: written bytes and head differences are far below 2**63, the masked "
+            "values are unchanged",
+        ("const", "_U64_MASK = (1 << 64) - 1", "(65)"):
+            "2**65 - 1: as (2 << 64) - 1 (the ring size bound, then zeros stop the walk; "
+            "the head difference is positive and below 2**64)",
+        ("remove", "SampleCallback = Callable[[int, memoryview], Any]", "pass"):
+            "a type alias used only in annotations (postponed by `from __future__ import "
+            "annotations`): never evaluated",
+        ("remove", "LostCallback = Callable[[int, int], Any]", "pass"):
+            "a type alias used only in annotations (postponed): never evaluated",
+        ("const", "raw = _U32.unpack_from(self.data, (off + 8) & self.mask)[0]", "(-1)"):
+            "[-1] of a one-element tuple is [0]",
+        ("const", "lost(self.cpu, _U64.unpack_from(self.data, (off + 16) & self.mask)[0])",
+         "(-1)"):
+            "[-1] of a one-element tuple is [0]",
+        ("const", 'syscall.ioctl(self.fd.fd, uapi.PERF_EVENT_IOC_PAUSE_OUTPUT, 1, "pausing a '
+                  'perf ring")', "(2)"):
+            "the kernel takes the argument of PERF_EVENT_IOC_PAUSE_OUTPUT as a boolean "
+            "(rb_toggle_paused(rb, !!arg))",
+        ("cmp", "if size < _HDR.size or pos + size > limit:", "(size <= _HDR.size)"):
+            "no record of these events is 8 bytes (a RAW sample is >= 16, LOST 24): a size "
+            "of exactly 8 never occurs",
+        ("arith", "self._epoll.register(ring.fd.fd, len(self._rings) - 1)",
+         "(len(self._rings) + 1)"):
+            "the epoll token is never read: poll() reads every ring whatever epoll names "
+            "(see its docstring)",
+        ("const", "self._epoll.register(ring.fd.fd, len(self._rings) - 1)", "(0)"):
+            "the epoll token is never read (see poll())",
+        ("const", "self._epoll.register(ring.fd.fd, len(self._rings) - 1)", "(2)"):
+            "the epoll token is never read (see poll())",
+        ("const", 'syscall.ioctl(ring.fd.fd, uapi.PERF_EVENT_IOC_ENABLE, 0, "enabling a perf '
+                  'event")', "(-1)"):
+            "the only flag of PERF_EVENT_IOC_ENABLE is PERF_IOC_FLAG_GROUP, and each event "
+            "is the only member of its own group: enabling the group enables just it",
+        ("const", 'syscall.ioctl(ring.fd.fd, uapi.PERF_EVENT_IOC_ENABLE, 0, "enabling a perf '
+                  'event")', "(1)"):
+            "PERF_IOC_FLAG_GROUP on an event that is alone in its group: the same event",
     },
 
     # ---- pybpf/obj/elf.py

@@ -8,8 +8,8 @@ on all of them.
 
 Reading a ring: ``data_head`` is read (acquire), records between
 ``data_tail`` and it are handed out, ``data_tail`` is stored once (release).
-The data pages are mapped once, so a record that wraps the end is copied into
-a scratch buffer; every other record is a slice of the mapping.  Records:
+The data pages are mapped once, so sample data that wraps the end is copied
+out; all other sample data is a slice of the mapping.  Records:
 ``PERF_RECORD_SAMPLE`` → ``callback(cpu, memoryview)`` with the raw bytes (the
 kernel pads them so that size + 4 is a multiple of 8: the view may be up to 7
 bytes longer than what the program wrote, as with libbpf), and
@@ -76,18 +76,23 @@ class CpuRing:
         self.data = memoryview(self._mm)[PAGE_SIZE:]
         self.last_head: Optional[int] = None      # overwrite mode: head of the last read
 
-    def _record(self, off: int, size: int) -> memoryview:
-        if off + size <= self.size:
-            return self.data[off:off + size]
-        return memoryview(bytes(self.data[off:]) + bytes(self.data[:off + size - self.size]))
+    def _view(self, pos: int, size: int) -> memoryview:
+        """``size`` bytes at ring position ``pos``: a slice of the mapping, or a copy
+        of the two pieces when they wrap the end."""
+        off = pos & self.mask
+        end = off + size
+        if end <= self.size:
+            return self.data[off:end]
+        return memoryview(bytes(self.data[off:]) + bytes(self.data[:end - self.size]))
 
-    def _deliver(self, rec: memoryview, rtype: int, cb: SampleCallback,
+    def _deliver(self, off: int, rtype: int, cb: SampleCallback,
                  lost: Optional[LostCallback]) -> Tuple[int, Any]:
+        # the header is 8-aligned: its u32 / u64 fields never wrap, a sample's data may
         if rtype == uapi.PERF_RECORD_SAMPLE:
-            raw = _U32.unpack_from(rec, 8)[0]
-            return 1, cb(self.cpu, rec[12:12 + raw])
+            raw = _U32.unpack_from(self.data, (off + 8) & self.mask)[0]
+            return 1, cb(self.cpu, self._view(off + 12, raw))
         if rtype == uapi.PERF_RECORD_LOST and lost is not None:
-            lost(self.cpu, _U64.unpack_from(rec, 16)[0])
+            lost(self.cpu, _U64.unpack_from(self.data, (off + 16) & self.mask)[0])
         return 0, None
 
     def read(self, cb: SampleCallback, lost: Optional[LostCallback]) -> Tuple[int, Any]:
@@ -97,7 +102,7 @@ class CpuRing:
         page = self.page
         head, tail = self.load_head(), page[_TAIL]  # acquire: data_head before the records
         if head == tail:
-            return 0, None
+            return 0, None      # nothing new: data_tail is left as it is
         data, mask, n, ret = self.data, self.mask, 0, None
         try:
             while tail < head and not ret:
@@ -106,7 +111,7 @@ class CpuRing:
                 if size < _HDR.size:
                     raise BPFError(f"perf ring of CPU {self.cpu}: corrupt record at {off}")
                 tail += size
-                k, ret = self._deliver(self._record(off, size), rtype, cb, lost)
+                k, ret = self._deliver(off, rtype, cb, lost)
                 n += k
         finally:
             self.store_tail(tail)  # release: the reads are done before data_tail moves
@@ -126,7 +131,7 @@ class CpuRing:
                 rtype, size = _HDR.unpack_from(self.data, off)
                 if size < _HDR.size or pos + size > limit:
                     break  # never written, or the oldest record, partly overwritten
-                k, ret = self._deliver(self._record(off, size), rtype, cb, lost)
+                k, ret = self._deliver(off, rtype, cb, lost)
                 n += k
                 pos += size
             return n, ret
