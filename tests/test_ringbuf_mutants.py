@@ -404,13 +404,7 @@ def test_trailing_and_leading_discards_in_every_mode(rb_map, mode):
         assert rb.ring().avail == 0
 
 
-@pytest.mark.parametrize("mode", [
-    "each", "struct", "columns",
-    pytest.param("batch", marks=pytest.mark.xfail(
-        strict=True, raises=IndexError,
-        reason="BUG in pybpf/events/ringbuf.py (left to ringhot's rewrite): a pass that "
-               "finds only discarded records hands batch mode no runs, and _call() "
-               "indexes runs[-1]: IndexError instead of consuming them silently"))])
+@pytest.mark.parametrize("mode", ["each", "struct", "columns", "batch"])
 def test_a_pass_of_discarded_records_only(rb_map, mode):
     fd, prod = rb_map
     calls: List[Any] = []
@@ -626,11 +620,6 @@ def test_records_waits_for_a_wakeup_and_stops_on_an_empty_wait(rb_map):
         assert list(rb.records(timeout_ms=1)) == []       # an empty wait ends it
 
 
-@pytest.mark.xfail(strict=True, raises=BPFError,
-                   reason="BUG in pybpf/events/ringbuf.py (left to ringhot's rewrite): after "
-                          "close() from a callback of the first ring, consume() goes on to the "
-                          "next ring and raises 'the ring is closed (unmapped)', losing the "
-                          "count (with one ring it returns it)")
 def test_close_from_a_callback_with_two_rings_returns_the_count(two_rings):
     (a, pa), (b, pb) = two_rings
     seen: List[bytes] = []

@@ -558,6 +558,9 @@ def _call(ring: "Ring", obj: Any, runs: Sequence[Run], progress: Callable[[], in
 
 
 def _deliver_batch(ring: "Ring", runs: List[Run], end: int) -> Tuple[int, Any]:
+    if not runs:                # a pass of discarded records only: no batch to hand out
+        ring.done = end
+        return 0, None
     batch = RecordBatch(ring.mapping.data, runs, ring.mapping.cast)
     ret = _call(ring, batch, runs, batch.taken)
     ring.done = end
@@ -869,6 +872,8 @@ class RingBuffer:
             if ret:
                 self.stopped, self.stopped_after = ret, total
                 return stop_code(ret)
+            if self._epoll.closed:      # a callback closed the RingBuffer: the count stands
+                return total
         return total
 
     def consume(self) -> int:
