@@ -1,0 +1,393 @@
+"""struct_ops, the cases the mutants showed untested: exact error places (section and
+offset) of relocation faults, relocations at the edges of a variable and against
+programs past the start of their section, hand-made sections (NOBITS, several
+variables, a non-variable DATASEC entry, bitfield members), kernel layouts with split
+BTF and duplicate names, member-matching refusals, and the fd packing."""
+from __future__ import annotations
+
+import dataclasses
+import struct
+from typing import List, Optional, Tuple
+
+import pytest
+
+from pybpf import uapi as u
+from pybpf.btf import BTF
+from pybpf.btf import types as T
+from pybpf.errors import ObjectError
+from pybpf.obj import struct_ops as so
+from pybpf.obj.elf import SHT_NOBITS, SHT_PROGBITS, ElfObject, Reloc, Section, Symbol
+
+from test_struct_ops import Kern, bpf_side, open_obj
+
+SO = u.BPF_PROG_TYPE_STRUCT_OPS
+
+
+# ------------------------------------------------------------------ the built object
+
+
+def _cc():
+    obj = open_obj()
+    elf, btf = obj.spec.elf, obj.spec.btf
+    sec = elf.section(".struct_ops")
+    progs = {(p.func.shndx, p.func.start): (p.name, p.sec_def.prog_type)
+             for p in obj.spec.programs}
+    return elf, btf, sec, progs
+
+
+def _collect(elf, btf, sec, relocs, progs):
+    variant = dataclasses.replace(elf, relocs={**elf.relocs, sec.index: relocs})
+    return so.collect(variant, btf, progs)
+
+
+def test_collected_specs_hold_every_field():
+    elf, btf, _, progs = _cc()
+    got = {s.name: s for s in so.collect(elf, btf, progs)}
+    legacy, link, off = got["cc_legacy"], got["cc_link"], got["cc_off"]
+    assert [s.section for s in (legacy, link, off)] == [".struct_ops", ".struct_ops.link",
+                                                        "?.struct_ops"]
+    assert [(s.flags, s.is_link, s.autocreate) for s in (legacy, link, off)] == [
+        (0, False, True), (u.BPF_F_LINK, True, True), (0, False, False)]
+    assert {s.offset for s in got.values()} == {0}
+    tcp = btf.find("tcp_congestion_ops", u.BTF_KIND_STRUCT)
+    assert {s.type_id for s in got.values()} == set(tcp)
+    assert bytes(legacy.data) == elf.section(".struct_ops").data
+    # member index -> program, as the relocations say (ssthresh is member 0)
+    members = [m.name for m in btf[legacy.type_id].members]
+    assert {members[i]: p for i, p in legacy.declared.items()} == legacy_bindings()
+    assert legacy.declared == legacy.progs and legacy.declared is not legacy.progs
+    assert {members[i]: p for i, p in off.declared.items()} == {
+        "ssthresh": "pybpf_ssthresh", "cong_avoid": "pybpf_cong_avoid",
+        "undo_cwnd": "pybpf_undo_cwnd", "init": "off_init"}
+
+
+def legacy_bindings():
+    return {"ssthresh": "pybpf_ssthresh", "cong_avoid": "pybpf_cong_avoid",
+            "set_state": "pybpf_set_state", "cwnd_event": "pybpf_cwnd_event",
+            "undo_cwnd": "pybpf_undo_cwnd", "init": "pybpf_init",
+            "release": "pybpf_release"}
+
+
+def _fault(elf, btf, sec, relocs, progs, message):
+    with pytest.raises(ObjectError, match=message) as e:
+        _collect(elf, btf, sec, relocs, progs)
+    return e.value
+
+
+def test_relocation_faults_name_the_relocation_section_and_offset():
+    elf, btf, sec, progs = _cc()
+    first = elf.relocs[sec.index][0]           # ssthresh at offset 0 -> pybpf_ssthresh
+    sym = first.sym
+    cases = [
+        (dataclasses.replace(first, offset=4), r"^struct_ops 'cc_legacy': no member of "
+         r"struct tcp_congestion_ops starts at offset 4 \(section \.rel\.struct_ops, "
+         r"offset 0x4\)$"),
+        (dataclasses.replace(first, offset=192), r"^relocation outside every struct_ops "
+         r"variable \(section \.rel\.struct_ops, offset 0xc0\)$"),
+        (dataclasses.replace(first, offset=88), r"^struct_ops 'cc_legacy': member 'name' "
+         r"\(char\[16\]\) is not a function pointer \(section \.rel\.struct_ops, "
+         r"offset 0x58\)$"),
+        (dataclasses.replace(first, sym=dataclasses.replace(sym, value=12)),
+         r"^struct_ops 'cc_legacy': relocation target 'pybpf_ssthresh' at 0xc is not at an "
+         r"instruction boundary \(section \.rel\.struct_ops, offset 0x0\)$"),
+        (dataclasses.replace(first, sym=dataclasses.replace(sym, shndx=0)),
+         r"^struct_ops 'cc_legacy': relocation against 'pybpf_ssthresh', which is not a "
+         r"function of this object \(section \.rel\.struct_ops, offset 0x0\)$"),
+        (dataclasses.replace(first, sym=dataclasses.replace(sym, shndx=len(elf.sections))),
+         "which is not a function of this object"),
+        (dataclasses.replace(first, offset=8, sym=dataclasses.replace(sym, value=16)),
+         r"^struct_ops 'cc_legacy': member 'cong_avoid' points to 'pybpf_ssthresh' in "
+         r"section 'struct_ops/pybpf_ssthresh', which is not a program \(section "
+         r"\.rel\.struct_ops, offset 0x8\)$"),
+        (dataclasses.replace(first, sym=dataclasses.replace(sym, value=8, name="")),
+         r"member 'ssthresh' points to 'a symbol' in section 'struct_ops/pybpf_ssthresh'"),
+    ]
+    for reloc, message in cases:
+        e = _fault(elf, btf, sec, [reloc], progs, message)
+        assert (e.section, e.offset) == (".rel.struct_ops", reloc.offset)
+    as_xdp = {k: (name, u.BPF_PROG_TYPE_XDP) for k, (name, _) in progs.items()}
+    e = _fault(elf, btf, sec, [dataclasses.replace(first, offset=8)], as_xdp,
+               r"^struct_ops 'cc_legacy': member 'cong_avoid' points to program "
+               r"'pybpf_ssthresh', which is not a SEC\(\"struct_ops\"\) program")
+    assert e.offset == 8
+
+
+def test_relocations_at_the_edges_of_the_variable():
+    elf, btf, sec, progs = _cc()
+    first = elf.relocs[sec.index][0]
+    st = btf[btf.find("tcp_congestion_ops", u.BTF_KIND_STRUCT)[0]]
+    last = max((m for m in st.members if so.is_func_pointer(btf, m.type)),
+               key=lambda m: m.bit_offset)
+    # the variable's first byte and its last function pointer both bind
+    (spec, *_) = _collect(elf, btf, sec,
+                          [first, dataclasses.replace(first, offset=last.bit_offset // 8)], progs)
+    names = [m.name for m in st.members]
+    assert {names[i]: p for i, p in spec.progs.items()} == {"ssthresh": "pybpf_ssthresh",
+                                                          last.name: "pybpf_ssthresh"}
+
+
+def test_a_program_past_the_start_of_its_section():
+    """The program is found by (section, instruction slot): byte offset / 8."""
+    elf, btf, sec, progs = _cc()
+    first = elf.relocs[sec.index][0]
+    later = {**progs, (first.sym.shndx, 3): ("later", SO)}
+    moved = dataclasses.replace(first, sym=dataclasses.replace(first.sym, value=24))
+    (spec, *_) = _collect(elf, btf, sec, [moved], later)
+    assert spec.progs == spec.declared == {0: "later"}
+    _fault(elf, btf, sec, [dataclasses.replace(first, sym=dataclasses.replace(
+        first.sym, value=16))], later, "which is not a program")
+
+
+# ------------------------------------------------------------------ hand-made objects
+
+
+def _hand(vars_: List[Tuple[str, int, int]], section: str = ".struct_ops",
+          data: Optional[bytes] = None, sec_type: int = SHT_PROGBITS,
+          relocs: Optional[List[Reloc]] = None,
+          bitfield: bool = False) -> Tuple[ElfObject, BTF, int]:
+    """One struct_ops section with variables (name, offset, type: 0 demo struct, 1 int)
+    of ``struct hand_ops { fn_t *op; u32 flags:3 (or u32 flags); u64 op2_at_16 }``."""
+    btf = BTF()
+    u32 = btf.add(T.Int("u32", 4, 0, 0, 32))
+    proto = btf.add(T.FuncProto("", u32, []))
+    fptr = btf.add(T.Pointer("", proto))
+    st = btf.add(T.Struct("hand_ops", 24, [
+        T.Member("op", fptr, 0), T.Member("flags", u32, 64, 3 if bitfield else 0),
+        T.Member("op2", fptr, 128)]))
+    infos = []
+    for name, off, kind in vars_:
+        var = btf.add(T.Var(name, st if kind == 0 else u32, u.BTF_VAR_GLOBAL_ALLOCATED))
+        infos.append(T.VarSecinfo(var, off, 24))
+    btf.add(T.Datasec(section, 48, infos))
+    body = data if data is not None else bytes(range(48))
+    prog_sec = Section(2, "struct_ops/p", SHT_PROGBITS, 6, 16, 8, bytes(16))
+    elf = ElfObject("hand.o", [Section(0, "", 0, 0, 0, 0, b""),
+                               Section(1, section, sec_type, 3, len(body), 8,
+                                       b"" if sec_type == SHT_NOBITS else body), prog_sec],
+                    [], relocs={1: relocs or []})
+    return elf, btf, st
+
+
+def _sym(value: int = 0, name: str = "p") -> Symbol:
+    return Symbol(1, name, value, 16, 2, 1, 0, 2)
+
+
+def test_two_variables_in_one_section():
+    relocs = [Reloc(24, _sym(0), 2), Reloc(40, _sym(8, "q"), 2)]
+    elf, btf, st = _hand([("a", 0, 0), ("b", 24, 0)], relocs=relocs)
+    a, b = so.collect(elf, btf, {(2, 0): ("p", SO), (2, 1): ("q", SO)})
+    assert (a.name, a.offset, bytes(a.data)) == ("a", 0, bytes(range(24)))
+    assert (b.name, b.offset, bytes(b.data)) == ("b", 24, bytes(range(24, 48)))
+    assert (a.progs, b.progs) == ({}, {0: "p", 2: "q"})
+    assert a.type_id == b.type_id == st and a.type_name == "hand_ops"
+    # a relocation one byte before the second variable belongs to the first
+    elf, btf, _ = _hand([("a", 0, 0), ("b", 24, 0)], relocs=[Reloc(23, _sym(0), 2)])
+    with pytest.raises(ObjectError, match="^struct_ops 'a': no member of struct hand_ops "
+                       "starts at offset 23"):
+        so.collect(elf, btf, {(2, 0): ("p", SO)})
+
+
+def test_a_variable_ending_exactly_at_the_section_end():
+    elf, btf, _ = _hand([("a", 24, 0)])
+    (a,) = so.collect(elf, btf, {})
+    assert bytes(a.data) == bytes(range(24, 48))
+    elf, btf, _ = _hand([("a", 25, 0)])
+    with pytest.raises(ObjectError, match=r"^struct_ops variable 'a' \(24 bytes at 0x19\) is "
+                       r"past the end of the section \(section \.struct_ops, offset 0x19\)$"):
+        so.collect(elf, btf, {})
+
+
+def test_hand_made_section_faults():
+    elf, btf, _ = _hand([("a", 0, 0)], sec_type=SHT_NOBITS)
+    with pytest.raises(ObjectError, match=r"^a struct_ops section must hold data \(PROGBITS\) "
+                       r"\(section \.struct_ops\)$"):
+        so.collect(elf, btf, {})
+    elf, btf, _ = _hand([("a", 0, 0), ("n", 24, 1)], section=".struct_ops.link")
+    with pytest.raises(ObjectError, match=r"^struct_ops variable 'n' is u32, not a struct "
+                       r"\(section \.struct_ops\.link, offset 0x18\)$"):
+        so.collect(elf, btf, {})
+    # a DATASEC entry that is no VAR
+    elf, btf, st = _hand([("a", 0, 0)])
+    ds = btf[btf.find(".struct_ops", u.BTF_KIND_DATASEC)[0]]
+    ds.vars.append(T.VarSecinfo(st, 24, 24))
+    with pytest.raises(ObjectError, match=r"^DATASEC entry of kind 4 is not a variable "
+                       r"\(section \.struct_ops, offset 0x18\)$"):
+        so.collect(elf, btf, {})
+
+
+def test_the_optional_link_section_is_not_autocreated():
+    elf, btf, _ = _hand([("a", 0, 0)], section="?.struct_ops.link")
+    (a,) = so.collect(elf, btf, {})
+    assert (a.section, a.autocreate, a.flags, a.is_link) == ("?.struct_ops.link", False,
+                                                             u.BPF_F_LINK, True)
+    assert so.is_struct_ops_section("?.struct_ops") and so.is_struct_ops_section(".struct_ops")
+    assert not so.is_struct_ops_section("?struct_ops") and not so.is_struct_ops_section(
+        "..struct_ops")
+
+
+def test_a_relocation_on_a_bitfield_offset_finds_no_member():
+    elf, btf, _ = _hand([("a", 0, 0)], bitfield=True, relocs=[Reloc(8, _sym(0), 2)])
+    with pytest.raises(ObjectError, match="no member of struct hand_ops starts at offset 8"):
+        so.collect(elf, btf, {(2, 0): ("p", SO)})
+
+
+def test_func_pointer_through_typedefs_and_qualifiers():
+    btf = BTF()
+    i = btf.add(T.Int("int", 4, T.BTF_INT_SIGNED, 0, 32))
+    proto = btf.add(T.FuncProto("", i, []))
+    const_proto = btf.add(T.Const("", btf.add(T.Typedef("fn_t", proto))))
+    ptr = btf.add(T.Pointer("", const_proto))
+    assert so.is_func_pointer(btf, btf.add(T.Typedef("fp_t", ptr)))
+    assert not so.is_func_pointer(btf, btf.add(T.Pointer("", i)))
+    assert not so.is_func_pointer(btf, proto) and not so.is_func_pointer(btf, i)
+
+
+# ------------------------------------------------------------------ kernel layout
+
+
+def test_layout_in_a_module_skips_the_base_copy():
+    """A module's split BTF also finds its base's types: the struct must be its own."""
+    base = BTF()
+    base.add(T.Int("int", 4, T.BTF_INT_SIGNED, 0, 32))
+    base.add(T.Struct("demo_ops", 8, []))              # a same-named struct in vmlinux
+    module = Kern(BTF(base=base))
+    layout = so.kernel_layout("demo_ops", [("demo_mod", module.btf)])
+    assert (layout.module, layout.type_id, layout.value_type_id) == ("demo_mod", module.ops,
+                                                                     module.value)
+    assert layout.btf is module.btf and layout.data_offset == 16 and layout.value_size == 56
+    # only the base has it: not this module's
+    with pytest.raises(ObjectError, match=r"searched m2\)"):
+        so.kernel_layout("demo_ops", [("m2", BTF(base=base))])
+
+
+def test_layout_of_a_module_struct_that_is_its_first_type():
+    base = BTF()
+    base.add(T.Int("int", 4, T.BTF_INT_SIGNED, 0, 32))
+    mod = BTF(base=base)
+    first = mod.add(T.Struct("first_ops", 8, []))
+    assert first == mod.start_id
+    value = mod.add(T.Struct("bpf_struct_ops_first_ops", 24, [
+        T.Member("refcnt", 1, 0), T.Member("data", first, 64)]))
+    layout = so.kernel_layout("first_ops", [(None, base), ("mod", mod)])
+    assert (layout.type_id, layout.value_type_id, layout.data_offset) == (first, value, 8)
+
+
+def test_layout_takes_the_first_of_duplicate_names():
+    btf = BTF()
+    kern = Kern(btf)
+    dup = btf.add(T.Struct("demo_ops", 4, []))
+    dup_value = btf.add(T.Struct("bpf_struct_ops_demo_ops", 8, [T.Member("data", dup, 0)]))
+    layout = so.kernel_layout("demo_ops", [(None, btf)])
+    assert (layout.type_id, layout.value_type_id, layout.value_size) == (kern.ops, kern.value,
+                                                                        56)
+    assert dup_value != layout.value_type_id
+
+
+def test_layout_messages():
+    with pytest.raises(ObjectError, match=r"^struct_ops type struct x_ops is not in the "
+                       r"kernel's BTF \(searched nothing\)$"):
+        so.kernel_layout("x_ops", [])
+    mod = BTF(base=BTF())
+    mod.add(T.Struct("demo_ops", 8, []))
+    with pytest.raises(ObjectError, match=r"^struct demo_ops in m BTF is not a struct_ops "
+                       r"type: there is no struct bpf_struct_ops_demo_ops"):
+        so.kernel_layout("demo_ops", [("m", mod)])
+    with pytest.raises(ObjectError, match=r"^struct demo_ops in vmlinux BTF is not"):
+        so.kernel_layout("demo_ops", [(None, mod)])
+
+
+def test_value_type_data_member_found_by_type():
+    btf = BTF()
+    ops = btf.add(T.Struct("demo_ops", 8, []))
+    other = btf.add(T.Struct("other", 8, []))
+    value = btf.add(T.Struct("bpf_struct_ops_demo_ops", 24, [
+        T.Member("common", other, 0), T.Member("data", ops, 128)]))
+    layout = so.kernel_layout("demo_ops", [(None, btf)])
+    assert (layout.value_type_id, layout.data_offset, layout.value_size) == (value, 16, 24)
+
+
+# ------------------------------------------------------------------ building the value
+
+
+def _layout(kern: Kern) -> so.KernelLayout:
+    return so.kernel_layout("demo_ops", [(None, kern.btf)])
+
+
+def test_value_errors_name_the_section():
+    kern = Kern(BTF())
+    btf, spec = bpf_side(extra=1)
+    spec.section = "?.struct_ops.link"
+    with pytest.raises(ObjectError, match=r"^struct_ops 'ops' \(struct demo_ops\): member "
+                       r"'extra' is not in the kernel's struct demo_ops and is not zero "
+                       r"\(section \?\.struct_ops\.link\)$") as e:
+        so.build_value(spec, btf, _layout(kern))
+    assert e.value.section == "?.struct_ops.link"
+
+
+@pytest.mark.parametrize("side", ["bpf", "kernel"])
+def test_bitfield_members_are_refused(side):
+    kern = Kern(BTF())
+    btf, spec = bpf_side()
+    if side == "bpf":
+        st = btf[spec.type_id]
+        st.members[2] = dataclasses.replace(st.members[2], bitfield_size=5)
+    else:
+        ks = kern.btf[kern.ops]
+        ks.members[1] = dataclasses.replace(ks.members[1], bitfield_size=5)
+    with pytest.raises(ObjectError, match=r"member 'flags' is a bitfield: not supported"):
+        so.build_value(spec, btf, _layout(kern))
+
+
+def test_kernel_member_that_is_no_function_pointer():
+    kern = Kern(BTF())
+    ks = kern.btf[kern.ops]
+    ks.members[3] = T.Member("op_b", kern.btf.add(T.Pointer("", kern.u32)), 256)
+    btf, spec = bpf_side()
+    with pytest.raises(ObjectError, match=r"^struct_ops 'ops' \(struct demo_ops\): kernel "
+                       r"member 'op_b' is not a function pointer \(section \.struct_ops\)$"):
+        so.build_value(spec, btf, _layout(kern))
+    del spec.progs[1]                      # unbound: the kernel's pointer stays NULL
+    assert [s.member for s in so.build_value(spec, btf, _layout(kern)).slots] == ["op_a"]
+
+
+def test_anonymous_members_are_not_matched():
+    """An unnamed BPF-side member is never the kernel's unnamed member: not zero, refused;
+    zero, skipped (and the kernel's unnamed member stays zero)."""
+    kern = Kern(BTF())
+    ks = kern.btf[kern.ops]
+    ks.members.append(T.Member("", kern.u32, 288))
+    btf, spec = bpf_side()
+    st = btf[spec.type_id]
+    st.members[4] = T.Member("", st.members[4].type, 320)
+    struct.pack_into("<I", spec.data, 40, 9)
+    with pytest.raises(ObjectError, match="member '' is not in the kernel's struct demo_ops "
+                       "and is not zero"):
+        so.build_value(spec, btf, _layout(kern))
+    struct.pack_into("<I", spec.data, 40, 0)
+    value = so.build_value(spec, btf, _layout(kern))
+    assert value.image[16 + 36:16 + 40] == bytes(4)
+
+
+def test_value_image_bytes_exactly():
+    kern = Kern(BTF())
+    btf, spec = bpf_side()
+    spec.data[0:16] = b"fifteen-chars!!\0"
+    struct.pack_into("<I", spec.data, 24, 0xA1B2C3D4)
+    value = so.build_value(spec, btf, _layout(kern))
+    want = bytearray(56)
+    struct.pack_into("<I", want, 16 + 8, 0xA1B2C3D4)
+    want[16 + 12:16 + 28] = b"fifteen-chars!!\0"
+    assert value.image == bytes(want)
+    assert value.layout == _layout(kern)
+    assert value.slots == [so.Slot("op_b", 3, 48, "prog_b"), so.Slot("op_a", 0, 16, "prog_a")]
+
+
+def test_fds_are_packed_as_u64():
+    kern = Kern(BTF())
+    btf, spec = bpf_side()
+    value = so.build_value(spec, btf, _layout(kern))
+    image = so.value_with_fds(value, {"prog_a": (1 << 63) + 5, "prog_b": 0x1_0000_0003})
+    assert image[16:24] == ((1 << 63) + 5).to_bytes(8, "little")
+    assert image[48:56] == (0x1_0000_0003).to_bytes(8, "little")
+    assert image[24:48] == value.image[24:48] and image[:16] == bytes(16)
+    assert value.image[16:24] == bytes(8)            # the value itself is left alone
