@@ -14,7 +14,7 @@ import pytest
 from pybpf import uapi as u
 from pybpf.btf import BTF
 from pybpf.btf import types as T
-from pybpf.errors import ObjectError
+from pybpf.errors import AttachError, BPFError, ObjectError
 from pybpf.obj import struct_ops as so
 from pybpf.obj.elf import SHT_NOBITS, SHT_PROGBITS, ElfObject, Reloc, Section, Symbol
 
@@ -391,3 +391,134 @@ def test_fds_are_packed_as_u64():
     assert image[48:56] == (0x1_0000_0003).to_bytes(8, "little")
     assert image[24:48] == value.image[24:48] and image[:16] == bytes(16)
     assert value.image[16:24] == bytes(8)            # the value itself is left alone
+
+
+# ------------------------------------------------------------------ StructOps before load
+
+
+def test_struct_ops_view_before_load():
+    obj = open_obj()
+    cc = obj.struct_ops["cc_legacy"]
+    assert (cc.name, cc.type_name, cc.is_link, cc.autocreate, cc.autoattach) == (
+        "cc_legacy", "tcp_congestion_ops", False, True, True)
+    assert obj.struct_ops["cc_link"].is_link and not obj.struct_ops["cc_off"].autocreate
+    st = obj.spec.btf[cc.spec.type_id]
+    assert cc.members() == [m.name for m in st.members if m.name]
+    assert list(cc.programs) == [m.name for m in st.members if m.name in legacy_bindings()]
+    assert cc.programs == legacy_bindings()
+    assert repr(cc) == f"<StructOps cc_legacy struct tcp_congestion_ops .struct_ops {cc.programs}>"
+    assert repr(obj.struct_ops["cc_link"]).startswith(
+        "<StructOps cc_link struct tcp_congestion_ops .struct_ops.link {")
+    assert cc["ssthresh"] == "pybpf_ssthresh" and cc["cong_control"] is None
+    assert cc["key"] == 0 and cc["owner"] == 0
+    with pytest.raises(KeyError, match=r"struct tcp_congestion_ops has no member 'nope' "
+                       r"\(it has: ssthresh, cong_avoid, "):
+        cc["nope"]
+    cc.autocreate = 0
+    assert cc.autocreate is False and cc.spec.autocreate is False
+
+
+def test_struct_ops_setters_before_load():
+    obj = open_obj()
+    cc = obj.struct_ops["cc_legacy"]
+    name_at = next(m.bit_offset // 8 for m in obj.spec.btf[cc.spec.type_id].members
+                   if m.name == "name")
+    cc["name"] = bytearray(b"ab")                        # shorter bytes: zero-padded
+    assert bytes(cc.spec.data[name_at:name_at + 16]) == b"ab" + bytes(14)
+    cc["name"] = b"x" * 16                               # exactly the member's size
+    assert bytes(cc.spec.data[name_at:name_at + 16]) == b"x" * 16
+    cc["release"] = "off_init"                           # a program by name
+    assert cc.programs["release"] == "off_init"
+    cc["release"] = None
+    cc["release"] = None                                 # unbinding twice is fine
+    assert "release" not in cc.programs
+    other = open_obj()
+    with pytest.raises(BPFError, match=r"^struct_ops 'cc_legacy': member 'init' takes a program "
+                       r"of this object, not <"):
+        cc["init"] = other.programs["pybpf_init"]        # same name, another object
+    with pytest.raises(BPFError, match=r"^struct_ops 'cc_legacy': program 'calls' is "):
+        pass_prog = dataclasses.make_dataclass("P", ["name", "type", "type_name"])
+        cc._programs = {**cc._programs, "calls": pass_prog("calls", u.BPF_PROG_TYPE_XDP, "xdp")}
+        cc["init"] = "calls"
+    with pytest.raises(BPFError, match="not struct_ops"):
+        cc["init"] = "calls"
+    assert cc.programs["init"] == "pybpf_init"
+
+
+def test_struct_ops_bitfield_member_cannot_be_set():
+    obj = open_obj()
+    cc = obj.struct_ops["cc_legacy"]
+    st = obj.spec.btf[cc.spec.type_id]
+    i = next(i for i, m in enumerate(st.members) if m.name == "flags")
+    cc._members["flags"] = (i, dataclasses.replace(st.members[i], bitfield_size=3))
+    with pytest.raises(BPFError, match=r"^struct_ops 'cc_legacy': bitfield member 'flags' "
+                       "cannot be set$"):
+        cc["flags"] = 1
+
+
+def test_struct_ops_calls_out_of_order():
+    obj = open_obj()
+    cc = obj.struct_ops["cc_legacy"]
+    with pytest.raises(BPFError, match=r"^struct_ops 'cc_legacy': prepare\(\) before create\(\)$"):
+        cc.create(3)
+    for call in (cc.image, cc.kernel_value):
+        with pytest.raises(BPFError, match=r"^struct_ops 'cc_legacy' is not loaded$"):
+            call()
+    with pytest.raises(AttachError, match=r"^struct_ops 'cc_legacy': its map is not created$"):
+        cc._set_value(b"")
+    layout = so.kernel_layout("tcp_congestion_ops", [(None, kbtf_vmlinux())])
+    cc.prepare(layout)
+    with pytest.raises(BPFError, match=r"^struct_ops map 'cc_legacy' needs the object's BTF in "
+                       r"the kernel, and the kernel refused it$"):
+        cc.create(0)
+    with pytest.raises(AttachError, match=r"^struct_ops 'cc_legacy': program 'pybpf_ssthresh' "
+                       r"bound to member 'ssthresh' is not loaded$"):
+        cc.image()
+    with pytest.raises(BPFError, match="is not loaded"):
+        cc.kernel_value()                      # prepared, but its map is not created
+    with pytest.raises(BPFError, match="autocreate can only be changed before load"):
+        cc.autocreate = False
+
+
+def test_prepare_refuses_a_program_that_is_no_longer_struct_ops():
+    obj = open_obj()
+    cc = obj.struct_ops["cc_legacy"]
+    obj.programs["pybpf_init"].type = u.BPF_PROG_TYPE_XDP
+    layout = so.kernel_layout("tcp_congestion_ops", [(None, kbtf_vmlinux())])
+    with pytest.raises(ObjectError, match=r"^struct_ops 'cc_legacy': program 'pybpf_init' bound "
+                       r"to 'init' is xdp, not struct_ops \(section \.struct_ops\)$"):
+        cc.prepare(layout)
+
+
+def test_prepare_for_a_module_type_takes_its_btf_fd(monkeypatch):
+    from pybpf.link import attach_btf
+    from pybpf.link import struct_ops as link_so
+    obj = open_obj()
+    cc = obj.struct_ops["cc_legacy"]
+    layout = so.kernel_layout("tcp_congestion_ops", [(None, kbtf_vmlinux())])
+    layout = dataclasses.replace(layout, module="some_mod")
+    calls = []
+
+    class FakeFd:
+        fd = 42
+
+    monkeypatch.setattr(attach_btf, "module_btf_fd", lambda m: calls.append(m) or FakeFd())
+    value = cc.prepare(layout)
+    init = obj.programs["pybpf_init"]
+    assert (init.attach_btf_id, init.attach_btf_obj_fd) == (layout.type_id, 42)
+    assert calls == ["some_mod"] and value.layout.module == "some_mod"
+    assert link_so.StructOps._module_fd(dataclasses.replace(layout, module=None)) == 0
+
+
+def test_kernel_btfs_vmlinux_first():
+    from pybpf.btf import kernel
+    from pybpf.link.struct_ops import kernel_btfs
+    it = kernel_btfs()
+    assert next(it) == (None, kernel.vmlinux())
+    rest = list(it)
+    assert rest == list(kernel.modules().items())
+
+
+def kbtf_vmlinux():
+    from pybpf.btf import kernel
+    return kernel.vmlinux()

@@ -286,3 +286,274 @@ def test_maps_lines_with_spaces_bad_numbers_and_order():
     assert un.runtime_address(0x1000, maps) is None
     lib = un.executable_mappings(MAPS, "/opt/lib/libx.so")
     assert un.runtime_address(0x1000, lib) == 0x7F00AA001000
+
+
+# ------------------------------------------------------------------ pybpf.link.usdt, no kernel
+
+from types import SimpleNamespace  # noqa: E402
+
+from pybpf import uapi  # noqa: E402
+from pybpf.errors import AttachError, BPFError  # noqa: E402
+from pybpf.link import usdt as lu  # noqa: E402
+
+
+def _maps(specs=(uapi.BPF_MAP_TYPE_ARRAY, 4, un.SPEC_SIZE), ips=(8, 4), max_entries=3):
+    return {lu.SPECS_MAP: SimpleNamespace(type=specs[0], key_size=specs[1],
+                                          value_size=specs[2], max_entries=max_entries),
+            lu.IP_MAP: SimpleNamespace(type=uapi.BPF_MAP_TYPE_HASH, key_size=ips[0],
+                                       value_size=ips[1])}
+
+
+def test_manager_checks_the_header_maps():
+    good = _maps()
+    assert lu.UsdtManager(good).maps() == (good[lu.SPECS_MAP], good[lu.IP_MAP])
+    for drop in (lu.SPECS_MAP, lu.IP_MAP):
+        maps = {k: v for k, v in good.items() if k != drop}
+        with pytest.raises(AttachError, match=r"^the object has no __bpf_usdt_specs / "
+                           r"__bpf_usdt_ip_to_spec_id maps: USDT programs must #include "
+                           r"<bpf/usdt\.bpf\.h>$"):
+            lu.UsdtManager(maps).maps()
+    for specs in ((uapi.BPF_MAP_TYPE_HASH, 4, 208), (2, 8, 208), (2, 4, 200)):
+        with pytest.raises(AttachError, match=r"^map __bpf_usdt_specs: want an array of "
+                           r"208-byte struct __bpf_usdt_spec values by int key \(as "
+                           r"<bpf/usdt\.bpf\.h> declares it\), found type "
+                           f"{specs[0]} key {specs[1]} value {specs[2]}$"):
+            lu.UsdtManager(_maps(specs=specs)).maps()
+    for ips in ((4, 4), (8, 8)):
+        with pytest.raises(AttachError, match=r"^map __bpf_usdt_ip_to_spec_id: want long keys "
+                           f"and int values, found key {ips[0]} value {ips[1]}$"):
+            lu.UsdtManager(_maps(ips=ips)).maps()
+
+
+def test_spec_ids_are_allocated_below_the_limit_and_reused_last_freed_first():
+    m = lu.UsdtManager(_maps())
+    assert [m.allocate(3) for _ in range(3)] == [0, 1, 2]
+    with pytest.raises(AttachError, match=r"^all 3 USDT spec ids of __bpf_usdt_specs are in use "
+                       r"\(raise BPF_USDT_MAX_SPEC_CNT or its max_entries\)$") as e:
+        m.allocate(3)
+    assert e.value.errno == errno_mod.E2BIG
+    m.release([0, 2])
+    assert [m.allocate(3), m.allocate(3)] == [2, 0]
+    with pytest.raises(AttachError):
+        m.allocate(3)
+    assert lu.UsdtManager({}).allocate(1) == 0
+
+
+class _FakeLink:
+    def __init__(self, fd):
+        self._fd, self.closed = fd, False
+
+    @property
+    def fd(self):
+        return self._fd
+
+    def close(self):
+        self.closed = True
+
+    def info(self):
+        return ("info", self._fd)
+
+
+def test_usdt_link_bookkeeping():
+    manager = lu.UsdtManager(_maps())
+    deleted = []
+    link = lu.UsdtLink(manager, "usdt /x:p:n")
+    with pytest.raises(BPFError, match=r"^USDT link usdt /x:p:n is closed$") as e:
+        link.fd
+    assert e.value.errno == errno_mod.EBADF
+    with pytest.raises(BPFError, match="is closed"):
+        link.info()
+    a, b = _FakeLink(11), _FakeLink(12)
+    link.links = [a, b]
+    link.spec_ids = [manager.allocate(3), manager.allocate(3)]
+    link.sites = [None, None, None]
+    assert (link.fd, link.info(), link.closed, link.multi) == (11, ("info", 11), False, False)
+    assert repr(link) == "<UsdtLink usdt /x:p:n 3 site(s) 2 link(s)>"
+    with pytest.raises(AttachError, match=r"^pinning USDT link usdt /x:p:n at /sys/fs/bpf/x: a "
+                       r"USDT attachment is several kernel objects plus pybpf state; pin the "
+                       r"program instead$") as e:
+        link.pin("/sys/fs/bpf/x")
+    assert e.value.errno == errno_mod.EOPNOTSUPP
+    link.ip_keys = [b"k1", b"k2"]
+    link._ip_map = SimpleNamespace(loaded=False, fd=-1)    # its object is closed: skipped
+    link.detach()
+    assert link.closed and a.closed and b.closed and link.links == [] and link.spec_ids == []
+    assert link.ip_keys == [] and deleted == []
+    assert repr(link) == "<UsdtLink usdt /x:p:n 3 site(s) closed>"
+    assert manager.allocate(3) == 1 and manager.allocate(3) == 0
+    with pytest.raises(BPFError, match="is closed"):
+        link.fd
+    a.closed = False
+    link.links = [a]
+    link.close()                                # a second close does nothing
+    assert not a.closed
+
+
+def test_usdt_link_close_deletes_its_ip_keys(monkeypatch):
+    deleted = []
+    monkeypatch.setattr(lu.syscall, "map_delete", lambda fd, key: deleted.append((fd, key)))
+    link = lu.UsdtLink(lu.UsdtManager(_maps()), "d")
+    link.ip_keys = [b"k1", b"k2"]
+    link._ip_map = SimpleNamespace(loaded=True, fd=77)
+    link.close()
+    assert deleted == [(77, b"k1"), (77, b"k2")]
+
+
+def test_where_the_probe_is():
+    assert lu._where("a:b:c", {}) == ("a", "b", "c")
+    assert lu._where("a:b:c", {"binary": "/x", "provider": "p", "name": "n"}) == \
+        ("/x", "p", "n")
+    for opts, missing in (({"provider": "p"}, "binary, name"), ({"name": "n"}, "binary, provider"),
+                          ({"binary": "b", "name": "n"}, "provider")):
+        with pytest.raises(AttachError, match=r"^USDT attach needs binary=, provider= and name= "
+                           rf"\(missing {missing}\)$"):
+            lu._where("a:b:c", opts)
+    with pytest.raises(AttachError, match=r"^USDT programs need a target: "
+                       r"SEC\(\"usdt/BINARY:PROVIDER:NAME\"\) or attach\(binary=, provider=, "
+                       r"name=\)$"):
+        lu._where("", {})
+    with pytest.raises(AttachError, match=r"^USDT target 'a:b' must be BINARY:PROVIDER:NAME$"):
+        lu._where("a:b", {})
+
+
+def test_read_refuses_other_machines_and_bad_files(tmp_path):
+    pf = lu._read(str(built("usdt_target")))
+    assert len(pf.probes) == 7
+    path = _patched(tmp_path, lambda f, s, p: _poke(f, 18, "<H", 183))
+    with pytest.raises(AttachError, match=rf"^USDT: {path} is a 64-bit little-endian aarch64 "
+                       r"binary; this is x86_64$"):
+        lu._read(path)
+    path = _patched(tmp_path, lambda f, s, p: _poke(f, 4, "<B", 1))     # ELFCLASS32
+    with pytest.raises(AttachError, match=r"^USDT: "):
+        lu._read(path)
+    path = _patched(tmp_path, lambda f, s, p: _poke(f, 5, "<B", 2))     # big-endian header
+    with pytest.raises(AttachError, match=r"^USDT: "):
+        lu._read(path)
+    with pytest.raises(AttachError, match=r"^USDT: cannot open /nonexistent/x: No such file"):
+        lu._read("/nonexistent/x")
+
+
+def test_runtime_ips_of_an_executable_and_a_library_mapped_here():
+    import ctypes
+    exe = un.read_probes(str(built("usdt_target")))
+    assert lu._runtime_ips(exe, exe.probes, -1) == [p.address for p in exe.probes]
+    lib = un.read_probes(str(built("libusdt_target.so")))
+    with pytest.raises(AttachError, match=r"position-independent\) without BPF cookies "
+                       r"\(kernel < 5\.15\) needs pid= to find where it is mapped$") as e:
+        lu._runtime_ips(lib, lib.probes, -1)
+    assert e.value.errno == errno_mod.EOPNOTSUPP
+    with pytest.raises(AttachError, match=rf"^USDT pybpf_lib:fire: .*libusdt_target\.so offset "
+                       rf"{lib.probes[0].offset:#x} is not mapped executable in process "
+                       rf"{os.getpid()}$") as e:
+        lu._runtime_ips(lib, lib.probes, os.getpid())
+    assert e.value.errno == errno_mod.ESRCH
+    with pytest.raises(AttachError, match=r"^reading /proc/999999999/maps: No such file") as e:
+        lu._runtime_ips(lib, lib.probes, 999999999)
+    assert e.value.errno == errno_mod.ENOENT
+    handle = ctypes.CDLL(str(built("libusdt_target.so")))
+    with open("/proc/self/maps") as f:
+        maps = un.executable_mappings(f.read(), os.path.realpath(str(built(
+            "libusdt_target.so"))))
+    (ip,) = lu._runtime_ips(lib, lib.probes, os.getpid())
+    assert ip == maps[0].start - maps[0].offset + lib.probes[0].offset
+    assert ctypes.string_at(ip, 1) == b"\x90"               # the probe's nop, in memory
+    del handle
+
+
+def _usdt_prog(manager=None):
+    return SimpleNamespace(usdt_manager=manager, expected_attach_type=0, name="p")
+
+
+def test_attach_refusals_before_the_kernel(tmp_path, monkeypatch):
+    path = str(built("usdt_target"))
+    with pytest.raises(AttachError, match=r"^USDT programs attach through their object \(no "
+                       r"USDT state\)$"):
+        lu.attach_usdt(_usdt_prog(), f"{path}:pybpf:consts", {})
+    with pytest.raises(AttachError, match=rf"^no USDT probe pybpf:nope in {path} \(it has "
+                       r"pybpf:consts, pybpf:guarded, pybpf:mem, pybpf:multi, pybpf:regs\)$") as e:
+        lu.attach_usdt(_usdt_prog(), f"{path}:pybpf:nope", {})
+    assert e.value.errno == errno_mod.ENOENT
+    bad = _patched(tmp_path, _bad_args)
+    with pytest.raises(AttachError, match=r"^USDT pybpf:consts at 0x[0-9a-f]+ in .*: argument #0 "
+                       r"'-4@%zz': unknown x86_64 register 'zz'$"):
+        lu.attach_usdt(_usdt_prog(), f"{bad}:pybpf:consts", {})
+    monkeypatch.setattr(lu, "_REF_CTR_FORMAT", f"/nonexistent/{os.getpid()}")
+    with pytest.raises(AttachError, match=rf"^USDT pybpf:guarded in {path} has a semaphore, and "
+                       r"this kernel cannot count it \(no uprobe ref_ctr_offset, kernel < "
+                       r"4\.20\)$") as e:
+        lu.attach_usdt(_usdt_prog(), f"{path}:pybpf:guarded", {})
+    assert e.value.errno == errno_mod.EOPNOTSUPP
+    with pytest.raises(AttachError, match="through their object"):
+        lu.attach_usdt(_usdt_prog(), f"{path}:pybpf:consts", {})      # no semaphore: fine
+
+
+def _bad_args(f, shdr, phdrs):
+    f.seek(0)
+    raw = f.read()
+    at = raw.index(b"-4@$42 -4@$-7")
+    f.seek(at)
+    f.write(b"-4@%zz")
+
+
+def test_uprobe_multi_probe_decisions(monkeypatch):
+    probe = lu.has_uprobe_multi_link.__wrapped__
+    monkeypatch.setattr(lu.syscall, "prog_load",
+                        lambda *a, **k: (_ for _ in ()).throw(BPFError("no", errno_mod.EINVAL)))
+    assert probe() is False
+    from pybpf.errors import BPFPermissionError
+    monkeypatch.setattr(lu.syscall, "prog_load", lambda *a, **k: (_ for _ in ()).throw(
+        BPFPermissionError("perm", errno_mod.EPERM)))
+    with pytest.raises(BPFPermissionError):
+        probe()
+
+    class Prog:
+        fd = 5
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *a):
+            return None
+
+    seen = []
+
+    def loaded(ptype, code, lic, expected_attach_type=0):
+        seen.append((ptype, bytes(code), lic, expected_attach_type))
+        return Prog(), ""
+    monkeypatch.setattr(lu.syscall, "prog_load", loaded)
+
+    def answers(*errnos):
+        it = iter(errnos)
+
+        def link_create(fd, target, attach_type, uprobe_multi):
+            seen.append((attach_type, uprobe_multi["cnt"], uprobe_multi["pid"]))
+            e = next(it)
+            if e is None:
+                return SimpleNamespace(close=lambda: None)
+            raise BPFError("x", e)
+        monkeypatch.setattr(lu.syscall, "link_create", link_create)
+
+    answers(errno_mod.EBADF, errno_mod.EINVAL)
+    assert probe() is True
+    assert seen[0][0] == uapi.BPF_PROG_TYPE_KPROBE and seen[0][2] == "GPL"
+    assert seen[0][3] == uapi.BPF_TRACE_UPROBE_MULTI
+    assert seen[0][1] == bytes.fromhex("b700000000000000") + bytes.fromhex("9500000000000000")
+    assert seen[1:] == [(uapi.BPF_TRACE_UPROBE_MULTI, 1, 0),
+                        (uapi.BPF_TRACE_UPROBE_MULTI, 1, 0xFFFFFFFF)]
+    for errs in ((errno_mod.EINVAL, errno_mod.EINVAL), (errno_mod.EBADF, errno_mod.EBADF),
+                 (errno_mod.EBADF, errno_mod.ESRCH), (None,), (errno_mod.EBADF, None)):
+        answers(*errs)
+        assert probe() is False, errs
+
+
+def test_load_attach_type_asks_the_kernel_when_unset(monkeypatch):
+    monkeypatch.setattr(lu, "has_uprobe_multi_link", lambda: True)
+    assert lu.load_attach_type(SimpleNamespace(uprobe_multi=None)) == \
+        uapi.BPF_TRACE_UPROBE_MULTI
+    monkeypatch.setattr(lu, "has_uprobe_multi_link", lambda: False)
+    assert lu.load_attach_type(SimpleNamespace(uprobe_multi=None)) == 0
+    assert lu.load_attach_type(SimpleNamespace(uprobe_multi=True)) == \
+        uapi.BPF_TRACE_UPROBE_MULTI
+
+
+import errno as errno_mod  # noqa: E402
