@@ -522,3 +522,110 @@ def test_kernel_btfs_vmlinux_first():
 def kbtf_vmlinux():
     from pybpf.btf import kernel
     return kernel.vmlinux()
+
+
+# ------------------------------------------------------------------ registration internals
+
+
+def _devnull_fd():
+    import os
+    from pybpf.kernel.syscall import Fd
+    return Fd(os.open(os.devnull, os.O_RDONLY))
+
+
+def test_unregister_tolerates_only_einprogress(monkeypatch):
+    import errno
+    from pybpf.link import struct_ops as link_so
+    calls = []
+
+    def delete(fd, key, err=None):
+        calls.append((fd, key))
+        if err_box:
+            raise BPFError("busy", err_box[0])
+        return False
+    err_box: List[int] = []
+    monkeypatch.setattr(link_so.syscall, "map_delete", delete)
+    fd = _devnull_fd()
+    number = fd.fd
+    link_so._unregister(fd)
+    assert calls == [(number, b"\0\0\0\0")] and fd.closed
+    link_so._unregister(fd)                      # closed: nothing to delete
+    assert len(calls) == 1
+    err_box.append(errno.EINPROGRESS)
+    fd = _devnull_fd()
+    link_so._unregister(fd)
+    assert fd.closed
+    err_box[0] = errno.EPERM
+    fd = _devnull_fd()
+    with pytest.raises(BPFError, match="busy"):
+        link_so._unregister(fd)
+    assert fd.closed                             # closed even when the delete failed
+
+
+def test_legacy_link_has_no_bpf_link(monkeypatch):
+    from pybpf.link import struct_ops as link_so
+    monkeypatch.setattr(link_so.syscall, "map_delete", lambda fd, key: False)
+    fd = _devnull_fd()
+    link = link_so.StructOpsLink(fd, desc="struct_ops 'x' (struct y)")
+    with pytest.raises(BPFError, match=r"^struct_ops 'x' \(struct y\): a \.struct_ops "
+                       r"registration has no BPF link to describe \(declare it in "
+                       r"SEC\(\"\.struct_ops\.link\"\)\)$"):
+        link.info()
+    with pytest.raises(BPFError, match="no BPF link to pin"):
+        link.pin("/sys/fs/bpf/x")
+    link.detach()
+    assert fd.closed and link.closed
+
+
+def _fd_count() -> int:
+    import os
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_registration_details(kernel, monkeypatch):
+    import errno
+    from test_struct_ops import available, cc_name, loaded
+    from pybpf.link import struct_ops as link_so
+    name = cc_name("X")
+    with loaded("cc_link", name) as first, loaded("cc_link", name) as second:
+        one, two = first.struct_ops["cc_link"], second.struct_ops["cc_link"]
+        value = one.kernel_value()            # created, its value not given yet
+        assert value["data"]["name"] == b"" and value["common"]["state"] == 0
+        link = one.attach()
+        assert one.links == [link] and link.owner is one
+        assert one.kernel_value()["common"]["state"] == 3          # READY
+        real = link_so.syscall.link_update
+        monkeypatch.setattr(link_so.syscall, "link_update",
+                            lambda fd, map_fd: (_ for _ in ()).throw(BPFError("no", errno.EINVAL)))
+        with pytest.raises(AttachError, match=r"^updating struct_ops 'cc_link' \(struct "
+                           r"tcp_congestion_ops\) to struct_ops 'cc_link': no$") as e:
+            link.update_map(two)
+        assert e.value.errno == errno.EINVAL and link.owner is one and one.links == [link]
+        monkeypatch.setattr(link_so.syscall, "link_update", real)
+        with pytest.raises(AttachError, match=r"takes a \.struct_ops\.link map, not <StructOps "
+                           "cc_legacy"):
+            link.update_map(second.struct_ops["cc_legacy"])
+        one.links.clear()                      # forgotten by its owner: still moves
+        link.update_map(two)
+        assert (link.owner, two.links, one.links) == (two, [link], [])
+        assert link.desc == "struct_ops 'cc_link' (struct tcp_congestion_ops)"
+        assert name in available()
+        two.close()
+        assert link.closed and two.links == [] and name not in available()
+    assert name not in available()
+
+
+def test_failed_legacy_registration_leaks_no_fd(kernel):
+    from test_struct_ops import available, cc_name, loaded
+    name = cc_name("F")
+    with loaded("cc_legacy", name) as obj:
+        cc = obj.struct_ops["cc_legacy"]
+        with cc.attach():
+            pass
+        assert name not in available()
+        before = _fd_count()
+        for _ in range(3):
+            with pytest.raises(AttachError, match=r"^registering struct_ops 'cc_legacy' \(struct "
+                               r"tcp_congestion_ops\): .*\(a \.struct_ops map registers once: "):
+                cc.attach()
+        assert _fd_count() == before and len(cc.links) == 1 and cc.links[0].closed
