@@ -557,3 +557,106 @@ def test_load_attach_type_asks_the_kernel_when_unset(monkeypatch):
 
 
 import errno as errno_mod  # noqa: E402
+
+
+# ------------------------------------------------------------------ attach, for real
+
+
+def test_kernel_features_here(kernel):
+    assert lu.has_uprobe_multi_link.__wrapped__() is True
+    assert lu.has_bpf_cookie() is True
+
+
+def _fd_count() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.parametrize("multi", [True, False], ids=["uprobe_multi", "perf_uprobe"])
+def test_attach_writes_the_exact_specs(kernel, multi):
+    from pybpf import BPFObject
+    from pybpf.kernel import syscall
+    path = str(built("usdt_target"))
+    pf = un.read_probes(path)
+    with BPFObject.open(str(built("usdt_args.bpf.o"))) as obj:
+        prog = obj.programs["usdt_record"]
+        prog.uprobe_multi = multi
+        obj.load()
+        before = _fd_count()
+        link = prog.attach(binary=path, provider="pybpf", name="multi", pid=-7, cookie=-2)
+        sites = pf.find("pybpf", "multi")
+        assert link.sites == sites and link.multi is multi
+        assert link.ip_keys == [] and link._ip_map is None          # BPF cookies here
+        assert len(link.links) == (1 if multi else 3)
+        assert link.desc == f"usdt {path}:pybpf:multi"
+        specs = obj.maps["__bpf_usdt_specs"]
+        texts = list(dict.fromkeys(s.args for s in sites))
+        assert link.spec_ids == [0, 1]
+        for spec_id, text in zip(link.spec_ids, texts):
+            raw = syscall.map_lookup(specs.fd, struct.pack("<i", spec_id), un.SPEC_SIZE)
+            assert raw == un.pack_spec(parse_args(text, "x86_64"), cookie=-2)
+        assert link in prog.links
+        link.close()
+        assert _fd_count() == before
+        again = prog.attach(binary=path, provider="pybpf", name="consts")
+        assert again.spec_ids == [1]                   # the last one freed comes first
+        raw = syscall.map_lookup(specs.fd, struct.pack("<i", 1), un.SPEC_SIZE)
+        assert raw == un.pack_spec(parse_args(pf.find("pybpf", "consts")[0].args, "x86_64"))
+
+
+def test_a_failed_site_rolls_everything_back(kernel, monkeypatch):
+    from pybpf import BPFObject
+    path = str(built("usdt_target"))
+    monkeypatch.setattr(LiveHostCookie, "has_bpf_cookie", lambda self: False)
+    with BPFObject.open(str(built("usdt_args.bpf.o"))) as obj:
+        prog = obj.programs["usdt_record"]
+        prog.uprobe_multi = False
+        obj.load()
+        real = lu.attach_uprobe
+        made = []
+
+        def flaky(p, target, opts):
+            if made:
+                raise AttachError("second site refused")
+            made.append(real(p, target, opts))
+            return made[-1]
+        monkeypatch.setattr(lu, "attach_uprobe", flaky)
+        before = _fd_count()
+        with pytest.raises(AttachError, match="second site refused$"):
+            prog.attach(binary=path, provider="pybpf", name="multi")
+        assert made[0].closed and _fd_count() == before
+        assert list(obj.maps["__bpf_usdt_ip_to_spec_id"].keys()) == []
+        monkeypatch.setattr(lu, "attach_uprobe", real)
+        link = prog.attach(binary=path, provider="pybpf", name="multi")
+        assert sorted(link.spec_ids) == [0, 1]          # the refused attach gave its ids back
+        ips = dict(obj.maps["__bpf_usdt_ip_to_spec_id"].items())
+        sites = un.read_probes(path).find("pybpf", "multi")
+        ids = dict(zip(dict.fromkeys(s.args for s in sites), link.spec_ids))
+        assert ips == {s.address: ids[s.args] for s in sites}
+        link.close()
+        assert list(obj.maps["__bpf_usdt_ip_to_spec_id"].keys()) == []
+
+
+def test_pid_zero_means_this_process(kernel, monkeypatch):
+    from pybpf import BPFObject
+    path = str(built("usdt_target"))
+    seen = []
+    real = lu.attach_uprobe
+
+    def spy(p, target, opts):
+        seen.append(opts)
+        return real(p, target, opts)
+    monkeypatch.setattr(lu, "attach_uprobe", spy)
+    with BPFObject.open(str(built("usdt_args.bpf.o"))) as obj:
+        prog = obj.programs["usdt_record"]
+        prog.uprobe_multi = False
+        obj.load()
+        with prog.attach(binary=path, provider="pybpf", name="consts", pid=0):
+            with prog.attach(binary=path, provider="pybpf", name="consts", pid=-9):
+                pass
+    site = un.read_probes(path).find("pybpf", "consts")[0]
+    assert [(o["pid"], o["offset"], o["ref_ctr_offset"], o["binary"]) for o in seen] == \
+        [(os.getpid(), site.offset, 0, path), (-1, site.offset, 0, path)]
+    assert [o["cookie"] for o in seen] == [0, 1]          # the spec ids
+
+
+from pybpf.kernel.host import LiveHost as LiveHostCookie  # noqa: E402
