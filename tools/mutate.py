@@ -115,6 +115,30 @@ EQUIVALENT: Dict[str, Dict[Tuple[str, str, str], str]] = {
 
     # ---- pybpf/obj/usdt.py
     "pybpf/obj/usdt.py": {
+        ('struct', 'return struct.pack("<QIh?b" if little else ">QIh?b", self.val_off & (1 << 64) - 1,', "'<Qih?b'"):
+            "arg_type's word is below 2**24 (type:8, idx_reg_off:12, scale:4): I and i pack alike",
+        ('struct', 'return struct.pack("<QIh?b" if little else ">QIh?b", self.val_off & (1 << 64) - 1,', "'<QIH?b'"):
+            "reg_off is a pt_regs offset, 0..248: h and H pack alike",
+        ('struct', 'return struct.pack("<QIh?b" if little else ">QIh?b", self.val_off & (1 << 64) - 1,', "'<QIh?B'"):
+            "arg_bitshift is 64 - 8 * size, one of 0, 32, 48, 56: b and B pack alike",
+        ('struct', 'return struct.pack("<QIh?b" if little else ">QIh?b", self.val_off & (1 << 64) - 1,', "'>Qih?b'"):
+            "arg_type's word is below 2**24 (type:8, idx_reg_off:12, scale:4): I and i pack alike",
+        ('struct', 'return struct.pack("<QIh?b" if little else ">QIh?b", self.val_off & (1 << 64) - 1,', "'>QIH?b'"):
+            "reg_off is a pt_regs offset, 0..248: h and H pack alike",
+        ('struct', 'return struct.pack("<QIh?b" if little else ">QIh?b", self.val_off & (1 << 64) - 1,', "'>QIh?B'"):
+            "arg_bitshift is 64 - 8 * size, one of 0, 32, 48, 56: b and B pack alike",
+        ('struct', 'tail = "<Qh6x" if byteorder == "little" else ">Qh6x"', "'<QH6x'"):
+            "arg_cnt is 0..12 (pack_spec refuses more): h and H pack alike",
+        ('struct', 'tail = "<Qh6x" if byteorder == "little" else ">Qh6x"', "'>QH6x'"):
+            "arg_cnt is 0..12 (pack_spec refuses more): h and H pack alike",
+        ('cmp', 'spec = ArgSpec(kind, abs(size), size < 0, value,', '(size <= 0)'):
+            "a size of 0 was refused just above (abs(size) must be 1, 2, 4 or 8)",
+        ('const', '@functools.lru_cache(maxsize=8)', '(7)'):
+            "cache capacity only: entries are keyed by (path, dev, inode, mtime), a miss "
+            "reads the same file again with the same result",
+        ('const', '@functools.lru_cache(maxsize=8)', '(9)'):
+            "cache capacity only: entries are keyed by (path, dev, inode, mtime), a miss "
+            "reads the same file again with the same result",
     },
 
     # ---- pybpf/link/usdt.py
