@@ -629,3 +629,9 @@ def test_failed_legacy_registration_leaks_no_fd(kernel):
                                r"tcp_congestion_ops\): .*\(a \.struct_ops map registers once: "):
                 cc.attach()
         assert _fd_count() == before and len(cc.links) == 1 and cc.links[0].closed
+
+
+def test_the_first_datasec_of_the_name_is_the_section():
+    elf, btf, _ = _hand([("a", 0, 0)])
+    btf.add(T.Datasec(".struct_ops", 0, []))           # a later, empty namesake
+    assert [s.name for s in so.collect(elf, btf, {})] == ["a"]

@@ -118,6 +118,15 @@ EQUIVALENT: Dict[str, Dict[Tuple[str, str, str], str]] = {
         ('remove', 'assert isinstance(struct_t, T.Struct)', 'pass'):
             "owner.type_id was checked to be a Struct in _section_maps: the assert only "
             "narrows the type for mypy",
+        ('remove', 'assert isinstance(vtype, T.Struct)', 'pass'):
+            "values come from find(..., BTF_KIND_STRUCT): the assert only narrows the type",
+        ('remove', 'assert isinstance(kstruct, T.Struct) and isinstance(struct_t, T.Struct)',
+         'pass'):
+            "the layout's type was found by BTF_KIND_STRUCT and the spec's type checked in "
+            "_section_maps: the assert only narrows the types for mypy",
+        ('bool', 'assert isinstance(kstruct, T.Struct) and isinstance(struct_t, T.Struct)',
+         '(isinstance(kstruct, T.Struct) or isinstance(struct_t, T.Struct))'):
+            "both operands are always true (see the previous entry): and/or alike",
     },
 
     # ---- pybpf/link/struct_ops.py
