@@ -501,6 +501,9 @@ def _children(nodeid):
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
     EARLY.extend(_mutate_tracer.drain())     # collection: imports of the modules
+    # again for every test: a test that sets its own trace function (hypothesis does)
+    # would otherwise leave every later test of the run traced as running nothing
+    _mutate_tracer.start()
     os.environ["MUTATE_CONTEXT"] = item.nodeid
     RESULTS[item.nodeid] = {"outcome": "passed", "duration": 0.0}
     t0 = time.monotonic()
