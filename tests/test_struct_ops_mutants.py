@@ -427,6 +427,10 @@ def test_struct_ops_setters_before_load():
     assert bytes(cc.spec.data[name_at:name_at + 16]) == b"ab" + bytes(14)
     cc["name"] = b"x" * 16                               # exactly the member's size
     assert bytes(cc.spec.data[name_at:name_at + 16]) == b"x" * 16
+    from pybpf.btf.codec import CodecError
+    with pytest.raises(CodecError, match="17 bytes do not fit in char\\[16\\]"):
+        cc["name"] = b"y" * 17
+    assert len(cc.spec.data) == 192 and bytes(cc.spec.data[name_at:name_at + 16]) == b"x" * 16
     cc["release"] = "off_init"                           # a program by name
     assert cc.programs["release"] == "off_init"
     cc["release"] = None
@@ -478,6 +482,12 @@ def test_struct_ops_calls_out_of_order():
         cc.kernel_value()                      # prepared, but its map is not created
     with pytest.raises(BPFError, match="autocreate can only be changed before load"):
         cc.autocreate = False
+    with pytest.raises(BPFError, match=r"^struct_ops 'cc_legacy': member 'flags' can only be "
+                       r"changed before load\(\)$"):
+        cc["flags"] = 1
+    with pytest.raises(BPFError, match="member 'init' can only be changed"):
+        cc["init"] = None
+    assert obj.maps["cc_legacy"].spec.value_size == layout.value_size != 192
 
 
 def test_prepare_refuses_a_program_that_is_no_longer_struct_ops():
@@ -605,11 +615,20 @@ def test_registration_details(kernel, monkeypatch):
         with pytest.raises(AttachError, match=r"takes a \.struct_ops\.link map, not <StructOps "
                            "cc_legacy"):
             link.update_map(second.struct_ops["cc_legacy"])
-        one.links.clear()                      # forgotten by its owner: still moves
-        link.update_map(two)
+        link.update_map(two.map)                # the Map does as well as its StructOps
         assert (link.owner, two.links, one.links) == (two, [link], [])
+        monkeypatch.setattr(link_so.syscall, "map_lookup", lambda fd, key, size: None)
+        with pytest.raises(BPFError, match=r"^struct_ops 'cc_link': the kernel returned no "
+                           r"value$"):
+            two.kernel_value()
+        monkeypatch.undo()
         assert link.desc == "struct_ops 'cc_link' (struct tcp_congestion_ops)"
         assert name in available()
+        with pytest.raises(AttachError, match=r"^registering struct_ops 'cc_link' \(struct "
+                           r"tcp_congestion_ops\): .* \(the kernel already has one by this "
+                           r"name\)$") as e:
+            one.attach()                       # a .struct_ops.link map: EEXIST, no EBUSY hint
+        assert e.value.errno == errno.EEXIST and one.links == []
         two.close()
         assert link.closed and two.links == [] and name not in available()
     assert name not in available()
