@@ -447,6 +447,8 @@ def test_runtime_ips_of_an_executable_and_a_library_mapped_here():
                        rf"{os.getpid()}$") as e:
         lu._runtime_ips(lib, lib.probes, os.getpid())
     assert e.value.errno == errno_mod.ESRCH
+    with pytest.raises(AttachError, match=r"^reading /proc/0/maps: No such file"):
+        lu._runtime_ips(lib, lib.probes, 0)            # only a negative pid means none
     with pytest.raises(AttachError, match=r"^reading /proc/999999999/maps: No such file") as e:
         lu._runtime_ips(lib, lib.probes, 999999999)
     assert e.value.errno == errno_mod.ENOENT
@@ -617,6 +619,7 @@ def test_a_failed_site_rolls_everything_back(kernel, monkeypatch):
         def flaky(p, target, opts):
             if made:
                 raise AttachError("second site refused")
+            assert opts["cookie"] == 0 and opts["pid"] == -1     # no BPF cookies: none
             made.append(real(p, target, opts))
             return made[-1]
         monkeypatch.setattr(lu, "attach_uprobe", flaky)
