@@ -358,6 +358,7 @@ def test_usdt_link_bookkeeping():
     manager = lu.UsdtManager(_maps())
     deleted = []
     link = lu.UsdtLink(manager, "usdt /x:p:n")
+    assert repr(link) == "<UsdtLink usdt /x:p:n 0 site(s) 0 link(s)>" and link.sites == []
     with pytest.raises(BPFError, match=r"^USDT link usdt /x:p:n is closed$") as e:
         link.fd
     assert e.value.errno == errno_mod.EBADF

@@ -165,6 +165,8 @@ EQUIVALENT: Dict[str, Dict[Tuple[str, str, str], str]] = {
     "pybpf/link/usdt.py": {
         ('cmp', '"cookies": site_ids, "pid": pid if pid > 0 else 0}))', '(pid >= 0)'):
             "pid is -1 or a positive pid here (0 became os.getpid() above): > 0 and >= 0 alike",
+        ('const', '"cookies": site_ids, "pid": pid if pid > 0 else 0}))', '(-1)'):
+            "attach_uprobe_multi (link/hooks.py) clamps a pid <= 0 to 0 itself: -1 and 0 alike",
     },
 
     # ---- pybpf/obj/skeleton.py
