@@ -601,6 +601,21 @@ def test_registration_details(kernel, monkeypatch):
         one, two = first.struct_ops["cc_link"], second.struct_ops["cc_link"]
         value = one.kernel_value()            # created, its value not given yet
         assert value["data"]["name"] == b"" and value["common"]["state"] == 0
+        def refuse(err):
+            def update(fd, key, value):
+                raise BPFError("refused", err)
+            return update
+        real_update = link_so.syscall.map_update
+        monkeypatch.setattr(link_so.syscall, "map_update", refuse(errno.EBUSY))
+        assert one._set_value(b"") is None      # set once already: the kernel keeps it
+        monkeypatch.setattr(link_so.syscall, "map_update", refuse(errno.EINVAL))
+        with pytest.raises(BPFError, match="^refused$") as e:
+            one._set_value(b"")
+        assert e.value.errno == errno.EINVAL
+        with pytest.raises(AttachError, match=r"^registering struct_ops 'cc_link' \(struct "
+                           r"tcp_congestion_ops\): refused$"):
+            one.attach()
+        monkeypatch.setattr(link_so.syscall, "map_update", real_update)
         link = one.attach()
         assert one.links == [link] and link.owner is one
         assert one.kernel_value()["common"]["state"] == 3          # READY
