@@ -688,11 +688,13 @@ def _pytest(tree: pathlib.Path, nodeids: Sequence[str], timeout: float) -> Tuple
     if proc.returncode == 0:
         return "passed", ""
     text = out.decode(errors="replace")
-    if proc.returncode in (4, 5) and "ERROR collecting" in text:
-        # a test file no longer imports (the mutated module fails at import): pytest
-        # then finds no collectors for the node ids, exit 4; that is a kill
+    if proc.returncode in (4, 5) and ("ERROR collecting" in text or "ERROR: not found:" in text):
+        # a test file no longer imports (the mutated module fails at import), or tests
+        # the unmutated tree has are gone (parametrized over the objects that parse):
+        # pytest finds no collectors for the node ids, exit 4; that is a kill
         first = next((ln.strip("_ ").split(" ", 1)[1] for ln in text.splitlines()
-                      if "ERROR collecting" in ln), "collection error")
+                      if "ERROR collecting" in ln or "ERROR: not found:" in ln),
+                     "collection error")
         return "failed", first
     if proc.returncode in (4, 5):     # usage error / nothing collected: the tool's fault
         raise SystemExit(f"mutate: pytest could not run the selected tests in {tree}:\n"
