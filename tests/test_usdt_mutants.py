@@ -529,7 +529,7 @@ def test_uprobe_multi_probe_decisions(monkeypatch):
         it = iter(errnos)
 
         def link_create(fd, target, attach_type, uprobe_multi):
-            seen.append((attach_type, uprobe_multi["cnt"], uprobe_multi["pid"]))
+            seen.append((target, attach_type, uprobe_multi["cnt"], uprobe_multi["pid"]))
             e = next(it)
             if e is None:
                 return SimpleNamespace(close=lambda: None)
@@ -541,8 +541,8 @@ def test_uprobe_multi_probe_decisions(monkeypatch):
     assert seen[0][0] == uapi.BPF_PROG_TYPE_KPROBE and seen[0][2] == "GPL"
     assert seen[0][3] == uapi.BPF_TRACE_UPROBE_MULTI
     assert seen[0][1] == bytes.fromhex("b700000000000000") + bytes.fromhex("9500000000000000")
-    assert seen[1:] == [(uapi.BPF_TRACE_UPROBE_MULTI, 1, 0),
-                        (uapi.BPF_TRACE_UPROBE_MULTI, 1, 0xFFFFFFFF)]
+    assert seen[1:] == [(0, uapi.BPF_TRACE_UPROBE_MULTI, 1, 0),
+                        (0, uapi.BPF_TRACE_UPROBE_MULTI, 1, 0xFFFFFFFF)]
     for errs in ((errno_mod.EINVAL, errno_mod.EINVAL), (errno_mod.EBADF, errno_mod.EBADF),
                  (errno_mod.EBADF, errno_mod.ESRCH), (None,), (errno_mod.EBADF, None)):
         answers(*errs)

@@ -166,6 +166,8 @@ EQUIVALENT: Dict[str, Dict[Tuple[str, str, str], str]] = {
 
     # ---- pybpf/link/usdt.py
     "pybpf/link/usdt.py": {
+        ('const', 'offset = (ctypes.c_uint64 * 1)(0)', '(2)'):
+            "the probe passes cnt=1: the kernel reads one offset, a longer array is never read",
         ('cmp', '"cookies": site_ids, "pid": pid if pid > 0 else 0}))', '(pid >= 0)'):
             "pid is -1 or a positive pid here (0 became os.getpid() above): > 0 and >= 0 alike",
         ('const', '"cookies": site_ids, "pid": pid if pid > 0 else 0}))', '(-1)'):
