@@ -664,3 +664,19 @@ def test_pid_zero_means_this_process(kernel, monkeypatch):
 
 
 from pybpf.kernel.host import LiveHost as LiveHostCookie  # noqa: E402
+
+
+def test_no_stapsdt_base_section_means_no_adjustment(tmp_path):
+    orig = un.read_probes(str(built("usdt_target")))
+
+    def rename(f, shdr, phdrs):
+        elf = ELFFile(f)
+        names = elf.get_section(elf.header["e_shstrndx"])["sh_offset"]
+        at = names + elf.get_section_by_name(".stapsdt.base")["sh_name"]
+        f.seek(at)
+        assert f.read(14) == b".stapsdt.base\0"
+        f.seek(at + 12)
+        f.write(b"X")
+    moved = un.read_probes(_patched(tmp_path, rename))
+    assert [(p.address, p.offset) for p in moved.probes] == \
+        [(p.address, p.offset) for p in orig.probes]

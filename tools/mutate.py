@@ -138,6 +138,15 @@ EQUIVALENT: Dict[str, Dict[Tuple[str, str, str], str]] = {
 
     # ---- pybpf/obj/usdt.py
     "pybpf/obj/usdt.py": {
+        ('const', 'align: int = 4, section: str = NOTE_SECTION) -> List[Note]:', '(3)'):
+            "the first line of parse_notes makes every alignment but 8 into 4",
+        ('const', 'align: int = 4, section: str = NOTE_SECTION) -> List[Note]:', '(5)'):
+            "the first line of parse_notes makes every alignment but 8 into 4",
+        ('slice', 'spec_text = text[pos:m.end()].strip()', '((m.end()) + 1)'):
+            "every form ends in a lookahead for a blank or the end: the extra character is a "
+            "blank (or none) and strip() removes it",
+        ('const', 'spec = ArgSpec(kind, abs(size), size < 0, value,', '(1)'):
+            "size is nonzero here (0 was refused above): size < 1 and size < 0 alike",
         ('struct', 'return struct.pack("<QIh?b" if little else ">QIh?b", self.val_off & (1 << 64) - 1,', "'<Qih?b'"):
             "arg_type's word is below 2**24 (type:8, idx_reg_off:12, scale:4): I and i pack alike",
         ('struct', 'return struct.pack("<QIh?b" if little else ">QIh?b", self.val_off & (1 << 64) - 1,', "'<QIH?b'"):
