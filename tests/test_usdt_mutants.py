@@ -179,6 +179,7 @@ def test_big_endian_packing():
     assert spec[:16] == deref.pack("big") and spec[16:192] == bytes(176)
     assert spec[192:] == bytes(range(1, 9)) + b"\x00\x01" + bytes(6)
     assert un.pack_spec([deref], 5, "little")[192:202] == struct.pack("<Qh", 5, 1)
+    assert un.pack_spec([], -1, "big")[192:202] == b"\xff" * 8 + bytes(2)
 
 
 # ------------------------------------------------------------------ files, patched

@@ -138,6 +138,10 @@ EQUIVALENT: Dict[str, Dict[Tuple[str, str, str], str]] = {
 
     # ---- pybpf/obj/usdt.py
     "pybpf/obj/usdt.py": {
+        ('slice', 'pos += len(text[pos:]) - len(text[pos:].lstrip())', '((pos) + 1)'):
+            "pos is at a blank or the end after a spec (each form ends in a lookahead for "
+            "one): skipping one blank less leaves it to the next spec's leading \\s*, and at "
+            "the end both slices are empty",
         ('const', 'align: int = 4, section: str = NOTE_SECTION) -> List[Note]:', '(3)'):
             "the first line of parse_notes makes every alignment but 8 into 4",
         ('const', 'align: int = 4, section: str = NOTE_SECTION) -> List[Note]:', '(5)'):

@@ -458,7 +458,7 @@ def executable_mappings(maps_text: str, path: str) -> List[Mapping]:
         try:
             out.append(Mapping(int(lo, 16), int(hi, 16), int(parts[2], 16)))
         except ValueError:
-            continue
+            pass                        # a malformed line: skipped
     return sorted(out)
 
 
