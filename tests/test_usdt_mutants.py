@@ -681,3 +681,11 @@ def test_no_stapsdt_base_section_means_no_adjustment(tmp_path):
     moved = un.read_probes(_patched(tmp_path, rename))
     assert [(p.address, p.offset) for p in moved.probes] == \
         [(p.address, p.offset) for p in orig.probes]
+
+
+def test_owner_without_its_nul_and_argspec_defaults():
+    with pytest.raises(ObjectError, match=r"owner b'stapsdtX' is not 'stapsdt'"):
+        parse_notes(note(owner=b"stapsdtX"))
+    a = ArgSpec(ARG_REG, 4, True)
+    assert (a.val_off, a.reg, a.reg_off, a.index_reg, a.index_reg_off, a.scale_shift,
+            a.text) == (0, "", 0, "", 0, 0, "")
