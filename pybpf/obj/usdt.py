@@ -21,6 +21,7 @@ import functools
 import os
 import re
 import struct
+import sys
 from dataclasses import dataclass
 from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
@@ -149,28 +150,36 @@ class ArgSpec:
         """Bits to clear (and sign-extend) to widen the value to 64 bits."""
         return 64 - self.size * 8
 
-    def pack(self) -> bytes:
-        """``struct __bpf_usdt_arg_spec`` in host byte order (16 bytes)."""
+    def pack(self, byteorder: str = sys.byteorder) -> bytes:
+        """``struct __bpf_usdt_arg_spec`` (16 bytes) in ``byteorder`` ("little" or
+        "big": the BPF side's, the host's by default).  The SIB fields are bitfields
+        of the 32-bit word after ``val_off``, allocated from its low bits on a
+        little-endian target and from its high bits on a big-endian one."""
         word = self.kind
+        little = byteorder == "little"
         if self.kind == ARG_SIB:
-            if struct.pack("=H", 1) == b"\1\0":
+            if little:
                 word |= self.index_reg_off << 8 | self.scale_shift << 20
             else:
                 word |= self.scale_shift << 8 | self.index_reg_off << 12
-        return struct.pack("=QIh?b", self.val_off & (1 << 64) - 1, word, self.reg_off,
-                           self.signed, self.bitshift)
+        return struct.pack("<QIh?b" if little else ">QIh?b", self.val_off & (1 << 64) - 1,
+                           word, self.reg_off, self.signed, self.bitshift)
 
 
 ARG_SPEC_SIZE = 16
 SPEC_SIZE = MAX_ARGS * ARG_SPEC_SIZE + 16       # args[12], usdt_cookie, arg_cnt, padding
 
 
-def pack_spec(args: Sequence[ArgSpec], cookie: int = 0) -> bytes:
-    """``struct __bpf_usdt_spec``: the value libbpf's ``__bpf_usdt_specs`` map holds."""
+def pack_spec(args: Sequence[ArgSpec], cookie: int = 0,
+              byteorder: str = sys.byteorder) -> bytes:
+    """``struct __bpf_usdt_spec``: the value libbpf's ``__bpf_usdt_specs`` map holds
+    (in ``byteorder``, the host's by default)."""
     if len(args) > MAX_ARGS:
         raise ValueError(f"{len(args)} USDT arguments (at most {MAX_ARGS})")
-    body = b"".join(a.pack() for a in args) + bytes(ARG_SPEC_SIZE * (MAX_ARGS - len(args)))
-    return body + struct.pack("=Qh6x", cookie & (1 << 64) - 1, len(args))
+    body = b"".join(a.pack(byteorder) for a in args) + \
+        bytes(ARG_SPEC_SIZE * (MAX_ARGS - len(args)))
+    tail = "<Qh6x" if byteorder == "little" else ">Qh6x"
+    return body + struct.pack(tail, cookie & (1 << 64) - 1, len(args))
 
 
 def _regs(names: str, start: int = 0, step: int = 8) -> Dict[str, int]:
@@ -284,7 +293,7 @@ def _parse_one(arch: str, index: int, text: str, pos: int) -> Tuple[ArgSpec, int
                        idx, _reg_off(arch, idx, index, spec_text) if idx else 0,
                        _SCALES[scale], spec_text)
         return spec, m.end()
-    word = text[pos:].split(None, 1)[0] if text[pos:].strip() else text[pos:]
+    word = text[pos:].split(None, 1)[0]          # parse_args() skipped the blanks
     raise ArgError(f"argument #{index} {word!r}: not a {arch} USDT argument spec "
                    "(SIZE@LOCATION)")
 
@@ -450,7 +459,7 @@ def executable_mappings(maps_text: str, path: str) -> List[Mapping]:
         try:
             out.append(Mapping(int(lo, 16), int(hi, 16), int(parts[2], 16)))
         except ValueError:
-            continue
+            pass                        # a malformed line: skipped
     return sorted(out)
 
 
