@@ -42,7 +42,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Dict, Iterator, List, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 STATE = ROOT / "build" / "mutate"
@@ -215,9 +215,9 @@ def _skipped_nodes(tree: ast.AST) -> Set[int]:
             skip_tree(node.returns)
             for a in node.args.args + node.args.kwonlyargs + node.args.posonlyargs:
                 skip_tree(a.annotation)
-            for a in (node.args.vararg, node.args.kwarg):
-                if a is not None:
-                    skip_tree(a.annotation)
+            for extra in (node.args.vararg, node.args.kwarg):
+                if extra is not None:
+                    skip_tree(extra.annotation)
         if isinstance(node, ast.AnnAssign):
             skip_tree(node.annotation)
         if isinstance(node, ast.JoinedStr):
@@ -305,9 +305,9 @@ def generate(module: str, text: str, ops: Sequence[str]) -> List[Mutant]:
         if "cmp" in ops and isinstance(node, ast.Compare):
             for i, o in enumerate(node.ops):
                 for new in _CMP_SWAPS.get(type(o), ()):
-                    m = copy.deepcopy(node)
-                    m.ops[i] = new()
-                    add("cmp", node, _unparse(m))
+                    cmp_node = copy.deepcopy(node)
+                    cmp_node.ops[i] = new()
+                    add("cmp", node, _unparse(cmp_node))
         if "const" in ops and isinstance(node, ast.Constant) and type(node.value) is int:
             for v in (node.value + 1, node.value - 1):
                 add("const", node, f"({v})")
@@ -329,9 +329,9 @@ def generate(module: str, text: str, ops: Sequence[str]) -> List[Mutant]:
                 add("struct", node, repr(new_value))
         if "bool" in ops:
             if isinstance(node, ast.BoolOp):
-                m = copy.deepcopy(node)
-                m.op = ast.Or() if isinstance(node.op, ast.And) else ast.And()
-                add("bool", node, _unparse(m))
+                bool_node = copy.deepcopy(node)
+                bool_node.op = ast.Or() if isinstance(node.op, ast.And) else ast.And()
+                add("bool", node, _unparse(bool_node))
             if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
                 add("bool", node, _unparse(node.operand))
         if "arith" in ops and isinstance(node, (ast.BinOp, ast.AugAssign)):
@@ -339,14 +339,11 @@ def generate(module: str, text: str, ops: Sequence[str]) -> List[Mutant]:
             strings = [n for n in ast.walk(node) if isinstance(n, (ast.JoinedStr,))
                        or (isinstance(n, ast.Constant) and isinstance(n.value, (str, bytes)))]
             if new_op is not None and not strings:
-                if isinstance(node, ast.BinOp):
-                    m = copy.deepcopy(node)
-                    m.op = new_op()
-                    add("arith", node, _unparse(m))
-                else:
-                    m2 = copy.deepcopy(node)
-                    m2.op = new_op()
-                    add("arith", node, ast.unparse(m2))
+                arith_node = copy.deepcopy(node)
+                arith_node.op = new_op()
+                # an augmented assignment is a statement: no parentheses around it
+                add("arith", node, _unparse(arith_node) if isinstance(node, ast.BinOp)
+                    else ast.unparse(arith_node))
         if "remove" in ops and isinstance(node, (ast.Expr, ast.Assign, ast.AugAssign, ast.AnnAssign,
                                                  ast.Raise, ast.Return, ast.Delete, ast.Assert,
                                                  ast.Continue, ast.Break)):
@@ -356,7 +353,7 @@ def generate(module: str, text: str, ops: Sequence[str]) -> List[Mutant]:
                 continue
             line = src.line_text(node.lineno)
             last = src.line_text(node.end_lineno or node.lineno)
-            if line[:node.col_offset].strip() or last[node.end_col_offset:].split("#")[0].strip():  # type: ignore[index]
+            if line[:node.col_offset].strip() or last[node.end_col_offset or 0:].split("#")[0].strip():
                 continue              # shares its line with other code
             lines = (node.end_lineno or node.lineno) - node.lineno
             add("remove", node, "pass" + "\n" * lines)
@@ -374,8 +371,8 @@ def generate(module: str, text: str, ops: Sequence[str]) -> List[Mutant]:
     # Drop mutants that do not compile or change nothing; keep one of each result.
     seen: Set[bytes] = set()
     result: List[Mutant] = []
-    for m in sorted(out, key=lambda m: (m.start, m.end, m.op, m.after)):
-        data = mutated(src.data, m)
+    for mutant in sorted(out, key=lambda m: (m.start, m.end, m.op, m.after)):
+        data = mutated(src.data, mutant)
         if data in seen or data == src.data:
             continue
         try:
@@ -385,7 +382,7 @@ def generate(module: str, text: str, ops: Sequence[str]) -> List[Mutant]:
         if ast.dump(new_tree) == ast.dump(tree):
             continue
         seen.add(data)
-        result.append(m)
+        result.append(mutant)
     return result
 
 
@@ -513,16 +510,16 @@ def coverage_map(modules: Sequence[str], files: Sequence[pathlib.Path],
     module_hash = {m: _digest(ROOT / m) for m in MODULES}
     support = _support_digest()
     stale: List[pathlib.Path] = []
-    cached: Dict[pathlib.Path, dict] = {}
+    cached: Dict[pathlib.Path, Dict[str, Any]] = {}
     for tf in files:
         entry_path = cache_dir / (tf.stem + ".json")
-        entry = None
+        entry: Dict[str, Any] = {}
         if entry_path.exists():
             try:
                 entry = json.loads(entry_path.read_text())
             except ValueError:
-                entry = None
-        fresh = entry is not None and entry["file"] == _digest(tf) and entry["support"] == support
+                entry = {}
+        fresh = bool(entry) and entry["file"] == _digest(tf) and entry["support"] == support
         if fresh:
             for m in modules:
                 covered = any(m in t["lines"] for t in entry["tests"].values())
@@ -551,7 +548,7 @@ def coverage_map(modules: Sequence[str], files: Sequence[pathlib.Path],
     return out
 
 
-def _trace(files: Sequence[pathlib.Path]) -> Dict[str, dict]:
+def _trace(files: Sequence[pathlib.Path]) -> Dict[str, Dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="pybpf-mutate-trace-") as tmp:
         d = pathlib.Path(tmp)
         (d / "_mutate_tracer.py").write_text(_TRACER)
@@ -568,7 +565,7 @@ def _trace(files: Sequence[pathlib.Path]) -> Dict[str, dict]:
             raw = json.loads((d / "results.json").read_text())
         except (OSError, ValueError):
             raise SystemExit("mutate: the traced test run wrote no results (did pytest crash?)")
-    results: Dict[str, dict] = {}
+    results: Dict[str, Dict[str, Any]] = {}
     for nid, r in raw.items():
         lines: Dict[str, List[int]] = {}
         for filename, line in r.get("hits", []):
