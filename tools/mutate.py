@@ -610,12 +610,23 @@ def _env(tree: pathlib.Path) -> Dict[str, str]:
     return env
 
 
+#: Heap limit of a mutant's test run: a mutant that loops appending to a list (a
+#: removed ``off += step``) fails with MemoryError instead of filling the host's RAM.
+_DATA_LIMIT = 6 << 30
+
+
+def _limit_memory() -> None:
+    import resource
+    resource.setrlimit(resource.RLIMIT_DATA, (_DATA_LIMIT, _DATA_LIMIT))
+
+
 def _pytest(tree: pathlib.Path, nodeids: Sequence[str], timeout: float) -> Tuple[str, str]:
     """Run the tests in a tree: ('passed'|'failed'|'timeout', first failing test)."""
     cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
            "--hypothesis-seed=0", "--no-header", "-rf", *nodeids]
     proc = subprocess.Popen(cmd, cwd=tree, env=_env(tree), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+                            stderr=subprocess.STDOUT, start_new_session=True,
+                            preexec_fn=_limit_memory)
     try:
         out, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
