@@ -54,6 +54,7 @@ def test_poison_call_bytes_and_is_poisoned():
     assert bytes(buf) == mov(7) + POISON + mov(9) + EXIT
     assert [core.is_poisoned(buf, i) for i in range(4)] == [False, True, False, False]
     assert res[0].poisoned and res[0].reason == "[7] struct foo has no field 'b'"
+    assert (res[0].orig, res[0].new) == (4, 0)        # as `pybpf check --json` shows them
     # an ld_imm64: both slots, and nothing after them
     buf, res = run(loc.btf, [tgt.btf], mov(7) + mov(8) + ld_imm64(4) + mov(9) + EXIT,
                    [relo(2, lfoo, "0:1", OFF)])
@@ -68,7 +69,7 @@ def test_poisoned_ld_imm64_missing_its_second_slot_stays_in_the_buffer():
     tgt.struct("foo", 4, ("a", tgt.int, 0))
     code = mov(1) + ld_imm64(0)[:8]
     buf, res = run(loc.btf, [tgt.btf], code, [relo(1, lfoo, "0:0", OFF)])
-    assert bytes(buf) == mov(1) + POISON and res[0].poisoned
+    assert bytes(buf) == mov(1) + POISON and res[0].poisoned and res[0].new == 0
 
 
 # ------------------------------------------------------------------ texts

@@ -620,8 +620,13 @@ def _limit_memory() -> None:
     resource.setrlimit(resource.RLIMIT_DATA, (_DATA_LIMIT, _DATA_LIMIT))
 
 
-def _pytest(tree: pathlib.Path, nodeids: Sequence[str], timeout: float) -> Tuple[str, str]:
-    """Run the tests in a tree: ('passed'|'failed'|'timeout', first failing test)."""
+def _pytest(tree: pathlib.Path, nodeids: Sequence[str], timeout: float,
+            mutant: bool = False) -> Tuple[str, str]:
+    """Run the tests in a tree: ('passed'|'failed'|'timeout', first failing test).
+
+    ``mutant``: the tree holds a mutant and the same tests ran in the clean tree
+    (the baseline), so "found no collectors" (exit 4) means the mutant broke the
+    import of a test file: a kill, not the tool's fault."""
     cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
            "--hypothesis-seed=0", "--no-header", "-rf", *nodeids]
     proc = subprocess.Popen(cmd, cwd=tree, env=_env(tree), stdout=subprocess.PIPE,
@@ -636,6 +641,8 @@ def _pytest(tree: pathlib.Path, nodeids: Sequence[str], timeout: float) -> Tuple
     if proc.returncode == 0:
         return "passed", ""
     text = out.decode(errors="replace")
+    if proc.returncode == 4 and mutant and "found no collectors" in text:
+        return "failed", "collection (the mutant breaks an import)"
     if proc.returncode in (4, 5):     # usage error / nothing collected: the tool's fault
         raise SystemExit(f"mutate: pytest could not run the selected tests in {tree}:\n"
                          + text[-2000:])
@@ -706,7 +713,7 @@ def run_module(module: str, cov: Dict[str, TestInfo], mutants: Sequence[Mutant],
                     outcome = Outcome(m, "uncovered")
                 else:
                     limit = 2 * sum(cov[t].duration for t in tests) + 10
-                    status, by = _pytest(tree, tests, limit)
+                    status, by = _pytest(tree, tests, limit, mutant=True)
                     outcome = Outcome(m, {"passed": "survived", "failed": "killed",
                                           "timeout": "timeout"}[status], by)
             finally:
