@@ -120,10 +120,6 @@ def test_poison_messages_in_full():
         "access with bpf_core_type_exists() or adjust the local type.")
 
 
-def test_public_names():
-    for name in core.__all__:
-        assert hasattr(core, name), name
-    assert get_origin(core.Candidates) is dict and get_args(core.Candidates)[0] is int
 
 
 def test_why_missing_lists_three_candidates_then_counts():
@@ -458,6 +454,9 @@ def test_candidate_cache_is_the_callers():
     tgt = Types()
     t1 = tgt.struct("foo", 8, ("a", tgt.int, 32))
     t2 = tgt.struct("foo___v2", 8, ("b", tgt.int, 0))
+    for name in core.__all__:
+        assert hasattr(core, name), name
+    assert get_origin(core.Candidates) is dict and get_args(core.Candidates)[0] is int
     cands: core.Candidates = {}
     buf, res = run(loc.btf, [tgt.btf], mov(0) + EXIT, [relo(0, lfoo, "0:0", OFF)], cands=cands)
     assert cands == {lfoo: [(tgt.btf, t1)]} and (t1, t2) == (7, 8)

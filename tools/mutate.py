@@ -79,6 +79,35 @@ EQUIVALENT: Dict[str, Dict[Tuple[str, str, str], str]] = {
 
     # ---- pybpf/btf/core.py
     "pybpf/btf/core.py": {
+        ("const", "out.narrow = local.btf[local.accessors[0].type_id].kind == uapi.BTF_KIND_ENUM",
+         "(-1)"): "an ENUMVAL spec has exactly one accessor (corematch.parse_spec): [-1] is [0]",
+        ("const", 'f"[{relo.type_id}] {type_name}", 0, 0, where=where)', "(1)"):
+            "_patch() assigns res.orig and res.new before anything reads them; when it is not "
+            "reached apply() raises and the Result is dropped",
+        ("const", 'f"[{relo.type_id}] {type_name}", 0, 0, where=where)', "(-1)"):
+            "_patch() assigns res.orig and res.new before anything reads them; when it is not "
+            "reached apply() raises and the Result is dropped",
+        ("const", "self._modules = self._given[1:]", "(0)"):
+            "modules are searched only when the first target has no candidate, so searching "
+            "it again among them finds nothing more",
+        ("bool", "if kind in FIELD_KINDS and lv.mem_size != tv.mem_size:",
+         "(kind in FIELD_KINDS or lv.mem_size != tv.mem_size)"):
+            "mem_size is non-zero only for FIELD_BYTE_OFFSET (corematch.field_value): for other "
+            "kinds both are 0 and the second operand is False too",
+        ("bool", "out.resize_ok = bool(lv.mem_size and tv.mem_size) and resize_is_safe(",
+         "(bool(lv.mem_size and tv.mem_size) or resize_is_safe(local.btf, lv.mem_type, "
+         "cast(Spec, targ).btf, tv.mem_type))"):
+            "a 0 mem_size comes with mem_type 0 (void), for which resize_is_safe() is False: "
+            "the first operand only saves the call",
+        ("bool", "out.resize_ok = bool(lv.mem_size and tv.mem_size) and resize_is_safe(",
+         "(lv.mem_size or tv.mem_size)"):
+            "a 0 mem_size comes with mem_type 0 (void), for which resize_is_safe() is False: "
+            "the first operand only saves the call",
+        ("const", "signed = out.new - (1 << 64) if out.new >> 63 else out.new", "(62)"):
+            "values in [2**62, 2**63) are out of the s32 range whether read as positive or as "
+            "negative: both refuse them",
+        ("remove", 'reason: str = ""        # set with poisoned', "pass"):
+            "_Outcome.reason is read only when poisoned, and both places that poison set it",
     },
 
     # ---- pybpf/obj/relocate.py

@@ -148,9 +148,8 @@ def _flavors(btf: "BTF") -> Dict[str, List[str]]:
         data, names = btf._strtab.data, list(btf._added_names)
         pos = data.find(b"___")
         while pos >= 0:
+            # a string section ends with NUL (parse_header checks it): end >= 0
             start, end = data.rfind(b"\0", 0, pos) + 1, data.find(b"\0", pos)
-            if end < 0:
-                break
             names.append(data[start:end].decode("utf-8", "surrogateescape"))
             pos = data.find(b"___", end)
         for full in dict.fromkeys(names):
@@ -204,7 +203,7 @@ class _Outcome:
     new: int = 0
     validate: bool = True
     poisoned: bool = False
-    reason: str = ""
+    reason: str = ""        # set with poisoned
     orig_size: int = 0      # direct load/store width of the field (0: n/a)
     new_size: int = 0
     resize_ok: bool = True  # whether the load/store may change width
