@@ -208,14 +208,16 @@ def test_string_section_size_limit():
 
 # ---------------------------------------------------------------- the layout section
 
-LAYOUT_KINDS = max(parse.RECORD_SHAPE) + 1
+#: struct btf_layout {info_sz, elem_sz} of kinds 0..19 as the kernel defines them
+#: (written out here, not derived from parse.RECORD_SHAPE)
+KERNEL_LAYOUT = [(0, 0), (4, 0), (0, 0), (12, 0), (0, 12), (0, 12), (0, 8), (0, 0), (0, 0),
+                 (0, 0), (0, 0), (0, 0), (0, 0), (0, 8), (4, 0), (0, 12), (0, 0), (4, 0),
+                 (0, 0), (0, 12)]
+LAYOUT_KINDS = len(KERNEL_LAYOUT)
 
 
 def layout_table(**changes) -> bytes:
-    entries = []
-    for kind in range(LAYOUT_KINDS):
-        fixed, per = parse.RECORD_SHAPE.get(kind, (0, 0))
-        entries.append(changes.get(f"k{kind}", (4 * fixed, 4 * per, 0)))
+    entries = [changes.get(f"k{kind}", (*KERNEL_LAYOUT[kind], 0)) for kind in range(LAYOUT_KINDS)]
     return b"".join(struct.pack("<BBH", *e) for e in entries)
 
 
@@ -277,6 +279,11 @@ def test_layout_entry_mismatch_names_the_entry(where, base):
            "BTF layout of kind 1: info_sz 128, elem_sz 0; this kind has 4 and 0", base + 4)
     raises(with_layout(layout_table(k19=(0, 200, 0)), where),
            "BTF layout of kind 19: info_sz 0, elem_sz 200; this kind has 0 and 12", base + 76)
+
+
+def test_record_shapes_are_the_kernels():
+    assert {k: (4 * f, 4 * p) for k, (f, p) in parse.RECORD_SHAPE.items()} == \
+        dict(enumerate(KERNEL_LAYOUT[1:], 1))
 
 
 def test_layout_flags_and_unknown_kinds_are_free():

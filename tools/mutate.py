@@ -75,6 +75,23 @@ EQUIVALENT: Dict[str, Dict[Tuple[str, str, str], str]] = {
 
     # ---- pybpf/btf/parse.py
     "pybpf/btf/parse.py": {
+        ("remove", "_MAX_STR_OFFSET = 0x7FFFFFFF", "pass"):
+            "_MAX_STR_OFFSET is never read (dead constant; the string limit is "
+            "BTF_MAX_NAME_OFFSET)",
+        ("const", "_MAX_STR_OFFSET = 0x7FFFFFFF", "(2147483646)"):
+            "_MAX_STR_OFFSET is never read",
+        ("const", "_MAX_STR_OFFSET = 0x7FFFFFFF", "(2147483648)"):
+            "_MAX_STR_OFFSET is never read",
+        ("struct", '_LAYOUT = struct.Struct("<BBH")         # struct btf_layout', "'<BBh'"):
+            "only the flags field changes sign, and check_layout ignores flags (_flags)",
+        ("struct", '_LAYOUT = struct.Struct("<BBH")         # struct btf_layout', "'>BBH'"):
+            "only the flags field changes byte order (B fields have none), and flags are "
+            "ignored; the size stays 4",
+        ("cmp", "last = offsets[-1] if off > len(w) else off", "(off >= len(w))"):
+            "reached only when off != len(w), where > and >= agree",
+        ("const", "if st not in (1, 2, 4, 8, 16) or bits > 128 or bit_off + bits > 8 * st \\",
+         "(129)"):
+            "bits == 129 is refused anyway: bit_off + bits > 8 * st, st being at most 16",
     },
 
     # ---- pybpf/btf/core.py
@@ -484,6 +501,9 @@ def _children(nodeid):
     return hits
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
+    # Python drops a trace function that raised (a RecursionError deep in a test, or a
+    # test's own settrace): arm it again for every test.
+    _mutate_tracer.start()
     _mutate_tracer.drain()
     os.environ["MUTATE_CONTEXT"] = item.nodeid
     RESULTS[item.nodeid] = {"outcome": "passed", "duration": 0.0}
