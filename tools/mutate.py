@@ -77,10 +77,56 @@ EQUIVALENT: Dict[str, Dict[Tuple[str, str, str], str]] = {
 
     # ---- pybpf/btf/parse.py
     "pybpf/btf/parse.py": {
+        ("remove", "_MAX_STR_OFFSET = 0x7FFFFFFF", "pass"):
+            "_MAX_STR_OFFSET is never read (dead constant; the string limit is "
+            "BTF_MAX_NAME_OFFSET)",
+        ("const", "_MAX_STR_OFFSET = 0x7FFFFFFF", "(2147483646)"):
+            "_MAX_STR_OFFSET is never read",
+        ("const", "_MAX_STR_OFFSET = 0x7FFFFFFF", "(2147483648)"):
+            "_MAX_STR_OFFSET is never read",
+        ("struct", '_LAYOUT = struct.Struct("<BBH")         # struct btf_layout', "'<BBh'"):
+            "only the flags field changes sign, and check_layout ignores flags (_flags)",
+        ("struct", '_LAYOUT = struct.Struct("<BBH")         # struct btf_layout', "'>BBH'"):
+            "only the flags field changes byte order (B fields have none), and flags are "
+            "ignored; the size stays 4",
+        ("cmp", "last = offsets[-1] if off > len(w) else off", "(off >= len(w))"):
+            "reached only when off != len(w), where > and >= agree",
+        ("const", "if st not in (1, 2, 4, 8, 16) or bits > 128 or bit_off + bits > 8 * st \\",
+         "(129)"):
+            "bits == 129 is refused anyway: bit_off + bits > 8 * st, st being at most 16",
     },
 
     # ---- pybpf/btf/core.py
     "pybpf/btf/core.py": {
+        ("const", "out.narrow = local.btf[local.accessors[0].type_id].kind == uapi.BTF_KIND_ENUM",
+         "(-1)"): "an ENUMVAL spec has exactly one accessor (corematch.parse_spec): [-1] is [0]",
+        ("const", 'f"[{relo.type_id}] {type_name}", 0, 0, where=where)', "(1)"):
+            "_patch() assigns res.orig and res.new before anything reads them; when it is not "
+            "reached apply() raises and the Result is dropped",
+        ("const", 'f"[{relo.type_id}] {type_name}", 0, 0, where=where)', "(-1)"):
+            "_patch() assigns res.orig and res.new before anything reads them; when it is not "
+            "reached apply() raises and the Result is dropped",
+        ("const", "self._modules = self._given[1:]", "(0)"):
+            "modules are searched only when the first target has no candidate, so searching "
+            "it again among them finds nothing more",
+        ("bool", "if kind in FIELD_KINDS and lv.mem_size != tv.mem_size:",
+         "(kind in FIELD_KINDS or lv.mem_size != tv.mem_size)"):
+            "mem_size is non-zero only for FIELD_BYTE_OFFSET (corematch.field_value): for other "
+            "kinds both are 0 and the second operand is False too",
+        ("bool", "out.resize_ok = bool(lv.mem_size and tv.mem_size) and resize_is_safe(",
+         "(bool(lv.mem_size and tv.mem_size) or resize_is_safe(local.btf, lv.mem_type, "
+         "cast(Spec, targ).btf, tv.mem_type))"):
+            "a 0 mem_size comes with mem_type 0 (void), for which resize_is_safe() is False: "
+            "the first operand only saves the call",
+        ("bool", "out.resize_ok = bool(lv.mem_size and tv.mem_size) and resize_is_safe(",
+         "(lv.mem_size or tv.mem_size)"):
+            "a 0 mem_size comes with mem_type 0 (void), for which resize_is_safe() is False: "
+            "the first operand only saves the call",
+        ("const", "signed = out.new - (1 << 64) if out.new >> 63 else out.new", "(62)"):
+            "values in [2**62, 2**63) are out of the s32 range whether read as positive or as "
+            "negative: both refuse them",
+        ("remove", 'reason: str = ""        # set with poisoned', "pass"):
+            "_Outcome.reason is read only when poisoned, and both places that poison set it",
     },
 
     # ---- pybpf/obj/relocate.py
@@ -842,6 +888,16 @@ def _env(tree: pathlib.Path) -> Dict[str, str]:
     return env
 
 
+#: Heap limit of a mutant's test run: a mutant that loops appending to a list (a
+#: removed ``off += step``) fails with MemoryError instead of filling the host's RAM.
+_DATA_LIMIT = 6 << 30
+
+
+def _limit_memory() -> None:
+    import resource
+    resource.setrlimit(resource.RLIMIT_DATA, (_DATA_LIMIT, _DATA_LIMIT))
+
+
 def _pytest(tree: pathlib.Path, nodeids: Sequence[str], timeout: float,
             mutant: bool = False) -> Tuple[str, str]:
     """Run the tests in a tree: ('passed'|'failed'|'timeout', first failing test).
@@ -851,7 +907,8 @@ def _pytest(tree: pathlib.Path, nodeids: Sequence[str], timeout: float,
     cmd = [sys.executable, "-m", "pytest", "-x", "-v", "-p", "no:cacheprovider",
            "--hypothesis-seed=0", "--no-header", "-rf", *nodeids]
     proc = subprocess.Popen(cmd, cwd=tree, env=_env(tree), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+                            stderr=subprocess.STDOUT, start_new_session=True,
+                            preexec_fn=_limit_memory)
     try:
         out, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:

@@ -195,7 +195,7 @@ class _Outcome:
     new: int = 0
     validate: bool = True
     poisoned: bool = False
-    reason: str = ""
+    reason: str = ""        # set with poisoned
     orig_size: int = 0      # direct load/store width of the field (0: n/a)
     new_size: int = 0
     resize_ok: bool = True  # whether the load/store may change width
@@ -353,7 +353,7 @@ class _Run:
             if not self._plain_ld_imm64(idx, ins):
                 raise CoreError(f"ld_imm64 at {res.where} has an unexpected form")
             imm = _insn.imm64(buf, idx)
-            mask = 0xFFFFFFFF if out.narrow else (1 << 64) - 1
+            mask = 0xFFFFFFFF if out.narrow else _U64
             if out.validate and (imm ^ out.orig) & mask:
                 raise CoreError(f"instruction {_insn.disasm_one(buf, idx)!r} holds {imm:#x}, "
                                 f"expected {out.orig:#x}")
