@@ -77,13 +77,6 @@ EQUIVALENT: Dict[str, Dict[Tuple[str, str, str], str]] = {
 
     # ---- pybpf/btf/parse.py
     "pybpf/btf/parse.py": {
-        ("remove", "_MAX_STR_OFFSET = 0x7FFFFFFF", "pass"):
-            "_MAX_STR_OFFSET is never read (dead constant; the string limit is "
-            "BTF_MAX_NAME_OFFSET)",
-        ("const", "_MAX_STR_OFFSET = 0x7FFFFFFF", "(2147483646)"):
-            "_MAX_STR_OFFSET is never read",
-        ("const", "_MAX_STR_OFFSET = 0x7FFFFFFF", "(2147483648)"):
-            "_MAX_STR_OFFSET is never read",
         ("struct", '_LAYOUT = struct.Struct("<BBH")         # struct btf_layout', "'<BBh'"):
             "only the flags field changes sign, and check_layout ignores flags (_flags)",
         ("struct", '_LAYOUT = struct.Struct("<BBH")         # struct btf_layout', "'>BBH'"):
@@ -303,11 +296,6 @@ EQUIVALENT: Dict[str, Dict[Tuple[str, str, str], str]] = {
 
     # ---- pybpf/obj/struct_ops.py
     "pybpf/obj/struct_ops.py": {
-        ('remove', '_PTR_SIZE = 8', 'pass'):
-            "_PTR_SIZE is never read (dead constant: to be deleted at merge, kept here so "
-            "that the per-test coverage cache of the whole suite stays valid)",
-        ('const', '_PTR_SIZE = 8', '(7)'): "_PTR_SIZE is never read (dead constant)",
-        ('const', '_PTR_SIZE = 8', '(9)'): "_PTR_SIZE is never read (dead constant)",
         ('remove', 'assert isinstance(datasec, T.Datasec)', 'pass'):
             "find(name, BTF_KIND_DATASEC) returns DATASEC ids only: the assert narrows the "
             "type for mypy and cannot fail",

@@ -27,7 +27,6 @@ from .strtab import StringTable
 _LAYOUT = struct.Struct("<BBH")         # struct btf_layout
 #: sizeof(struct btf_header) since kernel 7.1 (layout_off, layout_len after str_len)
 LAYOUT_HEADER_SIZE = 32
-_MAX_STR_OFFSET = 0x7FFFFFFF
 _MAX_TYPES = BTF_MAX_TYPE       # ids are 20 bits in the kernel
 
 #: Per kind: (fixed words after the 3-word btf_type, words per vlen item).

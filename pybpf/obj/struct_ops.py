@@ -32,7 +32,6 @@ from ..asm.insn import INSN_SIZE
 SECTION_FLAGS = {".struct_ops": 0, ".struct_ops.link": uapi.BPF_F_LINK}
 #: the kernel names the map value of struct_ops type X "struct bpf_struct_ops_X"
 VALUE_PREFIX = "bpf_struct_ops_"
-_PTR_SIZE = 8
 
 
 def is_struct_ops_section(name: str) -> bool:
