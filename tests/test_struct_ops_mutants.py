@@ -26,6 +26,11 @@ SO = u.BPF_PROG_TYPE_STRUCT_OPS
 # ------------------------------------------------------------------ the built object
 
 
+
+def _bitfield(member: T.Member, bits: int) -> T.Member:
+    """The member as a bitfield of ``bits`` bits."""
+    return T.Member(member.name, member.type, member.bit_offset, bits)
+
 def _cc():
     obj = open_obj()
     elf, btf = obj.spec.elf, obj.spec.btf
@@ -330,10 +335,10 @@ def test_bitfield_members_are_refused(side):
     btf, spec = bpf_side()
     if side == "bpf":
         st = btf[spec.type_id]
-        st.members[2] = dataclasses.replace(st.members[2], bitfield_size=5)
+        st.members[2] = _bitfield(st.members[2], 5)
     else:
         ks = kern.btf[kern.ops]
-        ks.members[1] = dataclasses.replace(ks.members[1], bitfield_size=5)
+        ks.members[1] = _bitfield(ks.members[1], 5)
     with pytest.raises(ObjectError, match=r"member 'flags' is a bitfield: not supported"):
         so.build_value(spec, btf, _layout(kern))
 
@@ -454,7 +459,7 @@ def test_struct_ops_bitfield_member_cannot_be_set():
     cc = obj.struct_ops["cc_legacy"]
     st = obj.spec.btf[cc.spec.type_id]
     i = next(i for i, m in enumerate(st.members) if m.name == "flags")
-    cc._members["flags"] = (i, dataclasses.replace(st.members[i], bitfield_size=3))
+    cc._members["flags"] = (i, _bitfield(st.members[i], 3))
     with pytest.raises(BPFError, match=r"^struct_ops 'cc_legacy': bitfield member 'flags' "
                        "cannot be set$"):
         cc["flags"] = 1
@@ -506,7 +511,7 @@ def test_prepare_for_a_module_type_takes_its_btf_fd(monkeypatch):
     obj = open_obj()
     cc = obj.struct_ops["cc_legacy"]
     layout = so.kernel_layout("tcp_congestion_ops", [(None, kbtf_vmlinux())])
-    layout = dataclasses.replace(layout, module="some_mod")
+    layout = layout._replace(module="some_mod")
     calls = []
 
     class FakeFd:
@@ -517,7 +522,7 @@ def test_prepare_for_a_module_type_takes_its_btf_fd(monkeypatch):
     init = obj.programs["pybpf_init"]
     assert (init.attach_btf_id, init.attach_btf_obj_fd) == (layout.type_id, 42)
     assert calls == ["some_mod"] and value.layout.module == "some_mod"
-    assert link_so.StructOps._module_fd(dataclasses.replace(layout, module=None)) == 0
+    assert link_so.StructOps._module_fd(layout._replace(module=None)) == 0
 
 
 def test_kernel_btfs_vmlinux_first():
