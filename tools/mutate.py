@@ -1151,6 +1151,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             rows.append(report(m, outcomes))
             all_outcomes.extend(outcomes)
             print_details(outcomes, texts[m])
+            r = rows[-1]
+            print(f"{m}: score {r['score']:.1f}% ({r['killed']} killed, {r['timeout']} timeout, "
+                  f"{r['survived']} survived, {r['uncovered']} uncovered, "
+                  f"{r['equivalent']} equivalent)", flush=True)
     finally:
         for tree in trees:
             shutil.rmtree(tree, ignore_errors=True)
