@@ -462,14 +462,18 @@ def test_async_iteration_waits_for_new_records(two_rings):
             recs = []
 
             async def take():
-                async for rec in rb.arecords():
-                    recs.append(bytes(rec))
-                    if len(recs) == 1:
-                        loop.call_later(0.01, pb.output, b"later on b")
-                    if len(recs) == 2:
-                        loop.call_later(0.01, pa.output, b"later on a")
-                    if len(recs) == 3:
-                        break
+                agen = rb.arecords()
+                try:
+                    async for rec in agen:
+                        recs.append(bytes(rec))
+                        if len(recs) == 1:
+                            loop.call_later(0.01, pb.output, b"later on b")
+                        if len(recs) == 2:
+                            loop.call_later(0.01, pa.output, b"later on a")
+                        if len(recs) == 3:
+                            break
+                finally:
+                    await agen.aclose()     # at once on every interpreter (PyPy collects late)
             await asyncio.wait_for(take(), 60)
             assert rb.avail(0) == rb.avail(1) == 0
             return recs

@@ -70,12 +70,13 @@ import array as _array
 import re
 import struct as _struct
 import sys
+from contextlib import closing
 from functools import lru_cache
 from itertools import chain, groupby, repeat
 from operator import itemgetter, length_hint, methodcaller
 import typing
-from typing import (Any, AsyncIterator, Callable, Dict, Iterator, List, Optional, Sequence,
-                    Tuple, Union)
+from typing import (Any, AsyncIterator, Callable, Dict, Generator, Iterator, List, Optional,
+                    Sequence, Tuple, Union)
 
 from .. import uapi
 from ..errors import BPFError
@@ -722,7 +723,7 @@ class Ring:
                 return total, None
             prod = new_prod
 
-    def iterate(self) -> Iterator[memoryview]:
+    def iterate(self) -> Generator[memoryview, None, None]:
         """Records one by one (each valid until the next).
 
         consumer_pos is published when the pass ends, or by the next consuming call
@@ -914,9 +915,12 @@ class RingBuffer:
                 self._epoll.wait(timeout_ms)
             got = False
             for ring in self._rings:
-                for rec in ring.iterate():
-                    got = True
-                    yield rec
+                # closed here, not when collected: closing records() publishes what it
+                # handed out at once on every interpreter (PyPy collects late)
+                with closing(ring.iterate()) as recs:
+                    for rec in recs:
+                        got = True
+                        yield rec
             if not got:
                 return
 
@@ -948,8 +952,9 @@ class RingBuffer:
         self._check_open()
         while True:
             for ring in self._rings:
-                for rec in ring.iterate():
-                    yield rec
+                with closing(ring.iterate()) as recs:
+                    for rec in recs:
+                        yield rec
             if self._pending():
                 import asyncio
                 await asyncio.sleep(0)      # a BUSY record at a head: let others run

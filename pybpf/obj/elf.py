@@ -98,6 +98,15 @@ class ElfObject:
         return self.sections[index]
 
 
+class _ElfHeader(ELFFile):
+    """pyelftools' decoding of the ELF header alone.  The section table is read by
+    :func:`_section_table` once its bounds are checked; pyelftools before 0.33 (the
+    last for Python 3.9) reads the section names in its constructor, before them."""
+
+    def _get_section_header_stringtable(self) -> None:
+        return None
+
+
 _SYM_TYPES = {t: t for t in (STT_NOTYPE, STT_OBJECT, STT_FUNC, STT_SECTION)}
 _SYM_BINDS = {b: b for b in (STB_LOCAL, STB_GLOBAL, STB_WEAK)}
 
@@ -197,7 +206,7 @@ def _cstring(table: bytes, off: int, what: str, section: str, where: int) -> str
 def _read(raw: bytes, path: str) -> ElfObject:
     if raw[:4] != b"\x7fELF":
         raise ObjectError(f"{path}: not an ELF file (bad magic)", offset=0)
-    elf = ELFFile(io.BytesIO(raw))
+    elf = _ElfHeader(io.BytesIO(raw))
     if elf.elfclass != 64:
         raise ObjectError(f"{path}: ELF class {elf.elfclass}, BPF objects are 64-bit", offset=4)
     if elf["e_machine"] not in ("EM_BPF", EM_BPF):
