@@ -959,3 +959,24 @@ def test_handed_out_objects_take_no_new_attributes(rb_map):
     with pytest.raises(AttributeError):
         layout.extra = 1
     assert errors == ["RecordBatch", "Columns"]
+
+
+def _ring_mappings() -> int:
+    """Ring buffer maps mmapped into this process now."""
+    with open("/proc/self/maps") as f:
+        return sum("anon_inode:bpf-map" in line for line in f)
+
+
+def test_a_ring_epoll_refuses_is_unmapped_at_once(two_rings, monkeypatch):
+    (a, _), (b, _) = two_rings
+    with RingBuffer(a, print) as rb:
+        before = _ring_mappings()
+
+        def refuse(fd: int, token: int, events: int = 0) -> None:
+            raise OSError(28, "No space left on device")
+        monkeypatch.setattr(rb._epoll, "register", refuse)
+        with pytest.raises(OSError, match="No space left on device") as info:
+            rb.add(b, print)
+        # unmapped by add() itself, while the error and its frames (the ring) are alive
+        assert _ring_mappings() == before and info.value.errno == 28
+        assert [r.name for r in rb.rings] == ["t_rma"]
