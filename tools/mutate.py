@@ -22,7 +22,7 @@ of minutes); run it before saying the issue is resolved:
                             [--jobs J] [--module pybpf/btf/parse.py ...]
     python3 tools/mutate.py --list --module pybpf/btf/parse.py   # mutants only
 
-Mutants run in copies of the tree under build/mutate/ (never in the checkout), with
+Mutants run in copies of the tree in a temporary folder (never in the checkout), with
 bytecode writing off so that no stale .pyc of an earlier mutant is ever imported.
 """
 from __future__ import annotations
@@ -860,11 +860,11 @@ def _trace(files: Sequence[pathlib.Path]) -> Dict[str, Dict[str, Any]]:
 
 
 def _make_copy(n: int) -> pathlib.Path:
-    """A copy of the tracked tree for worker n, sharing build/ outputs by symlink
-    (named by this run's pid too: two runs in one checkout must not share a copy)."""
-    dest = STATE / f"work-{os.getpid()}-{n}"
-    if dest.exists():
-        shutil.rmtree(dest)
+    """A copy of the tracked tree for worker n, sharing build/ outputs by symlink.
+
+    Outside the checkout (a temporary folder per run and worker): a copy inside
+    build/ would link build/ into itself, a loop for anything walking the tree."""
+    dest = pathlib.Path(tempfile.mkdtemp(prefix=f"pybpf-mutate-{n}-"))
     files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others",
                             "--exclude-standard"], cwd=ROOT, capture_output=True,
                            check=True).stdout.decode().split("\0")
