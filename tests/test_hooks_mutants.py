@@ -174,9 +174,9 @@ def test_perf_event_link_close_disables_the_event_the_caller_keeps(counter):
         assert isinstance(link, PerfEventLink)
         assert link.desc == f"perf event fd {pfd.fd}"
         _fault_pages(32)
-        seen = counter.value
-        assert seen >= 32
+        assert counter.value >= 32
         link.close()
+        seen = counter.value    # after close: faults while closing (PyPy's GC) are counted
         _fault_pages(32)
         assert counter.value == seen
     assert_detached(counter, prog)
