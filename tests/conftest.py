@@ -123,3 +123,16 @@ def parseable_objects() -> list:
         names.append(path.name)
     return names
 
+
+
+@contextmanager
+def ring_with_producer(size: int, name: str) -> Iterator[tuple]:
+    """A BPF_MAP_TYPE_RINGBUF map of ``size`` bytes and a hand-driven producer on it:
+    (map fd, Producer), both closed afterwards (kernel tests only)."""
+    from pybpf import uapi
+    from pybpf.kernel import syscall
+    from pybpf.study.producer import Producer
+    require_kernel()
+    with syscall.map_create(uapi.BPF_MAP_TYPE_RINGBUF, 0, 0, size, name=name) as fd, \
+            Producer(fd.fd) as prod:
+        yield fd.fd, prod

@@ -22,7 +22,7 @@ from pybpf.events.ringbuf import (ColumnLayout, RecordBatch, RingBuffer, scan)
 from pybpf.events.ringmem import BUSY, DISCARD, record_size
 from pybpf.study.producer import Producer
 
-from conftest import built, require_kernel
+from conftest import built, require_kernel, ring_with_producer
 
 # every test here also runs under a weakly ordered CPU's protocol
 pytestmark = pytest.mark.usefixtures("ordering")
@@ -32,10 +32,8 @@ SIZE = 16384
 
 @pytest.fixture
 def rb_map():
-    require_kernel()
-    with syscall.map_create(uapi.BPF_MAP_TYPE_RINGBUF, 0, 0, SIZE, name="t_rb") as fd:
-        with Producer(fd.fd) as prod:
-            yield fd.fd, prod
+    with ring_with_producer(SIZE, "t_rb") as ring:
+        yield ring
 
 
 def payload(i: int) -> bytes:

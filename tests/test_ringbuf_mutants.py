@@ -18,7 +18,7 @@ from pybpf.events.ringmem import record_size
 from pybpf.kernel import syscall
 from pybpf.study.producer import Producer
 
-from conftest import require_kernel
+from conftest import require_kernel, ring_with_producer
 
 pytestmark = pytest.mark.usefixtures("ordering")
 
@@ -27,19 +27,14 @@ SIZE = 16384
 
 @pytest.fixture
 def rb_map():
-    require_kernel()
-    with syscall.map_create(uapi.BPF_MAP_TYPE_RINGBUF, 0, 0, SIZE, name="t_rbm") as fd:
-        with Producer(fd.fd) as prod:
-            yield fd.fd, prod
+    with ring_with_producer(SIZE, "t_rbm") as ring:
+        yield ring
 
 
 @pytest.fixture
 def two_rings():
-    require_kernel()
-    with syscall.map_create(uapi.BPF_MAP_TYPE_RINGBUF, 0, 0, 4096, name="t_rma") as a, \
-            syscall.map_create(uapi.BPF_MAP_TYPE_RINGBUF, 0, 0, 4096, name="t_rmb") as b, \
-            Producer(a.fd) as pa, Producer(b.fd) as pb:
-        yield (a.fd, pa), (b.fd, pb)
+    with ring_with_producer(4096, "t_rma") as a, ring_with_producer(4096, "t_rmb") as b:
+        yield a, b
 
 
 def settled(rb: RingBuffer, index: int = 0) -> Tuple[int, int]:
