@@ -478,6 +478,7 @@ def test_async_iteration_waits_for_new_records(two_rings):
 # ------------------------------------------------------------------ column types
 
 
+@pytest.mark.usefixtures("fast_paths")
 def test_columns_of_every_numeric_type(rb_map):
     fd, prod = rb_map
     fmt = "BbHhIiqQfd"             # native alignment: 0 1 2 4 8 12 16 24 32 40 -> 48 bytes
@@ -488,6 +489,10 @@ def test_columns_of_every_numeric_type(rb_map):
 
     def on_cols(cols):
         assert [c.format for c in cols] == list("BbHhIiqQfd")
+        assert [c.itemsize for c in cols] == [1, 1, 2, 2, 4, 4, 8, 8, 4, 8]
+        assert cols.u64.tobytes() == struct.pack("3Q", *((1 << 63) + i for i in range(3)))
+        assert (sum(cols.s32), max(cols.u16), [cols.u8[1], cols.u8[-1]]) == \
+            (-6_000_000_003, 60002, [201, 202])
         got.append({n: cols[n].tolist() for n in names})
         copied = cols.copy()
         got.append({n: list(copied[n]) for n in names})
