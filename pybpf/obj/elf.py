@@ -6,9 +6,9 @@ table, symbols and relocations with ``struct`` after checking what a BPF loader
 relies on (class, byte order, type, machine, indices and offsets in range), and
 turns every fault into an :class:`~pybpf.errors.ObjectError` that names the
 section and offset, so nothing else in pybpf has to distrust the file.
-pyelftools, which reads host binaries for uprobes and USDT (``obj.symbols``,
-``obj.usdt``), is imported here only to name a foreign ``e_machine``: the
-start of every ``load`` does without its ~20 ms import.
+pyelftools, which reads host binaries for uprobes, USDT and stacks
+(``obj.uprobe``, ``obj.usdt``, ``obj.symbols``), is imported here only to name a
+foreign ``e_machine``: the start of every ``load`` does without its ~20 ms import.
 """
 from __future__ import annotations
 

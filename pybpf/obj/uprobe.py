@@ -16,10 +16,8 @@ import re
 import struct
 from typing import TYPE_CHECKING, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple, cast
 
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
-
 if TYPE_CHECKING:
+    from elftools.elf.elffile import ELFFile
     from elftools.elf.gnuversions import GNUVerDefSection, GNUVerSymSection
     from elftools.elf.sections import SymbolTableSection
 
@@ -248,6 +246,8 @@ _SH_TYPES = ("SHT_DYNSYM", "SHT_SYMTAB")
 
 @functools.lru_cache(maxsize=8)
 def _read_symbols(path: str, _identity: Tuple[int, int, int]) -> Dict[str, List[_Sym]]:
+    from elftools.common.exceptions import ELFError     # pyelftools: only for uprobes
+    from elftools.elf.elffile import ELFFile
     try:
         f = open(path, "rb")
     except OSError as e:

@@ -23,13 +23,13 @@ import re
 import struct
 import sys
 from dataclasses import dataclass
-from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
-
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
+from typing import TYPE_CHECKING, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from ..errors import ObjectError
 from .uprobe import Segment, load_segments, segment_at
+
+if TYPE_CHECKING:
+    from elftools.elf.elffile import ELFFile
 
 NOTE_SECTION = ".note.stapsdt"
 BASE_SECTION = ".stapsdt.base"
@@ -417,6 +417,8 @@ def probes_of_elf(elf: ELFFile, where: str) -> ProbeFile:
 
 @functools.lru_cache(maxsize=8)
 def _read_probes(path: str, _identity: Tuple[int, int, int]) -> ProbeFile:
+    from elftools.common.exceptions import ELFError     # pyelftools: only for USDT
+    from elftools.elf.elffile import ELFFile
     try:
         f = open(path, "rb")
     except OSError as e:
