@@ -6,9 +6,12 @@ a test that cannot reach the kernel fails instead of skipping.
 """
 from __future__ import annotations
 
+import atexit
 import ctypes
 import os
 import pathlib
+import shutil
+import tempfile
 from contextlib import contextmanager
 from typing import Iterator, Set
 
@@ -18,6 +21,13 @@ from pybpf.errors import has_bpf_capabilities
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build"
+
+# The kernel BTF index cache of this run (and of the CLI processes tests start) is
+# its own, removed at the end: tests neither read nor leave files in ~/.cache.
+if "PYBPF_CACHE_DIR" not in os.environ:
+    _CACHE = tempfile.mkdtemp(prefix="pybpf-test-cache-")
+    os.environ["PYBPF_CACHE_DIR"] = os.path.join(_CACHE, "pybpf")
+    atexit.register(shutil.rmtree, _CACHE, True)
 
 
 def require_kernel() -> None:

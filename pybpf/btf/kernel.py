@@ -39,7 +39,7 @@ def vmlinux() -> BTF:
     path = vmlinux_path()
     btf = _vmlinux.get(path)
     if btf is None:
-        btf = _vmlinux[path] = BTF.parse(_read(path), section=path)
+        btf = _vmlinux[path] = BTF.parse(_read(path), section=path, cached=True)
     return btf
 
 
@@ -63,7 +63,7 @@ def modules(directory: Optional[str] = None) -> Dict[str, BTF]:
             if name == "vmlinux" or os.path.realpath(path) == os.path.realpath(vmlinux_path()):
                 continue
             try:
-                found[name] = BTF.parse(_read(path), base=base, section=path)
+                found[name] = BTF.parse(_read(path), base=base, section=path, cached=True)
             except BPFError as exc:
                 warnings.warn(f"skipping BTF of kernel module {name}: {exc}")
         _modules[key] = found

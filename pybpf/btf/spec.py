@@ -35,6 +35,7 @@ _Item = TypeVar("_Item")
 _SPELL_STEPS = 64         # types a type_name() spelling visits before it writes "..."
 _U32 = struct.Struct("=I")    # one packed name offset (native order, as ``array("I")``)
 _GATHER = 8192            # name offsets gathered per step (bounds the temporary tuple)
+_MIN_CACHED_BLOB = 256 * 1024   # smaller blobs are scanned: hashing would cost more
 
 
 class BTF:
@@ -61,29 +62,25 @@ class BTF:
 
     @classmethod
     def parse(cls, data: _U[bytes, bytearray, memoryview], base: Optional["BTF"] = None,
-              section: str = ".BTF", validate: bool = False) -> "BTF":
+              section: str = ".BTF", validate: bool = False, cached: bool = False) -> "BTF":
         """Parse a .BTF blob (a split one on top of ``base``).
 
         The header, section layout, every record's kind and extent, and every
         type's name offset are checked here; the rest of each record when it
-        is first decoded, or here too with ``validate=True``.
+        is first decoded, or here too with ``validate=True``.  ``cached``: take
+        the record index from the on-disk cache (:mod:`pybpf.btf.cache`) and
+        store it there, for big blobs such as the kernel's.
         """
         data = bytes(data)
         hdr = parse_header(data, section, split=base is not None)
         tstart, sstart = hdr.hdr_len + hdr.type_off, hdr.hdr_len + hdr.str_off
         w = words(memoryview(data)[tstart:tstart + hdr.type_len])
-        offsets = scan(w, section, tstart)
         btf = cls(base, section)
         btf._strtab = StringTable(data, btf._strtab.base, section, sstart, hdr.str_len)
+        offsets, names = _record_index(data, w, btf, tstart, cached)
         btf._offsets = offsets
         btf._count = len(offsets)
         btf._reader = TypeReader(w, btf._strtab, section, tstart, btf.start_id + len(offsets))
-        names = _name_offsets(w, offsets)
-        if names and max(names) >= btf._strtab.size:
-            bad = next(i for i, n in enumerate(names) if n >= btf._strtab.size)
-            raise ObjectError(f"name offset {names[bad]} of type {btf.start_id + bad}"
-                              f" is past the string section ({btf._strtab.size} bytes)",
-                              section, tstart + 4 * offsets[bad])
         btf._name_offs = names.tobytes()
         if validate:
             btf.validate()
@@ -299,6 +296,36 @@ class BTF:
 
         Bounded (a loop or a prototype made of itself is cut with "...")."""
         return _spell(self, type_id, "", 0, [_SPELL_STEPS])
+
+
+def _record_index(data: bytes, w: Sequence[int], btf: BTF, tstart: int,
+                  cached: bool) -> Tuple["array[int]", "array[int]"]:
+    """The word offset and the name_off of every record of ``btf``'s blob ``data``
+    (type section ``w`` at ``tstart``), checked; from the on-disk cache when
+    ``cached`` and the blob is big enough to gain from it (an index is stored
+    only once checked, under the digest of the very blob it was checked on)."""
+    if not cached or len(data) < _MIN_CACHED_BLOB:
+        return _checked_index(w, btf, tstart)
+    from . import cache
+    digest = cache.key(data)
+    index = cache.load(digest, len(w))
+    if index is None:
+        index = _checked_index(w, btf, tstart)
+        cache.store(digest, index)
+    return index
+
+
+def _checked_index(w: Sequence[int], btf: BTF, tstart: int) -> Tuple["array[int]", "array[int]"]:
+    """``scan``'s record offsets and every record's name_off, each inside the strings."""
+    offsets = scan(w, btf.section, tstart)
+    names = _name_offsets(w, offsets)
+    size = btf._strtab.size
+    if names and max(names) >= size:
+        bad = next(i for i, n in enumerate(names) if n >= size)
+        raise ObjectError(f"name offset {names[bad]} of type {btf.start_id + bad}"
+                          f" is past the string section ({size} bytes)",
+                          btf.section, tstart + 4 * offsets[bad])
+    return offsets, names
 
 
 def _name_offsets(w: Sequence[int], offsets: Sequence[int]) -> "array[int]":

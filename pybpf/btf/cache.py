@@ -1,0 +1,135 @@
+"""An on-disk cache of the record index of big BTF blobs (vmlinux, modules).
+
+``BTF.parse`` walks every record once to find where each starts and its name
+offset: ~15 ms for the ~126k types of vmlinux, a sixth of what a whole ``load``
+may cost.  The walk's result (two u32 arrays) is stored under the SHA-256 of the
+blob, so a changed blob is a different key and its index is rebuilt, never
+reused.
+
+The cache is trusted the way Python trusts ``__pycache__``, and no further: a
+directory or file is used only if it is owned by the effective user and writable
+by no one else, a file is opened without following symlinks, and it must hold
+the very key it is stored under, a size that fits the blob and a CRC-32 of its
+whole contents, so a truncated, corrupted or swapped file is ignored (and
+rewritten).  Failing to read or write the cache is
+never an error: the blob is then scanned, as without a cache.
+
+``PYBPF_CACHE_DIR`` names the directory (default ``$XDG_CACHE_HOME/pybpf``, else
+``~/.cache/pybpf``); set to the empty string, no cache is used.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import struct
+import sys
+import zlib
+from array import array
+from typing import Optional, Tuple
+
+CACHE_ENV = "PYBPF_CACHE_DIR"
+_MAGIC = b"pybpfBI1"          # the file format (bump on any change)
+_HEAD = struct.Struct("=8s32sI")   # magic, blob digest, record count
+_CRC = struct.Struct("=I")    # zlib.crc32 of everything before it
+
+#: (word offset of each record, name_off of each record), u32 arrays in id order
+Index = Tuple["array[int]", "array[int]"]
+
+
+def directory() -> Optional[str]:
+    """The cache directory this process uses, or None when caching is off."""
+    path = os.environ.get(CACHE_ENV)
+    if path is not None:
+        return path or None
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "pybpf")
+
+
+def key(blob: bytes) -> bytes:
+    """What an index is stored under: the blob's SHA-256."""
+    return hashlib.sha256(blob).digest()
+
+
+def _path(folder: str, digest: bytes) -> str:
+    return os.path.join(folder, f"btf-{digest.hex()}-{sys.byteorder}.idx")
+
+
+def _private(st: os.stat_result, kind: int) -> bool:
+    """Of the given file type, owned by us and writable by no one else."""
+    return stat.S_IFMT(st.st_mode) == kind and st.st_uid == os.geteuid() \
+        and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+
+
+def load(digest: bytes, words: int) -> Optional[Index]:
+    """The stored index of the blob with this digest, whose type section has ``words``
+    u32 words; None if there is none or it cannot be trusted."""
+    folder = directory()
+    if folder is None:
+        return None
+    try:
+        if not _private(os.lstat(folder), stat.S_IFDIR):
+            return None
+        fd = os.open(_path(folder, digest), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+                     | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        # a record is at least 3 words: more entries than that is a lie
+        limit = _HEAD.size + 8 * (words // 3) + _CRC.size
+        if not _private(st, stat.S_IFREG) or st.st_size > limit:
+            return None
+        raw = os.read(fd, limit + 1)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return _decode(raw, digest, words)
+
+
+def _decode(raw: bytes, digest: bytes, words: int) -> Optional[Index]:
+    if len(raw) < _HEAD.size + _CRC.size:
+        return None
+    magic, stored, count = _HEAD.unpack_from(raw)
+    end = _HEAD.size + 8 * count
+    if magic != _MAGIC or stored != digest or len(raw) != end + _CRC.size \
+            or zlib.crc32(memoryview(raw)[:end]) != _CRC.unpack_from(raw, end)[0]:
+        return None
+    offsets, names = array("I"), array("I")
+    offsets.frombytes(raw[_HEAD.size:_HEAD.size + 4 * count])
+    names.frombytes(raw[_HEAD.size + 4 * count:end])
+    if count and (offsets[0] != 0 or offsets[-1] + 3 > words):
+        return None
+    return offsets, names
+
+
+def store(digest: bytes, index: Index) -> None:
+    """Write the index (atomically: a reader sees the old file or the whole new one);
+    silently does nothing when the directory cannot be made private or written."""
+    folder = directory()
+    if folder is None:
+        return
+    offsets, names = index
+    body = _HEAD.pack(_MAGIC, digest, len(offsets)) + offsets.tobytes() + names.tobytes()
+    final = _path(folder, digest)
+    tmp = f"{final}.{os.getpid()}.tmp"        # ours alone: the pid is in the name
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        if not _private(os.lstat(folder), stat.S_IFDIR):
+            return
+        if os.path.lexists(tmp):               # left by a process that had our pid
+            os.unlink(tmp)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o600)
+    except OSError:
+        return
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(body + _CRC.pack(zlib.crc32(body)))
+        os.replace(tmp, final)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass

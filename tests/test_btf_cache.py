@@ -1,0 +1,246 @@
+"""The on-disk cache of big BTF blobs' record index (pybpf.btf.cache): hits give the
+very BTF a scan gives; changed, corrupted, foreign or unsafe files are ignored."""
+import os
+import stat
+import struct
+import zlib
+
+import pytest
+
+from pybpf.btf import cache, parse, spec
+from pybpf.btf import types as T
+from pybpf.errors import ObjectError
+
+
+def _big_blob(extra: str = "") -> bytes:
+    """A BTF blob past the cache's size threshold: structs of ints, names repeated."""
+    btf = spec.BTF()
+    ints = [btf.add(T.Int(f"int{n}{extra}", 4, 1, 0, 32)) for n in range(64)]
+    for n in range(9000):
+        btf.add(T.Struct(f"s{n % 4000}", 8, [T.Member("a", ints[n % 64], 0),
+                                            T.Member("b", ints[(n + 1) % 64], 32)]))
+    blob = btf.encode()
+    assert len(blob) >= spec._MIN_CACHED_BLOB
+    return blob
+
+
+@pytest.fixture(scope="module")
+def blob() -> bytes:
+    return _big_blob()
+
+
+@pytest.fixture
+def folder(tmp_path, monkeypatch):
+    path = tmp_path / "cache"
+    monkeypatch.setenv(cache.CACHE_ENV, str(path))
+    return path
+
+
+@pytest.fixture
+def scans(monkeypatch):
+    """How many times BTF.parse walked a blob's records."""
+    count = [0]
+    real = spec.scan
+
+    def counting(*args):
+        count[0] += 1
+        return real(*args)
+    monkeypatch.setattr(spec, "scan", counting)
+    return count
+
+
+def _files(folder) -> list:
+    return sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+
+
+def _same(a: spec.BTF, b: spec.BTF) -> None:
+    assert len(a) == len(b)
+    assert list(a._offsets) == list(b._offsets) and a._name_offs == b._name_offs
+    for name in ("s17", "int3", "s3999", "absent"):
+        assert a.find(name) == b.find(name)
+    assert [a[i] for i in range(1, len(a))] == [b[i] for i in range(1, len(b))]
+
+
+def test_a_hit_is_the_btf_a_scan_gives(blob, folder, scans):
+    first = spec.BTF.parse(blob, cached=True)
+    assert scans[0] == 1 and len(_files(folder)) == 1
+    name, = _files(folder)
+    assert name == f"btf-{cache.key(blob).hex()}-{os.sys.byteorder}.idx"
+    mode = os.stat(folder / name).st_mode
+    assert stat.S_IMODE(mode) == 0o600 and stat.S_IMODE(os.stat(folder).st_mode) == 0o700
+    second = spec.BTF.parse(blob, cached=True)
+    assert scans[0] == 1                       # from the cache
+    _same(second, first)
+    _same(second, spec.BTF.parse(blob))
+    assert second.find("s17") == [64 + 17 + 1, 64 + 4017 + 1, 64 + 8017 + 1]
+
+
+def test_a_changed_blob_is_scanned_again(blob, folder, scans):
+    spec.BTF.parse(blob, cached=True)
+    other = _big_blob("x")
+    got = spec.BTF.parse(other, cached=True)
+    assert scans[0] == 2 and len(_files(folder)) == 2
+    assert got.find("int5x") == [6] and got.find("int5") == []
+
+
+def test_small_blobs_and_uncached_parses_never_touch_the_cache(folder, scans):
+    btf = spec.BTF()
+    btf.add(T.Int("int", 4, 1, 0, 32))
+    spec.BTF.parse(btf.encode(), cached=True)
+    spec.BTF.parse(_big_blob())
+    assert _files(folder) == [] and scans[0] == 2
+
+
+def test_empty_setting_turns_the_cache_off(blob, tmp_path, monkeypatch, scans):
+    monkeypatch.setenv(cache.CACHE_ENV, "")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert cache.directory() is None
+    spec.BTF.parse(blob, cached=True)
+    spec.BTF.parse(blob, cached=True)
+    assert scans[0] == 2 and os.listdir(tmp_path) == []
+
+
+def test_default_directory(tmp_path, monkeypatch):
+    monkeypatch.delenv(cache.CACHE_ENV, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache.directory() == str(tmp_path / "xdg" / "pybpf")
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert cache.directory() == str(tmp_path / ".cache" / "pybpf")
+
+
+def _stored(blob, folder):
+    spec.BTF.parse(blob, cached=True)
+    name, = _files(folder)
+    return folder / name
+
+
+def _rewrite(path, body: bytes, crc: bool = True) -> None:
+    """The file with ``body`` and, with ``crc``, a checksum that matches it."""
+    path.write_bytes(body + (struct.pack("=I", zlib.crc32(body)) if crc else b""))
+
+
+@pytest.mark.parametrize("fault", ["flipped payload", "truncated", "empty", "short header",
+                                   "bad magic", "other key", "lying count", "first offset",
+                                   "last offset", "too big"])
+def test_damaged_files_are_ignored_and_rewritten(blob, folder, scans, fault):
+    path = _stored(blob, folder)
+    raw = path.read_bytes()
+    body, head = raw[:-4], struct.Struct("=8s32sI")
+    magic, digest, count = head.unpack_from(raw)
+    offsets = raw[head.size:head.size + 4 * count]
+    names = raw[head.size + 4 * count:-4]
+    if fault == "flipped payload":
+        path.write_bytes(raw[:100] + bytes([raw[100] ^ 1]) + raw[101:])
+    elif fault == "truncated":
+        path.write_bytes(raw[:-9])
+    elif fault == "empty":
+        path.write_bytes(b"")
+    elif fault == "short header":
+        path.write_bytes(raw[:20])
+    elif fault == "bad magic":
+        _rewrite(path, b"pybpfBI0" + body[8:])
+    elif fault == "other key":
+        _rewrite(path, head.pack(magic, bytes(32), count) + body[head.size:])
+    elif fault == "lying count":
+        _rewrite(path, head.pack(magic, digest, count + 1) + body[head.size:])
+    elif fault == "first offset":
+        _rewrite(path, head.pack(magic, digest, count) + struct.pack("=I", 3) + offsets[4:]
+                 + names)
+    elif fault == "last offset":
+        words = len(parse.words(blob[24:24 + struct.unpack_from("=I", blob, 12)[0]]))
+        _rewrite(path, head.pack(magic, digest, count) + offsets[:-4]
+                 + struct.pack("=I", words - 2) + names)
+    elif fault == "too big":
+        _rewrite(path, body + bytes(8 * count))
+    got = spec.BTF.parse(blob, cached=True)
+    assert scans[0] == 2                                # not trusted: scanned
+    _same(got, spec.BTF.parse(blob))
+    assert path.read_bytes() == raw                     # and stored again, whole
+    spec.BTF.parse(blob, cached=True)
+    assert scans[0] == 3                                # (the uncached parse above)
+
+
+def test_files_others_could_write_are_not_trusted(blob, folder, scans):
+    path = _stored(blob, folder)
+    os.chmod(path, 0o620)                               # group-writable
+    spec.BTF.parse(blob, cached=True)
+    assert scans[0] == 2
+    os.chmod(path, 0o600)
+    os.chmod(folder, 0o777)                             # a directory anyone can write
+    spec.BTF.parse(blob, cached=True)
+    spec.BTF.parse(blob, cached=True)
+    assert scans[0] == 4 and stat.S_IMODE(os.stat(folder).st_mode) == 0o777
+    os.chmod(folder, 0o700)
+    spec.BTF.parse(blob, cached=True)
+    assert scans[0] == 4
+
+
+def test_symlinks_are_not_followed(blob, folder, tmp_path, scans, monkeypatch):
+    path = _stored(blob, folder)
+    real = tmp_path / "elsewhere.idx"
+    os.rename(path, real)
+    os.symlink(real, path)
+    spec.BTF.parse(blob, cached=True)
+    assert scans[0] == 2 and os.path.islink(path) is False      # replaced by a file
+    linked = tmp_path / "linked"
+    os.symlink(folder, linked)                          # the directory itself a symlink
+    monkeypatch.setenv(cache.CACHE_ENV, str(linked))
+    spec.BTF.parse(blob, cached=True)
+    assert scans[0] == 3
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown to another user needs root")
+def test_files_of_another_user_are_not_trusted(blob, folder, scans):
+    path = _stored(blob, folder)
+    try:
+        os.chown(path, 65534, 65534)
+    except PermissionError:                # root without CAP_CHOWN (the unprivileged pass)
+        pytest.skip("chown needs CAP_CHOWN")
+    spec.BTF.parse(blob, cached=True)
+    assert scans[0] == 2 and os.stat(path).st_uid == os.geteuid()   # rewritten as ours
+
+
+def test_an_unusable_directory_is_no_error(blob, tmp_path, monkeypatch, scans):
+    plain = tmp_path / "file"
+    plain.write_bytes(b"")
+    monkeypatch.setenv(cache.CACHE_ENV, str(plain / "cache"))   # under a regular file
+    _same(spec.BTF.parse(blob, cached=True), spec.BTF.parse(blob))
+    monkeypatch.setenv(cache.CACHE_ENV, str(plain))              # a file, not a directory
+    spec.BTF.parse(blob, cached=True)
+    assert scans[0] == 3 and plain.read_bytes() == b""
+
+
+def test_a_malformed_blob_is_never_stored(blob, folder):
+    raw = bytearray(blob)
+    struct.pack_into("=I", raw, 24 + 16 * 5, 1 << 30)   # int #6's name offset: past the strings
+    with pytest.raises(ObjectError, match="name offset 1073741824 of type 6 is past"):
+        spec.BTF.parse(bytes(raw), cached=True)
+    assert _files(folder) == []
+
+
+def test_stale_temporary_file_of_our_pid_is_replaced(blob, folder):
+    os.makedirs(folder, mode=0o700)
+    final = os.path.join(folder, f"btf-{cache.key(blob).hex()}-{os.sys.byteorder}.idx")
+    with open(f"{final}.{os.getpid()}.tmp", "wb") as f:
+        f.write(b"left over")
+    spec.BTF.parse(blob, cached=True)
+    assert _files(folder) == [os.path.basename(final)]
+
+
+def test_kernel_btf_goes_through_the_cache(folder, monkeypatch):
+    from pybpf.btf import kernel
+    path = kernel.vmlinux_path()
+    if not os.path.exists(path):
+        pytest.skip(f"no kernel BTF at {path} (CONFIG_DEBUG_INFO_BTF)")
+    monkeypatch.setattr(kernel, "_vmlinux", {})
+    first = kernel.vmlinux()
+    with open(path, "rb") as f:
+        data = f.read()
+    assert _files(folder) == [f"btf-{cache.key(data).hex()}-{os.sys.byteorder}.idx"]
+    monkeypatch.setattr(kernel, "_vmlinux", {})
+    monkeypatch.setattr(spec, "scan", lambda *a: pytest.fail("scanned despite the cache"))
+    again = kernel.vmlinux()
+    assert again.find("task_struct") == first.find("task_struct") != []
+    assert again[again.find_one("task_struct")] == first[first.find_one("task_struct")]
