@@ -244,3 +244,36 @@ def test_kernel_btf_goes_through_the_cache(folder, monkeypatch):
     again = kernel.vmlinux()
     assert again.find("task_struct") == first.find("task_struct") != []
     assert again[again.find_one("task_struct")] == first[first.find_one("task_struct")]
+
+
+def test_kernel_btf_is_mapped_other_files_are_read(tmp_path, monkeypatch, folder):
+    """sysfs vmlinux is mapped read-only (no copy) where the kernel allows it, and read
+    where it does not; a PYBPF_VMLINUX file is always read (it could shrink)."""
+    import mmap
+    from pybpf.btf import kernel
+    path = os.path.join(kernel.SYSFS_BTF, "vmlinux")
+    if not os.path.exists(path):
+        pytest.skip(f"no kernel BTF at {path} (CONFIG_DEBUG_INFO_BTF)")
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        with open(path, "rb") as f:
+            mmap.mmap(f.fileno(), 0, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ).close()
+        mappable = True
+    except OSError:                    # kernels before vmlinux BTF could be mapped
+        mappable = False
+    blob = kernel._read(path)
+    assert isinstance(blob, mmap.mmap) == mappable and blob[:] == data
+    refused = []
+
+    def no_mmap(*args, **kw):
+        refused.append(args)
+        raise PermissionError(13, "Permission denied")
+    monkeypatch.setattr(mmap, "mmap", no_mmap)
+    assert kernel._read(path) == data and len(refused) == 1
+    copy = tmp_path / "vmlinux"
+    copy.write_bytes(data)
+    assert kernel._read(str(copy)) == data and len(refused) == 1    # not even tried
+    monkeypatch.setenv(kernel.VMLINUX_ENV, str(copy))
+    monkeypatch.setattr(kernel, "_vmlinux", {})
+    assert isinstance(kernel.vmlinux()._strtab.data, bytes)

@@ -28,6 +28,8 @@ import zlib
 from array import array
 from typing import Optional, Tuple
 
+from .strtab import Blob
+
 CACHE_ENV = "PYBPF_CACHE_DIR"
 _MAGIC = b"pybpfBI1"          # the file format (bump on any change)
 _HEAD = struct.Struct("=8s32sI")   # magic, blob digest, record count
@@ -46,7 +48,7 @@ def directory() -> Optional[str]:
     return os.path.join(base, "pybpf")
 
 
-def key(blob: bytes) -> bytes:
+def key(blob: Blob) -> bytes:
     """What an index is stored under: the blob's SHA-256."""
     return hashlib.sha256(blob).digest()
 

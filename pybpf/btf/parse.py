@@ -22,7 +22,7 @@ from ..uapi import (BTF_HEADER_SIZE, BTF_INFO_KFLAG_SHIFT, BTF_INFO_KIND_MASK,
                     BTF_KIND_VAR,
                     BTF_KIND_VOLATILE, BTF_MAGIC, BTF_VERSION)
 from . import types as T
-from .strtab import StringTable
+from .strtab import Blob, StringTable
 
 _LAYOUT = struct.Struct("<BBH")         # struct btf_layout
 #: sizeof(struct btf_header) since kernel 7.1 (layout_off, layout_len after str_len)
@@ -58,7 +58,7 @@ class Header(NamedTuple):
     layout_len: int = 0
 
 
-def check_preamble(data: bytes, section: str, what: str, min_hdr_len: int) -> int:
+def check_preamble(data: Blob, section: str, what: str, min_hdr_len: int) -> int:
     """The 8 bytes .BTF and .BTF.ext start with (magic, version, flags, hdr_len),
     checked; returns hdr_len."""
     size = len(data)
@@ -80,7 +80,7 @@ def check_preamble(data: bytes, section: str, what: str, min_hdr_len: int) -> in
     return hdr_len
 
 
-def parse_header(data: bytes, section: str, split: bool) -> Header:
+def parse_header(data: Blob, section: str, split: bool) -> Header:
     """Check a btf_header and the section layout it describes, as the kernel does.
 
     The header is ``hdr_len`` bytes: the 24-byte original, or 32 with the kind
@@ -117,7 +117,7 @@ def parse_header(data: bytes, section: str, split: bool) -> Header:
     return Header(hdr_len, type_off, type_len, str_off, str_len, layout_off, layout_len)
 
 
-def check_layout(data: bytes, hdr_len: int, types: Tuple[int, int], strs: Tuple[int, int],
+def check_layout(data: Blob, hdr_len: int, types: Tuple[int, int], strs: Tuple[int, int],
                  layout: Tuple[int, int], section: str) -> None:
     """The kind layout section: one ``struct btf_layout`` (info_sz, elem_sz,
     flags) per kind, indexed by kind.  It must lie in the data, aligned and

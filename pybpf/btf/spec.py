@@ -13,6 +13,7 @@ front, so that all malformations surface at parse time.
 """
 from __future__ import annotations
 
+import mmap
 import struct
 from array import array
 from operator import itemgetter
@@ -25,7 +26,7 @@ from ..uapi import BTF_INFO_KIND_MASK, BTF_INFO_KIND_SHIFT
 from . import types as T
 from .encode import encode_btf
 from .parse import TypeReader, parse_header, scan, words
-from .strtab import StringTable
+from .strtab import Blob, StringTable
 
 VOID = T.Void()
 POINTER_SIZE = 8          # BPF is a 64-bit target
@@ -61,7 +62,7 @@ class BTF:
     # ------------------------------------------------------------------ parsing
 
     @classmethod
-    def parse(cls, data: _U[bytes, bytearray, memoryview], base: Optional["BTF"] = None,
+    def parse(cls, data: _U[Blob, bytearray, memoryview], base: Optional["BTF"] = None,
               section: str = ".BTF", validate: bool = False, cached: bool = False) -> "BTF":
         """Parse a .BTF blob (a split one on top of ``base``).
 
@@ -71,7 +72,8 @@ class BTF:
         the record index from the on-disk cache (:mod:`pybpf.btf.cache`) and
         store it there, for big blobs such as the kernel's.
         """
-        data = bytes(data)
+        if not isinstance(data, (bytes, mmap.mmap)):   # a mapping is read in place
+            data = bytes(data)
         hdr = parse_header(data, section, split=base is not None)
         tstart, sstart = hdr.hdr_len + hdr.type_off, hdr.hdr_len + hdr.str_off
         w = words(memoryview(data)[tstart:tstart + hdr.type_len])
@@ -298,7 +300,7 @@ class BTF:
         return _spell(self, type_id, "", 0, [_SPELL_STEPS])
 
 
-def _record_index(data: bytes, w: Sequence[int], btf: BTF, tstart: int,
+def _record_index(data: Blob, w: Sequence[int], btf: BTF, tstart: int,
                   cached: bool) -> Tuple["array[int]", "array[int]"]:
     """The word offset and the name_off of every record of ``btf``'s blob ``data``
     (type section ``w`` at ``tstart``), checked; from the on-disk cache when

@@ -5,11 +5,15 @@ parse -> encode round trip unchanged.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional, cast
+import mmap
+from typing import Dict, List, Optional, Union, cast
 
 from ..errors import ObjectError
 
 _ENC = "surrogateescape"
+
+#: what a BTF blob is read from: its bytes, or the kernel's own mapped read-only
+Blob = Union[bytes, mmap.mmap]
 
 
 class StringTable:
@@ -18,7 +22,7 @@ class StringTable:
     The section is ``length`` bytes of ``data`` from ``file_offset`` (default: all of
     ``data``): a parsed blob's strings are read in place, not copied out of it."""
 
-    def __init__(self, data: bytes, base: Optional["StringTable"] = None,
+    def __init__(self, data: Blob, base: Optional["StringTable"] = None,
                  section: str = ".BTF", file_offset: int = 0,
                  length: Optional[int] = None) -> None:
         self.data = data
