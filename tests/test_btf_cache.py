@@ -49,6 +49,10 @@ def scans(monkeypatch):
     return count
 
 
+def _cached(blob: bytes) -> spec.BTF:
+    return spec.BTF.parse(blob, cache_key=cache.key(blob))
+
+
 def _files(folder) -> list:
     return sorted(os.listdir(folder)) if os.path.isdir(folder) else []
 
@@ -62,13 +66,13 @@ def _same(a: spec.BTF, b: spec.BTF) -> None:
 
 
 def test_a_hit_is_the_btf_a_scan_gives(blob, folder, scans):
-    first = spec.BTF.parse(blob, cached=True)
+    first = _cached(blob)
     assert scans[0] == 1 and len(_files(folder)) == 1
     name, = _files(folder)
     assert name == f"btf-{cache.key(blob).hex()}-{os.sys.byteorder}.idx"
     mode = os.stat(folder / name).st_mode
     assert stat.S_IMODE(mode) == 0o600 and stat.S_IMODE(os.stat(folder).st_mode) == 0o700
-    second = spec.BTF.parse(blob, cached=True)
+    second = _cached(blob)
     assert scans[0] == 1                       # from the cache
     _same(second, first)
     _same(second, spec.BTF.parse(blob))
@@ -76,9 +80,9 @@ def test_a_hit_is_the_btf_a_scan_gives(blob, folder, scans):
 
 
 def test_a_changed_blob_is_scanned_again(blob, folder, scans):
-    spec.BTF.parse(blob, cached=True)
+    _cached(blob)
     other = _big_blob("x")
-    got = spec.BTF.parse(other, cached=True)
+    got = _cached(other)
     assert scans[0] == 2 and len(_files(folder)) == 2
     assert got.find("int5x") == [6] and got.find("int5") == []
 
@@ -86,7 +90,7 @@ def test_a_changed_blob_is_scanned_again(blob, folder, scans):
 def test_small_blobs_and_uncached_parses_never_touch_the_cache(folder, scans):
     btf = spec.BTF()
     btf.add(T.Int("int", 4, 1, 0, 32))
-    spec.BTF.parse(btf.encode(), cached=True)
+    _cached(btf.encode())
     spec.BTF.parse(_big_blob())
     assert _files(folder) == [] and scans[0] == 2
 
@@ -96,8 +100,8 @@ def test_empty_setting_turns_the_cache_off(blob, tmp_path, monkeypatch, scans):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.setenv("HOME", str(tmp_path))
     assert cache.directory() is None
-    spec.BTF.parse(blob, cached=True)
-    spec.BTF.parse(blob, cached=True)
+    _cached(blob)
+    _cached(blob)
     assert scans[0] == 2 and os.listdir(tmp_path) == []
 
 
@@ -111,7 +115,7 @@ def test_default_directory(tmp_path, monkeypatch):
 
 
 def _stored(blob, folder):
-    spec.BTF.parse(blob, cached=True)
+    _cached(blob)
     name, = _files(folder)
     return folder / name
 
@@ -154,26 +158,26 @@ def test_damaged_files_are_ignored_and_rewritten(blob, folder, scans, fault):
                  + struct.pack("=I", words - 2) + names)
     elif fault == "too big":
         _rewrite(path, body + bytes(8 * count))
-    got = spec.BTF.parse(blob, cached=True)
+    got = _cached(blob)
     assert scans[0] == 2                                # not trusted: scanned
     _same(got, spec.BTF.parse(blob))
     assert path.read_bytes() == raw                     # and stored again, whole
-    spec.BTF.parse(blob, cached=True)
+    _cached(blob)
     assert scans[0] == 3                                # (the uncached parse above)
 
 
 def test_files_others_could_write_are_not_trusted(blob, folder, scans):
     path = _stored(blob, folder)
     os.chmod(path, 0o620)                               # group-writable
-    spec.BTF.parse(blob, cached=True)
+    _cached(blob)
     assert scans[0] == 2
     os.chmod(path, 0o600)
     os.chmod(folder, 0o777)                             # a directory anyone can write
-    spec.BTF.parse(blob, cached=True)
-    spec.BTF.parse(blob, cached=True)
+    _cached(blob)
+    _cached(blob)
     assert scans[0] == 4 and stat.S_IMODE(os.stat(folder).st_mode) == 0o777
     os.chmod(folder, 0o700)
-    spec.BTF.parse(blob, cached=True)
+    _cached(blob)
     assert scans[0] == 4
 
 
@@ -182,12 +186,12 @@ def test_symlinks_are_not_followed(blob, folder, tmp_path, scans, monkeypatch):
     real = tmp_path / "elsewhere.idx"
     os.rename(path, real)
     os.symlink(real, path)
-    spec.BTF.parse(blob, cached=True)
+    _cached(blob)
     assert scans[0] == 2 and os.path.islink(path) is False      # replaced by a file
     linked = tmp_path / "linked"
     os.symlink(folder, linked)                          # the directory itself a symlink
     monkeypatch.setenv(cache.CACHE_ENV, str(linked))
-    spec.BTF.parse(blob, cached=True)
+    _cached(blob)
     assert scans[0] == 3
 
 
@@ -198,7 +202,7 @@ def test_files_of_another_user_are_not_trusted(blob, folder, scans):
         os.chown(path, 65534, 65534)
     except PermissionError:                # root without CAP_CHOWN (the unprivileged pass)
         pytest.skip("chown needs CAP_CHOWN")
-    spec.BTF.parse(blob, cached=True)
+    _cached(blob)
     assert scans[0] == 2 and os.stat(path).st_uid == os.geteuid()   # rewritten as ours
 
 
@@ -206,9 +210,9 @@ def test_an_unusable_directory_is_no_error(blob, tmp_path, monkeypatch, scans):
     plain = tmp_path / "file"
     plain.write_bytes(b"")
     monkeypatch.setenv(cache.CACHE_ENV, str(plain / "cache"))   # under a regular file
-    _same(spec.BTF.parse(blob, cached=True), spec.BTF.parse(blob))
+    _same(_cached(blob), spec.BTF.parse(blob))
     monkeypatch.setenv(cache.CACHE_ENV, str(plain))              # a file, not a directory
-    spec.BTF.parse(blob, cached=True)
+    _cached(blob)
     assert scans[0] == 3 and plain.read_bytes() == b""
 
 
@@ -216,7 +220,7 @@ def test_a_malformed_blob_is_never_stored(blob, folder):
     raw = bytearray(blob)
     struct.pack_into("=I", raw, 24 + 16 * 5, 1 << 30)   # int #6's name offset: past the strings
     with pytest.raises(ObjectError, match="name offset 1073741824 of type 6 is past"):
-        spec.BTF.parse(bytes(raw), cached=True)
+        _cached(bytes(raw))
     assert _files(folder) == []
 
 
@@ -225,7 +229,7 @@ def test_stale_temporary_file_of_our_pid_is_replaced(blob, folder):
     final = os.path.join(folder, f"btf-{cache.key(blob).hex()}-{os.sys.byteorder}.idx")
     with open(f"{final}.{os.getpid()}.tmp", "wb") as f:
         f.write(b"left over")
-    spec.BTF.parse(blob, cached=True)
+    _cached(blob)
     assert _files(folder) == [os.path.basename(final)]
 
 
@@ -238,7 +242,7 @@ def test_kernel_btf_goes_through_the_cache(folder, monkeypatch):
     first = kernel.vmlinux()
     with open(path, "rb") as f:
         data = f.read()
-    assert _files(folder) == [f"btf-{cache.key(data).hex()}-{os.sys.byteorder}.idx"]
+    assert _files(folder) == [f"btf-{cache.key(data, True).hex()}-{os.sys.byteorder}.idx"]
     monkeypatch.setattr(kernel, "_vmlinux", {})
     monkeypatch.setattr(spec, "scan", lambda *a: pytest.fail("scanned despite the cache"))
     again = kernel.vmlinux()
@@ -277,3 +281,38 @@ def test_kernel_btf_is_mapped_other_files_are_read(tmp_path, monkeypatch, folder
     monkeypatch.setenv(kernel.VMLINUX_ENV, str(copy))
     monkeypatch.setattr(kernel, "_vmlinux", {})
     assert isinstance(kernel.vmlinux()._strtab.data, bytes)
+
+
+def test_keys(blob, monkeypatch, tmp_path):
+    import hashlib
+    assert cache.key(blob) == hashlib.sha256(blob).digest()
+    boot = tmp_path / "boot_id"
+    boot.write_bytes(b"1913163b-8efd-4f8b-8905-09cdc71db978\n")
+    monkeypatch.setattr(cache, "BOOT_ID", str(boot))
+    k = cache.key(blob, running_kernel=True)
+    assert len(k) == 32 and k == struct.pack("=4s16sQI", b"boot",
+                                             bytes.fromhex("1913163b8efd4f8b890509cdc71db978"),
+                                             len(blob), zlib.crc32(blob))
+    assert cache.key(blob[:-1] + b"x", running_kernel=True) != k        # contents
+    boot.write_bytes(b"2913163b-8efd-4f8b-8905-09cdc71db978\n")
+    assert cache.key(blob, running_kernel=True) != k                    # another boot
+    for bad in (b"", b"not a uuid", b"1913163b-8efd-4f8b-8905-09cdc71db97"):
+        boot.write_bytes(bad)                                # unreadable: the SHA-256
+        assert cache.key(blob, running_kernel=True) == cache.key(blob)
+    boot.unlink()
+    assert cache.key(blob, running_kernel=True) == cache.key(blob)
+
+
+def test_kernel_start_needs_no_openssl():
+    """A load start keys the kernel's BTF without hashlib (loading OpenSSL costs ~5 ms)."""
+    import subprocess
+    import sys
+    from pybpf.btf import kernel
+    if not os.path.exists(os.path.join(kernel.SYSFS_BTF, "vmlinux")):
+        pytest.skip("no kernel BTF in sysfs (CONFIG_DEBUG_INFO_BTF)")
+    code = ("import sys; from pybpf.btf import kernel; kernel.vmlinux(); "
+            "print('hashlib' in sys.modules, '_hashlib' in sys.modules)")
+    env = {k: v for k, v in os.environ.items() if k != "PYBPF_VMLINUX"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env=env, cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert out.stdout.split() == ["False", "False"]

@@ -12,6 +12,7 @@ import warnings
 from typing import Dict, List, Optional, Tuple
 
 from ..errors import BPFError, ObjectError
+from . import cache
 from .spec import BTF
 from .strtab import Blob
 
@@ -26,6 +27,11 @@ def vmlinux_path() -> str:
     return os.environ.get(VMLINUX_ENV) or os.path.join(SYSFS_BTF, "vmlinux")
 
 
+def _is_sysfs(path: str) -> bool:
+    """Whether ``path`` is the running kernel's own BTF (not a copy elsewhere)."""
+    return path.startswith(SYSFS_BTF + "/")
+
+
 def _read(path: str) -> Blob:
     """The blob at ``path``.  The kernel's own BTF is mapped read-only where the kernel
     allows it (vmlinux on recent kernels, as recent libbpf maps it), so it is neither
@@ -33,7 +39,7 @@ def _read(path: str) -> Blob:
     that shrinks would kill the process with SIGBUS; sysfs files cannot shrink."""
     try:
         with open(path, "rb") as f:
-            if path.startswith(SYSFS_BTF + "/"):
+            if _is_sysfs(path):
                 try:
                     return mmap.mmap(f.fileno(), 0, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ)
                 except (OSError, ValueError):      # EACCES/ENODEV before 6.16, or empty
@@ -50,7 +56,8 @@ def vmlinux() -> BTF:
     path = vmlinux_path()
     btf = _vmlinux.get(path)
     if btf is None:
-        btf = _vmlinux[path] = BTF.parse(_read(path), section=path, cached=True)
+        blob = _read(path)
+        btf = _vmlinux[path] = BTF.parse(blob, section=path, cache_key=cache.key(blob, _is_sysfs(path)))
     return btf
 
 
@@ -74,7 +81,9 @@ def modules(directory: Optional[str] = None) -> Dict[str, BTF]:
             if name == "vmlinux" or os.path.realpath(path) == os.path.realpath(vmlinux_path()):
                 continue
             try:
-                found[name] = BTF.parse(_read(path), base=base, section=path, cached=True)
+                blob = _read(path)
+                found[name] = BTF.parse(blob, base=base, section=path,
+                                        cache_key=cache.key(blob, _is_sysfs(path)))
             except BPFError as exc:
                 warnings.warn(f"skipping BTF of kernel module {name}: {exc}")
         _modules[key] = found

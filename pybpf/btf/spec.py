@@ -63,14 +63,15 @@ class BTF:
 
     @classmethod
     def parse(cls, data: _U[Blob, bytearray, memoryview], base: Optional["BTF"] = None,
-              section: str = ".BTF", validate: bool = False, cached: bool = False) -> "BTF":
+              section: str = ".BTF", validate: bool = False,
+              cache_key: Optional[bytes] = None) -> "BTF":
         """Parse a .BTF blob (a split one on top of ``base``).
 
         The header, section layout, every record's kind and extent, and every
         type's name offset are checked here; the rest of each record when it
-        is first decoded, or here too with ``validate=True``.  ``cached``: take
-        the record index from the on-disk cache (:mod:`pybpf.btf.cache`) and
-        store it there, for big blobs such as the kernel's.
+        is first decoded, or here too with ``validate=True``.  ``cache_key``: take
+        the record index from the on-disk cache (:mod:`pybpf.btf.cache`) under
+        this key, or store it there, for big blobs such as the kernel's.
         """
         if not isinstance(data, (bytes, mmap.mmap)):   # a mapping is read in place
             data = bytes(data)
@@ -79,7 +80,7 @@ class BTF:
         w = words(memoryview(data)[tstart:tstart + hdr.type_len])
         btf = cls(base, section)
         btf._strtab = StringTable(data, btf._strtab.base, section, sstart, hdr.str_len)
-        offsets, names = _record_index(data, w, btf, tstart, cached)
+        offsets, names = _record_index(data, w, btf, tstart, cache_key)
         btf._offsets = offsets
         btf._count = len(offsets)
         btf._reader = TypeReader(w, btf._strtab, section, tstart, btf.start_id + len(offsets))
@@ -301,19 +302,19 @@ class BTF:
 
 
 def _record_index(data: Blob, w: Sequence[int], btf: BTF, tstart: int,
-                  cached: bool) -> Tuple["array[int]", "array[int]"]:
+                  cache_key: Optional[bytes]) -> Tuple["array[int]", "array[int]"]:
     """The word offset and the name_off of every record of ``btf``'s blob ``data``
     (type section ``w`` at ``tstart``), checked; from the on-disk cache when
-    ``cached`` and the blob is big enough to gain from it (an index is stored
-    only once checked, under the digest of the very blob it was checked on)."""
-    if not cached or len(data) < _MIN_CACHED_BLOB:
+    a ``cache_key`` is given and the blob is big enough to gain from it (an
+    index is stored only once checked, under the key of the very blob it was
+    checked on)."""
+    if cache_key is None or len(data) < _MIN_CACHED_BLOB:
         return _checked_index(w, btf, tstart)
     from . import cache
-    digest = cache.key(data)
-    index = cache.load(digest, len(w))
+    index = cache.load(cache_key, len(w))
     if index is None:
         index = _checked_index(w, btf, tstart)
-        cache.store(digest, index)
+        cache.store(cache_key, index)
     return index
 
 
