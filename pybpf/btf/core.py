@@ -231,7 +231,7 @@ class _Outcome(Record):
         self.new = new
         self.validate = validate
         self.poisoned = poisoned
-        self.reason = reason
+        self.reason = reason            # read only when poisoned
         self.orig_size = orig_size
         self.new_size = new_size
         self.resize_ok = resize_ok

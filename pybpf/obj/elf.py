@@ -117,6 +117,8 @@ class ElfObject(Record):
     sections: List[Section]
     symbols: List[Symbol]
     relocs: Dict[int, List[Reloc]]      # target shndx -> relocs
+    _by_name: Dict[str, Section]        # section(): name -> first section of that name
+    _indexed: int                       # how many sections _by_name indexes (-1: none)
 
     def __init__(self, path: str, sections: List[Section], symbols: List[Symbol],
                  relocs: Optional[Dict[int, List[Reloc]]] = None) -> None:
@@ -124,7 +126,7 @@ class ElfObject(Record):
         self.sections = sections
         self.symbols = symbols
         self.relocs = {} if relocs is None else relocs
-        self._by_name: Dict[str, Section] = {}
+        self._by_name = {}              # built by the first section() call
         self._indexed = -1
 
     def section(self, name: str) -> Optional[Section]:
