@@ -16,7 +16,6 @@ import errno as _errno
 import os
 import struct
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, TypeVar
 
 from .kernel import syscall
@@ -25,6 +24,7 @@ from .kernel.btf_objects import btf_info as kernel_btf_info, btf_raw
 from .btf import BTF, LineInfo
 from .errors import BPFError
 from .kernel.syscall import Fd
+from .record import Record
 
 if TYPE_CHECKING:
     from .link.hooks import Link
@@ -105,10 +105,14 @@ def _boot_epoch() -> float:
 
 # ------------------------------------------------------------------ programs
 
-@dataclass
-class LoadedProg:
+class LoadedProg(Record):
     """A loaded program, as BPF_OBJ_GET_INFO_BY_FD describes it."""
 
+    _fields = ("id", "type", "name", "tag", "gpl_compatible", "load_time_ns", "uid", "map_ids",
+               "btf_id", "xlated_len", "jited_len", "memlock", "run_time_ns", "run_cnt",
+               "recursion_misses", "verified_insns", "attach_btf_obj_id", "attach_btf_id",
+               "ifindex", "nr_func_info", "nr_line_info")
+    __slots__ = _fields
     id: int
     type: int
     name: str
@@ -130,6 +134,34 @@ class LoadedProg:
     ifindex: int
     nr_func_info: int
     nr_line_info: int
+
+    def __init__(self, id: int, type: int, name: str, tag: str, gpl_compatible: bool,
+                 load_time_ns: int, uid: int, map_ids: List[int], btf_id: int,
+                 xlated_len: int, jited_len: int, memlock: int, run_time_ns: int,
+                 run_cnt: int, recursion_misses: int, verified_insns: int,
+                 attach_btf_obj_id: int, attach_btf_id: int, ifindex: int,
+                 nr_func_info: int, nr_line_info: int) -> None:
+        self.id = id
+        self.type = type
+        self.name = name
+        self.tag = tag
+        self.gpl_compatible = gpl_compatible
+        self.load_time_ns = load_time_ns
+        self.uid = uid
+        self.map_ids = map_ids
+        self.btf_id = btf_id
+        self.xlated_len = xlated_len
+        self.jited_len = jited_len
+        self.memlock = memlock
+        self.run_time_ns = run_time_ns
+        self.run_cnt = run_cnt
+        self.recursion_misses = recursion_misses
+        self.verified_insns = verified_insns
+        self.attach_btf_obj_id = attach_btf_obj_id
+        self.attach_btf_id = attach_btf_id
+        self.ifindex = ifindex
+        self.nr_func_info = nr_func_info
+        self.nr_line_info = nr_line_info
 
     @property
     def type_name(self) -> str:
@@ -173,16 +205,24 @@ def programs() -> Iterator[LoadedProg]:
     return _walk(uapi.BPF_PROG_GET_NEXT_ID, uapi.BPF_PROG_GET_FD_BY_ID, prog_info)
 
 
-@dataclass
-class ProgCode:
+class ProgCode(Record):
     """A program's translated instructions as the kernel keeps them (after the
     verifier's rewrites: map fds became map ids, helper calls kernel addresses),
     its functions (insn offset -> BTF FUNC id), its lines and its BTF."""
 
+    _fields = ("insns", "funcs", "lines", "btf")
+    __slots__ = _fields
     insns: bytes
     funcs: Dict[int, int]
     lines: List[LineInfo]       # insn_off counts instructions here, not bytes
     btf: Optional[BTF]
+
+    def __init__(self, insns: bytes, funcs: Dict[int, int], lines: List[LineInfo],
+                 btf: Optional[BTF]) -> None:
+        self.insns = insns
+        self.funcs = funcs
+        self.lines = lines
+        self.btf = btf
 
 
 def prog_code(fd: int) -> ProgCode:
@@ -219,10 +259,13 @@ def prog_code(fd: int) -> ProgCode:
 
 # ------------------------------------------------------------------ maps
 
-@dataclass
-class LoadedMap:
+class LoadedMap(Record):
     """A map in the kernel, as BPF_OBJ_GET_INFO_BY_FD describes it."""
 
+    _fields = ("id", "type", "name", "key_size", "value_size", "max_entries", "flags",
+               "map_extra", "btf_id", "btf_key_type_id", "btf_value_type_id",
+               "btf_vmlinux_value_type_id", "ifindex", "memlock", "frozen")
+    __slots__ = _fields
     id: int
     type: int
     name: str
@@ -238,6 +281,27 @@ class LoadedMap:
     ifindex: int
     memlock: int
     frozen: bool
+
+    def __init__(self, id: int, type: int, name: str, key_size: int, value_size: int,
+                 max_entries: int, flags: int, map_extra: int, btf_id: int,
+                 btf_key_type_id: int, btf_value_type_id: int,
+                 btf_vmlinux_value_type_id: int, ifindex: int, memlock: int,
+                 frozen: bool) -> None:
+        self.id = id
+        self.type = type
+        self.name = name
+        self.key_size = key_size
+        self.value_size = value_size
+        self.max_entries = max_entries
+        self.flags = flags
+        self.map_extra = map_extra
+        self.btf_id = btf_id
+        self.btf_key_type_id = btf_key_type_id
+        self.btf_value_type_id = btf_value_type_id
+        self.btf_vmlinux_value_type_id = btf_vmlinux_value_type_id
+        self.ifindex = ifindex
+        self.memlock = memlock
+        self.frozen = frozen
 
     @property
     def type_name(self) -> str:
@@ -332,14 +396,21 @@ def open_program(prog_id: int) -> "Program":
 
 # ------------------------------------------------------------------ BTF objects
 
-@dataclass
-class LoadedBtf:
+class LoadedBtf(Record):
     """A BTF object in the kernel (vmlinux, a module's, or one a loader loaded)."""
 
+    _fields = ("id", "name", "size", "kernel")
+    __slots__ = _fields
     id: int
     name: str
     size: int
     kernel: bool
+
+    def __init__(self, id: int, name: str, size: int, kernel: bool) -> None:
+        self.id = id
+        self.name = name
+        self.size = size
+        self.kernel = kernel
 
 
 def btf_info(fd: int) -> LoadedBtf:
@@ -367,15 +438,23 @@ def fetch_btf(btf_id: int) -> BTF:
 
 # ------------------------------------------------------------------ links
 
-@dataclass
-class LoadedLink:
+class LoadedLink(Record):
     """A BPF link, with what bpftool shows for its type in ``details``
     (attach_type, ifindex, tp_name, cgroup_id, map_id, ...)."""
 
+    _fields = ("id", "type", "prog_id", "details")
+    __slots__ = _fields
     id: int
     type: int
     prog_id: int
-    details: Dict[str, Any] = field(default_factory=dict)
+    details: Dict[str, Any]
+
+    def __init__(self, id: int, type: int, prog_id: int,
+                 details: Optional[Dict[str, Any]] = None) -> None:
+        self.id = id
+        self.type = type
+        self.prog_id = prog_id
+        self.details = {} if details is None else details
 
     @property
     def type_name(self) -> str:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import struct
-from dataclasses import fields as dc_fields
 
 import pytest
 from elftools.elf.elffile import ELFFile
@@ -329,7 +328,7 @@ def test_trailing_header_bytes_must_be_zero():
 # ---------------------------------------------------------------- sanitizing for old kernels
 
 
-FEATURE_NAMES = [f.name for f in dc_fields(Features) if f.name != "btf"]
+FEATURE_NAMES = [name for name in Features._fields if name != "btf"]
 
 
 def sanitizable() -> BTF:

@@ -1,9 +1,12 @@
 """The layout's rules: the pure packages (asm, btf, obj, uapi, errors) never reach the
 kernel side, statically (no import of it anywhere, lazy ones included) and at run time
-(parsing, linking and CO-RE relocating every built object with the kernel side blocked)."""
+(parsing, linking and CO-RE relocating every built object with the kernel side blocked);
+and no module of pybpf pulls in ``dataclasses`` or ``inspect`` (start-up time)."""
 from __future__ import annotations
 
 import ast
+import json
+import os
 import pathlib
 import subprocess
 import sys
@@ -12,7 +15,7 @@ from conftest import BUILD, ROOT
 
 PKG = ROOT / "pybpf"
 PURE = ("asm", "btf", "obj")
-PURE_MODULES = ("uapi.py", "errors.py", "limits.py")
+PURE_MODULES = ("uapi.py", "errors.py", "limits.py", "record.py")
 KERNEL_SIDE = ("kernel", "link", "events", "study", "cli", "maps", "object", "programs")
 
 
@@ -113,3 +116,78 @@ def test_pure_side_parses_links_and_relocates_with_the_kernel_side_blocked():
     objects, linked, leaked = out.stdout.split(" ", 2)
     assert int(objects) >= 15 and int(linked) >= 40, out.stdout
     assert leaked.strip() == "[]"
+
+
+#: what ``python -m pybpf load OBJ`` imports (``python -X importtime`` lists it): the CLI,
+#: the object, its readers and what its lazy imports bring
+LOAD_PATH = ("pybpf.__main__", "pybpf.cli.main", "pybpf.cli.ring_watch", "pybpf.cli.map_report",
+             "pybpf.cli.signals", "pybpf.object", "pybpf.events.ringbuf", "pybpf.events.perfbuf",
+             "pybpf.btf.core", "pybpf.btf.sanitize", "pybpf.kernel.host", "pybpf.kernel.features")
+#: slow to import: dataclasses pulls inspect, which pulls ast, dis and tokenize;
+#: pyelftools pulls both (through pprint and pdb) and costs ~20 ms of its own
+SLOW = ("dataclasses", "inspect", "elftools")
+
+_IMPORTER_RUN = r"""
+import importlib, json, sys, sysconfig      # not importlib.abc: it imports inspect (3.13)
+paths = sysconfig.get_paths()
+STDLIB = paths["stdlib"]
+SITE = (paths["purelib"], paths["platlib"])
+SLOW = {slow!r}
+importers = {{}}
+
+def _stdlib(file):
+    return file.startswith("<") or (file.startswith(STDLIB) and not file.startswith(SITE))
+
+class Watch:
+    # a meta path finder that names, for each slow module, the innermost non-stdlib
+    # module importing it
+    def find_spec(self, name, path=None, target=None):
+        if name in SLOW and name not in importers:
+            frame = sys._getframe(1)
+            while frame is not None and _stdlib(frame.f_code.co_filename):
+                frame = frame.f_back
+            importers[name] = frame.f_globals.get("__name__") if frame else None
+        return None
+
+assert not [m for m in SLOW if m in sys.modules], "imported before the watch"
+sys.meta_path.insert(0, Watch())
+for name in {modules!r}:
+    importlib.import_module(name)
+print(json.dumps({{"importers": importers,
+                  "pybpf": sorted(m for m in sys.modules if m.startswith("pybpf"))}}))
+"""
+
+
+def _import_watch(modules):
+    code = _IMPORTER_RUN.format(slow=SLOW, modules=modules)
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout)
+
+
+def test_the_load_path_imports_no_dataclasses_inspect_nor_pyelftools():
+    """Nothing the load command imports brings in dataclasses, inspect or pyelftools
+    (BPF objects are decoded with struct; pyelftools reads host binaries only)."""
+    got = _import_watch(LOAD_PATH)
+    assert got["importers"] == {}
+    assert "pybpf.obj.elf" in got["pybpf"] and "pybpf.btf.core" in got["pybpf"]
+
+
+def test_the_import_watch_names_a_pybpf_importer():
+    """The watch above must see a slow import made by a pybpf module."""
+    probe = PKG / "obj" / f"_slow_import_probe_{os.getpid()}.py"
+    probe.write_text("import dataclasses\nimport inspect\nimport elftools\n")
+    try:
+        got = _import_watch((f"pybpf.obj.{probe.stem}",))
+    finally:
+        probe.unlink()
+    # inspect comes first from dataclasses (before 3.13), which is stdlib: the innermost
+    # module of ours is still the probe
+    assert got["importers"] == {slow: f"pybpf.obj.{probe.stem}" for slow in SLOW}
+
+
+def test_no_module_of_pybpf_imports_dataclasses_or_inspect():
+    bad = [f"{path.relative_to(ROOT)}:{line}" for path in sorted(PKG.rglob("*.py"))
+           for mod, line in _imports(path) if mod.split(".")[0] in ("dataclasses", "inspect")]
+    assert not bad, bad

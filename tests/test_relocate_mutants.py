@@ -3,7 +3,6 @@ data references, every refusal with its section and offset, and func_info /
 line_info rebased per program (on the built loader_subprogs.bpf.o)."""
 from __future__ import annotations
 
-import dataclasses
 from typing import List, Sequence, Tuple
 
 import pytest
@@ -290,11 +289,11 @@ def test_map_reference_by_symbol_value_plus_imm():
     assert decoded(lp.insns)[slot] == (LD, uapi.BPF_PSEUDO_MAP_FD, fds["rb"])
     # the same map reached through a symbol before it plus an imm
     code = spec.elf.sections[prog.func.shndx]
-    moved = dataclasses.replace(r.sym, value=r.sym.value - 8)
+    moved = r.sym.replace(value=r.sym.value - 8)
     rels[i] = elf_mod.Reloc(r.offset, moved, r.type)
     data = bytearray(code.data)
     I.set_imm(data, slot, 8)
-    spec.elf.sections[prog.func.shndx] = dataclasses.replace(code, data=bytes(data))
+    spec.elf.sections[prog.func.shndx] = code.replace(data=bytes(data))
     lp = Linker(spec, fds).link(prog)
     assert decoded(lp.insns)[slot] == (LD, uapi.BPF_PSEUDO_MAP_FD, fds["rb"])
     # no fd handed in: -1
@@ -304,8 +303,7 @@ def test_map_reference_by_symbol_value_plus_imm():
 
 def test_map_reference_matching_no_map():
     spec, prog, rels, i, r = _exec_reloc()
-    rels[i] = elf_mod.Reloc(r.offset, dataclasses.replace(r.sym, value=r.sym.value + 1),
-                            r.type)
+    rels[i] = elf_mod.Reloc(r.offset, r.sym.replace(value=r.sym.value + 1), r.type)
     with pytest.raises(ObjectError) as info:
         Linker(spec, {})
     assert (str(info.value), info.value.section, info.value.offset) == (
@@ -518,7 +516,7 @@ def test_exception_callback_that_is_also_called():
     rels[i] = elf_mod.Reloc(0, catch, r.type)
     code = bytearray(spec.elf.sections[shndx].data)
     I.set_imm(code, 0, -1)
-    spec.elf.sections[shndx] = dataclasses.replace(spec.elf.sections[shndx], data=bytes(code))
+    spec.elf.sections[shndx] = spec.elf.sections[shndx].replace(data=bytes(code))
     lp = Linker(spec, {}, externs=_kfuncs("bpf_throw")).link(prog)
     assert [f.name for f, _ in lp.placed] == ["throw_long", "catch_all"]
 

@@ -3,7 +3,6 @@ the header walk against synthetic rings."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 import select
 import signal
@@ -577,11 +576,10 @@ def _recording(order: barriers.Ordering, trace: List[object]) -> barriers.Orderi
             trace.append(name)
             return func(*args)
         return call
-    return dataclasses.replace(
-        order, load_acquire=wrap("acquire", order.load_acquire),
-        store_release=wrap("release", order.store_release),
-        read_fence=wrap("read_fence", order.read_fence),
-        recheck_fence=wrap("recheck_fence", order.recheck_fence))
+    return order.replace(load_acquire=wrap("acquire", order.load_acquire),
+                         store_release=wrap("release", order.store_release),
+                         read_fence=wrap("read_fence", order.read_fence),
+                         recheck_fence=wrap("recheck_fence", order.recheck_fence))
 
 
 @pytest.mark.parametrize("cpu", ["rcsc", "x86"])
@@ -596,7 +594,7 @@ def test_ordered_accesses_of_a_pass_on_a_weak_cpu(rb_map, monkeypatch, cpu):
     if code is None:
         pytest.skip(f"no machine code for {barriers.MACHINE}")
     if cpu == "rcsc":
-        code = dataclasses.replace(code, recheck_fence=None)
+        code = code.replace(recheck_fence=None)
     trace: List[object] = []
     monkeypatch.setattr(barriers, "ORDER", _recording(barriers.from_code(code, tso=False), trace))
     real_scan = ringbuf_mod.scan

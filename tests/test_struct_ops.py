@@ -4,7 +4,6 @@ registered for real, legacy (.struct_ops) and link-based (.struct_ops.link)."""
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import socket
 import struct
@@ -89,22 +88,22 @@ def test_relocations_must_bind_function_pointers_to_struct_ops_programs():
     good = elf.relocs[sec.index]
 
     def collect_with(relocs, programs=progs) -> List[so.StructOpsSpec]:
-        variant = dataclasses.replace(elf, relocs={**elf.relocs, sec.index: relocs})
+        variant = elf.replace(relocs={**elf.relocs, sec.index: relocs})
         return so.collect(variant, btf, programs)
 
     assert len(collect_with(good)) == 3
     first = good[0]
     cases = [
-        ([dataclasses.replace(first, offset=4)], "no member of struct tcp_congestion_ops "
+        ([first.replace(offset=4)], "no member of struct tcp_congestion_ops "
          "starts at offset 4"),
-        ([dataclasses.replace(first, offset=88)], "member 'name' \\(char\\[16\\]\\) is not "
+        ([first.replace(offset=88)], "member 'name' \\(char\\[16\\]\\) is not "
          "a function pointer"),
-        ([dataclasses.replace(first, offset=0x400)], "outside every struct_ops variable"),
-        ([dataclasses.replace(first, sym=dataclasses.replace(first.sym, value=4))],
+        ([first.replace(offset=0x400)], "outside every struct_ops variable"),
+        ([first.replace(sym=first.sym.replace(value=4))],
          "not at an instruction boundary"),
-        ([dataclasses.replace(first, sym=dataclasses.replace(first.sym, value=8))],
+        ([first.replace(sym=first.sym.replace(value=8))],
          "which is not a program"),
-        ([dataclasses.replace(first, sym=dataclasses.replace(first.sym, shndx=0))],
+        ([first.replace(sym=first.sym.replace(shndx=0))],
          "not a function of this object"),
     ]
     for relocs, msg in cases:
@@ -124,14 +123,12 @@ def test_malformed_struct_ops_sections():
     progs = {(p.func.shndx, p.func.start): (p.name, p.sec_def.prog_type)
              for p in obj.spec.programs}
     sec = elf.section(".struct_ops")
-    short = dataclasses.replace(sec, data=sec.data[:100])
-    variant = dataclasses.replace(elf, sections=[short if s is sec else s
-                                                 for s in elf.sections])
+    short = sec.replace(data=sec.data[:100])
+    variant = elf.replace(sections=[short if s is sec else s for s in elf.sections])
     with pytest.raises(ObjectError, match="past the end of the section"):
         so.collect(variant, btf, progs)
-    renamed = dataclasses.replace(sec, name=".struct_ops.other")
-    variant = dataclasses.replace(elf, sections=[renamed if s is sec else s
-                                                 for s in elf.sections])
+    renamed = sec.replace(name=".struct_ops.other")
+    variant = elf.replace(sections=[renamed if s is sec else s for s in elf.sections])
     assert ".struct_ops.other" not in [m.section for m in so.collect(variant, btf, progs)]
     with pytest.raises(ObjectError, match="no DATASEC '.struct_ops' in BTF"):
         so.collect(elf, BTF(), progs)

@@ -41,7 +41,7 @@ def _cc():
 
 
 def _collect(elf, btf, sec, relocs, progs):
-    variant = dataclasses.replace(elf, relocs={**elf.relocs, sec.index: relocs})
+    variant = elf.replace(relocs={**elf.relocs, sec.index: relocs})
     return so.collect(variant, btf, progs)
 
 
@@ -84,34 +84,34 @@ def test_relocation_faults_name_the_relocation_section_and_offset():
     first = elf.relocs[sec.index][0]           # ssthresh at offset 0 -> pybpf_ssthresh
     sym = first.sym
     cases = [
-        (dataclasses.replace(first, offset=4), r"^struct_ops 'cc_legacy': no member of "
+        (first.replace(offset=4), r"^struct_ops 'cc_legacy': no member of "
          r"struct tcp_congestion_ops starts at offset 4 \(section \.rel\.struct_ops, "
          r"offset 0x4\)$"),
-        (dataclasses.replace(first, offset=192), r"^relocation outside every struct_ops "
+        (first.replace(offset=192), r"^relocation outside every struct_ops "
          r"variable \(section \.rel\.struct_ops, offset 0xc0\)$"),
-        (dataclasses.replace(first, offset=88), r"^struct_ops 'cc_legacy': member 'name' "
+        (first.replace(offset=88), r"^struct_ops 'cc_legacy': member 'name' "
          r"\(char\[16\]\) is not a function pointer \(section \.rel\.struct_ops, "
          r"offset 0x58\)$"),
-        (dataclasses.replace(first, sym=dataclasses.replace(sym, value=12)),
+        (first.replace(sym=sym.replace(value=12)),
          r"^struct_ops 'cc_legacy': relocation target 'pybpf_ssthresh' at 0xc is not at an "
          r"instruction boundary \(section \.rel\.struct_ops, offset 0x0\)$"),
-        (dataclasses.replace(first, sym=dataclasses.replace(sym, shndx=0)),
+        (first.replace(sym=sym.replace(shndx=0)),
          r"^struct_ops 'cc_legacy': relocation against 'pybpf_ssthresh', which is not a "
          r"function of this object \(section \.rel\.struct_ops, offset 0x0\)$"),
-        (dataclasses.replace(first, sym=dataclasses.replace(sym, shndx=len(elf.sections))),
+        (first.replace(sym=sym.replace(shndx=len(elf.sections))),
          "which is not a function of this object"),
-        (dataclasses.replace(first, offset=8, sym=dataclasses.replace(sym, value=16)),
+        (first.replace(offset=8, sym=sym.replace(value=16)),
          r"^struct_ops 'cc_legacy': member 'cong_avoid' points to 'pybpf_ssthresh' in "
          r"section 'struct_ops/pybpf_ssthresh', which is not a program \(section "
          r"\.rel\.struct_ops, offset 0x8\)$"),
-        (dataclasses.replace(first, sym=dataclasses.replace(sym, value=8, name="")),
+        (first.replace(sym=sym.replace(value=8, name="")),
          r"member 'ssthresh' points to 'a symbol' in section 'struct_ops/pybpf_ssthresh'"),
     ]
     for reloc, message in cases:
         e = _fault(elf, btf, sec, [reloc], progs, message)
         assert (e.section, e.offset) == (".rel.struct_ops", reloc.offset)
     as_xdp = {k: (name, u.BPF_PROG_TYPE_XDP) for k, (name, _) in progs.items()}
-    e = _fault(elf, btf, sec, [dataclasses.replace(first, offset=8)], as_xdp,
+    e = _fault(elf, btf, sec, [first.replace(offset=8)], as_xdp,
                r"^struct_ops 'cc_legacy': member 'cong_avoid' points to program "
                r"'pybpf_ssthresh', which is not a SEC\(\"struct_ops\"\) program")
     assert e.offset == 8
@@ -125,7 +125,7 @@ def test_relocations_at_the_edges_of_the_variable():
                key=lambda m: m.bit_offset)
     # the variable's first byte and its last function pointer both bind
     (spec, *_) = _collect(elf, btf, sec,
-                          [first, dataclasses.replace(first, offset=last.bit_offset // 8)], progs)
+                          [first, first.replace(offset=last.bit_offset // 8)], progs)
     names = [m.name for m in st.members]
     assert {names[i]: p for i, p in spec.progs.items()} == {"ssthresh": "pybpf_ssthresh",
                                                           last.name: "pybpf_ssthresh"}
@@ -136,11 +136,11 @@ def test_a_program_past_the_start_of_its_section():
     elf, btf, sec, progs = _cc()
     first = elf.relocs[sec.index][0]
     later = {**progs, (first.sym.shndx, 3): ("later", SO)}
-    moved = dataclasses.replace(first, sym=dataclasses.replace(first.sym, value=24))
+    moved = first.replace(sym=first.sym.replace(value=24))
     (spec, *_) = _collect(elf, btf, sec, [moved], later)
     assert spec.progs == spec.declared == {0: "later"}
-    _fault(elf, btf, sec, [dataclasses.replace(first, sym=dataclasses.replace(
-        first.sym, value=16))], later, "which is not a program")
+    _fault(elf, btf, sec, [first.replace(sym=first.sym.replace(value=16))], later,
+           "which is not a program")
 
 
 # ------------------------------------------------------------------ hand-made objects

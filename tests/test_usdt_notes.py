@@ -280,7 +280,7 @@ S390X = [
 
 
 def _same(got: ArgSpec, want: ArgSpec) -> bool:
-    return got == ArgSpec(**{**want.__dict__, "text": got.text})
+    return got == want.replace(text=got.text)
 
 
 @pytest.mark.parametrize("arch, text, want", [("x86_64", t, w) for t, w in X86]

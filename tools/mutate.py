@@ -118,7 +118,7 @@ EQUIVALENT: Dict[str, Dict[Tuple[str, str, str], str]] = {
         ("const", "signed = out.new - (1 << 64) if out.new >> 63 else out.new", "(62)"):
             "values in [2**62, 2**63) are out of the s32 range whether read as positive or as "
             "negative: both refuse them",
-        ("remove", 'reason: str = ""        # set with poisoned', "pass"):
+        ("remove", "self.reason = reason            # read only when poisoned", "pass"):
             "_Outcome.reason is read only when poisoned, and both places that poison set it",
     },
 
@@ -239,14 +239,14 @@ EQUIVALENT: Dict[str, Dict[Tuple[str, str, str], str]] = {
 
     # ---- pybpf/obj/elf.py
     "pybpf/obj/elf.py": {
-        ("remove", "_by_name: Dict[str, Section] = field(default_factory=dict, repr=False, "
-         "compare=False)", "pass"):
+        ("remove", "self._by_name = {}              # built by the first section() call",
+         "pass"):
             "section() assigns _by_name before its first read (_indexed starts at -1, never a "
-            "section count), so the field's initial value is never seen",
-        ("const", "_indexed: int = field(default=-1, repr=False, compare=False)", "(0)"):
+            "section count), so the initial value is never seen",
+        ("const", "self._indexed = -1", "(0)"):
             "a start of 0 skips building the index only for an object with no sections, "
-            "where the empty default _by_name gives the same None",
-        ("const", "_indexed: int = field(default=-1, repr=False, compare=False)", "(2)"):
+            "where the empty initial _by_name gives the same None",
+        ("const", "self._indexed = -1", "(2)"):
             "-2 is never a section count either: the first section() call builds the index",
         ("remove", "self._indexed = len(self.sections)", "pass"):
             "only the cache: the index is then rebuilt on every call, from the same sections",

@@ -15,12 +15,12 @@ from ``pybpf.btf.kernel``, which reads files).
 from __future__ import annotations
 
 import weakref
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Set, Tuple, Union, cast
 
 from ..asm import insn as _insn
 from .. import uapi
 from ..errors import BPFError, ObjectError
+from ..record import Record
 from ..uapi import bpf_core_relo_kind as K
 from .corematch import (ENUMVAL_KINDS, FIELD_KINDS, KIND_NAMES, CoreError, Poison, Spec,
                         access_expr, c_name, essential_name, format_spec,
@@ -42,9 +42,11 @@ _BYTES_SIZE = {v: k for k, v in _SIZE_BYTES.items()}
 _POISON_SLOT = _insn.Insn(_insn.CALL, 0, 0, 0, POISON_IMM).encode()
 
 
-@dataclass
-class Result:
+class Result(Record):
     """What one relocation did."""
+    _fields = ("index", "insn", "kind", "type_id", "type_name", "access", "spec", "orig", "new",
+               "poisoned", "target", "reason", "where")
+    __slots__ = _fields
     index: int              # position in the relocation list
     insn: int               # slot index in the instructions passed to relocate()
     kind: K
@@ -54,10 +56,27 @@ class Result:
     spec: str               # libbpf notation: "[7] struct task_struct___local.pid (0:1 @ offset 4)"
     orig: int               # the value the compiler wrote (for the local types)
     new: int                # the value patched in (meaningless when poisoned)
-    poisoned: bool = False
-    target: str = ""        # the matching target spec, "" when none matched
-    reason: str = ""        # why the instruction was poisoned
-    where: str = ""         # describe(insn), or "insn #N"
+    poisoned: bool
+    target: str             # the matching target spec, "" when none matched
+    reason: str             # why the instruction was poisoned
+    where: str              # describe(insn), or "insn #N"
+
+    def __init__(self, index: int, insn: int, kind: K, type_id: int, type_name: str,
+                 access: str, spec: str, orig: int, new: int, poisoned: bool = False,
+                 target: str = "", reason: str = "", where: str = "") -> None:
+        self.index = index
+        self.insn = insn
+        self.kind = kind
+        self.type_id = type_id
+        self.type_name = type_name
+        self.access = access
+        self.spec = spec
+        self.orig = orig
+        self.new = new
+        self.poisoned = poisoned
+        self.target = target
+        self.reason = reason
+        self.where = where
 
     @property
     def kind_name(self) -> str:
@@ -189,17 +208,34 @@ class _Targets:
 
 # ------------------------------------------------------------------ relocation
 
-@dataclass
-class _Outcome:
+class _Outcome(Record):
+    """One relocation's values: the local one, the target's, and how to patch them."""
+
+    _fields = ("orig", "new", "validate", "poisoned", "reason", "orig_size", "new_size",
+               "resize_ok", "narrow")
+    __slots__ = _fields
     orig: int
-    new: int = 0
-    validate: bool = True
-    poisoned: bool = False
-    reason: str = ""        # set with poisoned
-    orig_size: int = 0      # direct load/store width of the field (0: n/a)
-    new_size: int = 0
-    resize_ok: bool = True  # whether the load/store may change width
-    narrow: bool = False    # local value is a clang<15 32-bit truncation of an enum64
+    new: int
+    validate: bool
+    poisoned: bool
+    reason: str             # set with poisoned
+    orig_size: int          # direct load/store width of the field (0: n/a)
+    new_size: int
+    resize_ok: bool         # whether the load/store may change width
+    narrow: bool            # local value is a clang<15 32-bit truncation of an enum64
+
+    def __init__(self, orig: int, new: int = 0, validate: bool = True,
+                 poisoned: bool = False, reason: str = "", orig_size: int = 0,
+                 new_size: int = 0, resize_ok: bool = True, narrow: bool = False) -> None:
+        self.orig = orig
+        self.new = new
+        self.validate = validate
+        self.poisoned = poisoned
+        self.reason = reason            # read only when poisoned
+        self.orig_size = orig_size
+        self.new_size = new_size
+        self.resize_ok = resize_ok
+        self.narrow = narrow
 
 
 def _outcome(local: Spec, targ: Optional[Spec], kind: int) -> _Outcome:

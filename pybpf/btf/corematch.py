@@ -12,13 +12,13 @@ instruction and the value the target needs.  No I/O here, no instructions:
 from __future__ import annotations
 
 import weakref
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Dict, List, NamedTuple, Optional, Tuple, cast
 
 from ..uapi import (BTF_INT_SIGNED, BTF_KIND_ARRAY, BTF_KIND_ENUM, BTF_KIND_ENUM64,
                     BTF_KIND_FLOAT, BTF_KIND_FUNC_PROTO, BTF_KIND_FWD, BTF_KIND_INT,
                     BTF_KIND_PTR, BTF_KIND_STRUCT, BTF_KIND_UNION, BTF_KIND_UNKN,
                     bpf_core_relo_kind as K)
+from ..record import Record
 from . import types as T
 
 if TYPE_CHECKING:
@@ -99,21 +99,43 @@ def c_name(btf: "BTF", type_id: int) -> str:
 
 # ------------------------------------------------------------------ specs
 
-@dataclass
-class Accessor:
+class Accessor(Record):
+    """One step of a CO-RE access string: a member, an enumerator or an array index."""
+
+    _fields = ("type_id", "idx", "name")
+    __slots__ = _fields
     type_id: int            # struct/union holding a named field, enum, or array element type
     idx: int                # member, enumerator or array index
     name: Optional[str]     # field or enumerator name; None for an array index
 
+    def __init__(self, type_id: int, idx: int, name: Optional[str]) -> None:
+        self.type_id = type_id
+        self.idx = idx
+        self.name = name
 
-@dataclass
-class Spec:
+
+class Spec(Record):
+    """A CO-RE relocation's access, resolved in one BTF: its root type, its accessors,
+    the raw access string and the bit offset it reaches."""
+
+    _fields = ("btf", "root_id", "kind", "accessors", "raw", "bit_offset")
+    __slots__ = _fields
     btf: "BTF"
     root_id: int
     kind: int
-    accessors: List[Accessor] = field(default_factory=list)
-    raw: List[int] = field(default_factory=list)
-    bit_offset: int = 0
+    accessors: List[Accessor]
+    raw: List[int]
+    bit_offset: int
+
+    def __init__(self, btf: "BTF", root_id: int, kind: int,
+                 accessors: Optional[List[Accessor]] = None,
+                 raw: Optional[List[int]] = None, bit_offset: int = 0) -> None:
+        self.btf = btf
+        self.root_id = root_id
+        self.kind = kind
+        self.accessors = [] if accessors is None else accessors
+        self.raw = [] if raw is None else raw
+        self.bit_offset = bit_offset
 
 
 def _resolved(btf: "BTF", type_id: int) -> Tuple[int, T.Type]:
@@ -502,13 +524,21 @@ def match(local: Spec, tbtf: "BTF", tid: int) -> Tuple[Optional[Spec], str]:
 
 # ------------------------------------------------------------------ values
 
-@dataclass
-class Value:
+class Value(Record):
     """What one spec says the instruction should hold."""
+    _fields = ("value", "mem_size", "mem_type", "validate")
+    __slots__ = _fields
     value: int
-    mem_size: int = 0       # size of a non-bitfield field loaded/stored directly (0: n/a)
-    mem_type: int = 0       # its resolved type, to decide whether resizing the access is safe
-    validate: bool = True   # whether the compiler's value must equal the local value
+    mem_size: int           # size of a non-bitfield field loaded/stored directly (0: n/a)
+    mem_type: int           # its resolved type, to decide whether resizing the access is safe
+    validate: bool          # whether the compiler's value must equal the local value
+
+    def __init__(self, value: int, mem_size: int = 0, mem_type: int = 0,
+                 validate: bool = True) -> None:
+        self.value = value
+        self.mem_size = mem_size
+        self.mem_type = mem_type
+        self.validate = validate
 
 
 def enum_value(spec: Spec) -> int:

@@ -10,13 +10,13 @@ Instruction offsets stay in bytes, as in the file.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Tuple
+from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Tuple
 
 from ..errors import ObjectError
 from ..asm.insn import INSN_SIZE
 from ..uapi import BTF_EXT_HEADER_CORE_SIZE, BTF_EXT_HEADER_MIN_SIZE
 from .parse import check_preamble
+from ..record import Record
 from .spec import BTF
 
 
@@ -47,19 +47,33 @@ _CORE_RELO = struct.Struct("<IIII")
 _BLOCK = struct.Struct("<II")
 
 
-@dataclass
-class BTFExt:
+class BTFExt(Record):
     """The records of a .BTF.ext section, keyed by the ELF section of each program.
 
     ``*_rec_size`` are the record sizes found in the file (0: section absent).
     """
 
-    func_info: Dict[str, List[FuncInfo]] = field(default_factory=dict)
-    line_info: Dict[str, List[LineInfo]] = field(default_factory=dict)
-    core_relos: Dict[str, List[CoreRelo]] = field(default_factory=dict)
-    func_info_rec_size: int = 0
-    line_info_rec_size: int = 0
-    core_relo_rec_size: int = 0
+    _fields = ("func_info", "line_info", "core_relos", "func_info_rec_size",
+               "line_info_rec_size", "core_relo_rec_size")
+    __slots__ = _fields
+    func_info: Dict[str, List[FuncInfo]]
+    line_info: Dict[str, List[LineInfo]]
+    core_relos: Dict[str, List[CoreRelo]]
+    func_info_rec_size: int
+    line_info_rec_size: int
+    core_relo_rec_size: int
+
+    def __init__(self, func_info: Optional[Dict[str, List[FuncInfo]]] = None,
+                 line_info: Optional[Dict[str, List[LineInfo]]] = None,
+                 core_relos: Optional[Dict[str, List[CoreRelo]]] = None,
+                 func_info_rec_size: int = 0, line_info_rec_size: int = 0,
+                 core_relo_rec_size: int = 0) -> None:
+        self.func_info = {} if func_info is None else func_info
+        self.line_info = {} if line_info is None else line_info
+        self.core_relos = {} if core_relos is None else core_relos
+        self.func_info_rec_size = func_info_rec_size
+        self.line_info_rec_size = line_info_rec_size
+        self.core_relo_rec_size = core_relo_rec_size
 
     @classmethod
     def parse(cls, data: bytes, btf: BTF, section: str = ".BTF.ext") -> "BTFExt":

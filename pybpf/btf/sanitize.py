@@ -27,32 +27,40 @@ feature yields BTF the kernel accepts.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
 from typing import Callable, Dict, Optional
 
 from ..uapi import BTF_FUNC_GLOBAL, BTF_FUNC_STATIC, BTF_INT_SIGNED, BTF_VAR_STATIC
+from ..record import FrozenRecord
 from . import types as T
 from .spec import BTF
 
 ENUM64_PLACEHOLDER = "enum64_placeholder"
 
 
-@dataclass(frozen=True)
-class Features:
+class Features(FrozenRecord):
     """What the kernel's BTF loader accepts (all True: a current kernel)."""
 
-    btf: bool = True
-    func: bool = True
-    func_global: bool = True
-    datasec: bool = True
-    qmark_datasec: bool = True
-    float: bool = True
-    decl_tag: bool = True
-    type_tag: bool = True
-    enum64: bool = True
+    _fields = ("btf", "func", "func_global", "datasec", "qmark_datasec", "float", "decl_tag",
+               "type_tag", "enum64")
+    __slots__ = _fields
+    btf: bool
+    func: bool
+    func_global: bool
+    datasec: bool
+    qmark_datasec: bool
+    float: bool
+    decl_tag: bool
+    type_tag: bool
+    enum64: bool
+
+    def __init__(self, btf: bool = True, func: bool = True, func_global: bool = True,
+                 datasec: bool = True, qmark_datasec: bool = True, float: bool = True,
+                 decl_tag: bool = True, type_tag: bool = True, enum64: bool = True) -> None:
+        self._init(btf, func, func_global, datasec, qmark_datasec, float, decl_tag, type_tag,
+                   enum64)
 
     def complete(self) -> bool:
-        return all(getattr(self, f.name) for f in fields(self))
+        return all(getattr(self, name) for name in self._fields)
 
 
 # ---------------------------------------------------------------- probing

@@ -6,12 +6,14 @@ module, and encoded back unchanged.  Names are ``str`` ("" for anonymous).
 
 Plain classes with written-out ``__init__`` (not dataclasses: generating the
 methods of two dozen dataclasses costs more than the rest of ``import``);
-``_Fields`` gives them a dataclass's ``repr`` and ``==`` from ``_fields``.
+:class:`~pybpf.record.Record` gives them a dataclass's ``repr``, ``==`` and ``replace``
+from ``_fields``; they keep a ``__dict__`` (``BTF`` copies types through it).
 """
 from __future__ import annotations
 
 from typing import ClassVar, List, Optional, Tuple
 
+from ..record import Record
 from ..uapi import (BTF_KIND_ARRAY, BTF_KIND_CONST, BTF_KIND_DATASEC, BTF_KIND_DECL_TAG,
                     BTF_KIND_ENUM, BTF_KIND_ENUM64, BTF_KIND_FLOAT, BTF_KIND_FUNC,
                     BTF_KIND_FUNC_PROTO, BTF_KIND_FWD, BTF_KIND_INT, BTF_KIND_PTR,
@@ -20,23 +22,7 @@ from ..uapi import (BTF_KIND_ARRAY, BTF_KIND_CONST, BTF_KIND_DATASEC, BTF_KIND_D
                     BTF_KIND_VOLATILE, BTF_INT_BOOL, BTF_INT_CHAR, BTF_INT_SIGNED)
 
 
-class _Fields:
-    """``repr`` and ``==`` (same class, equal fields) from the ``_fields`` names."""
-
-    _fields: ClassVar[Tuple[str, ...]] = ()
-    __hash__ = None         # type: ignore[assignment]  # mutable, so unhashable
-
-    def __repr__(self) -> str:
-        inner = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._fields)
-        return f"{type(self).__qualname__}({inner})"
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        return all(getattr(self, name) == getattr(other, name) for name in self._fields)
-
-
-class Type(_Fields):
+class Type(Record):
     """A BTF type (the base of one class per kind)."""
 
     kind: ClassVar[int] = BTF_KIND_UNKN
@@ -143,7 +129,7 @@ class Array(Type):
         self.nelems = nelems
 
 
-class Member(_Fields):
+class Member(Record):
     """One member of a struct or union."""
 
     _fields = ("name", "type", "bit_offset", "bitfield_size")
@@ -221,7 +207,7 @@ class Func(Type):
         self.linkage = linkage      # btf_func_linkage
 
 
-class Param(_Fields):
+class Param(Record):
     """One parameter of a function prototype."""
 
     _fields = ("name", "type")
@@ -256,7 +242,7 @@ class Var(Type):
         self.linkage = linkage      # btf_var_linkage
 
 
-class VarSecinfo(_Fields):
+class VarSecinfo(Record):
     """One variable of a DATASEC."""
 
     _fields = ("type", "offset", "size")

@@ -53,12 +53,12 @@ import ctypes
 import mmap
 import os
 import struct
-from dataclasses import dataclass
 from functools import partial
 from typing import Any, Callable, Dict, Optional
 
 from ..kernel import syscall
 from .. import uapi
+from ..record import FrozenRecord
 
 MACHINE = os.uname().machine
 #: CPUs whose plain loads/stores already have acquire/release semantics.
@@ -71,8 +71,7 @@ def _words(*insns: int) -> bytes:
     return struct.pack(f"<{len(insns)}I", *insns)
 
 
-@dataclass(frozen=True)
-class ArchCode:
+class ArchCode(FrozenRecord):
     """The primitives of one CPU as machine code, each a function ending in a return.
 
     Signatures (the platform's C calling convention): ``u64 load_acquire(u64 *p)``,
@@ -80,12 +79,21 @@ class ArchCode:
     ``void fence(void)`` for the three fences.  ``recheck_fence`` is None where a
     release store and a later acquire load are already ordered.
     """
+    _fields = ("load_acquire", "store_release", "store_release32", "read_fence",
+               "recheck_fence", "full_fence")
+    __slots__ = _fields
     load_acquire: bytes
     store_release: bytes
     store_release32: bytes
     read_fence: bytes
     recheck_fence: Optional[bytes]
     full_fence: bytes
+
+    def __init__(self, load_acquire: bytes, store_release: bytes,
+                 store_release32: bytes, read_fence: bytes,
+                 recheck_fence: Optional[bytes], full_fence: bytes) -> None:
+        self._init(load_acquire, store_release, store_release32, read_fence, recheck_fence,
+                   full_fence)
 
 
 _RISCV_RET = 0x00008067                         # jalr zero, 0(ra)
@@ -138,14 +146,16 @@ _STORE32 = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32)
 _FENCE = ctypes.CFUNCTYPE(None)
 
 
-@dataclass(frozen=True)
-class Ordering:
+class Ordering(FrozenRecord):
     """The ordering primitives in use.
 
     ``tso``: plain accesses are acquire/release, :meth:`loader` / :meth:`storer`
     then use memoryviews and ``read_fence`` is None.  ``recheck_fence`` is None
     where the ISA orders a release store before a later acquire load.
     """
+    _fields = ("kind", "tso", "load_acquire", "store_release", "store_release32", "read_fence",
+               "recheck_fence", "fence")
+    __slots__ = _fields
     kind: str
     tso: bool
     load_acquire: Callable[[int], int]
@@ -154,6 +164,15 @@ class Ordering:
     read_fence: Optional[Callable[[], object]]
     recheck_fence: Optional[Callable[[], object]]
     fence: Callable[[], object]
+
+    def __init__(self, kind: str, tso: bool, load_acquire: Callable[[int], int],
+                 store_release: Callable[[int, int], None],
+                 store_release32: Callable[[int, int], None],
+                 read_fence: Optional[Callable[[], object]],
+                 recheck_fence: Optional[Callable[[], object]],
+                 fence: Callable[[], object]) -> None:
+        self._init(kind, tso, load_acquire, store_release, store_release32, read_fence,
+                   recheck_fence, fence)
 
     def loader(self, view: memoryview, index: int, addr: int) -> Callable[[], int]:
         """An acquire load of the u64 ``view[index]``, which lives at ``addr``."""

@@ -28,11 +28,11 @@ unless given), log2 otherwise.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 from ..btf import BTF
 from ..btf import types as T
+from ..record import Record
 
 STARS = 40
 SLOT_FIELDS = ("slot", "bucket")
@@ -49,17 +49,28 @@ class Layout(NamedTuple):
     sum_field: Optional[str] = None    # rule 1: the value member with the sum
 
 
-@dataclass
-class Histogram:
+class Histogram(Record):
     """One histogram: its bucket counts, how they map to values, and its label
     (key fields, empty for a map holding a single histogram)."""
 
+    _fields = ("counts", "kind", "label", "base", "step", "sum")
+    __slots__ = _fields
     counts: List[int]
-    kind: str = "log2"
-    label: Dict[str, Any] = field(default_factory=dict)
-    base: int = 0
-    step: int = 1
-    sum: Optional[int] = None
+    kind: str
+    label: Dict[str, Any]
+    base: int
+    step: int
+    sum: Optional[int]
+
+    def __init__(self, counts: List[int], kind: str = "log2",
+                 label: Optional[Dict[str, Any]] = None, base: int = 0, step: int = 1,
+                 sum: Optional[int] = None) -> None:
+        self.counts = counts
+        self.kind = kind
+        self.label = {} if label is None else label
+        self.base = base
+        self.step = step
+        self.sum = sum
 
     def bounds(self, slot: int) -> Tuple[int, int]:
         """The smallest and largest value slot ``slot`` counts."""

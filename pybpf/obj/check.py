@@ -19,7 +19,6 @@ Pure: no syscalls, no root.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 from . import externs as externs_mod
@@ -29,6 +28,7 @@ from ..btf import BTF
 from .elf import SHN_UNDEF
 from ..errors import BPFError, ObjectError
 from .offline import BTFSource, ProgramRelocation, Relocation, module_name, relocate
+from ..record import Record
 from .sections import KERNEL_BTF_TARGETS
 from .spec import ObjectSpec, ProgramSpec
 from .struct_ops import kernel_layout
@@ -37,25 +37,43 @@ _U64 = (1 << 64) - 1
 Regs = Tuple[Optional[int], ...]        # r0..r10: a known u64 value, or None
 
 
-@dataclass
-class Finding:
+class Finding(Record):
     """One reason a program fails (``fatal``) or might misbehave on a kernel."""
 
+    _fields = ("fatal", "message")
+    __slots__ = _fields
     fatal: bool
     message: str
 
+    def __init__(self, fatal: bool, message: str) -> None:
+        self.fatal = fatal
+        self.message = message
 
-@dataclass
-class ProgramCheck:
+
+class ProgramCheck(Record):
     """One program on one kernel."""
 
+    _fields = ("name", "section", "relocation", "unreachable", "attach", "externs", "findings")
+    __slots__ = _fields
     name: str
     section: str
     relocation: ProgramRelocation
-    unreachable: Set[int] = field(default_factory=set)     # poisoned slots never reached
-    attach: str = ""                                        # what the attach check found
-    externs: List[Tuple[str, str, str]] = field(default_factory=list)  # (name, kind, status)
-    findings: List[Finding] = field(default_factory=list)
+    unreachable: Set[int]                   # poisoned slots never reached
+    attach: str                             # what the attach check found
+    externs: List[Tuple[str, str, str]]     # (name, kind, status)
+    findings: List[Finding]
+
+    def __init__(self, name: str, section: str, relocation: ProgramRelocation,
+                 unreachable: Optional[Set[int]] = None, attach: str = "",
+                 externs: Optional[List[Tuple[str, str, str]]] = None,
+                 findings: Optional[List[Finding]] = None) -> None:
+        self.name = name
+        self.section = section
+        self.relocation = relocation
+        self.unreachable = set() if unreachable is None else unreachable
+        self.attach = attach
+        self.externs = [] if externs is None else externs
+        self.findings = [] if findings is None else findings
 
     @property
     def ok(self) -> bool:
@@ -68,13 +86,20 @@ class ProgramCheck:
         return "ok" if not fatal else "fails: " + "; ".join(fatal)
 
 
-@dataclass
-class TargetCheck:
+class TargetCheck(Record):
     """Every program of the object on one kernel; ``error`` if none can be checked."""
 
+    _fields = ("target", "programs", "error")
+    __slots__ = _fields
     target: str
-    programs: List[ProgramCheck] = field(default_factory=list)
-    error: str = ""
+    programs: List[ProgramCheck]
+    error: str
+
+    def __init__(self, target: str, programs: Optional[List[ProgramCheck]] = None,
+                 error: str = "") -> None:
+        self.target = target
+        self.programs = [] if programs is None else programs
+        self.error = error
 
     @property
     def ok(self) -> bool:
@@ -100,12 +125,17 @@ def check(spec: ObjectSpec, targets: Sequence[BTFSource], kconfig: Optional[str]
     return out
 
 
-@dataclass
-class _Known:
+class _Known(Record):
     """What the caller told about the targets that their BTF does not say."""
 
+    _fields = ("kconfig", "version")
+    __slots__ = _fields
     kconfig: bool
     version: bool
+
+    def __init__(self, kconfig: bool, version: bool) -> None:
+        self.kconfig = kconfig
+        self.version = version
 
 
 def _check_program(spec: ObjectSpec, prog: ProgramSpec, rel: Relocation,

@@ -16,11 +16,11 @@ import os
 import stat
 import struct
 import sys
-from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple, Union
 
 from .. import limits
 from ..errors import ObjectError
+from ..record import Record
 
 ELFMAG = b"\x7fELF"
 EI_CLASS, EI_DATA = 4, 5                     # e_ident bytes
@@ -45,8 +45,11 @@ MAX_OBJECT_SIZE = limits.MAX_OBJECT_SIZE
 _SHT_KNOWN = frozenset({SHT_PROGBITS, SHT_SYMTAB, SHT_NOBITS, SHT_REL})
 
 
-@dataclass
-class Section:
+class Section(Record):
+    """One ELF section: its header's fields and its bytes."""
+
+    _fields = ("index", "name", "type", "flags", "size", "align", "data")
+    __slots__ = _fields
     index: int
     name: str
     type: int            # SHT_*; other types than the ones above are 0
@@ -55,13 +58,26 @@ class Section:
     align: int
     data: bytes          # b"" for SHT_NOBITS (.bss)
 
+    def __init__(self, index: int, name: str, type: int, flags: int, size: int, align: int,
+                 data: bytes) -> None:
+        self.index = index
+        self.name = name
+        self.type = type
+        self.flags = flags
+        self.size = size
+        self.align = align
+        self.data = data
+
     @property
     def is_exec(self) -> bool:
         return self.type == SHT_PROGBITS and bool(self.flags & SHF_EXECINSTR)
 
 
-@dataclass
-class Symbol:
+class Symbol(Record):
+    """One entry of the symbol table."""
+
+    _fields = ("index", "name", "value", "size", "type", "bind", "visibility", "shndx")
+    __slots__ = _fields
     index: int
     name: str
     value: int
@@ -71,23 +87,53 @@ class Symbol:
     visibility: int      # STV_*
     shndx: int           # section index, or SHN_UNDEF / SHN_ABS / SHN_COMMON
 
+    def __init__(self, index: int, name: str, value: int, size: int, type: int, bind: int,
+                 visibility: int, shndx: int) -> None:
+        self.index = index
+        self.name = name
+        self.value = value
+        self.size = size
+        self.type = type
+        self.bind = bind
+        self.visibility = visibility
+        self.shndx = shndx
 
-@dataclass
-class Reloc:
+
+class Reloc(Record):
+    """One Elf64_Rel entry, its symbol resolved."""
+
+    _fields = ("offset", "sym", "type")
+    __slots__ = _fields
     offset: int          # byte offset in the target section
     sym: Symbol
     type: int            # R_BPF_*
 
+    def __init__(self, offset: int, sym: Symbol, type: int) -> None:
+        self.offset = offset
+        self.sym = sym
+        self.type = type
 
-@dataclass
-class ElfObject:
+
+class ElfObject(Record):
+    """A BPF object's sections, symbols and relocations (by target section index)."""
+
+    _fields = ("path", "sections", "symbols", "relocs")
+    __slots__ = _fields + ("_by_name", "_indexed")
     path: str
     sections: List[Section]
     symbols: List[Symbol]
-    relocs: Dict[int, List[Reloc]] = field(default_factory=dict)  # target shndx -> relocs
+    relocs: Dict[int, List[Reloc]]      # target shndx -> relocs
+    _by_name: Dict[str, Section]        # section(): name -> first section of that name
+    _indexed: int                       # how many sections _by_name indexes (-1: none)
 
-    _by_name: Dict[str, Section] = field(default_factory=dict, repr=False, compare=False)
-    _indexed: int = field(default=-1, repr=False, compare=False)
+    def __init__(self, path: str, sections: List[Section], symbols: List[Symbol],
+                 relocs: Optional[Dict[int, List[Reloc]]] = None) -> None:
+        self.path = path
+        self.sections = sections
+        self.symbols = symbols
+        self.relocs = {} if relocs is None else relocs
+        self._by_name = {}              # built by the first section() call
+        self._indexed = -1
 
     def section(self, name: str) -> Optional[Section]:
         """The first section named ``name`` (by an index, rebuilt when sections change)."""

@@ -10,7 +10,6 @@ program), name a global, non-hidden function in .text, and only one.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Dict, List, Optional
 
 from .. import uapi
@@ -18,6 +17,7 @@ from ..btf import BTF
 from ..btf import types as T
 from .elf import STB_LOCAL, STT_FUNC, STV_HIDDEN, ElfObject
 from ..errors import ObjectError
+from ..record import Record
 
 if TYPE_CHECKING:
     from .spec import FuncSpec
@@ -25,12 +25,18 @@ if TYPE_CHECKING:
 TAG_PREFIX = "exception_callback:"
 
 
-@dataclass
-class ExceptionTags:
+class ExceptionTags(Record):
     """The exception_callback: decl tags of an object's BTF, read once."""
 
-    by_program: Dict[str, List[str]] = field(default_factory=dict)  # FUNC -> callbacks
-    misplaced: List[str] = field(default_factory=list)  # tags not on a global FUNC
+    _fields = ("by_program", "misplaced")
+    __slots__ = _fields
+    by_program: Dict[str, List[str]]    # FUNC -> callbacks
+    misplaced: List[str]                # tags not on a global FUNC
+
+    def __init__(self, by_program: Optional[Dict[str, List[str]]] = None,
+                 misplaced: Optional[List[str]] = None) -> None:
+        self.by_program = {} if by_program is None else by_program
+        self.misplaced = [] if misplaced is None else misplaced
 
     @classmethod
     def of(cls, btf: Optional[BTF]) -> "ExceptionTags":

@@ -21,7 +21,6 @@ from __future__ import annotations
 import enum
 import re
 import warnings
-from dataclasses import dataclass, field
 from typing import Dict, Iterable, Iterator, List, Optional, Tuple, cast
 
 from ..asm import insn as I
@@ -31,6 +30,7 @@ from ..btf import types as T
 from .elf import (R_BPF_64_32, R_BPF_64_64, SHN_UNDEF, SHT_NOBITS, SHT_SYMTAB, STB_GLOBAL,
                   STB_WEAK, STT_NOTYPE, ElfObject, Reloc, Section)
 from ..errors import BPFPermissionError, ObjectError
+from ..record import Record
 
 KCONFIG_SEC = ".kconfig"
 KSYMS_SEC = ".ksyms"
@@ -54,23 +54,45 @@ class Kcfg(enum.Enum):
     CHAR_ARRAY = "char array"
 
 
-@dataclass
-class Extern:
+class Extern(Record):
+    """One ``__kconfig`` / ``__ksym`` extern or kfunc: its symbol, BTF and layout."""
+
+    _fields = ("name", "symbol", "btf_id", "weak", "section", "index", "kcfg", "size", "align",
+               "signed", "offset", "type_id", "is_func")
+    __slots__ = _fields
     name: str
     symbol: int             # ELF symbol index
     btf_id: int             # its VAR or FUNC in the object's BTF
     weak: bool
     section: str            # KCONFIG_SEC or KSYMS_SEC
-    index: int = 0          # position in Externs.items (names poisoned kfunc calls)
+    index: int              # position in Externs.items (names poisoned kfunc calls)
     # .kconfig
-    kcfg: Optional[Kcfg] = None
-    size: int = 0
-    align: int = 1
-    signed: bool = False
-    offset: int = 0         # within the .kconfig map
+    kcfg: Optional[Kcfg]
+    size: int
+    align: int
+    signed: bool
+    offset: int             # within the .kconfig map
     # .ksyms
-    type_id: int = 0        # local type: a kfunc's FUNC_PROTO; 0 for an untyped ksym
-    is_func: bool = False
+    type_id: int            # local type: a kfunc's FUNC_PROTO; 0 for an untyped ksym
+    is_func: bool
+
+    def __init__(self, name: str, symbol: int, btf_id: int, weak: bool, section: str,
+                 index: int = 0, kcfg: Optional[Kcfg] = None, size: int = 0,
+                 align: int = 1, signed: bool = False, offset: int = 0,
+                 type_id: int = 0, is_func: bool = False) -> None:
+        self.name = name
+        self.symbol = symbol
+        self.btf_id = btf_id
+        self.weak = weak
+        self.section = section
+        self.index = index
+        self.kcfg = kcfg
+        self.size = size
+        self.align = align
+        self.signed = signed
+        self.offset = offset
+        self.type_id = type_id
+        self.is_func = is_func
 
     @property
     def is_kconfig(self) -> bool:
@@ -81,14 +103,22 @@ class Extern:
         return ObjectError(f"extern ({kind}) {self.name!r}: {message}", section=self.section)
 
 
-@dataclass
-class Externs:
+class Externs(Record):
     """Every extern of an object, in libbpf's order (kconfig ones first)."""
 
-    items: List[Extern] = field(default_factory=list)
-    kconfig_size: int = 0
-    kconfig_btf_id: int = 0     # the DATASEC '.kconfig' (the map's value type)
-    symtab_index: int = 0       # libbpf's section index for the .kconfig map
+    _fields = ("items", "kconfig_size", "kconfig_btf_id", "symtab_index")
+    __slots__ = _fields
+    items: List[Extern]
+    kconfig_size: int
+    kconfig_btf_id: int         # the DATASEC '.kconfig' (the map's value type)
+    symtab_index: int           # libbpf's section index for the .kconfig map
+
+    def __init__(self, items: Optional[List[Extern]] = None, kconfig_size: int = 0,
+                 kconfig_btf_id: int = 0, symtab_index: int = 0) -> None:
+        self.items = [] if items is None else items
+        self.kconfig_size = kconfig_size
+        self.kconfig_btf_id = kconfig_btf_id
+        self.symtab_index = symtab_index
 
     def __iter__(self) -> Iterator[Extern]:
         return iter(self.items)
@@ -392,25 +422,43 @@ class Host:
 
 # ====================================================================== resolve
 
-@dataclass
-class KsymTarget:
+class KsymTarget(Record):
     """Where a resolved ksym points in the kernel."""
 
-    btf_id: int = 0         # typed ksym / kfunc: its VAR or FUNC in kernel BTF
-    btf_obj_fd: int = 0     # the module BTF object holding it (0: vmlinux)
-    fd_index: int = 0       # kfunc calls: index of btf_obj_fd in fd_array (0: vmlinux)
-    addr: int = 0           # untyped ksym: its kallsyms address
+    _fields = ("btf_id", "btf_obj_fd", "fd_index", "addr")
+    __slots__ = _fields
+    btf_id: int             # typed ksym / kfunc: its VAR or FUNC in kernel BTF
+    btf_obj_fd: int         # the module BTF object holding it (0: vmlinux)
+    fd_index: int           # kfunc calls: index of btf_obj_fd in fd_array (0: vmlinux)
+    addr: int               # untyped ksym: its kallsyms address
+
+    def __init__(self, btf_id: int = 0, btf_obj_fd: int = 0, fd_index: int = 0,
+                 addr: int = 0) -> None:
+        self.btf_id = btf_id
+        self.btf_obj_fd = btf_obj_fd
+        self.fd_index = fd_index
+        self.addr = addr
 
 
-@dataclass
-class Resolution:
+class Resolution(Record):
     """The values of an object's externs in one kernel."""
 
-    kconfig: bytes = b""                                    # the .kconfig map's value
-    ksyms: Dict[str, KsymTarget] = field(default_factory=dict)  # resolved ksyms only
-    fd_array: List[int] = field(default_factory=list)       # BPF_PROG_LOAD fd_array
+    _fields = ("kconfig", "ksyms", "fd_array", "missing")
+    __slots__ = _fields
+    kconfig: bytes                      # the .kconfig map's value
+    ksyms: Dict[str, KsymTarget]        # resolved ksyms only
+    fd_array: List[int]                 # BPF_PROG_LOAD fd_array
     #: strong externs left unresolved, name -> why (only with ``strict=False``)
-    missing: Dict[str, str] = field(default_factory=dict)
+    missing: Dict[str, str]
+
+    def __init__(self, kconfig: bytes = b"",
+                 ksyms: Optional[Dict[str, KsymTarget]] = None,
+                 fd_array: Optional[List[int]] = None,
+                 missing: Optional[Dict[str, str]] = None) -> None:
+        self.kconfig = kconfig
+        self.ksyms = {} if ksyms is None else ksyms
+        self.fd_array = [] if fd_array is None else fd_array
+        self.missing = {} if missing is None else missing
 
 
 def resolve(externs: Externs, btf: Optional[BTF], host: Host,

@@ -14,7 +14,6 @@ from __future__ import annotations
 import io
 import os
 import struct
-from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple, Union, cast
 
 from . import externs as externs_mod
@@ -23,6 +22,7 @@ from ..btf import BTF, LineInfo
 from ..btf.core import Result
 from ..btf import types as T
 from ..errors import BPFError, ObjectError
+from ..record import Record
 from .relocate import LinkedProgram, Linker
 from .spec import ObjectSpec
 
@@ -112,13 +112,19 @@ def module_name(btf: BTF) -> str:
     return os.path.basename(btf.section) or btf.section
 
 
-@dataclass
-class CoreResult:
+class CoreResult(Record):
     """One CO-RE relocation of a program, in the program's own instruction slots."""
 
+    _fields = ("result", "slot", "line")
+    __slots__ = _fields
     result: Result          # kind, access, local/target spec, orig -> new, poisoned, reason
     slot: int               # instruction slot in ProgramRelocation.insns
-    line: Optional[LineInfo] = None
+    line: Optional[LineInfo]
+
+    def __init__(self, result: Result, slot: int, line: Optional[LineInfo] = None) -> None:
+        self.result = result
+        self.slot = slot
+        self.line = line
 
     @property
     def source(self) -> str:
@@ -128,14 +134,22 @@ class CoreResult:
         return f"{self.line.file_name}:{self.line.line_num}: {self.line.line.strip()}"
 
 
-@dataclass
-class ProgramRelocation:
+class ProgramRelocation(Record):
     """A program relocated for one target kernel, as it would be loaded."""
 
+    _fields = ("name", "section", "linked", "core")
+    __slots__ = _fields
     name: str
     section: str
     linked: LinkedProgram
-    core: List[CoreResult] = field(default_factory=list)
+    core: List[CoreResult]
+
+    def __init__(self, name: str, section: str, linked: LinkedProgram,
+                 core: Optional[List[CoreResult]] = None) -> None:
+        self.name = name
+        self.section = section
+        self.linked = linked
+        self.core = [] if core is None else core
 
     @property
     def insns(self) -> bytes:
@@ -147,14 +161,22 @@ class ProgramRelocation:
         return [c for c in self.core if c.result.poisoned]
 
 
-@dataclass
-class Relocation:
+class Relocation(Record):
     """Every program of an object relocated against one kernel's BTF."""
 
+    _fields = ("target", "programs", "externs", "targets")
+    __slots__ = _fields
     target: str                                     # the vmlinux BTF's name (its path)
     programs: Dict[str, ProgramRelocation]
     externs: externs_mod.Resolution
-    targets: List[BTF] = field(default_factory=list)
+    targets: List[BTF]
+
+    def __init__(self, target: str, programs: Dict[str, ProgramRelocation],
+                 externs: externs_mod.Resolution, targets: Optional[List[BTF]] = None) -> None:
+        self.target = target
+        self.programs = programs
+        self.externs = externs
+        self.targets = [] if targets is None else targets
 
 
 def relocate(spec: ObjectSpec, target: Union[BTFSource, Sequence[BTFSource]], *,

@@ -8,7 +8,6 @@ offsets, func_info and line_info rebased to the program's instruction slots.
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple, cast
 
 from . import externs as externs_mod
@@ -18,6 +17,7 @@ from ..btf import BTF, LineInfo
 from .elf import R_BPF_64_32, R_BPF_64_64, SHN_UNDEF, Reloc
 from ..errors import ObjectError
 from .exception_cb import ExceptionTags, find_exception_callback
+from ..record import Record
 from .spec import ARENA_SEC, FuncSpec, MapSpec, ObjectSpec, ProgramSpec, is_data_section
 
 if TYPE_CHECKING:
@@ -26,15 +26,26 @@ if TYPE_CHECKING:
 Slot = Tuple[int, int]      # (section index, instruction slot within it)
 
 
-@dataclass
-class LinkedProgram:
+class LinkedProgram(Record):
     """A program's final code plus what maps each slot back to its source."""
 
+    _fields = ("spec", "insns", "placed", "func_info", "line_info")
+    __slots__ = _fields
     spec: ProgramSpec
     insns: bytearray
     placed: List[Tuple[FuncSpec, int]]              # (function, first slot in insns)
-    func_info: List[Tuple[int, int]] = field(default_factory=list)     # (slot, type id)
-    line_info: List[Tuple[int, LineInfo]] = field(default_factory=list)
+    func_info: List[Tuple[int, int]]                # (slot, type id)
+    line_info: List[Tuple[int, LineInfo]]
+
+    def __init__(self, spec: ProgramSpec, insns: bytearray,
+                 placed: List[Tuple[FuncSpec, int]],
+                 func_info: Optional[List[Tuple[int, int]]] = None,
+                 line_info: Optional[List[Tuple[int, LineInfo]]] = None) -> None:
+        self.spec = spec
+        self.insns = insns
+        self.placed = placed
+        self.func_info = [] if func_info is None else func_info
+        self.line_info = [] if line_info is None else line_info
 
     def origin(self, slot: int) -> Optional[Slot]:
         """The (section, slot) a loaded instruction came from."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 import bisect
 import mmap
 import os
-from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple, Union, cast
 
 from .. import uapi
@@ -25,6 +24,7 @@ from .map_rules import (LIBBPF_PIN_BY_NAME as LIBBPF_PIN_BY_NAME,  # noqa: F401 
                         LIBBPF_PIN_NONE as LIBBPF_PIN_NONE)
 from .map_rules import check_pinning, datasec_is_mmapable, internal_map_name, ringbuf_size
 from ..limits import BTF_MAX_SIZE, check_value_size
+from ..record import Record
 from .sections import SecDef, find_sec_def
 from .struct_ops import StructOpsSpec, collect as collect_struct_ops
 
@@ -36,24 +36,43 @@ _NUMERIC_MAP_FIELDS = ("type", "max_entries", "map_flags", "numa_node", "key_siz
                        "value_size", "pinning", "map_extra")
 
 
-@dataclass
-class FuncSpec:
+class FuncSpec(Record):
     """A function (program or subprogram) in an executable section."""
 
+    _fields = ("name", "shndx", "start", "count", "is_global")
+    __slots__ = _fields
     name: str
     shndx: int
     start: int          # first instruction slot within its section
     count: int          # number of slots
     is_global: bool
 
+    def __init__(self, name: str, shndx: int, start: int, count: int, is_global: bool) -> None:
+        self.name = name
+        self.shndx = shndx
+        self.start = start
+        self.count = count
+        self.is_global = is_global
 
-@dataclass
-class ProgramSpec:
+
+class ProgramSpec(Record):
+    """A program: its entry function, its SEC() name and what that name attaches to."""
+
+    _fields = ("name", "section", "func", "sec_def", "attach_target")
+    __slots__ = _fields
     name: str
     section: str
     func: FuncSpec
     sec_def: Optional[SecDef]
     attach_target: str
+
+    def __init__(self, name: str, section: str, func: FuncSpec,
+                 sec_def: Optional[SecDef], attach_target: str) -> None:
+        self.name = name
+        self.section = section
+        self.func = func
+        self.sec_def = sec_def
+        self.attach_target = attach_target
 
     @property
     def sec_name(self) -> str:
@@ -66,29 +85,65 @@ class ProgramSpec:
         return not self.section.startswith("?")
 
 
-@dataclass
-class MapSpec:
+class MapSpec(Record):
+    """A map as the object declares it (a BTF ``.maps`` entry or a global data section)."""
+
+    _fields = ("name", "type", "key_size", "value_size", "max_entries", "flags", "numa_node",
+               "pinning", "map_extra", "btf_key_type_id", "btf_value_type_id", "inner",
+               "init_slots", "section", "initial", "btf_var_offset", "values_offset",
+               "struct_ops", "arena")
+    __slots__ = _fields
     name: str                   # as in the source ("rb", ".rodata")
     type: int
-    key_size: int = 0
-    value_size: int = 0
-    max_entries: int = 0
-    flags: int = 0
-    numa_node: int = 0
-    pinning: int = LIBBPF_PIN_NONE
-    map_extra: int = 0
-    btf_key_type_id: int = 0
-    btf_value_type_id: int = 0
-    inner: Optional["MapSpec"] = None       # map-in-map template
-    init_slots: Dict[int, str] = field(default_factory=dict)   # index -> symbol (values)
+    key_size: int
+    value_size: int
+    max_entries: int
+    flags: int
+    numa_node: int
+    pinning: int
+    map_extra: int
+    btf_key_type_id: int
+    btf_value_type_id: int
+    inner: Optional["MapSpec"]              # map-in-map template
+    init_slots: Dict[int, str]              # index -> symbol (values)
     # global data sections only:
-    section: Optional[Section] = None
-    initial: bytes = b""
-    btf_var_offset: int = 0     # offset of this map's definition in .maps
-    values_offset: int = -1     # offset of its 'values' member (-1: none)
-    struct_ops: Optional[StructOpsSpec] = None     # BPF_MAP_TYPE_STRUCT_OPS maps only
+    section: Optional[Section]
+    initial: bytes
+    btf_var_offset: int         # offset of this map's definition in .maps
+    values_offset: int          # offset of its 'values' member (-1: none)
+    struct_ops: Optional[StructOpsSpec]     # BPF_MAP_TYPE_STRUCT_OPS maps only
     # an ARENA map holding the object's __arena globals: their section
-    arena: Optional[Section] = None
+    arena: Optional[Section]
+
+    def __init__(self, name: str, type: int, key_size: int = 0, value_size: int = 0,
+                 max_entries: int = 0, flags: int = 0, numa_node: int = 0,
+                 pinning: int = LIBBPF_PIN_NONE, map_extra: int = 0,
+                 btf_key_type_id: int = 0, btf_value_type_id: int = 0,
+                 inner: Optional["MapSpec"] = None,
+                 init_slots: Optional[Dict[int, str]] = None,
+                 section: Optional[Section] = None, initial: bytes = b"",
+                 btf_var_offset: int = 0, values_offset: int = -1,
+                 struct_ops: Optional[StructOpsSpec] = None,
+                 arena: Optional[Section] = None) -> None:
+        self.name = name
+        self.type = type
+        self.key_size = key_size
+        self.value_size = value_size
+        self.max_entries = max_entries
+        self.flags = flags
+        self.numa_node = numa_node
+        self.pinning = pinning
+        self.map_extra = map_extra
+        self.btf_key_type_id = btf_key_type_id
+        self.btf_value_type_id = btf_value_type_id
+        self.inner = inner
+        self.init_slots = {} if init_slots is None else init_slots
+        self.section = section
+        self.initial = initial
+        self.btf_var_offset = btf_var_offset
+        self.values_offset = values_offset
+        self.struct_ops = struct_ops
+        self.arena = arena
 
     @property
     def is_global_data(self) -> bool:
@@ -99,8 +154,12 @@ class MapSpec:
         return bool(self.flags & uapi.BPF_F_RDONLY_PROG)
 
 
-@dataclass
-class ObjectSpec:
+class ObjectSpec(Record):
+    """A whole object: its ELF, BTF and BTF.ext, functions, programs, maps and externs."""
+
+    _fields = ("name", "elf", "btf", "ext", "license", "kern_version", "functions", "programs",
+               "maps", "externs")
+    __slots__ = _fields + ("_starts",)
     name: str                   # object name: file name without extension, '.' -> '_'
     elf: ElfObject
     btf: Optional[BTF]
@@ -110,8 +169,24 @@ class ObjectSpec:
     functions: List[FuncSpec]
     programs: List[ProgramSpec]
     maps: List[MapSpec]
-    externs: Externs = field(default_factory=Externs)     # __kconfig / __ksym / kfuncs
-    _starts: List[Tuple[int, int]] = field(default_factory=list, repr=False, compare=False)
+    externs: Externs            # __kconfig / __ksym / kfuncs
+    _starts: List[Tuple[int, int]]      # function_at() cache: (shndx, start) of functions
+
+    def __init__(self, name: str, elf: ElfObject, btf: Optional[BTF],
+                 ext: Optional[BTFExt], license: str, kern_version: int,
+                 functions: List[FuncSpec], programs: List[ProgramSpec],
+                 maps: List[MapSpec], externs: Optional[Externs] = None) -> None:
+        self.name = name
+        self.elf = elf
+        self.btf = btf
+        self.ext = ext
+        self.license = license
+        self.kern_version = kern_version
+        self.functions = functions
+        self.programs = programs
+        self.maps = maps
+        self.externs = Externs() if externs is None else externs
+        self._starts = []
 
     @classmethod
     def parse(cls, elf: ElfObject, btf: Optional[BTF], ext: Optional[BTFExt]) -> "ObjectSpec":

@@ -17,7 +17,6 @@ program fds (:func:`value_with_fds`).
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Mapping, NamedTuple, Optional, Tuple
 
 from .. import uapi
@@ -27,6 +26,7 @@ from ..btf.corematch import essential_name
 from .elf import SHN_UNDEF, SHT_NOBITS, ElfObject, Section
 from ..errors import ObjectError
 from ..asm.insn import INSN_SIZE
+from ..record import Record
 
 #: section name (without a leading "?") -> map flags
 SECTION_FLAGS = {".struct_ops": 0, ".struct_ops.link": uapi.BPF_F_LINK}
@@ -39,10 +39,12 @@ def is_struct_ops_section(name: str) -> bool:
     return (name[1:] if name.startswith("?") else name) in SECTION_FLAGS
 
 
-@dataclass
-class StructOpsSpec:
+class StructOpsSpec(Record):
     """One struct_ops variable: its BPF-side type and initial value."""
 
+    _fields = ("name", "section", "type_id", "type_name", "offset", "data", "declared", "progs",
+               "autocreate")
+    __slots__ = _fields
     name: str                   # the variable, i.e. the map name
     section: str                # ".struct_ops", "?.struct_ops.link", ...
     type_id: int                # BPF-side struct in the object's BTF
@@ -50,10 +52,24 @@ class StructOpsSpec:
     offset: int                 # of the variable in its section
     data: bytearray             # BPF-side value; function pointer slots are zero
     #: member index -> program bound by the object's relocations
-    declared: Dict[int, str] = field(default_factory=dict)
+    declared: Dict[int, str]
     #: member index -> program bound now (starts as ``declared``; users may change it)
-    progs: Dict[int, str] = field(default_factory=dict)
-    autocreate: bool = True
+    progs: Dict[int, str]
+    autocreate: bool
+
+    def __init__(self, name: str, section: str, type_id: int, type_name: str,
+                 offset: int, data: bytearray,
+                 declared: Optional[Dict[int, str]] = None,
+                 progs: Optional[Dict[int, str]] = None, autocreate: bool = True) -> None:
+        self.name = name
+        self.section = section
+        self.type_id = type_id
+        self.type_name = type_name
+        self.offset = offset
+        self.data = data
+        self.declared = {} if declared is None else declared
+        self.progs = {} if progs is None else progs
+        self.autocreate = autocreate
 
     @property
     def flags(self) -> int:
@@ -230,13 +246,19 @@ class Slot(NamedTuple):
     program: str
 
 
-@dataclass
-class KernelValue:
+class KernelValue(Record):
     """The kernel map value of one struct_ops map, before the program fds."""
 
+    _fields = ("layout", "image", "slots")
+    __slots__ = _fields
     layout: KernelLayout
     image: bytes                # data members copied, function pointers zero
     slots: List[Slot]
+
+    def __init__(self, layout: KernelLayout, image: bytes, slots: List[Slot]) -> None:
+        self.layout = layout
+        self.image = image
+        self.slots = slots
 
 
 def build_value(spec: StructOpsSpec, btf: BTF, layout: KernelLayout) -> KernelValue:

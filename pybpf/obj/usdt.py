@@ -22,10 +22,10 @@ import os
 import re
 import struct
 import sys
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from ..errors import ObjectError
+from ..record import FrozenRecord
 from .uprobe import Segment, load_segments, segment_at
 
 if TYPE_CHECKING:
@@ -125,8 +125,7 @@ def parse_notes(data: bytes, addr_size: int = 8, little_endian: bool = True,
 # ====================================================================== argument specs
 
 
-@dataclass(frozen=True)
-class ArgSpec:
+class ArgSpec(FrozenRecord):
     """One USDT argument: where its value is and how wide it is.
 
     ``kind`` is ARG_CONST (``val_off`` is the value), ARG_REG (the register),
@@ -134,16 +133,25 @@ class ArgSpec:
     base + index << scale_shift + ``val_off``, x86-64).  Register offsets are
     offsets in the architecture's ``struct pt_regs``."""
 
+    _fields = ("kind", "size", "signed", "val_off", "reg", "reg_off", "index_reg",
+               "index_reg_off", "scale_shift", "text")
+    __slots__ = _fields
     kind: int
     size: int                   # bytes: 1, 2, 4 or 8
     signed: bool
-    val_off: int = 0
-    reg: str = ""
-    reg_off: int = 0
-    index_reg: str = ""
-    index_reg_off: int = 0
-    scale_shift: int = 0
-    text: str = ""              # the spec as written
+    val_off: int
+    reg: str
+    reg_off: int
+    index_reg: str
+    index_reg_off: int
+    scale_shift: int
+    text: str                   # the spec as written
+
+    def __init__(self, kind: int, size: int, signed: bool, val_off: int = 0,
+                 reg: str = "", reg_off: int = 0, index_reg: str = "",
+                 index_reg_off: int = 0, scale_shift: int = 0, text: str = "") -> None:
+        self._init(kind, size, signed, val_off, reg, reg_off, index_reg, index_reg_off,
+                   scale_shift, text)
 
     @property
     def bitshift(self) -> int:
