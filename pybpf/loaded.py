@@ -34,31 +34,24 @@ if TYPE_CHECKING:
 R = TypeVar("R")
 
 
-def _enum_name(enum: Any, prefix: str, value: int) -> str:
-    try:
-        return str(enum(value).name[len(prefix):].lower())
-    except ValueError:
-        return f"type {value}"
-
-
 def prog_type_name(value: int) -> str:
     """bpftool's spelling of a program type: "tracepoint", "sched_cls"."""
-    return _enum_name(uapi.bpf_prog_type, "BPF_PROG_TYPE_", value)
+    return uapi.short_name(uapi.bpf_prog_type, value, "BPF_PROG_TYPE_", "type {}")
 
 
 def map_type_name(value: int) -> str:
     """bpftool's spelling of a map type: "hash", "ringbuf"."""
-    return _enum_name(uapi.bpf_map_type, "BPF_MAP_TYPE_", value)
+    return uapi.short_name(uapi.bpf_map_type, value, "BPF_MAP_TYPE_", "type {}")
 
 
 def link_type_name(value: int) -> str:
     """bpftool's spelling of a link type: "perf_event", "tcx"."""
-    return _enum_name(uapi.bpf_link_type, "BPF_LINK_TYPE_", value)
+    return uapi.short_name(uapi.bpf_link_type, value, "BPF_LINK_TYPE_", "type {}")
 
 
 def attach_type_name(value: int) -> str:
     """bpftool's spelling of an attach type: "cgroup_inet_ingress", "tcx_ingress"."""
-    return _enum_name(uapi.bpf_attach_type, "BPF_", value)
+    return uapi.short_name(uapi.bpf_attach_type, value, "BPF_", "type {}")
 
 
 # ------------------------------------------------------------------ walking ids

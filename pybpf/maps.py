@@ -107,7 +107,7 @@ class Map:
     def type_name(self) -> str:
         """The map type as bpftool spells it (``hash``, ``ringbuf``...)."""
         try:
-            return uapi.bpf_map_type(self.spec.type).name[len("BPF_MAP_TYPE_"):].lower()
+            return uapi.short_name(uapi.bpf_map_type, self.spec.type, "BPF_MAP_TYPE_")
         except ValueError:
             return f"type#{self.spec.type}"
 

@@ -74,7 +74,7 @@ class Program:
     @property
     def type_name(self) -> str:
         """The program type as bpftool spells it (``tracepoint``, ``xdp``...)."""
-        return uapi.bpf_prog_type(self.type).name[len("BPF_PROG_TYPE_"):].lower()
+        return uapi.short_name(uapi.bpf_prog_type, self.type, "BPF_PROG_TYPE_")
 
     @classmethod
     def from_id(cls, prog_id: int) -> "Program":

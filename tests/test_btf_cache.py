@@ -7,6 +7,7 @@ import zlib
 
 import pytest
 
+from pybpf import cachedir
 from pybpf.btf import cache, parse, spec
 from pybpf.btf import types as T
 from pybpf.errors import ObjectError
@@ -32,7 +33,7 @@ def blob() -> bytes:
 @pytest.fixture
 def folder(tmp_path, monkeypatch):
     path = tmp_path / "cache"
-    monkeypatch.setenv(cache.CACHE_ENV, str(path))
+    monkeypatch.setenv(cachedir.CACHE_ENV, str(path))
     return path
 
 
@@ -96,22 +97,22 @@ def test_small_blobs_and_uncached_parses_never_touch_the_cache(folder, scans):
 
 
 def test_empty_setting_turns_the_cache_off(blob, tmp_path, monkeypatch, scans):
-    monkeypatch.setenv(cache.CACHE_ENV, "")
+    monkeypatch.setenv(cachedir.CACHE_ENV, "")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.setenv("HOME", str(tmp_path))
-    assert cache.directory() is None
+    assert cachedir.directory() is None
     _cached(blob)
     _cached(blob)
     assert scans[0] == 2 and os.listdir(tmp_path) == []
 
 
 def test_default_directory(tmp_path, monkeypatch):
-    monkeypatch.delenv(cache.CACHE_ENV, raising=False)
+    monkeypatch.delenv(cachedir.CACHE_ENV, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert cache.directory() == str(tmp_path / "xdg" / "pybpf")
+    assert cachedir.directory() == str(tmp_path / "xdg" / "pybpf")
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path))
-    assert cache.directory() == str(tmp_path / ".cache" / "pybpf")
+    assert cachedir.directory() == str(tmp_path / ".cache" / "pybpf")
 
 
 def _stored(blob, folder):
@@ -190,7 +191,7 @@ def test_symlinks_are_not_followed(blob, folder, tmp_path, scans, monkeypatch):
     assert scans[0] == 2 and os.path.islink(path) is False      # replaced by a file
     linked = tmp_path / "linked"
     os.symlink(folder, linked)                          # the directory itself a symlink
-    monkeypatch.setenv(cache.CACHE_ENV, str(linked))
+    monkeypatch.setenv(cachedir.CACHE_ENV, str(linked))
     _cached(blob)
     assert scans[0] == 3
 
@@ -209,9 +210,9 @@ def test_files_of_another_user_are_not_trusted(blob, folder, scans):
 def test_an_unusable_directory_is_no_error(blob, tmp_path, monkeypatch, scans):
     plain = tmp_path / "file"
     plain.write_bytes(b"")
-    monkeypatch.setenv(cache.CACHE_ENV, str(plain / "cache"))   # under a regular file
+    monkeypatch.setenv(cachedir.CACHE_ENV, str(plain / "cache"))   # under a regular file
     _same(_cached(blob), spec.BTF.parse(blob))
-    monkeypatch.setenv(cache.CACHE_ENV, str(plain))              # a file, not a directory
+    monkeypatch.setenv(cachedir.CACHE_ENV, str(plain))              # a file, not a directory
     _cached(blob)
     assert scans[0] == 3 and plain.read_bytes() == b""
 
@@ -288,7 +289,8 @@ def test_keys(blob, monkeypatch, tmp_path):
     assert cache.key(blob) == hashlib.sha256(blob).digest()
     boot = tmp_path / "boot_id"
     boot.write_bytes(b"1913163b-8efd-4f8b-8905-09cdc71db978\n")
-    monkeypatch.setattr(cache, "BOOT_ID", str(boot))
+    monkeypatch.setattr(cachedir, "BOOT_ID", str(boot))
+    assert cachedir.boot_id() == bytes.fromhex("1913163b8efd4f8b890509cdc71db978")
     k = cache.key(blob, running_kernel=True)
     assert len(k) == 32 and k == struct.pack("=4s16sQI", b"boot",
                                              bytes.fromhex("1913163b8efd4f8b890509cdc71db978"),
@@ -296,10 +298,13 @@ def test_keys(blob, monkeypatch, tmp_path):
     assert cache.key(blob[:-1] + b"x", running_kernel=True) != k        # contents
     boot.write_bytes(b"2913163b-8efd-4f8b-8905-09cdc71db978\n")
     assert cache.key(blob, running_kernel=True) != k                    # another boot
-    for bad in (b"", b"not a uuid", b"1913163b-8efd-4f8b-8905-09cdc71db97"):
-        boot.write_bytes(bad)                                # unreadable: the SHA-256
+    for bad in (b"", b"not a uuid", b"1913163b-8efd-4f8b-8905-09cdc71db97",
+                b"1913163b-8efd-4f8b-8905-09cdc71db9zz", b"\xff" * 36):
+        boot.write_bytes(bad)                                # no boot id: the SHA-256
+        assert cachedir.boot_id() is None
         assert cache.key(blob, running_kernel=True) == cache.key(blob)
     boot.unlink()
+    assert cachedir.boot_id() is None
     assert cache.key(blob, running_kernel=True) == cache.key(blob)
 
 
@@ -316,3 +321,17 @@ def test_kernel_start_needs_no_openssl():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, env=env, cwd=os.path.dirname(os.path.dirname(__file__)))
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_feature_probes_share_the_cache_directory(tmp_path, monkeypatch):
+    from pybpf.kernel import probes
+    boot = tmp_path / "boot_id"
+    boot.write_bytes(b"1913163b-8efd-4f8b-8905-09cdc71db978\n")
+    monkeypatch.setattr(cachedir, "BOOT_ID", str(boot))
+    monkeypatch.setenv(cachedir.CACHE_ENV, str(tmp_path / "c"))
+    assert probes.cache_path() == str(tmp_path / "c" / "features-1913163b8efd4f8b890509cdc71db978.json")
+    monkeypatch.setenv(cachedir.CACHE_ENV, "")
+    assert probes.cache_path() is None                  # caching off
+    monkeypatch.setenv(cachedir.CACHE_ENV, str(tmp_path / "c"))
+    boot.unlink()
+    assert probes.cache_path() is None                  # no boot id: nothing per boot

@@ -82,12 +82,32 @@ def test_no_generated_names():
                 and getattr(node.func.value.func, "id", "") == "globals" \
                 and node.func.attr in ("update", "__setitem__", "setdefault"):
             raise AssertionError(f"uapi.py:{node.lineno} defines names through globals()")
-    members = {name for cls in vars(uapi).values()
-               if isinstance(cls, type) and issubclass(cls, int) and hasattr(cls, "__members__")
-               for name in cls.__members__}
+    enums = [cls for cls in vars(uapi).values()
+             if isinstance(cls, type) and issubclass(cls, uapi.CEnum) and cls is not uapi.CEnum]
+    assert len(enums) == 9
+    members = {name for cls in enums for name in uapi.enum_members(cls)}
     defined = {t.id for node in tree.body if isinstance(node, ast.Assign)
                for t in node.targets if isinstance(t, ast.Name)}
     defined |= {e.id for node in tree.body if isinstance(node, ast.Assign)
                 for t in node.targets if isinstance(t, ast.Tuple) for e in t.elts
                 if isinstance(e, ast.Name)}
     assert members - defined == set(), sorted(members - defined)[:10]
+
+
+def test_enum_names_back():
+    """enum_name/short_name give names as IntEnum did: the first of aliases, ValueError
+    (or the ``unknown`` text) for a value that is no member."""
+    assert uapi.enum_name(uapi.bpf_cmd, 10) == "BPF_PROG_TEST_RUN"      # BPF_PROG_RUN too
+    assert uapi.enum_members(uapi.bpf_cmd)["BPF_PROG_RUN"] == 10
+    assert list(uapi.enum_members(uapi.btf_kind))[:3] == ["BTF_KIND_UNKN", "BTF_KIND_INT",
+                                                          "BTF_KIND_PTR"]
+    assert uapi.enum_name(uapi.bpf_map_type, uapi.BPF_MAP_TYPE_RINGBUF) == "BPF_MAP_TYPE_RINGBUF"
+    with pytest.raises(ValueError, match="9999 is not a valid bpf_map_type"):
+        uapi.enum_name(uapi.bpf_map_type, 9999)
+    with pytest.raises(ValueError):
+        uapi.enum_name(uapi.bpf_map_type, "2")              # type: ignore[arg-type]
+    assert uapi.short_name(uapi.bpf_map_type, 27, "BPF_MAP_TYPE_") == "ringbuf"
+    assert uapi.short_name(uapi.bpf_attach_type, uapi.BPF_TCX_INGRESS, "BPF_") == "tcx_ingress"
+    assert uapi.short_name(uapi.bpf_map_type, 9999, "BPF_MAP_TYPE_") == "#9999"
+    assert uapi.short_name(uapi.bpf_prog_type, 9999, "BPF_PROG_TYPE_", "type {}") == "type 9999"
+    assert type(uapi.BPF_MAP_TYPE_HASH) is int and uapi.BPF_MAP_TYPE_HASH == 1

@@ -14,8 +14,8 @@ whole contents, so a truncated, corrupted or swapped file is ignored (and
 rewritten).  Failing to read or write the cache is
 never an error: the blob is then scanned, as without a cache.
 
-``PYBPF_CACHE_DIR`` names the directory (default ``$XDG_CACHE_HOME/pybpf``, else
-``~/.cache/pybpf``); set to the empty string, no cache is used.
+The directory is pybpf's cache directory (:mod:`pybpf.cachedir`: ``PYBPF_CACHE_DIR``;
+empty, no cache).
 """
 from __future__ import annotations
 
@@ -27,10 +27,9 @@ import zlib
 from array import array
 from typing import Optional, Tuple
 
+from ..cachedir import boot_id, directory as cache_directory
 from .strtab import Blob
 
-CACHE_ENV = "PYBPF_CACHE_DIR"
-BOOT_ID = "/proc/sys/kernel/random/boot_id"
 _BOOT_KEY = struct.Struct("=4s16sQI")         # "boot", boot id, size, CRC-32: 32 bytes
 _MAGIC = b"pybpfBI1"          # the file format (bump on any change)
 _HEAD = struct.Struct("=8s32sI")   # magic, blob digest, record count
@@ -38,15 +37,6 @@ _CRC = struct.Struct("=I")    # zlib.crc32 of everything before it
 
 #: (word offset of each record, name_off of each record), u32 arrays in id order
 Index = Tuple["array[int]", "array[int]"]
-
-
-def directory() -> Optional[str]:
-    """The cache directory this process uses, or None when caching is off."""
-    path = os.environ.get(CACHE_ENV)
-    if path is not None:
-        return path or None
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "pybpf")
 
 
 def key(blob: Blob, running_kernel: bool = False) -> bytes:
@@ -57,23 +47,11 @@ def key(blob: Blob, running_kernel: bool = False) -> bytes:
     CRC-32, so that a start needs neither OpenSSL (~5 ms to load) nor a SHA-256 of
     ~5 MB.  For any other blob, its SHA-256."""
     if running_kernel:
-        try:
-            with open(BOOT_ID, "rb") as f:
-                boot = _uuid_bytes(f.read(64))
-        except (OSError, ValueError):
-            boot = None
+        boot = boot_id()
         if boot is not None:
             return _BOOT_KEY.pack(b"boot", boot, len(blob), zlib.crc32(blob))
     import hashlib
     return hashlib.sha256(blob).digest()
-
-
-def _uuid_bytes(text: bytes) -> bytes:
-    """The 16 bytes of a UUID written as text (ValueError if it is not one)."""
-    digits = text.strip().replace(b"-", b"")
-    if len(digits) != 32:
-        raise ValueError(f"not a UUID: {text!r}")
-    return bytes.fromhex(digits.decode("ascii"))
 
 
 def _path(folder: str, digest: bytes) -> str:
@@ -89,7 +67,7 @@ def _private(st: os.stat_result, kind: int) -> bool:
 def load(digest: bytes, words: int) -> Optional[Index]:
     """The stored index of the blob with this digest, whose type section has ``words``
     u32 words; None if there is none or it cannot be trusted."""
-    folder = directory()
+    folder = cache_directory()
     if folder is None:
         return None
     try:
@@ -132,7 +110,7 @@ def _decode(raw: bytes, digest: bytes, words: int) -> Optional[Index]:
 def store(digest: bytes, index: Index) -> None:
     """Write the index (atomically: a reader sees the old file or the whole new one);
     silently does nothing when the directory cannot be made private or written."""
-    folder = directory()
+    folder = cache_directory()
     if folder is None:
         return
     offsets, names = index

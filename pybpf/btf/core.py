@@ -49,7 +49,7 @@ class Result(Record):
     __slots__ = _fields
     index: int              # position in the relocation list
     insn: int               # slot index in the instructions passed to relocate()
-    kind: K
+    kind: int                # a bpf_core_relo_kind
     type_id: int            # local root type
     type_name: str          # "struct task_struct___local"
     access: str             # as C: "struct task_struct___local.comm[2]"
@@ -61,7 +61,7 @@ class Result(Record):
     reason: str             # why the instruction was poisoned
     where: str              # describe(insn), or "insn #N"
 
-    def __init__(self, index: int, insn: int, kind: K, type_id: int, type_name: str,
+    def __init__(self, index: int, insn: int, kind: int, type_id: int, type_name: str,
                  access: str, spec: str, orig: int, new: int, poisoned: bool = False,
                  target: str = "", reason: str = "", where: str = "") -> None:
         self.index = index
@@ -270,11 +270,9 @@ class _Run:
 
     def apply(self, n: int, relo: "CoreRelo") -> Result:
         idx, where = self._slot(n, relo)
-        try:
-            kind = K(relo.kind)
-        except ValueError:
-            raise ObjectError(f"CO-RE relocation #{n} at {where}: unknown kind {relo.kind}") \
-                from None
+        kind = relo.kind
+        if kind not in KIND_NAMES:
+            raise ObjectError(f"CO-RE relocation #{n} at {where}: unknown kind {kind}")
         local = self.local
         try:
             local[relo.type_id]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Iterator, List
 
-from ..uapi import btf_kind
+from ..uapi import btf_kind, enum_name
 from . import types as T
 from .cdump import enum_literal
 from .spec import BTF
@@ -19,7 +19,7 @@ _LINKAGE = {0: "static", 1: "global", 2: "extern"}     # btf_func_linkage = btf_
 def kind_name(t: T.Type) -> str:
     """"STRUCT", "FUNC_PROTO"...: the BTF_KIND_* name without its prefix."""
     try:
-        return btf_kind(t.kind).name[len("BTF_KIND_"):]
+        return enum_name(btf_kind, t.kind)[len("BTF_KIND_"):]
     except ValueError:
         return "UNKN"
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-from enum import IntEnum
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Type
 
 from ..asm import insn as I
@@ -13,13 +12,6 @@ if TYPE_CHECKING:
     from ..obj.offline import Relocation
 
 
-def _enum_name(enum: Type[IntEnum], value: int, prefix: str) -> str:
-    try:
-        return enum(value).name[len(prefix):].lower()
-    except ValueError:
-        return f"#{value}"
-
-
 def summary(obj: BPFObject) -> Dict[str, Any]:
     spec = obj.spec
     ext = spec.ext
@@ -28,13 +20,13 @@ def summary(obj: BPFObject) -> Dict[str, Any]:
         prog = obj.programs[p.name]
         programs.append({
             "name": p.name, "section": p.section,
-            "type": _enum_name(uapi.bpf_prog_type, prog.type, "BPF_PROG_TYPE_"),
+            "type": uapi.short_name(uapi.bpf_prog_type, prog.type, "BPF_PROG_TYPE_"),
             "attach": p.sec_def.attach if p.sec_def else None,
             "target": p.attach_target or None,
             "insns": p.func.count,
             "core_relos": len(ext.core_relos.get(p.section, [])) if ext else 0,
         })
-    maps = [{"name": m.name, "type": _enum_name(uapi.bpf_map_type, m.type, "BPF_MAP_TYPE_"),
+    maps = [{"name": m.name, "type": uapi.short_name(uapi.bpf_map_type, m.type, "BPF_MAP_TYPE_"),
              "key_size": m.key_size, "value_size": m.value_size,
              "max_entries": m.max_entries, "flags": m.flags,
              "key_type": spec.btf.type_name(m.btf_key_type_id)

@@ -15,13 +15,6 @@ from ..obj.elf import SHN_UNDEF
 from ..obj.spec import ObjectSpec, is_data_section
 
 
-def _kind_name(enum: Any, value: int, prefix: str) -> str:
-    try:
-        return str(enum(value).name[len(prefix):].lower())
-    except ValueError:
-        return f"#{value}"
-
-
 def _bytes(n: int) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
@@ -57,8 +50,8 @@ def relocation_counts(spec: ObjectSpec) -> Dict[str, int]:
     if spec.ext is not None:
         for relos in spec.ext.core_relos.values():
             for relo in relos:
-                counts["core " + _kind_name(uapi.bpf_core_relo_kind, relo.kind,
-                                            "BPF_CORE_")] += 1
+                counts["core " + uapi.short_name(uapi.bpf_core_relo_kind, relo.kind,
+                                                 "BPF_CORE_")] += 1
     return dict(sorted(counts.items()))
 
 
@@ -69,7 +62,7 @@ def steps(obj: Any, links: List[Any]) -> List[str]:
            f"{len(spec.btf) - 1 if spec.btf else 0} BTF types"]
     for m in obj.maps.values():
         s = m.spec
-        kind = _kind_name(uapi.bpf_map_type, s.type, "BPF_MAP_TYPE_")
+        kind = uapi.short_name(uapi.bpf_map_type, s.type, "BPF_MAP_TYPE_")
         if s.type in (uapi.BPF_MAP_TYPE_RINGBUF, uapi.BPF_MAP_TYPE_USER_RINGBUF):
             geometry = f"{_bytes(s.max_entries)} of ring"
         else:

@@ -175,14 +175,14 @@ class MapRef:
 
     def expect(self, *types: int) -> "MapRef":
         if self.type not in types:
-            want = " or ".join(uapi.bpf_map_type(t).name for t in types)
+            want = " or ".join(uapi.enum_name(uapi.bpf_map_type, t) for t in types)
             raise BPFError(f"map {self.name!r} is {_type_name(self.type)}, expected {want}")
         return self
 
 
 def _type_name(t: int) -> str:
     try:
-        return uapi.bpf_map_type(t).name
+        return uapi.enum_name(uapi.bpf_map_type, t)
     except ValueError:
         return f"map type {t}"
 

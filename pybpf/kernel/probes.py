@@ -6,7 +6,7 @@ bpf_link_type`` (from its BTF): there is no link probe short of attaching.
 
 Probing all helpers costs a few thousand program loads (seconds), so
 :func:`probe` caches its result per boot (``/proc/sys/kernel/random/boot_id``)
-in ``$PYBPF_CACHE_DIR`` (default ``~/.cache/pybpf``).
+in pybpf's cache directory (:mod:`pybpf.cachedir`).
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import struct
 from typing import Any, Dict, List, Optional
 
 from . import syscall
-from .. import uapi
+from .. import cachedir, uapi
 from ..btf import BTF
 from ..btf import types as T
 from ..errors import BPFError, VerifierError
@@ -193,26 +193,13 @@ def link_types() -> List[str]:
             if name.startswith(prefix) and value and not name.startswith("MAX_")]
 
 
-def _boot_id() -> str:
-    try:
-        with open("/proc/sys/kernel/random/boot_id") as f:
-            return f.read().strip()
-    except OSError:
-        return ""
-
-
 def cache_path() -> Optional[str]:
-    """Where :func:`probe` keeps its answer for this boot (None: no boot id)."""
-    boot = _boot_id()
-    if not boot:
+    """Where :func:`probe` keeps its answer for this boot (None: no boot id, or
+    caching off)."""
+    boot, root = cachedir.boot_id(), cachedir.directory()
+    if boot is None or root is None:
         return None
-    root = os.environ.get("PYBPF_CACHE_DIR") or os.path.join(
-        os.path.expanduser("~"), ".cache", "pybpf")
-    return os.path.join(root, f"features-{boot}.json")
-
-
-def _name(enum: Any, prefix: str, value: int) -> str:
-    return str(enum(value).name[len(prefix):].lower())
+    return os.path.join(root, f"features-{boot.hex()}.json")
 
 
 def probe(helpers: bool = True, full: bool = False, use_cache: bool = True
@@ -235,16 +222,18 @@ def probe(helpers: bool = True, full: bool = False, use_cache: bool = True
             cached = {}
     else:
         cached = {}
-    progs = {_name(uapi.bpf_prog_type, "BPF_PROG_TYPE_", t): probe_prog_type(t)
-             for t in uapi.bpf_prog_type if t != uapi.BPF_PROG_TYPE_UNSPEC}
-    maps = {_name(uapi.bpf_map_type, "BPF_MAP_TYPE_", t): probe_map_type(t)
-            for t in uapi.bpf_map_type if t != uapi.BPF_MAP_TYPE_UNSPEC}
+    prog_types = uapi.enum_members(uapi.bpf_prog_type)
+    progs = {name[len("BPF_PROG_TYPE_"):].lower(): probe_prog_type(t)
+             for name, t in prog_types.items() if t != uapi.BPF_PROG_TYPE_UNSPEC}
+    maps = {name[len("BPF_MAP_TYPE_"):].lower(): probe_map_type(t)
+            for name, t in uapi.enum_members(uapi.bpf_map_type).items()
+            if t != uapi.BPF_MAP_TYPE_UNSPEC}
     result: Dict[str, Any] = {"program_types": progs, "map_types": maps,
                               "link_types": link_types(), "misc": probe_misc()}
     if helpers:
         table: Dict[str, List[str]] = {}
-        for t in uapi.bpf_prog_type:
-            name = _name(uapi.bpf_prog_type, "BPF_PROG_TYPE_", t)
+        for name, t in prog_types.items():
+            name = name[len("BPF_PROG_TYPE_"):].lower()
             if not progs.get(name):
                 continue
             table[name] = [f"bpf_{uapi.func_name(f)}" for f in range(1, uapi.__BPF_FUNC_MAX_ID)

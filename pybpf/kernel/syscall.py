@@ -195,7 +195,7 @@ def bpf(cmd: int, attr: ctypes.Structure, what: str = "",
             break
         if on_interrupt is not None:
             on_interrupt()
-    raise from_errno(err, what or uapi.bpf_cmd(cmd).name)
+    raise from_errno(err, what or uapi.enum_name(uapi.bpf_cmd, cmd))
 
 
 def _close_fd(fd: Fd) -> None:
@@ -445,7 +445,7 @@ def link_create(prog_fd: int, target_fd: int, attach_type: int, flags: int = 0,
                                      attach_type=attach_type, flags=flags)
     fill(attr.u, **extra)
     return bpf_fd(uapi.BPF_LINK_CREATE, attr,
-                  f"creating {uapi.bpf_attach_type(attach_type).name} link")
+                  f"creating {uapi.enum_name(uapi.bpf_attach_type, attach_type)} link")
 
 
 def prog_bind_map(prog_fd: int, map_fd: int) -> None:
@@ -476,7 +476,7 @@ def raw_tracepoint_open(name: Optional[str], prog_fd: int) -> Fd:
 def prog_attach(prog_fd: int, target_fd: int, attach_type: int, flags: int = 0) -> None:
     attr = _attr(uapi.bpf_attr_prog_attach, target_fd=target_fd, attach_bpf_fd=prog_fd,
                                      attach_type=attach_type, attach_flags=flags)
-    bpf(uapi.BPF_PROG_ATTACH, attr, f"attaching to {uapi.bpf_attach_type(attach_type).name}")
+    bpf(uapi.BPF_PROG_ATTACH, attr, f"attaching to {uapi.enum_name(uapi.bpf_attach_type, attach_type)}")
 
 
 def prog_detach(prog_fd: int, target_fd: int, attach_type: int) -> None:

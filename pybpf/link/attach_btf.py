@@ -77,7 +77,7 @@ def find_kernel_type(name: str, kind: int, what: str, module: Optional[str] = No
             return module_btf_fd(mod_name).fd, ids[0]
     scope = f"module {module}" if module else "vmlinux or module BTF"
     raise AttachError(f"{where + ': ' if where else ''}{what} not found in {scope} "
-                      f"(no {uapi.btf_kind(kind).name[9:]} {name!r})", _errno.ESRCH)
+                      f"(no {uapi.enum_name(uapi.btf_kind, kind)[9:]} {name!r})", _errno.ESRCH)
 
 
 def prog_func_btf_id(prog_fd: int, func: str, where: str = "") -> int:

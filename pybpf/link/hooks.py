@@ -43,7 +43,7 @@ class LinkInfo(NamedTuple):
     @property
     def type_name(self) -> str:
         try:
-            return uapi.bpf_link_type(self.type).name[len("BPF_LINK_TYPE_"):].lower()
+            return uapi.short_name(uapi.bpf_link_type, self.type, "BPF_LINK_TYPE_")
         except ValueError:
             return str(self.type)
 
@@ -532,7 +532,7 @@ def _mprog(prog: ProgramView, opts: Opts, what: str) -> Link:
     relative = int(opts.get("relative_fd", 0) or opts.get("relative_id", 0))
     if opts.get("relative_id"):
         flags |= uapi.BPF_F_ID
-    kind = uapi.bpf_attach_type(prog.expected_attach_type).name
+    kind = uapi.enum_name(uapi.bpf_attach_type, prog.expected_attach_type)
     return _link(prog, ifindex, prog.expected_attach_type, f"{kind} ifindex {ifindex}", flags,
                  tcx={"relative_fd": relative,
                       "expected_revision": int(opts.get("expected_revision", 0))})
@@ -548,7 +548,7 @@ def attach_netkit(prog: ProgramView, target: str, opts: Opts) -> Link:
 
 def attach_cgroup(prog: ProgramView, target: str, opts: Opts) -> Link:
     """To cgroup= (a cgroup v2 directory; default the hierarchy's root) or cgroup_fd=."""
-    kind = uapi.bpf_attach_type(prog.expected_attach_type).name
+    kind = uapi.enum_name(uapi.bpf_attach_type, prog.expected_attach_type)
     if "cgroup_fd" in opts:
         return _link(prog, int(opts["cgroup_fd"]), prog.expected_attach_type,
                      f"{kind} cgroup fd {opts['cgroup_fd']}", int(opts.get("flags", 0)))
@@ -560,7 +560,7 @@ def attach_cgroup(prog: ProgramView, target: str, opts: Opts) -> Link:
 
 def attach_netns(prog: ProgramView, target: str, opts: Opts) -> Link:
     """flow_dissector / sk_lookup: to netns= (default this process's) or netns_fd=."""
-    kind = uapi.bpf_attach_type(prog.expected_attach_type).name
+    kind = uapi.enum_name(uapi.bpf_attach_type, prog.expected_attach_type)
     if "netns_fd" in opts:
         return _link(prog, int(opts["netns_fd"]), prog.expected_attach_type,
                      f"{kind} netns fd {opts['netns_fd']}")
