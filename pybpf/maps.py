@@ -106,10 +106,7 @@ class Map:
     @property
     def type_name(self) -> str:
         """The map type as bpftool spells it (``hash``, ``ringbuf``...)."""
-        try:
-            return uapi.short_name(uapi.bpf_map_type, self.spec.type, "BPF_MAP_TYPE_")
-        except ValueError:
-            return f"type#{self.spec.type}"
+        return uapi.short_name(uapi.bpf_map_type, self.spec.type, "BPF_MAP_TYPE_", "type#{}")
 
     # ---------------------------------------------------------------- kernel
 

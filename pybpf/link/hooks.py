@@ -42,10 +42,7 @@ class LinkInfo(NamedTuple):
 
     @property
     def type_name(self) -> str:
-        try:
-            return uapi.short_name(uapi.bpf_link_type, self.type, "BPF_LINK_TYPE_")
-        except ValueError:
-            return str(self.type)
+        return uapi.short_name(uapi.bpf_link_type, self.type, "BPF_LINK_TYPE_", "{}")
 
 
 class Link:

@@ -52,10 +52,7 @@ def _embed(raw: bytes) -> List[str]:
 
 
 def _map_type_name(m: MapSpec) -> str:
-    try:
-        return uapi.short_name(uapi.bpf_map_type, m.type, "BPF_MAP_TYPE_")
-    except ValueError:
-        return f"type#{m.type}"
+    return uapi.short_name(uapi.bpf_map_type, m.type, "BPF_MAP_TYPE_", "type#{}")
 
 
 class _Module:
