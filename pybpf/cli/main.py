@@ -44,7 +44,6 @@ def _readers(obj: BPFObject, printer: RowPrinter, watch: "RingWatch",
              readers: List[Any]) -> None:
     """A RingBuffer for every ring buffer map, a PerfBuffer for every perf event
     array, into ``readers`` as soon as each exists (so that they are closed)."""
-    from ..events.perfbuf import PerfBuffer
     from ..events.ringbuf import RingBuffer
     ring: Optional[RingBuffer] = None
     for m in obj.maps.values():
@@ -59,6 +58,8 @@ def _readers(obj: BPFObject, printer: RowPrinter, watch: "RingWatch",
             else:
                 watch.add(ring.add(m, on_ring, batch=True))
         elif m.type == uapi.BPF_MAP_TYPE_PERF_EVENT_ARRAY:
+            from ..events.perfbuf import PerfBuffer
+
             def on_sample(cpu: int, data: memoryview, name: str = m.name) -> None:
                 printer.record(name, data, cpu, slack=7)
 
@@ -187,14 +188,34 @@ def _command_module(name: str) -> Any:
 
 
 def build_parser(wanted: Optional[str] = None) -> argparse.ArgumentParser:
-    """The whole parser; with ``wanted`` (the command about to run), the other
-    module commands get placeholders, so their modules are not imported."""
+    """The whole parser; with ``wanted`` (the command about to run), that command's
+    alone: the others' modules are not imported, nor their parsers made (each costs
+    ~0.2 ms of a start)."""
     from .. import __version__
     parser = argparse.ArgumentParser(prog=prog_name(sys.argv[0] if sys.argv else ""),
                                      description="pure-Python eBPF loader")
     parser.add_argument("--version", action="version", version=f"pybpf {__version__}",
                         help="print pybpf's version and exit")
     sub = parser.add_subparsers(dest="command", required=True)
+    if wanted in (None, "load"):
+        _add_load(sub)
+    if wanted in (None, "inspect"):
+        inspect = sub.add_parser("inspect", help="describe an object without loading it")
+        inspect.add_argument("object", help="the BPF object file")
+        inspect.add_argument("--json", action="store_true", help="print JSON instead of text")
+        inspect.add_argument("--btf", metavar="FILE", help="show the code relocated against "
+                                                            "this kernel BTF file (no kernel "
+                                                            "needed)")
+    if wanted is None:
+        sub.add_parser("ringbuf-layout", help="show a ring buffer's memory layout, live",
+                       add_help=False)
+    for name in COMMANDS:
+        if wanted in (None, name):
+            _command_module(name).add_parser(sub)
+    return parser
+
+
+def _add_load(sub: Any) -> None:
     load = sub.add_parser("load", help="load, attach and print events from every "
                                        "ring buffer and perf buffer")
     load.add_argument("object", help="the BPF object file (clang -O2 -g -target bpf)")
@@ -213,19 +234,6 @@ def build_parser(wanted: Optional[str] = None) -> argparse.ArgumentParser:
                            "programs loaded, links made")
     load.add_argument("--interval", type=float, metavar="SECONDS",
                       help="print counter and histogram maps every SECONDS (always on exit)")
-    inspect = sub.add_parser("inspect", help="describe an object without loading it")
-    inspect.add_argument("object", help="the BPF object file")
-    inspect.add_argument("--json", action="store_true", help="print JSON instead of text")
-    inspect.add_argument("--btf", metavar="FILE", help="show the code relocated against "
-                                                        "this kernel BTF file (no kernel needed)")
-    sub.add_parser("ringbuf-layout", help="show a ring buffer's memory layout, live",
-                   add_help=False)
-    for name in COMMANDS:
-        if wanted is None or wanted == name:
-            _command_module(name).add_parser(sub)
-        else:
-            sub.add_parser(name)
-    return parser
 
 
 def _duration(text: str) -> float:

@@ -7,7 +7,6 @@ import json
 import time
 from typing import Any, Dict, List, Optional, TextIO
 
-from ..metrics import hist
 from .. import uapi
 from ..btf.codec import jsonable
 
@@ -25,6 +24,7 @@ def reported_maps(obj: Any) -> List[Any]:
         spec = m.spec
         if spec.type not in REPORTED_TYPES or spec.is_global_data:
             continue
+        from ..metrics import hist         # only objects with key/value maps pay for it
         if hist.map_layout(m) is not None or hist.is_counter_type(m.btf,
                                                                    spec.btf_value_type_id):
             out.append(m)
@@ -34,6 +34,7 @@ def reported_maps(obj: Any) -> List[Any]:
 def snapshot(m: Any) -> Dict[str, Any]:
     """One map's contents as data: ``{"map", "histograms": [...]}`` or
     ``{"map", "entries": [...]}``."""
+    from ..metrics import hist
     layout = hist.map_layout(m)
     if layout is not None:
         return {"map": m.name, "kind": layout.kind, "histograms": [
@@ -46,6 +47,7 @@ def snapshot(m: Any) -> Dict[str, Any]:
 
 def render(m: Any, unit: str = "value") -> str:
     """One map's contents as text, under a ``map NAME:`` line."""
+    from ..metrics import hist
     layout = hist.map_layout(m)
     if layout is not None:
         body = hist.render(hist.histograms(m.items(), layout), unit)
