@@ -28,7 +28,6 @@ from .obj.relocate import LinkedProgram, Linker
 from .obj.sections import ATTACH_BTF, SLEEPABLE, XDP_FRAGS
 from .obj.spec import (ARENA_SEC, LIBBPF_PIN_BY_NAME, ObjectSpec, check_arena_size,
                        data_variables, parse_object, section_variables)
-from .link.struct_ops import StructOps
 from .link.usdt import UsdtManager, load_attach_type as usdt_attach_type
 from .kernel.prog_bind import bind_rodata
 from .kernel.sigdefer import deferred
@@ -36,6 +35,7 @@ from .kernel.syscall import Fd
 
 if TYPE_CHECKING:
     from .btf.core import Result
+    from .link.struct_ops import StructOps
     from .obj.offline import Relocation
 
 V = TypeVar("V")
@@ -110,6 +110,7 @@ class BPFObject:
         self._struct_ops: Dict[str, StructOps] = {}
         for m in spec.maps:
             if m.struct_ops is not None and spec.btf is not None:
+                from .link.struct_ops import StructOps    # only objects with struct_ops
                 so = self._struct_ops[m.name] = StructOps(self._maps[m.name], spec.btf,
                                                           self._programs)
                 self._maps[m.name].struct_ops = so

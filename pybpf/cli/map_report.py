@@ -3,7 +3,6 @@
 integers or structs of integers), on exit or every ``--interval`` seconds."""
 from __future__ import annotations
 
-import json
 import time
 from typing import Any, Dict, List, Optional, TextIO
 
@@ -87,6 +86,7 @@ class MapReport:
         if not self.maps:
             return
         if self.as_json:
+            import json
             for m in self.maps:
                 self.out.write(json.dumps({"time": round(time.time(), 6),
                                            **snapshot(m)}) + "\n")

@@ -15,12 +15,10 @@ control characters escaped so a row stays one line.
 from __future__ import annotations
 
 import functools
-import json
 import struct
 import sys
 import time
 from itertools import repeat
-from json.encoder import encode_basestring_ascii
 from typing import IO, Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
 
 from .. import uapi
@@ -56,6 +54,7 @@ def _inline_jtext(v: str) -> str:
 
 
 def _jtext(raw: bytes) -> str:
+    from json.encoder import encode_basestring_ascii
     return encode_basestring_ascii(raw.split(b"\0", 1)[0].decode(errors="replace"))
 
 
@@ -98,8 +97,11 @@ class _Gen:
         self.items: List[Tuple[int, int, str]] = []   # (offset, size, struct item)
         self.pos = 0
         self.env: Dict[str, Any] = {"_text": text, "_jtext": _jtext, "_cell": cell,
-                                    "_enc": encode_basestring_ascii, "_CONTROL": _CONTROL,
-                                    "_json": json.dumps, "_jsonable": jsonable}
+                                    "_CONTROL": _CONTROL, "_jsonable": jsonable}
+        if as_json:                 # json only for --json (its import costs a start ~2 ms)
+            import json
+            from json.encoder import encode_basestring_ascii
+            self.env.update(_enc=encode_basestring_ascii, _json=json.dumps)
         self.columns: List[Tuple[str, int]] = []      # (name, width) for the table
         self.fallbacks = 0
 
@@ -175,7 +177,7 @@ class _Gen:
         """The fields of a struct: flattened to dotted columns (table) or nested (JSON)."""
         for k, (name, foff, sub) in enumerate(node.fields):
             if self.as_json:
-                pieces.append((", " if k else "") + json.dumps(name).replace("%", "%%")
+                pieces.append((", " if k else "") + self.env["_json"](name).replace("%", "%%")
                               + ": ")
             if isinstance(sub, C._Bitfield):
                 value = self.fallback(off, sub)
@@ -373,6 +375,7 @@ class RowPrinter:
         if self.as_json:
             head = self._heads.get((source, cpu))
             if head is None:
+                import json
                 head = '{"time": %.6f, "map": ' + json.dumps(source).replace("%", "%%") + \
                     (f', "cpu": {cpu}' if cpu is not None else "") + ", "
                 self._heads[(source, cpu)] = head

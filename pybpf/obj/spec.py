@@ -10,7 +10,7 @@ from __future__ import annotations
 import bisect
 import mmap
 import os
-from typing import Dict, List, Optional, Tuple, Union, cast
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple, Union, cast
 
 from .. import uapi
 from ..btf import BTF, BTFExt
@@ -26,7 +26,9 @@ from .map_rules import check_pinning, datasec_is_mmapable, internal_map_name, ri
 from ..limits import BTF_MAX_SIZE, check_value_size
 from ..record import Record
 from .sections import SecDef, find_sec_def
-from .struct_ops import StructOpsSpec, collect as collect_struct_ops
+
+if TYPE_CHECKING:
+    from .struct_ops import StructOpsSpec
 
 #: the ELF section of __arena globals (clang's address_space(1)), libbpf's ARENA_SEC
 ARENA_SEC = ".addr_space.1"
@@ -264,6 +266,9 @@ def _struct_ops_maps(elf: ElfObject, btf: Optional[BTF],
                      programs: List[ProgramSpec]) -> List[MapSpec]:
     """One BPF_MAP_TYPE_STRUCT_OPS map per .struct_ops / .struct_ops.link variable;
     its value size becomes the kernel's at load (see :mod:`pybpf.obj.struct_ops`)."""
+    if not any(".struct_ops" in sec.name for sec in elf.sections):
+        return []           # (collect() checks the names exactly; most objects have none)
+    from .struct_ops import collect as collect_struct_ops
     where = {(p.func.shndx, p.func.start): (p.name, p.sec_def.prog_type if p.sec_def else 0)
              for p in programs}
     return [MapSpec(so.name, uapi.BPF_MAP_TYPE_STRUCT_OPS, 4, len(so.data), 1, so.flags,
