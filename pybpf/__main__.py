@@ -14,8 +14,11 @@ def run() -> int:
     finally:
         # The process ends here: what it made needs no cyclic collection at exit (the
         # interpreter's last passes over every object cost a short run ~7 ms).  Every
-        # kernel object was closed by the command itself; atexit still runs.
-        gc.freeze()
+        # kernel object was closed by the command itself; atexit still runs.  (PyPy,
+        # whose collector works otherwise, has no gc.freeze.)
+        freeze = getattr(gc, "freeze", None)
+        if freeze is not None:
+            freeze()
 
 
 if __name__ == "__main__":
