@@ -10,6 +10,7 @@ import pytest
 from pybpf import cachedir
 from pybpf.btf import cache, parse, spec
 from pybpf.btf import types as T
+from pybpf import uapi
 from pybpf.errors import ObjectError
 
 
@@ -135,7 +136,8 @@ def test_damaged_files_are_ignored_and_rewritten(blob, folder, scans, fault):
     body, head = raw[:-4], struct.Struct("=8s32sI")
     magic, digest, count = head.unpack_from(raw)
     offsets = raw[head.size:head.size + 4 * count]
-    names = raw[head.size + 4 * count:-4]
+    names = raw[head.size + 4 * count:-4]          # and the two arrays of the name order
+    assert len(raw) == head.size + 16 * count + 4
     if fault == "flipped payload":
         path.write_bytes(raw[:100] + bytes([raw[100] ^ 1]) + raw[101:])
     elif fault == "truncated":
@@ -145,7 +147,7 @@ def test_damaged_files_are_ignored_and_rewritten(blob, folder, scans, fault):
     elif fault == "short header":
         path.write_bytes(raw[:20])
     elif fault == "bad magic":
-        _rewrite(path, b"pybpfBI0" + body[8:])
+        _rewrite(path, b"pybpfBI1" + body[8:])        # the format before the name order
     elif fault == "other key":
         _rewrite(path, head.pack(magic, bytes(32), count) + body[head.size:])
     elif fault == "lying count":
@@ -335,3 +337,24 @@ def test_feature_probes_share_the_cache_directory(tmp_path, monkeypatch):
     monkeypatch.setenv(cachedir.CACHE_ENV, str(tmp_path / "c"))
     boot.unlink()
     assert probes.cache_path() is None                  # no boot id: nothing per boot
+
+
+def test_lookups_by_name_order_match_the_scans(blob, folder):
+    """Names found through the cached name order are the ones the scans find: several
+    types of one name, names no type has, and a name_off pointing into the middle of
+    another string (legal BTF: the string there is what counts)."""
+    raw = bytearray(blob)
+    btf = spec.BTF.parse(blob)
+    s17 = btf._strtab.offsets_of("s17")[0]
+    rec = 24 + 16 * 64 + 36 * 5                   # the 6th struct's record (id 70)
+    assert struct.unpack_from("=I", raw, rec)[0] == btf._strtab.offsets_of("s5")[0]
+    struct.pack_into("=I", raw, rec, s17 + 1)     # now named "17", the tail of "s17"
+    plain, cached = spec.BTF.parse(bytes(raw)), _cached(bytes(raw))
+    again = _cached(bytes(raw))
+    assert cached._by_name is not None and again._by_name is not None and plain._by_name is None
+    names = ["17", "s17", "s5", "s3999", "int0", "int63", "", "nothing", "s", "7"]
+    for name in names:
+        assert again.find(name) == cached.find(name) == plain.find(name), name
+    assert again.find("17") == [70] and again.find("s5") == [64 + 4005 + 1, 64 + 8005 + 1]
+    assert again.find("s17", uapi.BTF_KIND_STRUCT) == [82, 4082, 8082]
+    assert again.find("int0", uapi.BTF_KIND_STRUCT) == []
