@@ -339,8 +339,8 @@ def test_feature_probes_share_the_cache_directory(tmp_path, monkeypatch):
     assert probes.cache_path() is None                  # no boot id: nothing per boot
 
 
-def test_lookups_by_name_order_match_the_scans(blob, folder):
-    """Names found through the cached name order are the ones the scans find: several
+def test_lookups_by_name_hash_match_the_scans(blob, folder):
+    """Names found through the cached name hashes are the ones the scans find: several
     types of one name, names no type has, and a name_off pointing into the middle of
     another string (legal BTF: the string there is what counts)."""
     raw = bytearray(blob)
@@ -351,10 +351,22 @@ def test_lookups_by_name_order_match_the_scans(blob, folder):
     struct.pack_into("=I", raw, rec, s17 + 1)     # now named "17", the tail of "s17"
     plain, cached = spec.BTF.parse(bytes(raw)), _cached(bytes(raw))
     again = _cached(bytes(raw))
-    assert cached._by_name is not None and again._by_name is not None and plain._by_name is None
+    assert cached._by_hash is not None and again._by_hash is not None and plain._by_hash is None
     names = ["17", "s17", "s5", "s3999", "int0", "int63", "", "nothing", "s", "7"]
     for name in names:
         assert again.find(name) == cached.find(name) == plain.find(name), name
     assert again.find("17") == [70] and again.find("s5") == [64 + 4005 + 1, 64 + 8005 + 1]
     assert again.find("s17", uapi.BTF_KIND_STRUCT) == [82, 4082, 8082]
     assert again.find("int0", uapi.BTF_KIND_STRUCT) == []
+
+
+def test_hash_collisions_are_told_apart_by_the_strings(blob, folder, monkeypatch):
+    """Every name hashing alike (the worst CRC-32 could do) still finds exactly the
+    types of each name."""
+    monkeypatch.setattr(cache, "name_hash", lambda name: 7)
+    _cached(blob)
+    btf = _cached(blob)
+    assert set(btf._by_hash[1]) == {7}
+    plain = spec.BTF.parse(blob)
+    for name in ("s17", "s5", "int3", "nothing", ""):
+        assert btf.find(name) == plain.find(name), name

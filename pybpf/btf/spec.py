@@ -38,6 +38,8 @@ _SPELL_STEPS = 64         # types a type_name() spelling visits before it writes
 _U32 = struct.Struct("=I")    # one packed name offset (native order, as ``array("I")``)
 _GATHER = 8192            # name offsets gathered per step (bounds the temporary tuple)
 _MIN_CACHED_BLOB = 256 * 1024   # smaller blobs are scanned: hashing would cost more
+_Hashed = Tuple["array[int]", "array[int]", "array[int]"]
+_ByHash = Optional[_Hashed]
 
 
 class BTF:
@@ -54,7 +56,10 @@ class BTF:
         self._name_offs = b""                    # name_off of each parsed record, packed u32
         self._first: Optional[Dict[int, int]] = None   # name_off -> first / last index
         self._last: Dict[int, int] = {}
-        self._by_name: Optional[Tuple["array[int]", "array[int]"]] = None  # (cache.Index)
+        #: own types ordered by the hash of their names: (record indexes, hashes, the
+        #: name_off of each record); for big BTF parsed with the on-disk cache
+        #: (pybpf.btf.cache.Index)
+        self._by_hash: _ByHash = None
         self._scans = 0                                 # lookups made before the index
         self._added_names: Dict[str, List[int]] = {}
         self._strtab: StringTable = StringTable(b"" if base is not None else b"\0",
@@ -82,7 +87,7 @@ class BTF:
         w = words(memoryview(data)[tstart:tstart + hdr.type_len])
         btf = cls(base, section)
         btf._strtab = StringTable(data, btf._strtab.base, section, sstart, hdr.str_len)
-        offsets, names, btf._by_name = _record_index(data, w, btf, tstart, cache_key)
+        offsets, names, btf._by_hash = _record_index(data, w, btf, tstart, cache_key)
         btf._offsets = offsets
         btf._count = len(offsets)
         btf._reader = TypeReader(w, btf._strtab, section, tstart, btf.start_id + len(offsets))
@@ -186,7 +191,9 @@ class BTF:
         """
         ids = self.base.find(name, kind) if self.base is not None else []
         own: List[int] = []
-        if self._name_offs:
+        if self._by_hash is not None:
+            own = self._ids_by_hash(name)
+        elif self._name_offs:
             offsets = self._strtab.offsets_of(name)
             for name_off in offsets:
                 own.extend(self._ids_with_name_off(name_off))
@@ -199,13 +206,19 @@ class BTF:
             own = [type_id for type_id in own if self.kind_of(type_id) == kind]
         return ids + own
 
+    def _ids_by_hash(self, name: str) -> List[int]:
+        """Own parsed types named ``name``: a binary search by the name's hash, each
+        candidate's name then compared (ids ascend: the order is stable)."""
+        from .cache import name_hash
+        order, hashes, names = cast(_Hashed, self._by_hash)
+        raw = name.encode("utf-8", "surrogateescape")
+        h = name_hash(raw)
+        lo = bisect_left(hashes, h)
+        hi = bisect_right(hashes, h, lo)
+        strings, start = self._strtab, self.start_id
+        return [start + index for index in order[lo:hi] if strings.raw(names[index]) == raw]
+
     def _ids_with_name_off(self, name_off: int) -> List[int]:
-        if self._by_name is not None:       # types ordered by name: a binary search
-            order, names = self._by_name
-            lo = bisect_left(names, name_off)
-            hi = bisect_right(names, name_off, lo)
-            start = self.start_id
-            return [start + index for index in order[lo:hi]]
         if self._first is None:
             # A load looks up a handful of names: searching the packed name offsets
             # at C speed (well under 1 ms on vmlinux) beats building the index
@@ -309,14 +322,11 @@ class BTF:
         return _spell(self, type_id, "", 0, [_SPELL_STEPS])
 
 
-_ByName = Optional[Tuple["array[int]", "array[int]"]]
-
-
 def _record_index(data: Blob, w: Sequence[int], btf: BTF, tstart: int,
-                  cache_key: Optional[bytes]) -> Tuple["array[int]", "array[int]", _ByName]:
+                  cache_key: Optional[bytes]) -> Tuple["array[int]", "array[int]", "_ByHash"]:
     """The word offset and the name_off of every record of ``btf``'s blob ``data``
     (type section ``w`` at ``tstart``), checked, and with a ``cache_key`` the
-    types ordered by name: from the on-disk cache when the blob is big enough to
+    types ordered by the hash of their names: from the on-disk cache when the blob is big enough to
     gain from it (an index is stored only once checked, under the key of the very
     blob it was checked on)."""
     if cache_key is None or len(data) < _MIN_CACHED_BLOB:
@@ -324,9 +334,9 @@ def _record_index(data: Blob, w: Sequence[int], btf: BTF, tstart: int,
     from . import cache
     index = cache.load(cache_key, len(w))
     if index is None:
-        index = cache.index_of(*_checked_index(w, btf, tstart))
+        index = cache.index_of(*_checked_index(w, btf, tstart), btf._strtab.raw)
         cache.store(cache_key, index)
-    return index.offsets, index.names, (index.by_name, index.sorted_names)
+    return index.offsets, index.names, (index.by_hash, index.hashes, index.names)
 
 
 def _checked_index(w: Sequence[int], btf: BTF, tstart: int) -> Tuple["array[int]", "array[int]"]:

@@ -36,15 +36,19 @@ class StringTable:
 
     def get(self, off: int, where: Optional[int] = None) -> str:
         """The string at ``off``; ``where`` is the referring byte offset, for errors."""
+        return self.raw(off, where).decode("utf-8", _ENC)
+
+    def raw(self, off: int, where: Optional[int] = None) -> bytes:
+        """The bytes of the string at ``off``, undecoded."""
         if off < self.start:
-            return cast(StringTable, self.base).get(off, where)   # start > 0: a base
+            return cast(StringTable, self.base).raw(off, where)   # start > 0: a base
         pos = self._lo + off - self.start
         end = self.data.find(b"\0", pos, self._hi)
         if end < 0:
             raise ObjectError(f"string offset {off} is past the end of the string section"
                               f" ({self.size} bytes)", self.section,
                               where if where is not None else pos)
-        return self.data[pos:end].decode("utf-8", _ENC)
+        return self.data[pos:end]
 
     def offsets_of(self, name: str) -> List[int]:
         """Every offset (in this table or its base) whose string is exactly ``name``.
