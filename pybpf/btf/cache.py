@@ -125,10 +125,10 @@ def _decode(raw: bytes, digest: bytes, words: int) -> Optional[Index]:
     if magic != _MAGIC or stored != digest or len(raw) != end + _CRC.size \
             or zlib.crc32(memoryview(raw)[:end]) != _CRC.unpack_from(raw, end)[0]:
         return None
-    parts = []
+    parts, view = [], memoryview(raw)
     for k in range(_ARRAYS):
         part = array("I")
-        part.frombytes(raw[_HEAD.size + 4 * count * k:_HEAD.size + 4 * count * (k + 1)])
+        part.frombytes(view[_HEAD.size + 4 * count * k:_HEAD.size + 4 * count * (k + 1)])
         parts.append(part)
     index = Index(*parts)
     if count and (index.offsets[0] != 0 or index.offsets[-1] + 3 > words):
