@@ -18,6 +18,8 @@ def _big_blob(extra: str = "") -> bytes:
     """A BTF blob past the cache's size threshold: structs of ints, names repeated."""
     btf = spec.BTF()
     ints = [btf.add(T.Int(f"int{n}{extra}", 4, 1, 0, 32)) for n in range(64)]
+    btf.add(T.Struct(f"task___v2{extra}", 0, []))
+    btf.add(T.Struct("a___b", 0, []))
     for n in range(9000):
         btf.add(T.Struct(f"s{n % 4000}", 8, [T.Member("a", ints[n % 64], 0),
                                             T.Member("b", ints[(n + 1) % 64], 32)]))
@@ -78,7 +80,7 @@ def test_a_hit_is_the_btf_a_scan_gives(blob, folder, scans):
     assert scans[0] == 1                       # from the cache
     _same(second, first)
     _same(second, spec.BTF.parse(blob))
-    assert second.find("s17") == [64 + 17 + 1, 64 + 4017 + 1, 64 + 8017 + 1]
+    assert second.find("s17") == [67 + 17, 67 + 4017, 67 + 8017]     # s0 is id 67
 
 
 def test_a_changed_blob_is_scanned_again(blob, folder, scans):
@@ -133,11 +135,11 @@ def _rewrite(path, body: bytes, crc: bool = True) -> None:
 def test_damaged_files_are_ignored_and_rewritten(blob, folder, scans, fault):
     path = _stored(blob, folder)
     raw = path.read_bytes()
-    body, head = raw[:-4], struct.Struct("=8s32sI")
-    magic, digest, count = head.unpack_from(raw)
+    body, head = raw[:-4], struct.Struct("=8s32sII")
+    magic, digest, count, flavored = head.unpack_from(raw)
     offsets = raw[head.size:head.size + 4 * count]
     names = raw[head.size + 4 * count:-4]          # and the two arrays of the name order
-    assert len(raw) == head.size + 16 * count + 4
+    assert len(raw) == head.size + 16 * count + 4 * flavored + 4 and flavored == 2
     if fault == "flipped payload":
         path.write_bytes(raw[:100] + bytes([raw[100] ^ 1]) + raw[101:])
     elif fault == "truncated":
@@ -147,20 +149,20 @@ def test_damaged_files_are_ignored_and_rewritten(blob, folder, scans, fault):
     elif fault == "short header":
         path.write_bytes(raw[:20])
     elif fault == "bad magic":
-        _rewrite(path, b"pybpfBI1" + body[8:])        # the format before the name order
+        _rewrite(path, b"pybpfBI3" + body[8:])        # the format before the flavors
     elif fault == "other key":
-        _rewrite(path, head.pack(magic, bytes(32), count) + body[head.size:])
+        _rewrite(path, head.pack(magic, bytes(32), count, flavored) + body[head.size:])
     elif fault == "lying count":
-        _rewrite(path, head.pack(magic, digest, count + 1) + body[head.size:])
+        _rewrite(path, head.pack(magic, digest, count + 1, flavored) + body[head.size:])
     elif fault == "first offset":
-        _rewrite(path, head.pack(magic, digest, count) + struct.pack("=I", 3) + offsets[4:]
+        _rewrite(path, head.pack(magic, digest, count, flavored) + struct.pack("=I", 3) + offsets[4:]
                  + names)
     elif fault == "last offset":
         words = len(parse.words(blob[24:24 + struct.unpack_from("=I", blob, 12)[0]]))
-        _rewrite(path, head.pack(magic, digest, count) + offsets[:-4]
+        _rewrite(path, head.pack(magic, digest, count, flavored) + offsets[:-4]
                  + struct.pack("=I", words - 2) + names)
     elif fault == "too big":
-        _rewrite(path, body + bytes(8 * count))
+        _rewrite(path, body + bytes(20 * count))
     got = _cached(blob)
     assert scans[0] == 2                                # not trusted: scanned
     _same(got, spec.BTF.parse(blob))
@@ -346,7 +348,7 @@ def test_lookups_by_name_hash_match_the_scans(blob, folder):
     raw = bytearray(blob)
     btf = spec.BTF.parse(blob)
     s17 = btf._strtab.offsets_of("s17")[0]
-    rec = 24 + 16 * 64 + 36 * 5                   # the 6th struct's record (id 70)
+    rec = 24 + 16 * 64 + 12 * 2 + 36 * 5          # the record of s5 (id 72)
     assert struct.unpack_from("=I", raw, rec)[0] == btf._strtab.offsets_of("s5")[0]
     struct.pack_into("=I", raw, rec, s17 + 1)     # now named "17", the tail of "s17"
     plain, cached = spec.BTF.parse(bytes(raw)), _cached(bytes(raw))
@@ -355,8 +357,8 @@ def test_lookups_by_name_hash_match_the_scans(blob, folder):
     names = ["17", "s17", "s5", "s3999", "int0", "int63", "", "nothing", "s", "7"]
     for name in names:
         assert again.find(name) == cached.find(name) == plain.find(name), name
-    assert again.find("17") == [70] and again.find("s5") == [64 + 4005 + 1, 64 + 8005 + 1]
-    assert again.find("s17", uapi.BTF_KIND_STRUCT) == [82, 4082, 8082]
+    assert again.find("17") == [72] and again.find("s5") == [4072, 8072]
+    assert again.find("s17", uapi.BTF_KIND_STRUCT) == [84, 4084, 8084]
     assert again.find("int0", uapi.BTF_KIND_STRUCT) == []
 
 
@@ -370,3 +372,18 @@ def test_hash_collisions_are_told_apart_by_the_strings(blob, folder, monkeypatch
     plain = spec.BTF.parse(blob)
     for name in ("s17", "s5", "int3", "nothing", ""):
         assert btf.find(name) == plain.find(name), name
+
+
+def test_flavored_names_come_from_the_index(blob, folder, monkeypatch):
+    """The strings holding "___" (CO-RE flavors) are kept in the index: a cached parse
+    answers names_containing("___") without searching the strings."""
+    first = _cached(blob)
+    assert sorted(first.names_containing("___")) == ["a___b", "task___v2"]
+    monkeypatch.setattr(type(first._strtab), "offsets_containing",
+                        lambda *a: pytest.fail("searched the strings"))
+    again = _cached(blob)
+    assert again.names_containing("___") == first.names_containing("___")
+    again.add(T.Struct("added___x", 0, []))
+    assert sorted(again.names_containing("___")) == ["a___b", "added___x", "task___v2"]
+    from pybpf.btf import core
+    assert core._flavors(again) == {"task": ["task___v2"], "a": ["a___b"], "added": ["added___x"]}

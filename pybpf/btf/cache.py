@@ -4,9 +4,11 @@
 offset: ~15 ms for the ~126k types of vmlinux, a sixth of what a whole ``load``
 may cost, and finding a name searches megabytes of strings (~1 ms each).  The
 walk's result, with the types ordered by the CRC-32 of their names (so that a
-name is found by binary search, then checked against the strings), is stored
-as four u32 arrays under a key of the blob's contents (:func:`key`), so a
-changed blob is a different key and its index is rebuilt, never reused.
+name is found by binary search, then checked against the strings) and the
+strings of CO-RE flavors (``task_struct___v2``: another search of the strings,
+~3 ms), is stored as u32 arrays under a key of the blob's contents
+(:func:`key`), so a changed blob is a different key and its index is rebuilt,
+never reused.
 
 The cache is trusted the way Python trusts ``__pycache__``, and no further: a
 directory or file is used only if it is owned by the effective user and writable
@@ -27,14 +29,14 @@ import struct
 import sys
 import zlib
 from array import array
-from typing import Callable, NamedTuple, Optional
+from typing import NamedTuple, Optional
 
 from ..cachedir import boot_id, directory as cache_directory
-from .strtab import Blob
+from .strtab import Blob, StringTable
 
 _BOOT_KEY = struct.Struct("=4s16sQI")         # "boot", boot id, size, CRC-32: 32 bytes
-_MAGIC = b"pybpfBI3"          # the file format (bump on any change)
-_HEAD = struct.Struct("=8s32sI")   # magic, blob digest, record count
+_MAGIC = b"pybpfBI4"          # the file format (bump on any change)
+_HEAD = struct.Struct("=8s32sII")  # magic, blob digest, record count, flavored strings
 _CRC = struct.Struct("=I")    # zlib.crc32 of everything before it
 
 _ARRAYS = 4                   # u32 arrays of one entry per record
@@ -47,6 +49,7 @@ class Index(NamedTuple):
     names: "array[int]"          # name_off of each record, in id order
     by_hash: "array[int]"        # record indexes ordered by name_hash (stable: ids ascend)
     hashes: "array[int]"         # the name_hash of each of those, ascending
+    flavored: "array[int]"       # offsets of the strings holding corematch.FLAVOR_SEP
 
 
 def name_hash(name: bytes) -> int:
@@ -55,14 +58,14 @@ def name_hash(name: bytes) -> int:
     return zlib.crc32(name)
 
 
-def index_of(offsets: "array[int]", names: "array[int]",
-             name_at: Callable[[int], bytes]) -> Index:
-    """The full index from a walk's two arrays and the strings (``name_at(name_off)``):
-    hashing and ordering the names costs ~0.1 s on vmlinux, paid once, when the index
-    is stored."""
-    hashes = [name_hash(name_at(off)) for off in names]
+def index_of(offsets: "array[int]", names: "array[int]", strings: StringTable) -> Index:
+    """The full index from a walk's two arrays and the blob's strings: hashing and
+    ordering the names costs ~0.1 s on vmlinux, paid once, when the index is stored."""
+    from .corematch import FLAVOR_SEP
+    hashes = [name_hash(strings.raw(off)) for off in names]
     by_hash = array("I", sorted(range(len(hashes)), key=hashes.__getitem__))
-    return Index(offsets, names, by_hash, array("I", map(hashes.__getitem__, by_hash)))
+    return Index(offsets, names, by_hash, array("I", map(hashes.__getitem__, by_hash)),
+                 array("I", strings.offsets_containing(FLAVOR_SEP)))
 
 
 def key(blob: Blob, running_kernel: bool = False) -> bytes:
@@ -106,7 +109,7 @@ def load(digest: bytes, words: int) -> Optional[Index]:
     try:
         st = os.fstat(fd)
         # a record is at least 3 words: more entries than that is a lie
-        limit = _HEAD.size + 4 * _ARRAYS * (words // 3) + _CRC.size
+        limit = _HEAD.size + 4 * (_ARRAYS + 1) * (words // 3) + _CRC.size
         if not _private(st, stat.S_IFREG) or st.st_size > limit:
             return None
         raw = os.read(fd, limit + 1)
@@ -120,15 +123,16 @@ def load(digest: bytes, words: int) -> Optional[Index]:
 def _decode(raw: bytes, digest: bytes, words: int) -> Optional[Index]:
     if len(raw) < _HEAD.size + _CRC.size:
         return None
-    magic, stored, count = _HEAD.unpack_from(raw)
-    end = _HEAD.size + 4 * _ARRAYS * count
+    magic, stored, count, flavored = _HEAD.unpack_from(raw)
+    end = _HEAD.size + 4 * (_ARRAYS * count + flavored)
     if magic != _MAGIC or stored != digest or len(raw) != end + _CRC.size \
             or zlib.crc32(memoryview(raw)[:end]) != _CRC.unpack_from(raw, end)[0]:
         return None
     parts, view = [], memoryview(raw)
-    for k in range(_ARRAYS):
+    for k in range(_ARRAYS + 1):
         part = array("I")
-        part.frombytes(view[_HEAD.size + 4 * count * k:_HEAD.size + 4 * count * (k + 1)])
+        part.frombytes(view[_HEAD.size + 4 * count * k:
+                            _HEAD.size + 4 * count * k + 4 * (count if k < _ARRAYS else flavored)])
         parts.append(part)
     index = Index(*parts)
     if count and (index.offsets[0] != 0 or index.offsets[-1] + 3 > words):
@@ -142,7 +146,7 @@ def store(digest: bytes, index: Index) -> None:
     folder = cache_directory()
     if folder is None:
         return
-    body = _HEAD.pack(_MAGIC, digest, len(index.offsets)) + b"".join(
+    body = _HEAD.pack(_MAGIC, digest, len(index.offsets), len(index.flavored)) + b"".join(
         part.tobytes() for part in index)
     final = _path(folder, digest)
     tmp = f"{final}.{os.getpid()}.tmp"        # ours alone: the pid is in the name

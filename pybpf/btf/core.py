@@ -22,8 +22,8 @@ from .. import uapi
 from ..errors import BPFError, ObjectError
 from ..record import Record
 from ..uapi import bpf_core_relo_kind as K
-from .corematch import (ENUMVAL_KINDS, FIELD_KINDS, KIND_NAMES, CoreError, Poison, Spec,
-                        access_expr, c_name, essential_name, format_spec,
+from .corematch import (ENUMVAL_KINDS, FIELD_KINDS, FLAVOR_SEP, KIND_NAMES, CoreError,
+                        Poison, Spec, access_expr, c_name, essential_name, format_spec,
                         kind_family, match, parse_spec, resize_is_safe, shorten, value_of)
 
 if TYPE_CHECKING:
@@ -163,7 +163,7 @@ def _flavors(btf: "BTF") -> Dict[str, List[str]]:
         if btf.base is not None:
             for essential, names in _flavors(btf.base).items():
                 index[essential] = list(names)
-        for full in btf.names_containing("___"):
+        for full in btf.names_containing(FLAVOR_SEP):
             essential = essential_name(full)
             if essential != full:
                 index.setdefault(essential, []).append(full)

@@ -70,12 +70,16 @@ def shorten(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
+#: what separates a CO-RE flavor from the essential name: ``task_struct___v2``
+FLAVOR_SEP = "___"
+
+
 def essential_name(name: str) -> str:
     """The name without its flavor: ``foo___v2`` -> ``foo``.
 
     The flavor starts at the last ``X___Y`` where neither X nor Y is an
     underscore, so ``__u32`` or ``a____b`` keep their name."""
-    if "___" not in name:
+    if FLAVOR_SEP not in name:
         return name
     for i in range(len(name) - 5, -1, -1):
         if (name[i] != "_" and name[i + 1] == "_" and name[i + 2] == "_"

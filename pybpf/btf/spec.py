@@ -62,6 +62,7 @@ class BTF:
         self._by_hash: _ByHash = None
         self._scans = 0                                 # lookups made before the index
         self._added_names: Dict[str, List[int]] = {}
+        self._containing: Dict[str, List[str]] = {}   # names_containing's string part
         self._strtab: StringTable = StringTable(b"" if base is not None else b"\0",
                                                 base._strtab if base is not None else None,
                                                 section)
@@ -261,8 +262,10 @@ class BTF:
         flavors; confirm each with ``find``."""
         if not fragment:
             return []
-        names = self._strtab.containing(fragment)
-        names += [name for name in self._added_names if fragment in name]
+        strings = self._containing.get(fragment)
+        if strings is None:
+            strings = self._containing[fragment] = self._strtab.containing(fragment)
+        names = strings + [name for name in self._added_names if fragment in name]
         return list(dict.fromkeys(names))
 
     def find_one(self, name: str, kind: Optional[int] = None) -> int:
@@ -326,16 +329,18 @@ def _record_index(data: Blob, w: Sequence[int], btf: BTF, tstart: int,
                   cache_key: Optional[bytes]) -> Tuple["array[int]", "array[int]", "_ByHash"]:
     """The word offset and the name_off of every record of ``btf``'s blob ``data``
     (type section ``w`` at ``tstart``), checked, and with a ``cache_key`` the
-    types ordered by the hash of their names: from the on-disk cache when the blob is big enough to
-    gain from it (an index is stored only once checked, under the key of the very
-    blob it was checked on)."""
+    types ordered by the hash of their names (and the CO-RE flavor strings known):
+    from the on-disk cache when the blob is big enough to gain from it (an index
+    is stored only once checked, under the key of the very blob it was checked on)."""
     if cache_key is None or len(data) < _MIN_CACHED_BLOB:
         return _checked_index(w, btf, tstart) + (None,)
     from . import cache
     index = cache.load(cache_key, len(w))
     if index is None:
-        index = cache.index_of(*_checked_index(w, btf, tstart), btf._strtab.raw)
+        index = cache.index_of(*_checked_index(w, btf, tstart), btf._strtab)
         cache.store(cache_key, index)
+    from .corematch import FLAVOR_SEP
+    btf._containing[FLAVOR_SEP] = [btf._strtab.get(off) for off in index.flavored]
     return index.offsets, index.names, (index.by_hash, index.hashes, index.names)
 
 

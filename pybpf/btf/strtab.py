@@ -73,6 +73,11 @@ class StringTable:
 
     def containing(self, fragment: str) -> List[str]:
         """Every string of this table (not its base) that contains ``fragment``."""
+        return [self.get(off) for off in self.offsets_containing(fragment)]
+
+    def offsets_containing(self, fragment: str) -> List[int]:
+        """The offset of every string of this table (not its base) that contains
+        ``fragment``: one C-speed search of the section (~3 ms on vmlinux's)."""
         needle, data, found = fragment.encode("utf-8", _ENC), self.data, []
         lo, hi = self._lo, self._hi
         pos = data.find(needle, lo, hi) if needle else -1
@@ -80,7 +85,7 @@ class StringTable:
             start, end = max(lo, data.rfind(b"\0", lo, pos) + 1), data.find(b"\0", pos, hi)
             if end < 0:
                 break
-            found.append(data[start:end].decode("utf-8", _ENC))
+            found.append(self.start + start - lo)
             pos = data.find(needle, end, hi)
         return found
 
