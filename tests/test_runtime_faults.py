@@ -724,3 +724,35 @@ def test_signals_are_held_back_until_the_owner_holds_the_object(default_sigint):
         assert calls == ["handler", "retried"]
     finally:
         signal.signal(signal.SIGINT, old)
+
+
+def test_a_ctrl_c_swallowed_by_a_callback_is_delivered_again(monkeypatch):
+    """While a command runs, a KeyboardInterrupt that a weakref callback would swallow
+    (importlib's module locks have such callbacks) is signalled again."""
+    import gc
+    import types
+    import weakref
+    from pybpf.cli import signals as S
+    got, others = [], []
+    monkeypatch.setattr(sys, "unraisablehook", others.append)
+    old = signal.signal(signal.SIGINT, lambda signum, frame: got.append(signum))
+    try:
+        S.cli_started()
+        assert sys.unraisablehook is S.redeliver
+        S.cli_started()                         # twice: still one hook, the first kept
+        class Held:
+            pass
+        held = Held()
+
+        def callback(ref):
+            raise KeyboardInterrupt
+        ref = weakref.ref(held, callback)
+        del held
+        gc.collect()
+        assert got == [signal.SIGINT] and others == []
+        S.redeliver(types.SimpleNamespace(exc_type=ValueError, exc_value=ValueError("x")))
+        assert len(others) == 1 and others[0].exc_type is ValueError and got == [signal.SIGINT]
+        S.cli_finished()
+        assert sys.unraisablehook == others.append and ref() is None
+    finally:
+        signal.signal(signal.SIGINT, old)

@@ -87,7 +87,7 @@ def test_profile_finds_the_childs_functions(kernel, spin_binary):
     chained = sum(n for frames, n in stacks.items()
                   if ";main;pybpf_spin_outer;pybpf_spin_inner" in frames)
     assert chained >= total * 0.8, stacks
-    assert all(frames.startswith("pybpf-spin;") for frames in stacks)
+    assert all(frames.startswith("pybpf-spin;") for frames in stacks), stacks
 
 
 def test_profile_json_kernel_only(kernel, spin_binary):
