@@ -387,3 +387,33 @@ def test_flavored_names_come_from_the_index(blob, folder, monkeypatch):
     assert sorted(again.names_containing("___")) == ["a___b", "added___x", "task___v2"]
     from pybpf.btf import core
     assert core._flavors(again) == {"task": ["task___v2"], "a": ["a___b"], "added": ["added___x"]}
+
+
+def _blob_of(types, strings_pad: int = 0) -> bytes:
+    btf = spec.BTF()
+    for t in types:
+        btf.add(t)
+    blob, _ = btf.encode_with_strings(["x" * 200 + str(n) for n in range(strings_pad)])
+    assert len(blob) >= spec._MIN_CACHED_BLOB
+    return blob
+
+
+def test_smallest_records_and_flavors_fit_the_size_bound(folder, scans):
+    """Every record 3 words (pointers) and flavored strings too: the file is as big as
+    an index may be, and is still trusted."""
+    types = [T.Pointer("", 0)] * 30000 + [T.Struct(f"f___{n}", 0, []) for n in range(3)]
+    blob = _blob_of(types)
+    words = struct.unpack_from("=I", blob, 12)[0] // 4
+    first = _cached(blob)
+    assert len(first) - 1 == 30003 and words == 30003 * 3
+    again = _cached(blob)
+    assert scans[0] == 1 and again.find("f___2") == [30003]
+    assert sorted(again.names_containing("___")) == ["f___0", "f___1", "f___2"]
+
+
+def test_an_index_of_no_types_is_trusted(folder, scans):
+    """A big blob of strings alone: its index is empty, the file no more than its head
+    and checksum, and still a hit."""
+    blob = _blob_of([], strings_pad=1400)
+    assert len(_cached(blob)) == 1
+    assert _cached(blob).find("x") == [] and scans[0] == 1
