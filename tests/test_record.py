@@ -129,3 +129,13 @@ def test_records_have_slots_but_btf_types():
     assert not hasattr(_sym(), "__dict__")
     with pytest.raises(AttributeError):
         _sym().colour = 1
+
+
+def test_a_record_without_fields():
+    """The base itself (no fields): an empty repr, equal to its like, copied by replace."""
+    from pybpf.record import Record
+
+    class Empty(Record):
+        __slots__ = ()
+    assert repr(Empty()).endswith(".Empty()") and Empty() == Empty() and Empty() != Record()
+    assert type(Empty().replace()) is Empty
