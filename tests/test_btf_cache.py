@@ -24,7 +24,7 @@ def _big_blob(extra: str = "") -> bytes:
         btf.add(T.Struct(f"s{n % 4000}", 8, [T.Member("a", ints[n % 64], 0),
                                             T.Member("b", ints[(n + 1) % 64], 32)]))
     blob = btf.encode()
-    assert len(blob) >= spec._MIN_CACHED_BLOB
+    assert len(blob) >= spec.MIN_CACHED_BLOB
     return blob
 
 
@@ -394,7 +394,7 @@ def _blob_of(types, strings_pad: int = 0) -> bytes:
     for t in types:
         btf.add(t)
     blob, _ = btf.encode_with_strings(["x" * 200 + str(n) for n in range(strings_pad)])
-    assert len(blob) >= spec._MIN_CACHED_BLOB
+    assert len(blob) >= spec.MIN_CACHED_BLOB
     return blob
 
 

@@ -31,7 +31,7 @@ import zlib
 from array import array
 from typing import NamedTuple, Optional
 
-from ..cachedir import boot_id, directory as cache_directory
+from ..cachedir import boot_id, directory as cache_directory, is_private, write
 from .strtab import Blob, StringTable
 
 _BOOT_KEY = struct.Struct("=4s16sQI")         # "boot", boot id, size, CRC-32: 32 bytes
@@ -87,12 +87,6 @@ def _path(folder: str, digest: bytes) -> str:
     return os.path.join(folder, f"btf-{digest.hex()}-{sys.byteorder}.idx")
 
 
-def _private(st: os.stat_result, kind: int) -> bool:
-    """Of the given file type, owned by us and writable by no one else."""
-    return stat.S_IFMT(st.st_mode) == kind and st.st_uid == os.geteuid() \
-        and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
-
-
 def load(digest: bytes, words: int) -> Optional[Index]:
     """The stored index of the blob with this digest, whose type section has ``words``
     u32 words; None if there is none or it cannot be trusted."""
@@ -100,7 +94,7 @@ def load(digest: bytes, words: int) -> Optional[Index]:
     if folder is None:
         return None
     try:
-        if not _private(os.lstat(folder), stat.S_IFDIR):
+        if not is_private(os.lstat(folder), stat.S_IFDIR):
             return None
         fd = os.open(_path(folder, digest), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
                      | os.O_NONBLOCK)
@@ -110,7 +104,7 @@ def load(digest: bytes, words: int) -> Optional[Index]:
         st = os.fstat(fd)
         # a record is at least 3 words: more entries than that is a lie
         limit = _HEAD.size + 4 * (_ARRAYS + 1) * (words // 3) + _CRC.size
-        if not _private(st, stat.S_IFREG) or st.st_size > limit:
+        if not is_private(st, stat.S_IFREG) or st.st_size > limit:
             return None
         raw = os.read(fd, limit + 1)
     except OSError:
@@ -141,31 +135,10 @@ def _decode(raw: bytes, digest: bytes, words: int) -> Optional[Index]:
 
 
 def store(digest: bytes, index: Index) -> None:
-    """Write the index (atomically: a reader sees the old file or the whole new one);
-    silently does nothing when the directory cannot be made private or written."""
+    """Write the index (:func:`pybpf.cachedir.write`: atomic, private, silent on failure)."""
     folder = cache_directory()
     if folder is None:
         return
     body = _HEAD.pack(_MAGIC, digest, len(index.offsets), len(index.flavored)) + b"".join(
         part.tobytes() for part in index)
-    final = _path(folder, digest)
-    tmp = f"{final}.{os.getpid()}.tmp"        # ours alone: the pid is in the name
-    try:
-        os.makedirs(folder, mode=0o700, exist_ok=True)
-        if not _private(os.lstat(folder), stat.S_IFDIR):
-            return
-        if os.path.lexists(tmp):               # left by a process that had our pid
-            os.unlink(tmp)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                     0o600)
-    except OSError:
-        return
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(body + _CRC.pack(zlib.crc32(body)))
-        os.replace(tmp, final)
-    except OSError:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+    write(_path(folder, digest), body + _CRC.pack(zlib.crc32(body)))

@@ -13,7 +13,7 @@ from typing import Dict, List, Optional, Tuple
 
 from ..errors import BPFError, ObjectError
 from . import cache
-from .spec import BTF
+from .spec import BTF, MIN_CACHED_BLOB
 from .strtab import Blob
 
 SYSFS_BTF = "/sys/kernel/btf"
@@ -56,9 +56,16 @@ def vmlinux() -> BTF:
     path = vmlinux_path()
     btf = _vmlinux.get(path)
     if btf is None:
-        blob = _read(path)
-        btf = _vmlinux[path] = BTF.parse(blob, section=path, cache_key=cache.key(blob, _is_sysfs(path)))
+        btf = _vmlinux[path] = _parse(path)
     return btf
+
+
+def _parse(path: str, base: Optional[BTF] = None) -> BTF:
+    """The BTF at ``path``, its record index through the on-disk cache when the blob
+    is big enough to be kept there (the key is not worth hashing otherwise)."""
+    blob = _read(path)
+    key = cache.key(blob, _is_sysfs(path)) if len(blob) >= MIN_CACHED_BLOB else None
+    return BTF.parse(blob, base=base, section=path, cache_key=key)
 
 
 def modules(directory: Optional[str] = None) -> Dict[str, BTF]:
@@ -81,9 +88,7 @@ def modules(directory: Optional[str] = None) -> Dict[str, BTF]:
             if name == "vmlinux" or os.path.realpath(path) == os.path.realpath(vmlinux_path()):
                 continue
             try:
-                blob = _read(path)
-                found[name] = BTF.parse(blob, base=base, section=path,
-                                        cache_key=cache.key(blob, _is_sysfs(path)))
+                found[name] = _parse(path, base)
             except BPFError as exc:
                 warnings.warn(f"skipping BTF of kernel module {name}: {exc}")
         _modules[key] = found

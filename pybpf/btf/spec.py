@@ -37,7 +37,7 @@ _Item = TypeVar("_Item")
 _SPELL_STEPS = 64         # types a type_name() spelling visits before it writes "..."
 _U32 = struct.Struct("=I")    # one packed name offset (native order, as ``array("I")``)
 _GATHER = 8192            # name offsets gathered per step (bounds the temporary tuple)
-_MIN_CACHED_BLOB = 256 * 1024   # smaller blobs are scanned: hashing would cost more
+MIN_CACHED_BLOB = 256 * 1024    # smaller blobs are scanned: hashing would cost more
 _Hashed = Tuple["array[int]", "array[int]", "array[int]"]
 _ByHash = Optional[_Hashed]
 
@@ -332,7 +332,7 @@ def _record_index(data: Blob, w: Sequence[int], btf: BTF, tstart: int,
     types ordered by the hash of their names (and the CO-RE flavor strings known):
     from the on-disk cache when the blob is big enough to gain from it (an index
     is stored only once checked, under the key of the very blob it was checked on)."""
-    if cache_key is None or len(data) < _MIN_CACHED_BLOB:
+    if cache_key is None or len(data) < MIN_CACHED_BLOB:
         return _checked_index(w, btf, tstart) + (None,)
     from . import cache
     index = cache.load(cache_key, len(w))

@@ -242,13 +242,6 @@ def probe(helpers: bool = True, full: bool = False, use_cache: bool = True
         result["helpers"] = table
     if path is not None:
         cached[key] = result
-        try:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            tmp = f"{path}.{os.getpid()}"
-            with open(tmp, "w") as f:
-                json.dump(cached, f)
-            os.replace(tmp, path)
-        except OSError:
-            pass                        # a read-only home: probe again next time
+        cachedir.write(path, json.dumps(cached).encode())   # a read-only home: probe again
     return result
 
