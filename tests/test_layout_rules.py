@@ -193,3 +193,33 @@ def test_no_module_of_pybpf_imports_dataclasses_or_inspect():
     bad = [f"{path.relative_to(ROOT)}:{line}" for path in sorted(PKG.rglob("*.py"))
            for mod, line in _imports(path) if mod.split(".")[0] in ("dataclasses", "inspect")]
     assert not bad, bad
+
+
+def _runtime_subscript_casts(tree: ast.AST):
+    """Lines where a function body evaluates a typing subscript as cast()'s first
+    argument (``cast(Tuple[int, str], x)``): typing builds or looks it up on every call."""
+    for fn in ast.walk(tree):
+        if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        for node in ast.walk(fn):
+            if isinstance(node, ast.Call) and node.args and \
+                    isinstance(node.args[0], ast.Subscript) and \
+                    (getattr(node.func, "id", None) == "cast" or
+                     getattr(node.func, "attr", None) == "cast"):
+                yield node.lineno
+
+
+def test_no_function_evaluates_a_typing_subscript_to_cast():
+    """A ``typing.cast(Tuple[int, str, Pieces], x)`` in the ring buffer's delivery cost
+    7 us a pass; cast to a string (or an alias made once) instead."""
+    bad = [f"{path.relative_to(ROOT)}:{line}" for path in sorted(PKG.rglob("*.py"))
+           for line in _runtime_subscript_casts(ast.parse(path.read_text(), str(path)))]
+    assert not bad, bad
+
+
+def test_the_cast_rule_sees_a_subscript_cast():
+    code = ("import typing\nfrom typing import cast, List\n"
+            "X = cast(List[int], [])\n"                      # module level: once
+            "def f(x):\n    return typing.cast(List[int], x)\n"
+            "def g(x):\n    return cast('List[int]', x) or cast(List[int], x)\n")
+    assert list(_runtime_subscript_casts(ast.parse(code))) == [5, 7]

@@ -17,7 +17,8 @@ from pybpf.events import barriers, ringmem
 from pybpf.kernel import syscall
 from pybpf import uapi
 from pybpf.errors import BPFError
-from pybpf.events.ringbuf import (ColumnLayout, RecordBatch, RingBuffer, scan)
+from pybpf.events.ringbuf import (UNIFORM_CHUNK, ColumnLayout, RecordBatch, RingBuffer,
+                                   scan)
 from pybpf.events.ringmem import BUSY, DISCARD, record_size
 from pybpf.study.producer import Producer
 
@@ -149,6 +150,38 @@ def test_scan_stops_at_busy_inside_a_uniform_run(n_uniform):
     runs, stop = scan(hdr, 0, end)
     assert runs == [(8, n_uniform, 24, 16)]
     assert stop == n_uniform * 24
+
+
+CHUNK = UNIFORM_CHUNK
+
+
+@pytest.mark.parametrize("total", [2 * CHUNK, 3 * CHUNK + 7])
+@pytest.mark.usefixtures("fast_paths")
+def test_scan_of_a_run_longer_than_a_comparison_chunk(total):
+    hdr, end = synthetic([(16, 0)] * total, size=total * 24)
+    assert scan(hdr, 0, end) == ([(8, total, 24, 16)], end)
+    assert scan(hdr, 0, end, limit=CHUNK + 1) == ([(8, CHUNK + 1, 24, 16)], (CHUNK + 1) * 24)
+
+
+@pytest.mark.parametrize("pos", [1, CHUNK - 1, CHUNK, CHUNK + 1, 2 * CHUNK, 3 * CHUNK + 6])
+@pytest.mark.parametrize("fault", ["busy", "longer", "discard"])
+@pytest.mark.usefixtures("fast_paths")
+def test_scan_finds_the_odd_record_in_any_comparison_chunk(pos, fault):
+    """A long run is compared a chunk at a time: the first record that differs is found
+    wherever it lies, at a chunk's first or last word too."""
+    total = 3 * CHUNK + 7
+    odd = {"busy": (16, BUSY), "longer": (24, 0), "discard": (16, DISCARD)}[fault]
+    recs = [(16, 0)] * pos + [odd] + [(16, 0)] * (total - pos - 1)
+    hdr, end = synthetic(recs, size=total * 32)
+    runs, stop = scan(hdr, 0, end)
+    after = pos * 24 + record_size(odd[0])
+    rest = [(after + 8, total - pos - 1, 24, 16)] if pos < total - 1 else []
+    if fault == "busy":
+        assert (runs, stop) == ([(8, pos, 24, 16)], pos * 24)
+    elif fault == "longer":
+        assert (runs, stop) == ([(8, pos, 24, 16), (pos * 24 + 8, 1, 32, 24)] + rest, end)
+    else:
+        assert (runs, stop) == ([(8, pos, 24, 16)] + rest, end)
 
 
 @pytest.mark.usefixtures("fast_paths")

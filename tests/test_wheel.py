@@ -40,16 +40,19 @@ def test_wheel_is_pure_and_ships_every_tool(wheel):
 
 
 def test_installed_wheel_runs_execsnoop(kernel, wheel, tmp_path):
+    # no PYTHONPATH (a mutation run points it at its tree): the wheel's pybpf only
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     py = str(venv / "bin" / "python")
     subprocess.run([py, "-m", "pip", "install", "-q", str(wheel)], check=True,
-                   cwd=str(tmp_path))
+                   cwd=str(tmp_path), env=env)
     where = subprocess.run([py, "-c", "import pybpf; print(pybpf.__file__)"],
-                           capture_output=True, text=True, check=True, cwd=str(tmp_path))
+                           capture_output=True, text=True, check=True, cwd=str(tmp_path),
+                           env=env)
     assert where.stdout.startswith(str(venv)), where.stdout
     tag = f"pybpf-wheel-{os.getpid()}"
-    run = ToolRun("execsnoop", "-c", "echo", python=py, cwd=str(tmp_path))
+    run = ToolRun("execsnoop", "-c", "echo", python=py, cwd=str(tmp_path), isolated=True)
     child = subprocess.Popen(["/bin/echo", tag], stdout=subprocess.DEVNULL)
     child.wait()
     recs = records(run.stop())

@@ -20,10 +20,14 @@ class ToolRun:
     """A tool running in a child process."""
 
     def __init__(self, name: str, *options: str, python: str = sys.executable,
-                 cwd: Optional[str] = None, json_output: bool = True):
+                 cwd: Optional[str] = None, json_output: bool = True,
+                 isolated: bool = False):
+        """``isolated``: without PYTHONPATH, so only what ``python`` has installed is seen."""
         argv = [python, "-m", "pybpf", "tool", name, *options] + (["--json"] if json_output
                                                                   else [])
         env = dict(os.environ, PYTHONUNBUFFERED="1")
+        if isolated:
+            env.pop("PYTHONPATH", None)
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      cwd=cwd or str(ROOT), text=True, env=env)
         self.stderr_head: List[str] = []

@@ -262,8 +262,10 @@ def throughput(records: int, ring_size: int, rounds: int, minimal: bool) -> None
         try:
             rates: Dict[str, List[float]] = {name: [] for name in consumers}
             want_seq = records * (records - 1) // 2
+            order = list(consumers.items())
             for rnd in range(rounds + 1):            # round 0 warms the mappings up
-                for name, drain in consumers.items():
+                turn = rnd % len(order)              # each round starts one consumer later
+                for name, drain in order[turn:] + order[:turn]:
                     prod.seq(records, start=0)
                     n, dt, total = drain()
                     want = records if name.endswith("(bare)") else want_seq
@@ -277,23 +279,31 @@ def throughput(records: int, ring_size: int, rounds: int, minimal: bool) -> None
                 close()
     print(f"\nworkload: {'count records only' if minimal else 'decode {u64 ts, u64 seq}, sum seq (checked)'}; "
           f"median of {rounds} drains of {records} records ({records * 24 >> 20} MiB in a "
-          f"{ring_size >> 20} MiB ring)")
-    base = statistics.median(rates[ref]) if ref in rates else None
+          f"{ring_size >> 20} MiB ring); a ratio is the median of the rounds' own ratios")
+    base = rates.get(ref)
     print(f"  {'consumer':28s} {'records/s':>12s} {'vs ' + ref:>28s} {'target':>8s}")
     for name, rs in rates.items():
         med = statistics.median(rs)
-        ratio = f"{med / base:10.1f}x" if base else "n/a"
+        ratio = paired_ratio(rs, base) if base else None
         target = TARGETS.get(name)
-        mark = "" if target is None or base is None else \
-            f"{target:>5g}x {'met' if med / base >= target else 'MISSED'}" + \
+        mark = "" if target is None or ratio is None else \
+            f"{target:>5g}x {'met' if ratio >= target else 'MISSED'}" + \
             (" (CPython's target)" if platform.python_implementation() == "PyPy" else "")
-        print(f"  {name:28s} {med / 1e6:10.2f} M {ratio:>28s} {mark:>12s}")
+        shown = f"{ratio:10.1f}x" if ratio is not None else "n/a"
+        print(f"  {name:28s} {med / 1e6:10.2f} M {shown:>28s} {mark:>12s}")
     if not minimal:
         rate = rows_floor(records)
-        print(f"  {'(' + platform.python_implementation() + ' floor for rows)':28s} {rate / 1e6:10.2f} M {rate / base if base else 0:27.1f}x"
+        ref_rate = statistics.median(base) if base else 0.0
+        print(f"  {'(' + platform.python_implementation() + ' floor for rows)':28s} {rate / 1e6:10.2f} M {rate / ref_rate if ref_rate else 0:27.1f}x"
               "   <- the rows user loop over iter_unpack of a bytes copy, no ring")
     for line in skipped:
         print(f"  (skipped: {line})")
+
+
+def paired_ratio(rates: List[float], ref: List[float]) -> float:
+    """The median over rounds of a consumer's rate over the reference's in the same
+    round: a shared machine's speed drifts between rounds more than within one."""
+    return statistics.median(r / b for r, b in zip(rates, ref))
 
 
 def rows_floor(records: int) -> float:

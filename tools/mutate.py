@@ -143,11 +143,9 @@ EQUIVALENT: Dict[str, Dict[Tuple[str, str, str], str]] = {
 
     # ---- pybpf/events/ringbuf.py
     "pybpf/events/ringbuf.py": {
-        ("const", "lo, hi = 1, count  # the first lo match; the first mismatch lies in [lo, hi)",
-         "(0)"):
-            "a search from 0 matched records instead of 1 ends at the same first mismatch: "
-            "the run's first record is a header the scan already read, so the prefix of one "
-            "matches and the halving only takes one more step",
+        ("cmp", "if prod == cons or total >= limit:", "(total > limit)"):
+            "at total == limit the mutant makes one more pass, whose scan with a limit of 0 "
+            "stops where it starts, so drain returns the same total at once",
         ("const", "if len(its) == 1:           # the usual case: no chain between the user and C",
          "(0)"):
             "one run wrapped in chain.from_iterable yields the same rows in the same order "
@@ -155,6 +153,8 @@ EQUIVALENT: Dict[str, Dict[Tuple[str, str, str], str]] = {
         ("remove", "self.done = 0", "pass"):
             "done is only read while a pass is in progress, and every pass assigns it with "
             "pass_ before delivering (drain, iterate)",
+        ("const", "self.done = 0", "(-1)"):
+            "the initial done is never read: every pass assigns it with pass_ first",
         ("slice", "found = self._rings[key:key + 1] if key >= 0 else []", "((key + 1) + 1)"):
             "only found[0] is used: a slice one longer starts at the same ring",
         ("const", "@lru_cache(maxsize=64)", "(63)"):

@@ -91,21 +91,46 @@ Run = Tuple[int, int, int, int]
 # ------------------------------------------------------------------ the walk
 
 
+#: length words compared per slice by :func:`_uniform_view`: its pattern (16 KiB)
+#: stays in the L1 cache while the ring streams past, and a pass of a million
+#: records allocates no million-word pattern
+UNIFORM_CHUNK = 4096
+
+
+@lru_cache(maxsize=32)
+def _length_pattern(length: int) -> memoryview:
+    """UNIFORM_CHUNK copies of the u32 ``length``, as a view of native words."""
+    return memoryview(_struct.pack("=I", length) * UNIFORM_CHUNK).cast("I")
+
+
 def _uniform_view(hdr: Words, off: int, stride: int, length: int, count: int) -> int:
     """How many of the ``count`` records from ``off`` have the committed length ``length``.
 
     The record at ``off`` is known to match; the length words at ``off + i * stride``
-    are one strided view, compared in C with the expected pattern (memoryview
-    equality compares item by item: no gathered copy of the words).  Only the
-    prefix up to the first mismatch is trusted: past it the words are not headers.
+    are strided views, a chunk of UNIFORM_CHUNK at a time, compared in C with the
+    expected pattern (memoryview equality compares item by item: no gathered copy
+    of the words).  Only the prefix up to the first mismatch is trusted: past it
+    the words are not headers.
     """
     words = typing.cast(memoryview, hdr)
     step = stride >> 2
+    pattern = _length_pattern(length)
     first = off >> 2
-    want = memoryview(_struct.pack("=I", length) * count).cast("I")
-    if words[first:first + count * step:step] == want:
-        return count
-    lo, hi = 1, count  # the first lo match; the first mismatch lies in [lo, hi)
+    done = 0
+    while done < count:
+        n = min(count - done, UNIFORM_CHUNK)
+        want = pattern if n == UNIFORM_CHUNK else pattern[:n]
+        if words[first:first + n * step:step] != want:
+            return done + _first_mismatch(words, first, step, want)
+        done += n
+        first += n * step
+    return count
+
+
+def _first_mismatch(words: memoryview, first: int, step: int, want: memoryview) -> int:
+    """Index of the first of the strided words from ``first`` that differs from
+    ``want`` (some does), by bisection: each probe one strided comparison in C."""
+    lo, hi = 0, len(want)  # words before lo match; the first mismatch lies in [lo, hi)
     while hi - lo > 1:  # (words sliced afresh: PyPy 7.3 misreads a slice of a strided view)
         mid = (lo + hi) >> 1
         if words[first + lo * step:first + mid * step:step] == want[lo:mid]:
@@ -463,7 +488,7 @@ class RecordBatch:
                  cast: Optional[Callable[[str], memoryview]] = None):
         self.buffer = buffer
         self.runs = runs
-        self._cast = cast or typing.cast(Callable[[str], memoryview], buffer.cast)
+        self._cast = cast or typing.cast("Callable[[str], memoryview]", buffer.cast)
         self._len = sum(run[1] for run in runs)
         self._cursors: List[Cursor] = []
 
@@ -542,7 +567,7 @@ def _deliver_each(ring: "Ring", runs: List[Run], end: int,
 
     A ValueError from slicing means the callback closed the RingBuffer (the
     views are released): delivery stops there."""
-    cb = typing.cast(Callable[..., Any], callback or ring.callback)  # this mode has one
+    cb = typing.cast("Callable[..., Any]", callback or ring.callback)  # this mode has one
     data = ring.mapping.data
     n = 0
     try:
@@ -590,7 +615,7 @@ def _call(ring: "Ring", obj: Any, runs: Sequence[Run], progress: Callable[[], in
     start = ring.done
     ring.done = _run_end(runs[-1])   # also what close() from the callback publishes
     try:
-        return typing.cast(Callable[..., Any], ring.callback)(obj)
+        return typing.cast("Callable[..., Any]", ring.callback)(obj)
     except BaseException:
         if ring.pass_ is not None:
             ring.done = _offset_after(runs, progress(), start)
@@ -634,7 +659,7 @@ def _column_pieces(layout: ColumnLayout) -> Pieces:
 
 def _deliver_fixed(ring: "Ring", runs: List[Run], end: int) -> Tuple[int, Any]:
     """callback(rows or columns) per stretch of records of the fixed size; others to ``odd``."""
-    length, what, pieces = typing.cast(Tuple[int, str, Pieces], ring.fixed)
+    length, what, pieces = typing.cast("Tuple[int, str, Pieces]", ring.fixed)
     n, ret = 0, None
     for matching, group in groupby(runs, key=lambda run: run[3] == length):
         stretch = list(group)
@@ -663,10 +688,10 @@ def _fixed_mode(struct: Optional[str], columns: Any) -> Optional[Tuple[int, str,
     if struct:
         length = row_length(struct)
         return length, f"struct {struct!r}", _row_pieces(struct)
-    if columns is not None:
-        layout = as_layout(columns)
-        return layout.length, f"columns {layout.what}", _column_pieces(layout)
-    return None
+    if columns is None:
+        return None
+    layout = as_layout(columns)
+    return layout.length, f"columns {layout.what}", _column_pieces(layout)
 
 
 class Ring:
@@ -703,7 +728,7 @@ class Ring:
 
     def publish(self) -> None:
         """Store consumer_pos for every record handed out in the current pass."""
-        cons, start = typing.cast(Tuple[int, int], self.pass_)   # only called inside a pass
+        cons, start = typing.cast("Tuple[int, int]", self.pass_)   # only called inside a pass
         done = self.done
         if self.starts is not None:          # inside a run handed out in C
             off, count, stride, _ = typing.cast(Run, self.run)
