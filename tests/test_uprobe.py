@@ -273,6 +273,29 @@ def test_truncated_elf_is_an_attach_error(bins, tmp_path):
             uprobe.func_offset(str(path), "pybpf_plain")
 
 
+@pytest.mark.parametrize("edit, symtab_left", [
+    ({"e_phoff": (1 << 63) - 64}, False),        # program headers: lseek EINVAL
+    ({".shstrtab": (1 << 63) - 8}, False),       # section names: lseek EINVAL
+    ({".dynsym": (1 << 63) - 24}, True),         # the symbols themselves
+    ({".shstrtab": (1 << 64) - 8}, False)])      # past what seek takes at all
+def test_header_offsets_past_any_file(bins, tmp_path, edit, symtab_left):
+    from hostile import set_ehdr, set_shdr
+    from pybpf.obj.symbols import ElfSymbols
+    with open(bins["pie"], "rb") as f:
+        data = f.read()
+    (name, value), = edit.items()
+    data = set_ehdr(data, **edit) if name.startswith("e_") else \
+        set_shdr(data, name, sh_offset=value)
+    path = tmp_path / "far"
+    path.write_bytes(data)
+    with pytest.raises(AttachError, match=r"far is not a valid ELF file: "
+                                          r"(an offset in its headers is out of range|"
+                                          r"cannot fit 'int')"):
+        uprobe.func_offset(str(path), "pybpf_plain")
+    # the symbolizer takes .symtab, still whole when only .dynsym lies
+    assert bool(ElfSymbols(str(path)).funcs) is symtab_left
+
+
 def test_missing_binary():
     with pytest.raises(AttachError, match="cannot open uprobe binary"):
         uprobe.func_offset("/nonexistent/pybpf", "main")

@@ -221,6 +221,21 @@ def test_corrupt_note_in_a_file(tmp_path):
         un.read_probes(_corrupt_copy(tmp_path, owner))
 
 
+@pytest.mark.parametrize("fields, message", [
+    ({"sh_size": 1 << 62}, r"\.note\.stapsdt of 4611686018427387904 bytes at file offset "
+                           r"0x[0-9a-f]+ runs past the end of the file"),
+    ({"sh_size": (1 << 64) - 8}, "of 18446744073709551608 bytes at file offset"),
+    ({"sh_offset": (1 << 63) - 8}, "bytes at file offset 0x7ffffffffffffff8 runs past"),
+    ({"sh_flags": 0x802}, r"\.note\.stapsdt is compressed \(SHF_COMPRESSED\)")])
+def test_note_section_header_lies_refused_before_reading(tmp_path, fields, message):
+    from hostile import set_shdr
+    raw = set_shdr(built("usdt_target").read_bytes(), ".note.stapsdt", **fields)
+    path = tmp_path / f"usdt_lying_{os.getpid()}"
+    path.write_bytes(raw)
+    with pytest.raises(ObjectError, match=message):
+        un.read_probes(str(path))
+
+
 def test_read_probes_missing_file():
     with pytest.raises(ObjectError, match="cannot open /nonexistent"):
         un.read_probes("/nonexistent/usdt")

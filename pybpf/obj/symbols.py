@@ -8,9 +8,10 @@ import functools
 import os
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
-from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
+
+from .uprobe import elf_faults
 
 UNKNOWN = "[unknown]"
 
@@ -74,7 +75,7 @@ class ElfSymbols:
                     if funcs:
                         self.funcs = sorted(funcs)
                         break
-        except (OSError, ELFError, ValueError, KeyError):
+        except elf_faults():
             pass
         self.starts = [fn.start for fn in self.funcs]
 

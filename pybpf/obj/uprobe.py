@@ -14,7 +14,8 @@ import functools
 import os
 import re
 import struct
-from typing import TYPE_CHECKING, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple, cast
+from typing import (TYPE_CHECKING, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple,
+                    Type, cast)
 
 if TYPE_CHECKING:
     from elftools.elf.elffile import ELFFile
@@ -189,6 +190,22 @@ class Segment(NamedTuple):
 _PF_X = 0x1
 
 
+def elf_faults() -> Tuple[Type[Exception], ...]:
+    """What pyelftools raises on a malformed host binary: its own ELFError, and
+    what its decoding lets through (a bad string, a short read, a missing table
+    entry, an offset the file system cannot seek to: EINVAL or OverflowError)."""
+    from elftools.common.exceptions import ELFError
+    return (ELFError, ValueError, struct.error, KeyError, IndexError, OSError,
+            OverflowError)
+
+
+def fault_text(e: Exception) -> str:
+    """What an :func:`elf_faults` exception says about the file."""
+    if isinstance(e, (OSError, OverflowError)):
+        return f"an offset in its headers is out of range ({e})"
+    return str(e)
+
+
 def load_segments(elf: ELFFile) -> List[Segment]:
     """The PT_LOAD segments of an ELF file, in program header order."""
     return [Segment(s["p_vaddr"], s["p_filesz"], s["p_offset"], bool(s["p_flags"] & _PF_X))
@@ -246,8 +263,7 @@ _SH_TYPES = ("SHT_DYNSYM", "SHT_SYMTAB")
 
 @functools.lru_cache(maxsize=8)
 def _read_symbols(path: str, _identity: Tuple[int, int, int]) -> Dict[str, List[_Sym]]:
-    from elftools.common.exceptions import ELFError     # pyelftools: only for uprobes
-    from elftools.elf.elffile import ELFFile
+    from elftools.elf.elffile import ELFFile          # pyelftools: only for uprobes
     try:
         f = open(path, "rb")
     except OSError as e:
@@ -256,8 +272,9 @@ def _read_symbols(path: str, _identity: Tuple[int, int, int]) -> Dict[str, List[
         try:
             elf = ELFFile(f)
             return {t: list(_symbols(elf, t)) for t in _SH_TYPES}
-        except (ELFError, ValueError, struct.error, KeyError) as e:
-            raise AttachError(f"uprobe binary {path} is not a valid ELF file: {e}") from None
+        except elf_faults() as e:
+            raise AttachError(f"uprobe binary {path} is not a valid ELF file: "
+                              f"{fault_text(e)}") from None
 
 
 def symbols(path: str) -> Dict[str, List[_Sym]]:

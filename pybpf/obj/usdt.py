@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Callable, Dict, List, NamedTuple, Optional, Se
 
 from ..errors import ObjectError
 from ..record import FrozenRecord
-from .uprobe import Segment, load_segments, segment_at
+from .uprobe import Segment, elf_faults, fault_text, load_segments, segment_at
 
 if TYPE_CHECKING:
     from elftools.elf.elffile import ELFFile
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 NOTE_SECTION = ".note.stapsdt"
 BASE_SECTION = ".stapsdt.base"
 NT_STAPSDT = 3
+SHF_COMPRESSED = 0x800
 NOTE_OWNER = b"stapsdt"
 MAX_ARGS = 12                   # BPF_USDT_MAX_ARG_CNT
 
@@ -407,10 +408,14 @@ def probes_of_elf(elf: ELFFile, where: str) -> ProbeFile:
             raise ObjectError(f"{where}: {NOTE_SECTION} is {notes_sec['sh_type']}, not "
                               "SHT_NOTE", NOTE_SECTION)
         size, offset = notes_sec["sh_size"], notes_sec["sh_offset"]
-        data = notes_sec.data()
-        if len(data) != size:
+        if notes_sec["sh_flags"] & SHF_COMPRESSED:
+            raise ObjectError(f"{where}: {NOTE_SECTION} is compressed (SHF_COMPRESSED)",
+                              NOTE_SECTION)
+        # checked before reading: pyelftools would allocate sh_size bytes first
+        if offset + size > elf.stream.seek(0, os.SEEK_END):
             raise ObjectError(f"{where}: {NOTE_SECTION} of {size} bytes at file offset "
                               f"{offset:#x} runs past the end of the file", NOTE_SECTION)
+        data = notes_sec.data()
         notes = parse_notes(data, elf.elfclass // 8, elf.little_endian,
                             notes_sec["sh_addralign"])
     base_sec = elf.get_section_by_name(BASE_SECTION)
@@ -425,8 +430,7 @@ def probes_of_elf(elf: ELFFile, where: str) -> ProbeFile:
 
 @functools.lru_cache(maxsize=8)
 def _read_probes(path: str, _identity: Tuple[int, int, int]) -> ProbeFile:
-    from elftools.common.exceptions import ELFError     # pyelftools: only for USDT
-    from elftools.elf.elffile import ELFFile
+    from elftools.elf.elffile import ELFFile          # pyelftools: only for USDT
     try:
         f = open(path, "rb")
     except OSError as e:
@@ -434,8 +438,8 @@ def _read_probes(path: str, _identity: Tuple[int, int, int]) -> ProbeFile:
     with f:
         try:
             return probes_of_elf(ELFFile(f), path)
-        except (ELFError, ValueError, struct.error, KeyError, IndexError) as e:
-            raise ObjectError(f"{path} is not a valid ELF file: {e}") from None
+        except elf_faults() as e:
+            raise ObjectError(f"{path} is not a valid ELF file: {fault_text(e)}") from None
 
 
 def read_probes(path: str) -> ProbeFile:
