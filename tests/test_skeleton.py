@@ -186,6 +186,43 @@ def test_cli_gen_skeleton(tmp_path):
     assert res.returncode == 1 and "cannot read" in res.stderr and "missing.o" in res.stderr
 
 
+# same-length replacements (string offsets stay): quotes that would end a docstring,
+# a backslash, a newline, a byte that is not UTF-8 (BTF-only and section-only names:
+# ELF symbols and BTF decode such a byte differently)
+_HOSTILE_NAMES = {b"skel_inner": b'"""\\\n\xffxyz_', b"target_pid": b'tp"""\\\n___',
+                  b"sys_enter_getpgid": b'sys_"""\\\xff_getpgid',
+                  b"skel_events": b'ev"""\\\n____'}
+
+
+def test_names_that_would_break_the_module_are_escaped(tmp_path):
+    raw = built("skel_types.bpf.o").read_bytes()
+    for old, new in _HOSTILE_NAMES.items():
+        raw = raw.replace(old, new)
+    filename = 'we"""ird\udcff.bpf.o'              # an undecodable byte of a file name
+    text = generate(raw, filename)
+    name = f"hostile_skel_{os.getpid()}"
+    path = tmp_path / (name + ".py")
+    path.write_bytes(text.encode("utf-8"))         # surrogates would not encode
+    mod = _load_module(path, name)
+    spec = parse_object(raw, filename)
+    prog, = spec.programs
+    assert prog.section.startswith('tp/syscalls/sys_"""\\')
+    assert mod.WeIrdPrograms.emit_rec.__doc__ == f"Program 'emit_rec' (SEC(\"{prog.section}\"))."
+    inner = next(getattr(mod, n) for n in dir(mod) if n.endswith("xyz_"))
+    assert inner.__doc__ == 'struct """\\\n\\udcffxyz_ (10 bytes).'   # shown escaped
+    ring = 'ev"""\\\n____'
+    assert getattr(mod.WeIrdMaps, identifier(ring)).__doc__ == \
+        f"ringbuf map {ring!r} (max_entries 65536)."
+    assert mod.WeIrdSkeleton.name == 'we"""ird\udcff'
+    assert mod.__doc__.startswith('Skeleton of we"""ird\\udcff.bpf.o (object ')
+
+
+def test_identifiers_are_ascii():
+    # '\u00b2' is \\w but no identifier character; U+FB01 NFKC-folds to "fi"
+    assert [identifier(n) for n in ("a\u00b2", "\ufb01le", "caf\u00e9", "\udcffx")] == \
+        ["a_", "_le", "caf_", "_x"]
+
+
 def test_generate_rejects_garbage():
     with pytest.raises(ObjectError):
         generate(b"\x7fELF" + bytes(60), "bad.o")

@@ -38,9 +38,11 @@ _CLASS_ATTRS = frozenset({"size", "from_buffer", "_from_values", "_nvalues", "_l
 
 
 def identifier(name: str, taken: Sequence[str] = ()) -> str:
-    """``name`` as a Python identifier: odd characters -> ``_``, keywords,
-    builtins and ``taken`` names get a trailing ``_``."""
-    ident = re.sub(r"\W", "_", name) or "_"
+    """``name`` as a Python identifier: odd characters (anything but ASCII letters,
+    digits and ``_``: not every Unicode ``\\w`` may stand in an identifier, and Python
+    NFKC-folds the others) -> ``_``, keywords, builtins and ``taken`` names get a
+    trailing ``_``."""
+    ident = re.sub(r"\W", "_", name, flags=re.ASCII) or "_"
     if ident[0].isdigit():
         ident = "_" + ident
     if ident.startswith("__"):             # would be name-mangled inside a class
@@ -49,6 +51,15 @@ def identifier(name: str, taken: Sequence[str] = ()) -> str:
             or hasattr(builtins, ident):
         ident += "_"
     return ident
+
+
+def doc_text(text: str) -> str:
+    """``text`` (a name from the object) as it may stand inside a generated docstring:
+    backslashes, quotes, control characters and what UTF-8 cannot encode (the
+    surrogates of undecodable bytes: shown as ``\\udcff``, for a class's docstring
+    must encode) escaped, so it neither ends the string nor breaks the module."""
+    shown = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return repr(shown)[1:-1].replace('"', '\\"')
 
 
 def _index(base: str, k: int) -> str:
@@ -290,7 +301,7 @@ class PyTypes:
         assert isinstance(t, T.Enum)
         name = self._class_name(type_id, hint)
         lines = [f"class {name}(_enum.IntEnum):",
-                 f'    """{"enum " + t.name if t.name else "an anonymous enum"}'
+                 f'    """{"enum " + doc_text(t.name) if t.name else "an anonymous enum"}'
                  f' ({t.size} bytes); unknown values are pseudo-members."""', ""]
         used: List[str] = []
         for ename, value in t.values:
@@ -422,7 +433,7 @@ class PyTypes:
                 fields.append((attr, sub_type,
                                _lifted_expr(m.cls.name, of_union[m.offset].start, sub_attr),
                                sub_default, sub_mutable))
-        src = _class_source(name, f"struct {t.name}" if t.name else "an anonymous struct",
+        src = _class_source(name, f"struct {doc_text(t.name)}" if t.name else "an anonymous struct",
                             t.size, fmt, len(items), fields)
         return PyClass(name, src, Val(items, name,
                                       lambda v, b: f"{name}._from_values({v}, {b})",
@@ -453,7 +464,7 @@ class PyTypes:
                                _bits_expr(m, 0, m.first, m.end), _bits_zero(m), False))
             else:
                 raise self._fail(type_id, "an anonymous union inside a union")
-        what = f"union {t.name}" if t.name else "an anonymous union"
+        what = f"union {doc_text(t.name)}" if t.name else "an anonymous union"
         lines = _class_head(name, what, t.size, [(f[0], f[1]) for f in fields])
         lines.append("    _layout: _t.ClassVar[_t.Tuple[_struct.Struct, ...]] = (")
         lines += [f"        _struct.Struct({fmt!r})," for fmt in formats]

@@ -27,7 +27,7 @@ import zlib
 from typing import List, Optional, Tuple
 
 from .. import uapi
-from ..btf.pytypes import PyTypes, Val, identifier, layout_format
+from ..btf.pytypes import PyTypes, Val, doc_text, identifier, layout_format
 from ..errors import ObjectError
 from .records import anchored_structs, record_type
 from .spec import MapSpec, ObjectSpec, data_variables, parse_object
@@ -80,7 +80,7 @@ class _Module:
 
     def maps_class(self) -> List[str]:
         lines = [f"class {self.maps_cls}:",
-                 f'    """The maps of {self.spec.name}, by name (pybpf.Map)."""', "",
+                 f'    """The maps of {doc_text(self.spec.name)}, by name (pybpf.Map)."""', "",
                  '    __slots__ = ("_obj",)', "",
                  "    def __init__(self, obj: _pybpf.BPFObject) -> None:",
                  "        self._obj = obj"]
@@ -91,14 +91,14 @@ class _Module:
             attr = identifier(m.name, taken)
             taken.append(attr)
             lines += ["", "    @property", f"    def {attr}(self) -> _pybpf.Map:",
-                      f'        """{_map_type_name(m)} map {m.name!r} (max_entries '
+                      f'        """{_map_type_name(m)} map {doc_text(repr(m.name))} (max_entries '
                       f'{m.max_entries})."""',
                       f"        return self._obj.maps[{m.name!r}]"]
         return lines
 
     def progs_class(self) -> List[str]:
         lines = [f"class {self.progs_cls}:",
-                 f'    """The programs of {self.spec.name}, by name (pybpf.Program)."""', "",
+                 f'    """The programs of {doc_text(self.spec.name)}, by name (pybpf.Program)."""', "",
                  '    __slots__ = ("_obj",)', "",
                  "    def __init__(self, obj: _pybpf.BPFObject) -> None:",
                  "        self._obj = obj"]
@@ -107,7 +107,7 @@ class _Module:
             attr = identifier(p.name, taken)
             taken.append(attr)
             lines += ["", "    @property", f"    def {attr}(self) -> _pybpf.Program:",
-                      f'        """Program {p.name!r} (SEC("{p.section}"))."""',
+                      f'        """Program {doc_text(repr(p.name))} (SEC("{doc_text(p.section)}"))."""',
                       f"        return self._obj.programs[{p.name!r}]"]
         return lines
 
@@ -115,7 +115,7 @@ class _Module:
         name = self.section_cls[m.name]
         variables = data_variables(self.spec.btf, m, self.spec.elf)
         lines = [f"class {name}:",
-                 f'    """The variables of {m.name}: before load() they edit the initial'
+                 f'    """The variables of {doc_text(m.name)}: before load() they edit the initial'
                  f' image, after load() the live map."""', "",
                  '    __slots__ = ("_data",)', ""]
         layouts: List[Tuple[str, str]] = []
@@ -127,7 +127,7 @@ class _Module:
             val = self.val(type_id, var)
             if val is None:                       # no BTF: the bytes
                 props += ["", "    @property", f"    def {attr}(self) -> bytes:",
-                          f'        """{var} ({size} bytes, no BTF)."""',
+                          f'        """{doc_text(var)} ({size} bytes, no BTF)."""',
                           f"        return self._data.raw({var!r})",
                           "", f"    @{attr}.setter",
                           f"    def {attr}(self, value: bytes) -> None:",
@@ -136,9 +136,9 @@ class _Module:
             fmt = layout_format(val.items, size, f"{m.name} variable {var}")
             layout = f"_layout_{len(layouts)}"
             layouts.append((layout, fmt))
-            spelled = self.spec.btf.type_name(type_id).replace('"', "'")  # type: ignore[union-attr]
+            spelled = doc_text(self.spec.btf.type_name(type_id))  # type: ignore[union-attr]
             props += ["", "    @property", f"    def {attr}(self) -> {val.pytype}:",
-                      f'        """{spelled} {var}."""',
+                      f'        """{spelled} {doc_text(var)}."""',
                       f"        v = self.{layout}.unpack_from(self._data.raw({var!r}))",
                       f"        value: {val.pytype} = {val.expr('v', '0')}",
                       "        return value"]
@@ -173,7 +173,7 @@ class _Module:
             if kind == "ringbuf":
                 lines += ["", f"    def {meth}(self, callback: _t.Callable[[{rtype}], None],"
                           " **options: _t.Any) -> _pybpf.RingBuffer:",
-                          f'        """A RingBuffer on map {m.name!r} calling ``callback`` with'
+                          f'        """A RingBuffer on map {doc_text(repr(m.name))} calling ``callback`` with'
                           f' each record as a {rtype}."""',
                           "", "        def on_record(data: memoryview) -> None:",
                           f"            callback({decode})",
@@ -182,7 +182,7 @@ class _Module:
             else:
                 lines += ["", f"    def {meth}(self, callback: _t.Callable[[int, {rtype}], None],"
                           " **options: _t.Any) -> _pybpf.PerfBuffer:",
-                          f'        """A PerfBuffer on map {m.name!r} calling ``callback(cpu,'
+                          f'        """A PerfBuffer on map {doc_text(repr(m.name))} calling ``callback(cpu,'
                           f' record)`` with each sample as a {rtype}."""',
                           "", "        def on_sample(cpu: int, data: memoryview) -> None:",
                           f"            callback(cpu, {decode})",
@@ -193,7 +193,7 @@ class _Module:
     def skeleton_class(self) -> List[str]:
         spec = self.spec
         lines = [f"class {self.skel}:",
-                 f'    """Skeleton of {self.filename}: open() -> configure -> load() ->'
+                 f'    """Skeleton of {doc_text(self.filename)}: open() -> configure -> load() ->'
                  ' attach() -> close() (or a with block)."""', "",
                  f"    name: _t.ClassVar[str] = {spec.name!r}",
                  "    object_bytes: _t.ClassVar[bytes] = _OBJECT", "",
@@ -242,7 +242,7 @@ class _Module:
                                                                   "value")):
                         self.val(tid, f"{m.name}_{what}")
         digest = hashlib.sha256(raw).hexdigest()
-        head = [f'"""Skeleton of {self.filename} (object {spec.name!r}, sha256 {digest[:16]}).',
+        head = [f'"""Skeleton of {doc_text(self.filename)} (object {doc_text(repr(spec.name))}, sha256 {digest[:16]}).',
                 "", "Generated by `python -m pybpf gen skeleton`: do not edit.",
                 f"Use: ``with {self.skel}.open() as skel: skel.load(); skel.attach()``.",
                 '"""', "from __future__ import annotations", "",
