@@ -57,6 +57,26 @@ def test_inspect_malformed_object(tmp_path):
     assert err.startswith("pybpf: error:") and "Traceback" not in err
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["check", "OBJ", "--btf", "/sys/kernel/btf/vmlinux", "--kconfig", "MISSING"],
+     "cannot read --kconfig MISSING: No such file or directory"),
+    (["check", "OBJ", "--btf", "/sys/kernel/btf/vmlinux", "--kconfig", "DIR"],
+     "cannot read --kconfig DIR: Is a directory"),
+    (["gen", "skeleton", "OBJ", "-o", "MISSING/x_skel.py"],
+     "cannot write MISSING/x_skel.py: No such file or directory"),
+    (["btf", "dump", "file", "OBJ", "-o", "DIR"], "cannot write DIR: Is a directory")])
+def test_files_named_on_the_command_line_fail_in_one_line(tmp_path, capsys, argv, message):
+    from pybpf.cli.main import main
+    names = {"OBJ": str(built("exec.bpf.o")), "MISSING": str(tmp_path / "missing"),
+             "DIR": str(tmp_path)}
+    for key, value in names.items():
+        argv = [a.replace(key, value) for a in argv]
+        message = message.replace(key, value)
+    assert main(argv) == 1
+    assert capsys.readouterr().err == f"pybpf: error: {message}\n"
+    assert os.listdir(tmp_path) == []          # no temporary file left behind
+
+
 @pytest.mark.parametrize("name", ["exec.bpf.o", "ringbuf-output.bpf.o", "perfbuf-output.bpf.o"])
 def test_load_json_prints_every_exec(name, probes):
     require_kernel()

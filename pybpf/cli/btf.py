@@ -12,6 +12,7 @@ from .. import loaded
 from ..btf import BTF
 from ..btf.cdump import dump_header
 from ..btf.rawdump import dump_raw, type_lines
+from . import write_output
 from .format import add_json, select_ids, take_selector, wants_json, write_json
 from ..errors import BPFError
 
@@ -101,10 +102,7 @@ def _dump(args: argparse.Namespace, out: TextIO) -> int:
     else:
         text = "".join(line + "\n" for line in dump_raw(btf))
     if args.output:
-        tmp = f"{args.output}.tmp{os.getpid()}"
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.replace(tmp, args.output)
+        write_output(args.output, text)
     else:
         out.write(text)
     return 0

@@ -38,8 +38,12 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     """Check, print, and return 1 if any program fails on any target."""
     kconfig = None
     if args.kconfig:
-        with open(args.kconfig, errors="surrogateescape") as f:
-            kconfig = f.read()
+        try:
+            with open(args.kconfig, errors="surrogateescape") as f:
+                kconfig = f.read()
+        except OSError as e:
+            raise BPFError(f"cannot read --kconfig {args.kconfig}: {e.strerror}",
+                           e.errno) from None
     version = kernel_version_code(args.kernel_version) if args.kernel_version else 0
     if args.kernel_version and not version:
         raise BPFError(f"--kernel-version {args.kernel_version!r}: expected X.Y.Z")

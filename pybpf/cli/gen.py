@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import Any
 
 from ..errors import BPFError
+from . import write_output
 
 
 def add_parser(subparsers: Any) -> None:
@@ -34,9 +34,6 @@ def run(args: argparse.Namespace) -> int:
     if out == "-":
         sys.stdout.write(text)
         return 0
-    tmp = f"{out}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, out)
+    write_output(out, text)
     print(f"pybpf: wrote {out}", file=sys.stderr)
     return 0
