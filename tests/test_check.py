@@ -326,6 +326,20 @@ def test_reachable_prunes_constant_branches():
     assert 3 in reachable(code)
 
 
+def test_reachable_walks_registers_past_r10():
+    # the 4-bit fields name r11-r15, which the verifier refuses; the walk still ends
+    r15 = 15
+    exit_ = I.Insn(I.EXIT, 0, 0, 0, 0).encode()
+    poison = I.Insn(I.CALL, 0, 0, 0, core.POISON_IMM).encode()
+    ld = I.Insn(I.LD_IMM64, r15, 0, 0, 7).encode() + I.Insn(0, 0, 0, 0, 0).encode()
+    mov_x = I.Insn(uapi.BPF_ALU64 | uapi.BPF_MOV | uapi.BPF_X, 14, r15, 0, 0).encode()
+    fetch = I.Insn(uapi.BPF_STX | uapi.BPF_DW | uapi.BPF_ATOMIC, 10, 13, -8,
+                   uapi.BPF_ADD | uapi.BPF_FETCH).encode()
+    code = (ld + mov_x + fetch + _j(uapi.BPF_JEQ, 14, 7, 1) + poison   # r14 = r15 = 7
+            + _j(uapi.BPF_JEQ, 13, 0, 1) + poison + exit_)             # r13 fetched
+    assert reachable(code) == {0, 2, 3, 4, 6, 7, 8}
+
+
 def test_check_kconfig_externs_need_the_targets_kconfig(tmp_path):
     spec = parse_object(built("extern_kconfig.bpf.o"))
     bare = write(tmp_path, "bare.btf", kernel_btf())

@@ -295,8 +295,8 @@ def reachable(insns: bytes) -> Set[int]:
     their target, with unknown arguments."""
     n = I.count(insns)
     states: Dict[int, Regs] = {}
-    work: List[Tuple[int, Regs]] = [(0, (None,) * 11)]
-    unknown: Regs = (None,) * 11
+    unknown: Regs = (None,) * _NREGS
+    work: List[Tuple[int, Regs]] = [(0, unknown)]
     while work:
         slot, regs = work.pop()
         if not 0 <= slot < n:
@@ -311,6 +311,11 @@ def reachable(insns: bytes) -> Set[int]:
         for nxt in _step(insns, slot, regs, unknown):
             work.append(nxt)
     return set(states)
+
+
+#: one per value of the 4-bit register fields: r11-r15 do not exist (the verifier
+#: refuses them), but a malformed program names them and is still walked
+_NREGS = 16
 
 
 def _step(insns: bytes, slot: int, regs: Regs, unknown: Regs) -> List[Tuple[int, Regs]]:
@@ -330,12 +335,11 @@ def _step(insns: bytes, slot: int, regs: Regs, unknown: Regs) -> List[Tuple[int,
             if value is not None and cls == uapi.BPF_ALU:
                 value &= 0xFFFFFFFF
             r[ins.dst] = value
-        elif ins.dst < 11:
+        else:
             r[ins.dst] = None
         return [(slot + 1, tuple(r))]
     if cls in (uapi.BPF_LDX, uapi.BPF_LD):
-        if ins.dst < 11:
-            r[ins.dst] = None
+        r[ins.dst] = None
         if cls == uapi.BPF_LD:          # legacy packet loads clobber r0
             r[0] = None
         return [(slot + 1, tuple(r))]
@@ -356,9 +360,8 @@ def _step(insns: bytes, slot: int, regs: Regs, unknown: Regs) -> List[Tuple[int,
     if op == uapi.BPF_JA:
         return [(slot + 1 + (ins.imm if cls == uapi.BPF_JMP32 else ins.off), tuple(r))]
     taken, fall = (slot + 1 + ins.off, tuple(r)), (slot + 1, tuple(r))
-    a = regs[ins.dst] if ins.dst < 11 else None
-    b = (regs[ins.src] if ins.src < 11 else None) if ins.code & uapi.BPF_X \
-        else ins.imm & _U64
+    a = regs[ins.dst]
+    b = regs[ins.src] if ins.code & uapi.BPF_X else ins.imm & _U64
     decided = None if a is None or b is None else _compare(op, a, b, cls == uapi.BPF_JMP32)
     if decided is None:
         return [taken, fall]
