@@ -171,6 +171,25 @@ def test_damaged_files_are_ignored_and_rewritten(blob, folder, scans, fault):
     assert scans[0] == 3                                # (the uncached parse above)
 
 
+@pytest.mark.parametrize("record, shift", [(5000, "past the end"), (5000, 7)])
+def test_an_index_not_of_record_starts_is_an_object_error(blob, folder, record, shift):
+    # a checksummed index that does not match the blob (forged, or a bug): an offset
+    # past the words, or into a record (there, the member offset 32 reads as kind 0)
+    path = _stored(blob, folder)
+    index = cache.load(cache.key(blob), 1 << 30)
+    offsets = index.offsets
+    words = len(parse.words(blob[24:24 + struct.unpack_from("=I", blob, 12)[0]]))
+    offsets[record] = words - 1 if shift == "past the end" else offsets[record] + shift
+    cache.store(cache.key(blob), index._replace(offsets=offsets))
+    btf = _cached(blob)
+    type_id = btf.start_id + record
+    with pytest.raises(ObjectError, match=r"no BTF type record starts here \(the record "
+                                          r"index from the cache does not match the blob\)"
+                                          rf".*offset {24 + 4 * offsets[record]:#x}\)"):
+        btf[type_id]
+    assert btf[type_id + 1] == spec.BTF.parse(blob)[type_id + 1]   # the others decode
+
+
 def test_files_others_could_write_are_not_trusted(blob, folder, scans):
     path = _stored(blob, folder)
     os.chmod(path, 0o620)                               # group-writable

@@ -224,11 +224,17 @@ class TypeReader:
 
     def read(self, off: int) -> T.Type:
         w = self.w
-        info = w[off + 1]
-        kind = (info >> BTF_INFO_KIND_SHIFT) & BTF_INFO_KIND_MASK
-        name = self.strtab.get(w[off], self.sec_offset + 4 * off)
-        return _DECODERS[kind](self, off, name, info >> BTF_INFO_KFLAG_SHIFT,
-                               info & BTF_INFO_VLEN_MASK, w[off + 2])
+        try:
+            info = w[off + 1]
+            kind = (info >> BTF_INFO_KIND_SHIFT) & BTF_INFO_KIND_MASK
+            name = self.strtab.get(w[off], self.sec_offset + 4 * off)
+            return _DECODERS[kind](self, off, name, info >> BTF_INFO_KFLAG_SHIFT,
+                                   info & BTF_INFO_VLEN_MASK, w[off + 2])
+        except (IndexError, KeyError):
+            # a scan only yields record starts: this offset came from a record index
+            # stored on disk (pybpf.btf.cache) that does not match the blob
+            raise self.error("no BTF type record starts here (the record index from "
+                             "the cache does not match the blob)", off) from None
 
     def error(self, message: str, off: int) -> ObjectError:
         return ObjectError(message, self.section, self.sec_offset + 4 * off)
