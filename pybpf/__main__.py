@@ -8,6 +8,12 @@ from .cli.signals import quiet_startup
 def run() -> int:
     """The command line: Ctrl-C stays quiet while it imports, then main() handles it."""
     quiet_startup()
+    # names from objects and kernel BTF that are not UTF-8 are decoded with
+    # surrogateescape: printed back as those bytes (as bpftool prints them) in any
+    # locale, where a strict stdout (en_US.UTF-8) would raise UnicodeEncodeError
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None:
+        reconfigure(errors="surrogateescape")
     from .cli.main import main
     try:
         return main()

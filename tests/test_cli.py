@@ -57,6 +57,18 @@ def test_inspect_malformed_object(tmp_path):
     assert err.startswith("pybpf: error:") and "Traceback" not in err
 
 
+def test_names_that_are_not_utf8_print_as_their_bytes(tmp_path):
+    raw = built("skel_types.bpf.o").read_bytes().replace(b"skel_inner", b"skel_\xffnner")
+    obj = tmp_path / "ff.bpf.o"
+    obj.write_bytes(raw)
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONIOENCODING="utf-8:strict")
+    for argv in (["inspect", str(obj)], ["btf", "dump", "file", str(obj), "format", "c"]):
+        p = subprocess.run([sys.executable, "-m", "pybpf", *argv], capture_output=True,
+                           env=env, timeout=60)
+        assert p.returncode == 0 and p.stderr == b"", p.stderr.decode(errors="replace")
+        assert b"struct skel_\xffnner" in p.stdout
+
+
 @pytest.mark.parametrize("argv, message", [
     (["check", "OBJ", "--btf", "/sys/kernel/btf/vmlinux", "--kconfig", "MISSING"],
      "cannot read --kconfig MISSING: No such file or directory"),
