@@ -333,6 +333,11 @@ def test_arg_string_with_many_args_and_spacing():
     ("x86_64", "1@(%rbp,%foo,2)", "unknown x86_64 register 'foo'"),
     ("x86_64", "8@$18446744073709551616", "does not fit 64 bits"),
     ("x86_64", " ".join(["4@$1"] * 13), "more than 12 arguments"),
+    # past int()'s 4300 digits: still an ArgError, not int()'s ValueError
+    ("x86_64", "4@$" + "9" * 5000, r"argument #0 '4@\$9{37}'\.\.\. \(5003 characters\): "
+                                   "a number too long for 64 bits"),
+    ("x86_64", "4@-" + "1" * 5000 + "(%rsp)", r"\(5009 characters\): a number too long"),
+    ("aarch64", "9" * 5000 + "@x1", r"\(5003 characters\): a number too long"),
     ("aarch64", "-4@w0", "unknown aarch64 register 'w0'"),
     ("aarch64", "8@x31", "unknown aarch64 register 'x31'"),
     ("aarch64", "8@[sp, #16]", "not a aarch64 USDT argument spec"),

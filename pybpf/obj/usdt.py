@@ -279,14 +279,17 @@ def _parse_one(arch: str, index: int, text: str, pos: int) -> Tuple[ArgSpec, int
         if m is None:
             continue
         spec_text = text[pos:m.end()].strip()
-        size = int(m.group(1))
         fields = dict(zip(layout, m.groups()[1:]))
-        value = int(fields.get("O", "0"))
+        try:
+            size, value, scale = (int(t) for t in (m.group(1), fields.get("O", "0"),
+                                                   fields.get("S", "1")))
+        except ValueError:      # more digits than int() converts (4300): no 64-bit number
+            raise ArgError(f"argument #{index} {spec_text[:40]!r}... ({len(spec_text)} "
+                           "characters): a number too long for 64 bits") from None
         if not -(1 << 63) <= value < 1 << 64:
             raise ArgError(f"argument #{index} {spec_text!r}: {value} does not fit 64 bits")
         reg = fields.get("R", "")
         idx = fields.get("I", "")
-        scale = int(fields.get("S", "1"))
         if abs(size) not in (1, 2, 4, 8):
             raise ArgError(f"argument #{index} {spec_text!r}: size {abs(size)} is not 1, 2, "
                            "4 or 8")
