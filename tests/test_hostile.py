@@ -385,6 +385,20 @@ def test_ld_imm64_as_last_instruction(tmp_path):
     assert OUTCOME.match(line), line
 
 
+def test_two_code_sections_of_one_name():
+    """.BTF.ext names code sections: a second section of the same name (its header's
+    sh_name re-pointed) is an ObjectError, not the linker's KeyError."""
+    from pybpf.errors import ObjectError
+    from pybpf.obj.spec import parse_object
+    raw = built("struct_ops_cc.bpf.o").read_bytes()
+    same = shdr(raw, "struct_ops/pybpf_cwnd_event")["sh_name"]
+    raw = set_shdr(raw, "struct_ops/pybpf_ssthresh", sh_name=same)
+    with pytest.raises(ObjectError, match=r"executable sections 3 and 13 have the same name: "
+                                          r"\.BTF\.ext records could not tell them apart "
+                                          r"\(section struct_ops/pybpf_cwnd_event\)"):
+        parse_object(raw)
+
+
 def test_data_section_entry_not_a_var(tmp_path):
     """Item 13: a .rodata DATASEC entry that is an INT: ObjectError, not AttributeError."""
     btf = _btf()

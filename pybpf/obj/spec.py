@@ -235,10 +235,19 @@ def _functions(elf: ElfObject) -> List[FuncSpec]:
                             sym.bind != STB_LOCAL))
     out.sort(key=lambda f: (f.shndx, f.start))
     with_code = {f.shndx for f in out}
+    code_by_name: Dict[str, int] = {}
     for sec in elf.sections:
-        if sec.is_exec and sec.size and sec.index not in with_code:
+        if not (sec.is_exec and sec.size):
+            continue
+        if sec.index not in with_code:
             raise ObjectError("executable section holds code but no function symbol: its "
                               "programs would be dropped", section=sec.name)
+        # .BTF.ext (func/line info, CO-RE) names code sections: a name must be one section
+        first = code_by_name.setdefault(sec.name, sec.index)
+        if first != sec.index:
+            raise ObjectError(f"executable sections {first} and {sec.index} have the same "
+                              "name: .BTF.ext records could not tell them apart",
+                              section=sec.name)
     return out
 
 
