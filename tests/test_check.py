@@ -381,6 +381,30 @@ def test_kernel_btf_from_elf_files_and_bad_files(tmp_path):
         load_btf(str(broken))
 
 
+@pytest.mark.parametrize("attack, message", [
+    ("compressed", r"\.BTF is compressed \(SHF_COMPRESSED\) \(section \.BTF\)"),
+    (".strtab", "malformed ELF file: an offset in its headers is out of range"),
+    (".BTF", "malformed ELF file: an offset in its headers is out of range")])
+def test_kernel_btf_elf_files_with_lying_headers(tmp_path, attack, message):
+    """A compressed .BTF claiming 1 TiB inflated is refused before pyelftools inflates
+    it (libbpf reads .BTF raw); offsets past what BytesIO seeks are ObjectErrors."""
+    import struct
+    import zlib
+    from hostile import replace_section, set_shdr, shdr
+    from pybpf.obj.offline import load_btf
+    raw = built("exec.bpf.o").read_bytes()
+    if attack == "compressed":
+        raw = replace_section(raw, ".BTF", struct.pack("<IIQQ", 1, 0, 1 << 40, 8)
+                              + zlib.compress(bytes(1 << 20)))
+        raw = set_shdr(raw, ".BTF", sh_flags=shdr(raw, ".BTF")["sh_flags"] | 0x800)
+    else:
+        raw = set_shdr(raw, attack, sh_offset=(1 << 64) - 8)
+    path = tmp_path / "vmlinux"
+    path.write_bytes(raw)
+    with pytest.raises(ObjectError, match=message):
+        load_btf(str(path))
+
+
 def test_btf_custom_path_is_used_by_load(kernel, tmp_path):
     """libbpf's btf_custom_path: load() relocates CO-RE against that file."""
     with BPFObject.open(built("exec.bpf.o"), btf_custom_path=VMLINUX) as obj:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import os
-import struct
 from typing import Dict, List, Optional, Sequence, Tuple, Union, cast
 
 from . import externs as externs_mod
@@ -23,6 +22,7 @@ from ..btf.core import Result
 from ..btf import types as T
 from ..errors import BPFError, ObjectError
 from ..record import Record
+from .elf import SHF_COMPRESSED
 from .relocate import LinkedProgram, Linker
 from .spec import ObjectSpec
 
@@ -47,13 +47,17 @@ def load_btf(source: BTFSource, base: Optional[BTF] = None) -> BTF:
 
 def _elf_btf(data: bytes, path: str) -> bytes:
     """The .BTF section of an ELF file of any machine (a vmlinux, a .ko)."""
-    from elftools.common.exceptions import ELFError
     from elftools.elf.elffile import ELFFile
+    from .uprobe import elf_faults, fault_text
     try:
         sec = ELFFile(io.BytesIO(data)).get_section_by_name(".BTF")
+        if sec is not None and sec["sh_flags"] & SHF_COMPRESSED:
+            # as libbpf, which reads .BTF raw: pyelftools would inflate whatever
+            # size the compression header claims
+            raise ObjectError(f"{path}: .BTF is compressed (SHF_COMPRESSED)", ".BTF")
         found = sec.data() if sec is not None else None
-    except (ELFError, ValueError, struct.error) as exc:
-        raise ObjectError(f"{path}: malformed ELF file: {exc}") from None
+    except elf_faults() as exc:
+        raise ObjectError(f"{path}: malformed ELF file: {fault_text(exc)}") from None
     if found is None:
         raise ObjectError(f"{path}: ELF file without a .BTF section")
     return bytes(found)

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Callable, Dict, List, NamedTuple, Optional, Se
 
 from ..errors import ObjectError
 from ..record import FrozenRecord
+from .elf import SHF_COMPRESSED
 from .uprobe import Segment, elf_faults, fault_text, load_segments, segment_at
 
 if TYPE_CHECKING:
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
 NOTE_SECTION = ".note.stapsdt"
 BASE_SECTION = ".stapsdt.base"
 NT_STAPSDT = 3
-SHF_COMPRESSED = 0x800
 NOTE_OWNER = b"stapsdt"
 MAX_ARGS = 12                   # BPF_USDT_MAX_ARG_CNT
 
