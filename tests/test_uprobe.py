@@ -296,6 +296,25 @@ def test_header_offsets_past_any_file(bins, tmp_path, edit, symtab_left):
     assert bool(ElfSymbols(str(path)).funcs) is symtab_left
 
 
+@pytest.mark.parametrize("kind", ["a FIFO", "a directory", "a character device"])
+def test_special_files_refused_without_reading(tmp_path, kind):
+    """Opened O_NONBLOCK and fstat-checked first: a FIFO nobody writes to would block
+    the open (and the read) forever."""
+    from pybpf.obj import usdt
+    from pybpf.obj.symbols import ElfSymbols
+    from pybpf.errors import ObjectError
+    path = {"a directory": str(tmp_path), "a character device": "/dev/zero"}.get(kind)
+    if path is None:
+        path = str(tmp_path / f"fifo{os.getpid()}")
+        os.mkfifo(path)
+    why = f"not a regular file \\({kind}\\)"
+    with pytest.raises(AttachError, match=f"cannot open uprobe binary {path}: {why}"):
+        uprobe.func_offset(path, "main")
+    with pytest.raises(ObjectError, match=f"cannot open {path}: {why}"):
+        usdt.read_probes(path)
+    assert ElfSymbols(path).funcs == []
+
+
 def test_missing_binary():
     with pytest.raises(AttachError, match="cannot open uprobe binary"):
         uprobe.func_offset("/nonexistent/pybpf", "main")

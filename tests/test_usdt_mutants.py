@@ -256,7 +256,8 @@ def test_files_that_are_no_elf(tmp_path):
     text.write_bytes(b"#!/bin/sh\necho hi\n" * 10)
     with pytest.raises(ObjectError, match=f"^{text} is not a valid ELF file: "):
         un.read_probes(str(text))
-    with pytest.raises(ObjectError, match=f"^cannot open {tmp_path}: Is a directory$"):
+    with pytest.raises(ObjectError, match=f"^cannot open {tmp_path}: not a regular file "
+                                          r"\(a directory\)$"):
         un.read_probes(str(tmp_path))
 
 

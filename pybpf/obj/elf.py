@@ -16,10 +16,10 @@ import os
 import stat
 import struct
 import sys
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 from .. import limits
-from ..errors import ObjectError
+from ..errors import BPFError, ObjectError
 from ..record import Record
 
 ELFMAG = b"\x7fELF"
@@ -175,22 +175,37 @@ _FILE_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
                (stat.S_ISSOCK, "a socket"))
 
 
-def read_regular_file(path: str, limit: int) -> bytes:
-    """The bytes of the regular file at ``path`` (symlinks followed), at most ``limit``.
+def open_regular(path: str, fail: Callable[[str, Optional[int]], BPFError]) -> int:
+    """An fd of the regular file at ``path`` (symlinks followed), read-only.
 
     Opened with O_NONBLOCK and checked with fstat before the first read, so a
-    FIFO, a device or a directory is refused at once (ObjectError), never read."""
+    FIFO, a device or a directory is refused at once, never read (nor waited on).
+    ``fail(reason, errno)`` makes the error: ``reason`` is the strerror of a failed
+    open, or ``not a regular file (a FIFO)``."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
     except OSError as e:
-        raise ObjectError(f"cannot read {path}: {e.strerror}") from None
+        raise fail(e.strerror or str(e), e.errno) from None
     try:
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            kind = next((what for test, what in _FILE_KINDS if test(st.st_mode)), "special")
-            raise ObjectError(f"cannot read {path}: not a regular file ({kind})")
-        if st.st_size > limit:
-            raise ObjectError(f"cannot read {path}: {st.st_size} bytes, larger than the "
+    except OSError as e:
+        os.close(fd)
+        raise fail(e.strerror or str(e), e.errno) from None
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        kind = next((what for test, what in _FILE_KINDS if test(st.st_mode)), "special")
+        raise fail(f"not a regular file ({kind})", None)
+    return fd
+
+
+def read_regular_file(path: str, limit: int) -> bytes:
+    """The bytes of the regular file at ``path`` (:func:`open_regular`), at most
+    ``limit``."""
+    fd = open_regular(path, lambda why, _errno: ObjectError(f"cannot read {path}: {why}"))
+    try:
+        st_size = os.fstat(fd).st_size
+        if st_size > limit:
+            raise ObjectError(f"cannot read {path}: {st_size} bytes, larger than the "
                               f"{limit} bytes an object may have")
         chunks: List[bytes] = []
         size = 0

@@ -11,6 +11,8 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
 
+from ..errors import ObjectError
+from .elf import open_regular
 from .uprobe import elf_faults
 
 UNKNOWN = "[unknown]"
@@ -58,7 +60,8 @@ class ElfSymbols:
         self.funcs: List[_Func] = []
         self.segments: List[Tuple[int, int, int]] = []   # (offset, vaddr, filesz)
         try:
-            with open(path, "rb") as f:
+            fd = open_regular(path, lambda why, _errno: ObjectError(why))
+            with os.fdopen(fd, "rb") as f:
                 elf = ELFFile(f)
                 self.segments = [(s["p_offset"], s["p_vaddr"], s["p_filesz"])
                                  for s in elf.iter_segments() if s["p_type"] == "PT_LOAD"]
@@ -75,7 +78,7 @@ class ElfSymbols:
                     if funcs:
                         self.funcs = sorted(funcs)
                         break
-        except elf_faults():
+        except (ObjectError,) + elf_faults():      # not a regular file, malformed
             pass
         self.starts = [fn.start for fn in self.funcs]
 

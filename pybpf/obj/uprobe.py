@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from elftools.elf.sections import SymbolTableSection
 
 from ..errors import AttachError
+from .elf import open_regular
 
 
 class Target(NamedTuple):
@@ -264,11 +265,9 @@ _SH_TYPES = ("SHT_DYNSYM", "SHT_SYMTAB")
 @functools.lru_cache(maxsize=8)
 def _read_symbols(path: str, _identity: Tuple[int, int, int]) -> Dict[str, List[_Sym]]:
     from elftools.elf.elffile import ELFFile          # pyelftools: only for uprobes
-    try:
-        f = open(path, "rb")
-    except OSError as e:
-        raise AttachError(f"cannot open uprobe binary {path}: {e.strerror}", e.errno) from None
-    with f:
+    fd = open_regular(path, lambda why, err: AttachError(
+        f"cannot open uprobe binary {path}: {why}", err))
+    with os.fdopen(fd, "rb") as f:
         try:
             elf = ELFFile(f)
             return {t: list(_symbols(elf, t)) for t in _SH_TYPES}

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Callable, Dict, List, NamedTuple, Optional, Se
 
 from ..errors import ObjectError
 from ..record import FrozenRecord
-from .elf import SHF_COMPRESSED
+from .elf import SHF_COMPRESSED, open_regular
 from .uprobe import Segment, elf_faults, fault_text, load_segments, segment_at
 
 if TYPE_CHECKING:
@@ -434,11 +434,8 @@ def probes_of_elf(elf: ELFFile, where: str) -> ProbeFile:
 @functools.lru_cache(maxsize=8)
 def _read_probes(path: str, _identity: Tuple[int, int, int]) -> ProbeFile:
     from elftools.elf.elffile import ELFFile          # pyelftools: only for USDT
-    try:
-        f = open(path, "rb")
-    except OSError as e:
-        raise ObjectError(f"cannot open {path}: {e.strerror}") from None
-    with f:
+    fd = open_regular(path, lambda why, _errno: ObjectError(f"cannot open {path}: {why}"))
+    with os.fdopen(fd, "rb") as f:
         try:
             return probes_of_elf(ELFFile(f), path)
         except elf_faults() as e:
