@@ -379,6 +379,11 @@ def test_kernel_btf_from_elf_files_and_bad_files(tmp_path):
     broken.write_bytes(b"\x7fELF" + bytes(60))
     with pytest.raises(ObjectError, match="broken.elf"):
         load_btf(str(broken))
+    fifo = tmp_path / f"btf_fifo{os.getpid()}"      # refused before an open that would wait
+    os.mkfifo(fifo)
+    with pytest.raises(ObjectError, match=f"^cannot read kernel BTF {fifo}: not a regular "
+                                          r"file \(a FIFO\)$"):
+        load_btf(str(fifo))
 
 
 @pytest.mark.parametrize("attack, message", [

@@ -70,21 +70,30 @@ def test_names_that_are_not_utf8_print_as_their_bytes(tmp_path):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["check", "OBJ", "--btf", "/sys/kernel/btf/vmlinux", "--kconfig", "MISSING"],
-     "cannot read --kconfig MISSING: No such file or directory"),
-    (["check", "OBJ", "--btf", "/sys/kernel/btf/vmlinux", "--kconfig", "DIR"],
-     "cannot read --kconfig DIR: Is a directory"),
-    (["gen", "skeleton", "OBJ", "-o", "MISSING/x_skel.py"],
-     "cannot write MISSING/x_skel.py: No such file or directory"),
-    (["btf", "dump", "file", "OBJ", "-o", "DIR"], "cannot write DIR: Is a directory")])
+    (["check", "@OBJ", "--btf", "/sys/kernel/btf/vmlinux", "--kconfig", "@MISSING"],
+     "cannot read --kconfig @MISSING: No such file or directory"),
+    (["check", "@OBJ", "--btf", "/sys/kernel/btf/vmlinux", "--kconfig", "@DIR"],
+     "cannot read --kconfig @DIR: not a regular file (a directory)"),
+    (["check", "@OBJ", "--btf", "/sys/kernel/btf/vmlinux", "--kconfig", "@FIFO"],
+     "cannot read --kconfig @FIFO: not a regular file (a FIFO)"),
+    (["gen", "skeleton", "@FIFO"], "cannot read @FIFO: not a regular file (a FIFO)"),
+    (["btf", "dump", "file", "@FIFO"], "cannot read @FIFO: not a regular file (a FIFO)"),
+    (["gen", "skeleton", "@OBJ", "-o", "@MISSING/x_skel.py"],
+     "cannot write @MISSING/x_skel.py: No such file or directory"),
+    (["btf", "dump", "file", "@OBJ", "-o", "@DIR"], "cannot write @DIR: Is a directory")])
 def test_files_named_on_the_command_line_fail_in_one_line(tmp_path, capsys, argv, message):
     from pybpf.cli.main import main
-    names = {"OBJ": str(built("exec.bpf.o")), "MISSING": str(tmp_path / "missing"),
-             "DIR": str(tmp_path)}
+    fifo = tmp_path.parent / f"fifo{os.getpid()}_{tmp_path.name}"  # never opened: no hang
+    os.mkfifo(fifo)
+    names = {"@OBJ": str(built("exec.bpf.o")), "@MISSING": str(tmp_path / "missing"),
+             "@DIR": str(tmp_path), "@FIFO": str(fifo)}
     for key, value in names.items():
         argv = [a.replace(key, value) for a in argv]
         message = message.replace(key, value)
-    assert main(argv) == 1
+    try:
+        assert main(argv) == 1
+    finally:
+        os.unlink(fifo)
     assert capsys.readouterr().err == f"pybpf: error: {message}\n"
     assert os.listdir(tmp_path) == []          # no temporary file left behind
 

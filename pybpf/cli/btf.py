@@ -146,13 +146,9 @@ def read_btf_file(path: str, base_path: Optional[str] = None) -> BTF:
     """BTF from a raw .BTF file (such as /sys/kernel/btf/*) or an ELF object's .BTF
     section; module files under /sys/kernel/btf are split on vmlinux."""
     from ..btf import kernel
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise BPFError(f"cannot read {path}: {e.strerror}", e.errno) from None
+    from ..obj.elf import MAX_OBJECT_SIZE, read_elf, read_regular_file
+    data = read_regular_file(path, MAX_OBJECT_SIZE)
     if data[:4] == b"\x7fELF":
-        from ..obj.elf import read_elf
         sec = read_elf(data, path).section(".BTF")
         if sec is None:
             raise BPFError(f"{path} has no .BTF section (build with clang -g)", _errno.ENOENT)

@@ -14,6 +14,7 @@ import sys
 from typing import Any, Dict, List, TextIO
 
 from ..obj.check import ProgramCheck, TargetCheck, check
+from ..obj.elf import MAX_OBJECT_SIZE, read_regular_file
 from ..errors import BPFError
 from ..obj.externs import kernel_version_code
 from ..obj.spec import parse_object
@@ -38,12 +39,8 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     """Check, print, and return 1 if any program fails on any target."""
     kconfig = None
     if args.kconfig:
-        try:
-            with open(args.kconfig, errors="surrogateescape") as f:
-                kconfig = f.read()
-        except OSError as e:
-            raise BPFError(f"cannot read --kconfig {args.kconfig}: {e.strerror}",
-                           e.errno) from None
+        kconfig = read_regular_file(args.kconfig, MAX_OBJECT_SIZE, "--kconfig").decode(
+            "utf-8", "surrogateescape")
     version = kernel_version_code(args.kernel_version) if args.kernel_version else 0
     if args.kernel_version and not version:
         raise BPFError(f"--kernel-version {args.kernel_version!r}: expected X.Y.Z")

@@ -5,7 +5,6 @@ import argparse
 import sys
 from typing import Any
 
-from ..errors import BPFError
 from . import write_output
 
 
@@ -23,12 +22,9 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Write the skeleton of ``args.object``."""
+    from ..obj.elf import MAX_OBJECT_SIZE, read_regular_file
     from ..obj.skeleton import generate, module_name
-    try:
-        with open(args.object, "rb") as f:
-            raw = f.read()
-    except OSError as e:
-        raise BPFError(f"cannot read {args.object}: {e.strerror}") from e
+    raw = read_regular_file(args.object, MAX_OBJECT_SIZE)
     text = generate(raw, args.object)
     out = args.output or module_name(args.object) + ".py"
     if out == "-":

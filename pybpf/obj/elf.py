@@ -198,14 +198,15 @@ def open_regular(path: str, fail: Callable[[str, Optional[int]], BPFError]) -> i
     return fd
 
 
-def read_regular_file(path: str, limit: int) -> bytes:
+def read_regular_file(path: str, limit: int, what: str = "") -> bytes:
     """The bytes of the regular file at ``path`` (:func:`open_regular`), at most
-    ``limit``."""
-    fd = open_regular(path, lambda why, _errno: ObjectError(f"cannot read {path}: {why}"))
+    ``limit``; errors say ``cannot read WHAT PATH``."""
+    name = f"{what} {path}" if what else path
+    fd = open_regular(path, lambda why, _errno: ObjectError(f"cannot read {name}: {why}"))
     try:
         st_size = os.fstat(fd).st_size
         if st_size > limit:
-            raise ObjectError(f"cannot read {path}: {st_size} bytes, larger than the "
+            raise ObjectError(f"cannot read {name}: {st_size} bytes, larger than the "
                               f"{limit} bytes an object may have")
         chunks: List[bytes] = []
         size = 0
@@ -216,11 +217,11 @@ def read_regular_file(path: str, limit: int) -> bytes:
             chunks.append(chunk)
             size += len(chunk)
             if size > limit:
-                raise ObjectError(f"cannot read {path}: larger than the {limit} bytes an "
+                raise ObjectError(f"cannot read {name}: larger than the {limit} bytes an "
                                   "object may have")
         return b"".join(chunks)
     except OSError as e:
-        raise ObjectError(f"cannot read {path}: {e.strerror}") from None
+        raise ObjectError(f"cannot read {name}: {e.strerror}") from None
     finally:
         os.close(fd)
 

@@ -22,7 +22,7 @@ from ..btf.core import Result
 from ..btf import types as T
 from ..errors import BPFError, ObjectError
 from ..record import Record
-from .elf import SHF_COMPRESSED
+from .elf import MAX_OBJECT_SIZE, SHF_COMPRESSED, read_regular_file
 from .relocate import LinkedProgram, Linker
 from .spec import ObjectSpec
 
@@ -35,11 +35,7 @@ def load_btf(source: BTFSource, base: Optional[BTF] = None) -> BTF:
     if isinstance(source, BTF):
         return source
     path = os.fspath(source)
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as exc:
-        raise ObjectError(f"cannot read kernel BTF {path}: {exc.strerror}") from None
+    data = read_regular_file(path, MAX_OBJECT_SIZE, "kernel BTF")
     if data[:4] == b"\x7fELF":
         data = _elf_btf(data, path)
     return BTF.parse(data, base=base, section=path)
