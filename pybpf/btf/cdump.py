@@ -362,7 +362,12 @@ class CDumper:
         for idx, m in enumerate(t.members):
             bits, m_off = self._bitfield(m)
             align = 1 if packed else align_of(btf, m.type, self._align)
+            if m_off > 8 * t.size:      # the kernel's "Member exceeds struct_size"
+                raise ObjectError(f"BTF type {type_id} ({btf.type_name(type_id)}): member "
+                                  f"{m.name or idx!r} at bit {m_off} lies past its "
+                                  f"{t.size} bytes", btf.section)
             if not isinstance(t, T.Union):
+                self._check_gap(type_id, off, m_off)
                 lines.extend(_padding(off, m_off, align, prev_bitfield and bits != 0, pad))
             text = self.decl(m.type, m.name, lvl + 1)
             if bits:
@@ -373,6 +378,7 @@ class CDumper:
             prev_bitfield = bool(bits)
             lines.append(f"{pad}{text}{self._tags_of(type_id, idx)};")
         if not isinstance(t, T.Union):
+            self._check_gap(type_id, off, 8 * t.size)
             lines.extend(_padding(off, 8 * t.size,
                                   1 if packed else align_of(btf, type_id, self._align),
                                   False, pad))
@@ -381,6 +387,15 @@ class CDumper:
             close += " __attribute__((packed))"
         body = "\n".join(lines) + "\n" if len(lines) > 1 else lines[0]
         return body + close + self._tags_of(type_id, -1)
+
+    def _check_gap(self, type_id: int, cur: int, nxt: int) -> None:
+        """Padding is written a bitfield of at most 64 bits a line: a gap of more than
+        MAX_PADDING_BITS (no compiler leaves one) would be millions of lines."""
+        if nxt - cur > MAX_PADDING_BITS:
+            raise ObjectError(f"BTF type {type_id} ({self.btf.type_name(type_id)}): a gap "
+                              f"of {(nxt - cur) // 8} bytes between members, more than "
+                              f"the {MAX_PADDING_BITS // 8} bytes of padding a C header "
+                              "is written with", self.btf.section)
 
     def _bitfield(self, m: T.Member) -> Tuple[int, int]:
         """(bit width or 0, bit offset) of a member, legacy int bitfields included."""
@@ -494,6 +509,10 @@ def _skip_mods(btf: BTF, type_id: int) -> int:
 
 def _c_string(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+#: the widest gap between members (or before a struct's end) written as padding
+MAX_PADDING_BITS = 8 << 20
 
 
 def _padding(cur: int, nxt: int, nxt_align: int, in_bitfield: bool, pad: str) -> List[str]:
