@@ -433,6 +433,22 @@ def test_kernel_missing_vmlinux(tmp_path, monkeypatch):
     kernel.clear_cache()
 
 
+@pytest.mark.parametrize("kind", ["fifo", "directory"])
+def test_kernel_btf_that_is_no_regular_file_is_refused_unread(tmp_path, monkeypatch, kind):
+    path = tmp_path / "vmlinux"
+    if kind == "fifo":
+        os.mkfifo(path)           # opened plainly, it would wait for a writer forever
+    else:
+        path.mkdir()
+    monkeypatch.setenv(kernel.VMLINUX_ENV, str(path))
+    kernel.clear_cache()
+    want = "a FIFO" if kind == "fifo" else "a directory"
+    with pytest.raises(ObjectError, match=f"^cannot read kernel BTF {path}: not a regular "
+                                          f"file \\({want}\\)$"):
+        kernel.vmlinux()
+    kernel.clear_cache()
+
+
 def test_real_vmlinux(monkeypatch):
     vmlinux_bytes()
     monkeypatch.delenv(kernel.VMLINUX_ENV, raising=False)

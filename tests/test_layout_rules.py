@@ -15,7 +15,7 @@ from conftest import BUILD, ROOT
 
 PKG = ROOT / "pybpf"
 PURE = ("asm", "btf", "obj")
-PURE_MODULES = ("uapi.py", "errors.py", "limits.py", "record.py", "cachedir.py")
+PURE_MODULES = ("uapi.py", "errors.py", "limits.py", "record.py", "cachedir.py", "files.py")
 KERNEL_SIDE = ("kernel", "link", "events", "study", "cli", "maps", "object", "programs")
 
 

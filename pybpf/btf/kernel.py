@@ -12,6 +12,7 @@ import warnings
 from typing import Dict, List, Optional, Tuple
 
 from ..errors import BPFError, ObjectError
+from ..files import open_regular
 from . import cache
 from .spec import BTF, MIN_CACHED_BLOB
 from .strtab import Blob
@@ -37,8 +38,13 @@ def _read(path: str) -> Blob:
     allows it (vmlinux on recent kernels, as recent libbpf maps it), so it is neither
     copied nor read a page at a time (~5 ms).  Other files are read: a mapped file
     that shrinks would kill the process with SIGBUS; sysfs files cannot shrink."""
+    hint = " (kernel built without CONFIG_DEBUG_INFO_BTF?)" if path.startswith(SYSFS_BTF) else ""
+
+    def fail(why: str, _errno: Optional[int]) -> ObjectError:
+        return ObjectError(f"cannot read kernel BTF {path}: {why}{hint}")
+    fd = open_regular(path, fail)         # a FIFO named by PYBPF_VMLINUX: refused, not waited on
     try:
-        with open(path, "rb") as f:
+        with open(fd, "rb") as f:
             if _is_sysfs(path):
                 try:
                     return mmap.mmap(f.fileno(), 0, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ)
@@ -46,9 +52,7 @@ def _read(path: str) -> Blob:
                     pass
             return f.read()
     except OSError as exc:
-        hint = " (kernel built without CONFIG_DEBUG_INFO_BTF?)" \
-            if path.startswith(SYSFS_BTF) else ""
-        raise ObjectError(f"cannot read kernel BTF {path}: {exc.strerror}{hint}") from None
+        raise fail(exc.strerror or str(exc), exc.errno) from None
 
 
 def vmlinux() -> BTF:

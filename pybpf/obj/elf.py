@@ -13,13 +13,13 @@ foreign ``e_machine``: the start of every ``load`` does without its ~20 ms impor
 from __future__ import annotations
 
 import os
-import stat
 import struct
 import sys
-from typing import Callable, Dict, List, Optional, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 from .. import limits
-from ..errors import BPFError, ObjectError
+from ..errors import ObjectError
+from ..files import open_regular
 from ..record import Record
 
 ELFMAG = b"\x7fELF"
@@ -168,34 +168,6 @@ def read_elf(source: Union[str, "os.PathLike[str]", bytes, bytearray, memoryview
         path = str(source)
         raw = read_regular_file(path, MAX_OBJECT_SIZE)
     return _read(raw, path)
-
-
-_FILE_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
-               (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-               (stat.S_ISSOCK, "a socket"))
-
-
-def open_regular(path: str, fail: Callable[[str, Optional[int]], BPFError]) -> int:
-    """An fd of the regular file at ``path`` (symlinks followed), read-only.
-
-    Opened with O_NONBLOCK and checked with fstat before the first read, so a
-    FIFO, a device or a directory is refused at once, never read (nor waited on).
-    ``fail(reason, errno)`` makes the error: ``reason`` is the strerror of a failed
-    open, or ``not a regular file (a FIFO)``."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
-    except OSError as e:
-        raise fail(e.strerror or str(e), e.errno) from None
-    try:
-        st = os.fstat(fd)
-    except OSError as e:
-        os.close(fd)
-        raise fail(e.strerror or str(e), e.errno) from None
-    if not stat.S_ISREG(st.st_mode):
-        os.close(fd)
-        kind = next((what for test, what in _FILE_KINDS if test(st.st_mode)), "special")
-        raise fail(f"not a regular file ({kind})", None)
-    return fd
 
 
 def read_regular_file(path: str, limit: int, what: str = "") -> bytes:

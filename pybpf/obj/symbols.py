@@ -12,7 +12,7 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
 
 from ..errors import ObjectError
-from .elf import open_regular
+from ..files import open_regular
 from .uprobe import elf_faults
 
 UNKNOWN = "[unknown]"

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from elftools.elf.sections import SymbolTableSection
 
 from ..errors import AttachError
-from .elf import open_regular
+from ..files import open_regular
 
 
 class Target(NamedTuple):

@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Callable, Dict, List, NamedTuple, Optional, Se
 
 from ..errors import ObjectError
 from ..record import FrozenRecord
-from .elf import SHF_COMPRESSED, open_regular
+from ..files import open_regular
+from .elf import SHF_COMPRESSED
 from .uprobe import Segment, elf_faults, fault_text, load_segments, segment_at
 
 if TYPE_CHECKING:
