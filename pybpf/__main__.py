@@ -1,13 +1,22 @@
 """``python -m pybpf``; :func:`run` is also the ``pybpf`` script."""
-import gc
-import sys
+import signal
 
-from .cli.signals import quiet_startup
+#: under ``python -m pybpf`` a Ctrl-C is made quiet by this module's first statement,
+#: before the command line's packages are even looked up (see pybpf.cli.signals)
+_QUIET_FROM_START = __name__ == "__main__" and \
+    signal.getsignal(signal.SIGINT) is signal.default_int_handler
+if _QUIET_FROM_START:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+import gc  # noqa: E402
+import sys  # noqa: E402
+
+from .cli.signals import quiet_startup  # noqa: E402
 
 
 def run() -> int:
     """The command line: Ctrl-C stays quiet while it imports, then main() handles it."""
-    quiet_startup()
+    quiet_startup(already=_QUIET_FROM_START)
     # names from objects and kernel BTF that are not UTF-8 are decoded with
     # surrogateescape: printed back as those bytes (as bpftool prints them) in any
     # locale, where a strict stdout (en_US.UTF-8) would raise UnicodeEncodeError

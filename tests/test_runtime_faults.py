@@ -202,9 +202,12 @@ def test_cli_broken_pipe_ends_quietly(kernel):
 
 
 # ``python -m pybpf``, with a SIGINT from a timer started once the interpreter is up
-# (a signal during the interpreter's own start-up is not ours to handle)
+# and the package imported: a signal during the interpreter's own start-up, or during
+# ``import pybpf`` (the library's import, which leaves signals alone), is not the
+# command line's to handle; from the first statement of pybpf.__main__ on, it is
 _RUN_AS_MAIN = r"""
 import os, runpy, signal, sys, threading
+import pybpf
 delay, obj = float(sys.argv[1]), sys.argv[2]
 sys.argv = ["-m", "load", obj, "--duration", "0"]   # as runpy has it while importing
 threading.Timer(delay, os.kill, (os.getpid(), signal.SIGINT)).start()

@@ -3,8 +3,9 @@
 ``python -m pybpf`` and the ``pybpf`` script import the command line (and all
 it imports) before :func:`pybpf.cli.main.main` runs; a KeyboardInterrupt
 raised meanwhile would end in a traceback.  :func:`quiet_startup` (called
-first thing by ``pybpf.cli``, which only the command line imports) lets SIGINT
-end the process the way it ends a C tool, silently; :func:`cli_started` gives
+first thing by the entry point; under ``python -m pybpf`` the first statement of
+``pybpf.__main__`` already made the switch) lets SIGINT end the process the way
+it ends a C tool, silently; :func:`cli_started` gives
 Python its usual KeyboardInterrupt back once the command line handles it.
 
 A command still imports modules as it needs them, and a KeyboardInterrupt raised
@@ -32,11 +33,12 @@ def redeliver(unraisable: Any) -> None:
     (_previous_hook or sys.__unraisablehook__)(unraisable)
 
 
-def quiet_startup() -> None:
+def quiet_startup(already: bool = False) -> None:
     """While the command line imports, SIGINT kills the process (default action)
-    instead of raising KeyboardInterrupt (unless someone installed a handler)."""
+    instead of raising KeyboardInterrupt (unless someone installed a handler).
+    ``already``: the caller made that switch itself, earlier (``python -m pybpf``)."""
     global _quiet
-    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+    if already or signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         _quiet = True
 
