@@ -2,10 +2,14 @@
 the Python files are collected, so that the wheel ships them as package data.
 
 The wheel stays pure Python (py3-none-any).  setuptools' own build directory is
-moved out of ``build/`` (which holds the BPF test objects)."""
+moved out of ``build/`` (which holds the BPF test objects), into a directory of
+its own per run under ``.setuptools-build/``: two builds of one tree at the same
+time (two interpreters' test runs) must not copy over each other's files."""
+import atexit
 import os
 import shutil
 import subprocess
+import tempfile
 
 from setuptools import setup
 from setuptools.command.build_py import build_py
@@ -32,8 +36,11 @@ class build_py_with_bpf(build_py):
         super().run()
 
 
-# build/ holds the BPF objects (Makefile, tests/conftest.py): setuptools works elsewhere
-WORK = ".setuptools-build"
-os.makedirs(os.path.join(HERE, WORK), exist_ok=True)
+# build/ holds the BPF objects (Makefile, tests/conftest.py): setuptools works elsewhere,
+# in a directory of this run's own, removed when the run ends
+os.makedirs(os.path.join(HERE, ".setuptools-build"), exist_ok=True)
+WORK = os.path.relpath(tempfile.mkdtemp(prefix="run-", dir=os.path.join(HERE, ".setuptools-build")),
+                       HERE)
+atexit.register(shutil.rmtree, os.path.join(HERE, WORK), True)
 setup(cmdclass={"build_py": build_py_with_bpf},
       options={"build": {"build_base": WORK}, "egg_info": {"egg_base": WORK}})

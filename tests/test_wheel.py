@@ -20,13 +20,25 @@ def wheel(tmp_path_factory):
     out = tmp_path_factory.mktemp(f"pybpf-wheel-{os.getpid()}")
     before = sorted(os.listdir(ROOT / "build")) if (ROOT / "build").exists() else []
     stamp = {n: os.stat(ROOT / "build" / n).st_mtime_ns for n in before}
-    subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "-w", str(out),
-                    "--no-deps", "--no-build-isolation", "-q"], check=True, cwd=str(out))
+    # two builds of the tree at once (as two interpreters' test runs do in CI): each
+    # must finish, with the same wheel, however their setuptools steps interleave
+    outs = [out / "a", out / "b"]
+    logs = [out / "a.log", out / "b.log"]
+    builds = []
+    for o, log in zip(outs, logs):
+        with open(log, "w") as err:
+            builds.append(subprocess.Popen(
+                [sys.executable, "-m", "pip", "wheel", str(ROOT), "-w", str(o), "--no-deps",
+                 "--no-build-isolation", "-q"], cwd=str(out), stderr=err))
+    codes = [b.wait() for b in builds]
+    assert codes == [0, 0], [log.read_text()[-3000:] for log in logs]
+    wheels = [next(o.glob("*.whl")) for o in outs]
+    names = [sorted(zipfile.ZipFile(w).namelist()) for w in wheels]
+    assert names[0] == names[1]
     after = sorted(os.listdir(ROOT / "build")) if (ROOT / "build").exists() else []
     assert after == before, "the wheel build wrote into build/"
     assert {n: os.stat(ROOT / "build" / n).st_mtime_ns for n in after} == stamp
-    (whl,) = out.glob("*.whl")
-    return whl
+    return wheels[0]
 
 
 def test_wheel_is_pure_and_ships_every_tool(wheel):
