@@ -455,8 +455,13 @@ class BPFObject:
                 if line is not None:
                     notes.append(f"failing instruction {insns[-1]} is at {_line_text(line)}")
         message = str(err).split("\n", 1)
-        head = f"program {prog.name!r} (SEC {prog.section!r}) rejected by the verifier: " \
-               f"{message[0].split(': ', 1)[-1]}"
+        reason = message[0].split(": ", 1)[-1]
+        if log.strip():
+            head = f"program {prog.name!r} (SEC {prog.section!r}) rejected by the verifier: " \
+                   f"{reason}"
+        else:       # refused before the verifier ran (attributes, name, BTF, license)
+            head = f"program {prog.name!r} (SEC {prog.section!r}) refused by the kernel " \
+                   f"before verification: {reason}{syscall.name_hint(prog.name)}"
         body = "\n".join(notes + message[1:])
         return VerifierError(f"{head}\n{body}" if body else head, log, err.errno)
 

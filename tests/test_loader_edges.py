@@ -5,6 +5,7 @@ every program, SEC() names added from libbpf's table."""
 from __future__ import annotations
 
 import ctypes
+import errno
 import mmap
 import os
 
@@ -555,3 +556,68 @@ def test_failed_load_can_be_retried_with_the_values_set_before():
         obj.attach()
         os.getppid()
         assert obj.bss["always_calls"] == 1
+
+
+# ------------------------------------------------------------------ names not UTF-8
+
+def _renamed(old: bytes, new: bytes) -> bytes:
+    """exec.bpf.o with a name changed in the ELF and BTF string tables alike (a name
+    of the same length: every offset stays right)."""
+    raw = open(built("exec.bpf.o"), "rb").read()
+    assert raw.count(b"\0" + old + b"\0") >= 2 and len(new) == len(old)
+    return raw.replace(b"\0" + old + b"\0", b"\0" + new + b"\0")
+
+
+def _map_renamed(raw_name: bytes) -> bytes:
+    """exec.bpf.o with its ring buffer map 'rb' renamed."""
+    return _renamed(b"rb", raw_name)
+
+
+@pytest.mark.parametrize("raw_name", [b"\xff\xfe", b"r\xa9"])
+def test_map_names_that_are_not_utf8_parse_alike_in_elf_and_btf(raw_name):
+    # ELF names were decoded with "replace", BTF names with "surrogateescape": the
+    # map's BTF variable then found no ELF symbol and the object was refused
+    name = raw_name.decode("utf-8", "surrogateescape")
+    with pybpf.BPFObject.open(_map_renamed(raw_name)) as obj:
+        assert list(obj.maps) == [name, ".rodata", ".bss"]
+        assert obj.maps[name].type == uapi.BPF_MAP_TYPE_RINGBUF
+
+
+def test_map_name_bytes_reach_the_kernel_unchanged():
+    # the kernel's ctype takes Latin-1 letters (0xfe, 0xff) in names, as libbpf finds
+    require_kernel()
+    with pybpf.BPFObject.open(_map_renamed(b"\xff\xfe")) as obj:
+        obj.load()
+        assert obj.maps["\udcff\udcfe"].info().name == b"\xff\xfe"
+
+
+def test_map_name_the_kernel_refuses_says_why():
+    require_kernel()
+    with pybpf.BPFObject.open(_map_renamed(b"r\xa9")) as obj:
+        with pytest.warns(UserWarning, match="kernel refused the object's BTF"), \
+                pytest.raises(pybpf.BPFError) as e:
+            obj.load()
+    assert e.value.errno == errno.EINVAL
+    assert "creating map 'r\\udca9'" in str(e.value)
+    assert "takes only letters, digits, '_' and '.'" in str(e.value)
+
+
+def test_program_name_the_kernel_refuses_says_why():
+    require_kernel()
+    with pybpf.BPFObject.open(_renamed(b"handle_exec", b"handle\xa9exec")) as obj:
+        assert list(obj.programs) == ["handle\udca9exec"]
+        with pytest.warns(UserWarning, match="kernel refused the object's BTF"), \
+                pytest.raises(pybpf.VerifierError) as e:
+            obj.load()
+    assert e.value.errno == errno.EINVAL
+    assert str(e.value).startswith("program 'handle\\udca9exec' (SEC "
+                                   "'tp/sched/sched_process_exec') refused by the kernel "
+                                   "before verification: Invalid argument (the kernel takes "
+                                   "only letters, digits")
+
+
+def test_name_hint_only_for_names_the_kernel_may_refuse():
+    assert syscall.name_hint("events.x_1") == ""
+    assert syscall.name_hint("a" * 15 + "-") == ""          # past the bytes kept
+    assert "letters, digits" in syscall.name_hint("my-map")
+    assert "letters, digits" in syscall.name_hint("réseau")

@@ -187,8 +187,7 @@ def test_cli_gen_skeleton(tmp_path):
 
 
 # same-length replacements (string offsets stay): quotes that would end a docstring,
-# a backslash, a newline, a byte that is not UTF-8 (BTF-only and section-only names:
-# ELF symbols and BTF decode such a byte differently)
+# a backslash, a newline, a byte that is not UTF-8 (BTF-only and section-only names)
 _HOSTILE_NAMES = {b"skel_inner": b'"""\\\n\xffxyz_', b"target_pid": b'tp"""\\\n___',
                   b"sys_enter_getpgid": b'sys_"""\\\xff_getpgid',
                   b"skel_events": b'ev"""\\\n____'}
@@ -207,7 +206,9 @@ def test_names_that_would_break_the_module_are_escaped(tmp_path):
     spec = parse_object(raw, filename)
     prog, = spec.programs
     assert prog.section.startswith('tp/syscalls/sys_"""\\')
-    assert mod.WeIrdPrograms.emit_rec.__doc__ == f"Program 'emit_rec' (SEC(\"{prog.section}\"))."
+    assert prog.section.endswith("\udcff_getpgid")        # decoded as BTF names are
+    shown = prog.section.replace("\udcff", "\\udcff")       # shown escaped
+    assert mod.WeIrdPrograms.emit_rec.__doc__ == f"Program 'emit_rec' (SEC(\"{shown}\"))."
     inner = next(getattr(mod, n) for n in dir(mod) if n.endswith("xyz_"))
     assert inner.__doc__ == 'struct """\\\n\\udcffxyz_ (10 bytes).'   # shown escaped
     ring = 'ev"""\\\n____'

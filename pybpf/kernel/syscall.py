@@ -240,12 +240,38 @@ def map_create(map_type: int, key_size: int, value_size: int, max_entries: int,
         uapi.bpf_attr_map_create,
         map_type=map_type, key_size=key_size, value_size=value_size,
         max_entries=max_entries, map_flags=flags, inner_map_fd=inner_map_fd,
-        numa_node=numa_node, map_name=name.encode()[:uapi.BPF_OBJ_NAME_LEN - 1],
+        numa_node=numa_node, map_name=_obj_name(name),
         map_ifindex=ifindex, btf_fd=btf_fd, btf_key_type_id=btf_key_type_id,
         btf_value_type_id=btf_value_type_id,
         btf_vmlinux_value_type_id=btf_vmlinux_value_type_id, map_extra=map_extra,
         value_type_btf_obj_fd=value_type_btf_obj_fd)
-    return bpf_fd(uapi.BPF_MAP_CREATE, attr, f"creating map {name!r}")
+    return bpf_fd(uapi.BPF_MAP_CREATE, attr, f"creating map {name!r}{name_hint(name)}")
+
+
+#: what bpf_obj_name_cpy() takes besides the letters of the kernel's Latin-1 ctype
+_NAME_ASCII = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.")
+
+
+def _obj_bytes(name: str) -> bytes:
+    """A name from the object as the kernel gets it: its bytes, those that are not
+    UTF-8 included (ELF and BTF names are decoded with ``surrogateescape``)."""
+    return name.encode("utf-8", "surrogateescape")
+
+
+def _obj_name(name: str) -> bytes:
+    """A map or program name as the kernel's ``*_name`` fields take it, cut to
+    BPF_OBJ_NAME_LEN - 1 bytes."""
+    return _obj_bytes(name)[:uapi.BPF_OBJ_NAME_LEN - 1]
+
+
+def name_hint(name: str) -> str:
+    """Why the kernel may refuse a name with EINVAL, which it does not say itself:
+    it takes only letters, digits, '_' and '.' in the bytes it keeps."""
+    kept = _obj_name(name).decode("utf-8", "surrogateescape")
+    if all(c in _NAME_ASCII for c in kept):
+        return ""
+    return (" (the kernel takes only letters, digits, '_' and '.' in the first "
+            f"{uapi.BPF_OBJ_NAME_LEN - 1} bytes of a name)")
 
 
 def _elem_attr(fd: int, key: Optional[ctypes._CData], value: Optional[ctypes._CData],
@@ -386,7 +412,7 @@ def prog_load(prog_type: int, insns: bytes, license: str, name: str = "",
         uapi.bpf_attr_prog_load,
         prog_type=prog_type, insn_cnt=len(insns) // 8, insns=_addr(ibuf),
         license=_addr(lic), kern_version=kern_version, prog_flags=prog_flags,
-        prog_name=name.encode()[:uapi.BPF_OBJ_NAME_LEN - 1], prog_ifindex=ifindex,
+        prog_name=_obj_name(name), prog_ifindex=ifindex,
         expected_attach_type=expected_attach_type, prog_btf_fd=btf_fd,
         attach_btf_id=attach_btf_id, attach_prog_fd=attach_prog_fd)
     if fbuf is not None:
@@ -399,7 +425,7 @@ def prog_load(prog_type: int, insns: bytes, license: str, name: str = "",
         fill(attr, fd_array=_addr(fds))
     return deferred(lambda deliver_now: _load_with_log(
         uapi.BPF_PROG_LOAD, attr, _set_prog_log, lambda a: a.log_true_size,
-        f"loading program {name!r}", log_level, deliver_now), _close_first)
+        f"loading program {name!r}{name_hint(name)}", log_level, deliver_now), _close_first)
 
 
 def _close_first(result: Tuple[Fd, str]) -> None:
@@ -467,7 +493,7 @@ def link_update(link_fd: int, new_fd: int, flags: int = 0, old_fd: int = 0) -> N
 
 def raw_tracepoint_open(name: Optional[str], prog_fd: int) -> Fd:
     """BPF_RAW_TRACEPOINT_OPEN (name None for tp_btf/fentry/fexit/lsm programs)."""
-    nbuf = ctypes.create_string_buffer(name.encode()) if name else None
+    nbuf = ctypes.create_string_buffer(_obj_bytes(name)) if name else None
     attr = _attr(uapi.bpf_attr_raw_tracepoint_open, name=_addr(nbuf), prog_fd=prog_fd)
     return bpf_fd(uapi.BPF_RAW_TRACEPOINT_OPEN, attr,
                   f"opening raw tracepoint {name or '(from BTF)'}")

@@ -228,7 +228,7 @@ def _cstring(table: bytes, off: int, what: str, section: str, where: int) -> str
     if off >= len(table) or end < 0:
         raise ObjectError(f"{what}: name offset {off} is past its string table "
                           f"({len(table)} bytes)", section=section, offset=where)
-    return table[off:end].decode("utf-8", "replace")
+    return table[off:end].decode("utf-8", "surrogateescape")   # as BTF names (btf.strtab)
 
 
 def _machine_name(machine: int) -> str:
