@@ -10,6 +10,8 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
+import urllib.error
 import urllib.request
 from typing import Dict, List, Tuple
 
@@ -190,8 +192,8 @@ def test_promtool_accepts_the_exposition(kernel):
 class _Rows:
     """A map's name and BTF with given contents (no kernel)."""
 
-    def __init__(self, real, rows):
-        self.name, self.btf, self.spec, self._rows = real.name, real.btf, real.spec, rows
+    def __init__(self, real, rows, name=None):
+        self.name, self.btf, self.spec, self._rows = name or real.name, real.btf, real.spec, rows
 
     def items(self):
         return iter(self._rows)
@@ -212,3 +214,69 @@ def test_struct_counters_named_from_btf_on_every_scrape():
     assert value(samples, "pybpf_counts_max_ns_total", key="59") == 5
     assert parse(empty)[1] == types                       # same names with no rows yet
     assert parse(empty)[0] == []
+
+
+_SYSCOUNT_ROW = (59, {"count": 3, "total_ns": 10, "max_ns": 5, "comm": b"sh\0"})
+
+
+def test_names_that_would_break_the_exposition_are_escaped():
+    # a map name with a line feed started a line of its own in HELP, and one with a
+    # byte that is not UTF-8 (surrogateescape) made the scrape end in UnicodeEncodeError
+    with BPFObject.open(built("hist_maps.bpf.o")) as obj:
+        text = Exporter([_Rows(obj.maps["calls"], [(0, 5)], name='rq\nx\\"\udcff')]).render()
+    text.encode("utf-8")                                  # strict: nothing unencodable
+    samples, types = parse(text)
+    assert types == {"pybpf_rq_x____total": "counter"}
+    assert value(samples, "pybpf_rq_x____total", key="0") == 5
+    help_line, = [line for line in text.splitlines() if line.startswith("# HELP")]
+    assert help_line == '# HELP pybpf_rq_x____total BPF map rq\\nx\\\\"\\\\udcff'
+    assert label_value("a\udcff\n") == "a\\\\udcff\\n"
+    promtool = shutil.which("promtool")
+    if promtool is not None:
+        res = subprocess.run([promtool, "check", "metrics"], input=text, text=True,
+                             capture_output=True)
+        assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_two_maps_giving_one_metric_name_are_refused():
+    from pybpf.tools.common import object_path
+    with BPFObject.open(object_path("syscount")) as obj:
+        counts = obj.maps["counts"]
+        with pytest.raises(ConfigError, match="maps 'a-b' and 'a_b' both give the metric "
+                                              "'pybpf_a_b_count_total'"):
+            Exporter([_Rows(counts, [], "a-b"), _Rows(counts, [], "a_b")])
+        named = Exporter([_Rows(counts, [], "a-b"), _Rows(counts, [], "a_b")],
+                         {"metrics": [{"map": "a-b", "name": "ab"}]})
+        assert sorted(parse(named.render())[1]) == [
+            "ab_count_total", "ab_max_ns_total", "ab_total_ns_total", "pybpf_a_b_count_total",
+            "pybpf_a_b_max_ns_total", "pybpf_a_b_total_ns_total"]
+    with BPFObject.open(built("hist_maps.bpf.o")) as obj:
+        sleep_hist, calls = obj.maps["sleep_hist"], obj.maps["calls"]
+        # a gauge named as a histogram's _count series
+        with pytest.raises(ConfigError, match="'pybpf_sleep_hist_count'"):
+            Exporter([_Rows(sleep_hist, []), _Rows(calls, [], "sleep_hist_count")],
+                     {"metrics": [{"map": "sleep_hist_count", "type": "gauge"}]})
+        # what a map becomes is settled before the first scrape
+        with pytest.raises(ConfigError, match="'calls' is configured as a histogram"):
+            Exporter([_Rows(calls, [])], {"metrics": [{"map": "calls", "type": "histogram"}]})
+
+
+def test_a_failed_scrape_says_why_in_any_script(kernel, tmp_path):
+    # the reason went into the HTTP status line, which must be Latin-1: a field name
+    # outside it ended the request in a traceback and an empty reply
+    from pybpf.tools.common import object_path
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps({"only_configured": True, "metrics": [
+        {"map": "counts", "value": "żółw"}]}))
+    srv = Served(object_path("syscount"), "--config", str(cfg))
+    try:
+        with pytest.raises(urllib.error.HTTPError) as e:
+            for _ in range(50):             # until a syscall has been counted
+                os.getppid()
+                srv.scrape()
+                time.sleep(0.05)
+        body = e.value.read().decode()
+    finally:
+        srv.close()
+    assert e.value.code == 500
+    assert "map 'counts': the value has no field 'żółw'" in body

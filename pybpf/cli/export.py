@@ -67,8 +67,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         try:
             body = self.server.render().encode()
-        except BPFError as e:
-            self.send_error(500, str(e))
+        except BPFError as e:       # the reason in the body: a status line is Latin-1
+            self.send_error(500, "the maps could not be read", str(e))
             return
         self.send_response(200)
         self.send_header("Content-Type", CONTENT_TYPE)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 from . import hist
 from ..errors import BPFError
@@ -46,12 +46,23 @@ def metric_name(text: str) -> str:
     return name if name and not name[0].isdigit() else "_" + name
 
 
+def _utf8(text: str) -> str:
+    """``text`` as UTF-8 can carry it: a byte that was not UTF-8 (a name decoded
+    with surrogateescape) becomes its escape, ``\\udcff``."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def help_text(text: str) -> str:
+    """A HELP line's text: backslash and line feed escaped, as the format asks (a
+    map name holding a line feed must not start a line of its own)."""
+    return _utf8(text).replace("\\", "\\\\").replace("\n", "\\n")
+
+
 def label_value(value: Any) -> str:
     """A label value as exposition text: C strings to their NUL, escaped."""
     if isinstance(value, (bytes, bytearray)):
         value = bytes(value).split(b"\0", 1)[0].decode(errors="replace")
-    text = str(value)
-    return text.replace("\\", "\\\\").replace("\"", "\\\"").replace("\n", "\\n")
+    return help_text(str(value)).replace("\"", "\\\"")
 
 
 def _number(value: float) -> str:
@@ -149,49 +160,95 @@ def _scaled(value: Any, scale: Optional[float]) -> Any:
     return value if scale is None else value * scale
 
 
+class _Family(NamedTuple):
+    """One metric family: its name, type, HELP text and, for a counter or gauge,
+    the value field it reads ("" for a value that is itself the number)."""
+    name: str
+    kind: str
+    help: str
+    field: str
+
+
+def _series_names(family: _Family) -> Tuple[str, ...]:
+    """The names a family's samples and TYPE line take: a histogram's too."""
+    if family.kind == "histogram":
+        return tuple(family.name + s for s in ("", "_bucket", "_sum", "_count"))
+    return (family.name,)
+
+
 class Exporter:
-    """Renders the exposition text of a set of maps under a config."""
+    """Renders the exposition text of a set of maps under a config.
+
+    What each map becomes (histogram or counters, the metric names) is settled at
+    construction; two maps or fields that would give one metric name are refused
+    there, since the exposition would be invalid."""
 
     def __init__(self, maps: Iterable[Any], config: Optional[Dict[str, Any]] = None):
         self.config = check_config(config or {})
         prefix = self.config.get("prefix", "pybpf_")
         specs = {m["map"]: m for m in self.config.get("metrics", [])}
-        self.maps: List[Tuple[Any, Dict[str, Any]]] = []
+        self.maps: List[Tuple[Any, Dict[str, Any], Optional[hist.Layout], List[_Family]]] = []
+        owner: Dict[str, str] = {}
         for m in maps:
             spec = specs.pop(m.name, None)
             if spec is None and self.config.get("only_configured"):
                 continue
             spec = dict(spec or {})
             spec.setdefault("name", metric_name(prefix + m.name))
-            self.maps.append((m, spec))
+            layout = hist.map_layout(m)
+            families = self._families(m, spec, layout)
+            for f in families:
+                for series in _series_names(f):
+                    if series in owner:
+                        raise ConfigError(
+                            f"maps {owner[series]!r} and {m.name!r} both give the metric "
+                            f"{series!r}: give one of them a 'name' in the config")
+                    owner[series] = m.name
+            self.maps.append((m, spec, layout, families))
         if specs:
             raise ConfigError(f"config names map(s) the object lacks or that hold no "
                               f"counters/histograms: {', '.join(sorted(specs))}")
 
+    @staticmethod
+    def _families(m: Any, spec: Dict[str, Any], layout: Optional[hist.Layout]) -> List[_Family]:
+        kind = spec.get("type") or ("histogram" if layout is not None else "counter")
+        if kind == "histogram":
+            if layout is None:
+                raise ConfigError(f"map {m.name!r} is configured as a histogram but "
+                                  "holds none (see pybpf.metrics.hist)")
+            return [_Family(spec["name"], kind, help_text(spec.get(
+                "help", f"{layout.kind} histogram of BPF map {m.name}")), "")]
+        suffix = "_total" if kind == "counter" else ""
+        fields = [spec["value"]] if "value" in spec else \
+            hist.value_fields(m.btf, m.spec.btf_value_type_id)
+        out = []
+        for field in fields:
+            name = spec["name"] if "value" in spec or not field \
+                else f"{spec['name']}_{metric_name(field)}"
+            if suffix and not name.endswith(suffix):
+                name += suffix
+            out.append(_Family(name, kind, help_text(spec.get(
+                "help", f"BPF map {m.name}" + (f" field {field}" if field else ""))), field))
+        return out
+
     def render(self) -> str:
         """The whole exposition text, read from the maps now."""
         out: List[str] = []
-        for m, spec in self.maps:
-            layout = hist.map_layout(m)
-            kind = spec.get("type") or ("histogram" if layout is not None else "counter")
-            if kind == "histogram":
-                if layout is None:
-                    raise ConfigError(f"map {m.name!r} is configured as a histogram but "
-                                      "holds none (see pybpf.metrics.hist)")
-                self._histogram(out, m, layout, spec)
+        for m, spec, layout, families in self.maps:
+            if layout is not None and families[0].kind == "histogram":
+                self._histogram(out, m, layout, spec, families[0])
             else:
-                self._counter(out, m, spec, kind)
+                self._counter(out, m, spec, families)
         return "\n".join(out) + "\n" if out else ""
 
-    def _head(self, out: List[str], name: str, kind: str, help_: str) -> None:
-        out.append(f"# HELP {name} {help_}")
-        out.append(f"# TYPE {name} {kind}")
+    def _head(self, out: List[str], family: _Family) -> None:
+        out.append(f"# HELP {family.name} {family.help}")
+        out.append(f"# TYPE {family.name} {family.kind}")
 
     def _histogram(self, out: List[str], m: Any, layout: hist.Layout,
-                   spec: Dict[str, Any]) -> None:
-        name, scale = spec["name"], spec.get("scale")
-        self._head(out, name, "histogram", spec.get("help", f"{layout.kind} histogram of "
-                                                   f"BPF map {m.name}"))
+                   spec: Dict[str, Any], family: _Family) -> None:
+        name, scale = family.name, spec.get("scale")
+        self._head(out, family)
         for h in hist.histograms(m.items(), layout):
             labels = _labels(h.label, {}, spec["labels"]) if "labels" in spec \
                 else [(metric_name(k), v) for k, v in h.label.items()]
@@ -204,20 +261,15 @@ class Exporter:
             out.append(_series(f"{name}_sum", labels, _scaled(h.estimated_sum(), scale)))
             out.append(_series(f"{name}_count", labels, running))
 
-    def _counter(self, out: List[str], m: Any, spec: Dict[str, Any], kind: str) -> None:
+    def _counter(self, out: List[str], m: Any, spec: Dict[str, Any],
+                 families: List[_Family]) -> None:
         """One metric per numeric value field (from BTF, so names stay the same on
         every scrape); an integer array field gives one series per ``index``."""
         rows = hist.counters(m.items())
-        base, scale = spec["name"], spec.get("scale")
-        suffix = "_total" if kind == "counter" else ""
-        fields = [spec["value"]] if "value" in spec else \
-            hist.value_fields(m.btf, m.spec.btf_value_type_id)
-        for field in fields:
-            name = base if "value" in spec or not field else f"{base}_{metric_name(field)}"
-            if suffix and not name.endswith(suffix):
-                name += suffix
-            self._head(out, name, kind, spec.get("help", f"BPF map {m.name}"
-                                                 + (f" field {field}" if field else "")))
+        scale = spec.get("scale")
+        for family in families:
+            field, name = family.field, family.name
+            self._head(out, family)
             for key, value in rows:
                 if field and (not isinstance(value, dict) or field not in value):
                     raise ConfigError(f"map {m.name!r}: the value has no field {field!r}")
