@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import pathlib
+import re
 import struct
 import subprocess
 import sys
@@ -286,3 +287,31 @@ def exercise(path: str) -> None:
     linker = Linker(spec, {m.name: 3 for m in spec.maps}, [btf] if btf is not None else [])
     for prog in spec.programs:
         linker.link(prog)
+    _text_formats(path, obj)
+
+
+class _NoRows:
+    """A map as the exporter reads it (name, BTF, spec), holding nothing yet."""
+
+    def __init__(self, m):
+        self.name, self.btf, self.spec = m.name, m.btf, m.spec
+
+    def items(self):
+        return iter(())
+
+
+def _text_formats(path: str, obj) -> None:
+    """The text the object's names end up in: a skeleton module that compiles, and
+    metrics exposition that is UTF-8 (two maps giving one metric: a ConfigError)."""
+    from pybpf.cli.map_report import reported_maps
+    from pybpf.metrics.exporter import Exporter
+    from pybpf.obj.skeleton import generate
+    with open(path, "rb") as f:
+        compile(generate(f.read(), path.rsplit("/", 1)[-1]), path, "exec")
+    text = Exporter([_NoRows(m) for m in reported_maps(obj)]).render()
+    text.encode("utf-8")
+    for line in text.splitlines():          # no name may start a line of its own
+        if not line.startswith(("# HELP pybpf_", "# TYPE pybpf_")) and \
+                not re.fullmatch(r'pybpf_[a-zA-Z0-9_:]*(\{[a-z_]+="[^"\n]*"(,[a-z_]+="[^"\n]*")*\})? \S+',
+                                 line):
+            raise AssertionError(f"exposition line {line!r}")

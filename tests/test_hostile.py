@@ -451,3 +451,42 @@ def test_object_size_limit(tmp_path, monkeypatch):
     monkeypatch.setattr(elf, "MAX_OBJECT_SIZE", 1024)
     with pytest.raises(ObjectError, match="larger than"):
         elf.read_elf(str(path))
+
+
+# ------------------------------------------------------------------ names
+
+#: same-length names (every string offset stays) for maps, a program and a global
+#: of hist_maps.bpf.o, in its ELF and BTF string tables alike: what would end a line,
+#: a string or a docstring, bytes that are not UTF-8, names the exporter would merge
+NAMES = {
+    "line_feed": {b"sleep_hist": b"sleep\nhist", b"on_sleep": b"on\nsleep"},
+    "quotes": {b"sleep_hist": b'sl"""\\hist', b"targ_tgid": b"targ'''\\d"},
+    "not_utf8": {b"sleep_hist": b"sleep\xffhist", b"calls": b"c\xa9lls",
+                 b"on_sleep": b"on\xc3sleep", b"targ_tgid": b"targ\x80tgid"},
+    "one_metric": {b"sleep_linear": b"by_clock_sum"},     # by_clock's _sum series
+    "control": {b"calls": b"\x1b[2J\x07", b"by_clock": b"by\tclock"},
+}
+
+
+@pytest.fixture(scope="module")
+def name_outcomes(tmp_path_factory) -> Dict[str, str]:
+    raw = built("hist_maps.bpf.o").read_bytes()
+    attacks = {}
+    for attack, renames in NAMES.items():
+        out = raw
+        for old, new in renames.items():
+            assert len(old) == len(new) and out.count(b"\0" + old + b"\0") >= 2
+            out = out.replace(b"\0" + old + b"\0", b"\0" + new + b"\0")
+        attacks[attack] = out
+    return run_attacks(tmp_path_factory.mktemp("names"), attacks)
+
+
+@pytest.mark.parametrize("attack", sorted(NAMES))
+def test_hostile_names_open_and_reach_every_text_format(name_outcomes, attack):
+    # open, inspect, link, a skeleton that compiles, UTF-8 exposition
+    line = name_outcomes[attack]
+    if attack == "one_metric":
+        assert line == ("ConfigError: maps 'by_clock' and 'by_clock_sum' both give the "
+                        "metric 'pybpf_by_clock_sum': give one of them a 'name' in the config")
+    else:
+        assert line == "ok", line
