@@ -29,7 +29,7 @@ MULTIARCH  := $(shell $(HOST_CC) -print-multiarch 2>/dev/null)
 USDT_BPF_OBJS := $(BUILD)/usdt_python.bpf.o $(BUILD)/usdt_args.bpf.o
 USDT_BINS  := $(BUILD)/usdt_target $(BUILD)/usdt_target_pie $(BUILD)/libusdt_target.so
 
-.PHONY: all deps check-tools ensure-deps test test-unprivileged test-interpreters test-pypy typecheck clean tools-bpf
+.PHONY: all deps check-tools ensure-deps test test-unprivileged test-interpreters test-pypy pypy-venv typecheck clean tools-bpf
 
 all: check-tools $(OBJS) $(USDT_BINS) tools-bpf
 
@@ -136,6 +136,8 @@ test-interpreters: ensure-deps
 	  setpriv --bounding-set=-all --inh-caps=-all -- env -u PYBPF_REQUIRE_KERNEL \
 	    $$py -m pytest -q -p no:cacheprovider tests || exit 1; \
 	done
+
+pypy-venv: $(PYPY_VENV)/bin/python
 
 $(PYPY_VENV)/bin/python:
 	pypy3 -m venv $(PYPY_VENV)

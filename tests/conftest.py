@@ -13,7 +13,7 @@ import pathlib
 import shutil
 import tempfile
 from contextlib import contextmanager
-from typing import Iterator, Set
+from typing import Dict, Iterator, Set
 
 import pytest
 
@@ -52,6 +52,22 @@ def built(name: str) -> pathlib.Path:
     if not path.exists():
         pytest.fail(f"{path} missing: run 'make' first")
     return path
+
+
+def build_stamps() -> Dict[str, int]:
+    """build/'s entries and their mtimes: what a wheel build must leave alone."""
+    return {p.name: p.stat().st_mtime_ns for p in BUILD.iterdir()} if BUILD.exists() else {}
+
+
+def assert_build_left_alone(before: Dict[str, int]) -> None:
+    """No entry that setuptools makes appeared in build/ and none there changed.
+    Other entries may appear: another lane of CI runs beside these tests."""
+    after = build_stamps()
+    made = [n for n in after if n not in before and
+            (n in ("lib", "scripts") or n.startswith(("bdist.", "temp.", "lib."))
+             or n.endswith(".egg-info"))]
+    assert not made, f"the wheel build wrote into build/: {made}"
+    assert {n: after.get(n) for n in before} == before, "the wheel build changed build/"
 
 
 @pytest.fixture

@@ -10,17 +10,13 @@ import zipfile
 
 import pytest
 
-from conftest import BUILD, ROOT
+from conftest import ROOT, assert_build_left_alone, build_stamps
 
 try:
     import setuptools
     _SETUPTOOLS = tuple(int(x) for x in setuptools.__version__.split(".")[:1])
 except ImportError:           # pragma: no cover
     _SETUPTOOLS = (0,)
-
-
-def _snapshot():
-    return {p.name: p.stat().st_mtime_ns for p in BUILD.iterdir()} if BUILD.exists() else {}
 
 
 @pytest.fixture
@@ -31,13 +27,12 @@ def new_setuptools():
 
 
 def test_wheel_is_typed_licensed_and_leaves_build_alone(tmp_path, new_setuptools):
-    before = _snapshot()
+    before = build_stamps()
     res = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
                           "--no-build-isolation", "-w", str(tmp_path), str(ROOT)],
                          capture_output=True, text=True, cwd=ROOT)
     assert res.returncode == 0, res.stdout + res.stderr
-    assert _snapshot() == before
-    assert not (BUILD / "lib").exists() and not list(BUILD.glob("bdist*"))
+    assert_build_left_alone(before)
     wheel = next(tmp_path.glob("pybpf-*.whl"))
     with zipfile.ZipFile(wheel) as z:
         names = z.namelist()
@@ -51,13 +46,13 @@ def test_wheel_is_typed_licensed_and_leaves_build_alone(tmp_path, new_setuptools
 
 
 def test_sdist_carries_what_testing_needs(tmp_path, new_setuptools):
-    before = _snapshot()
+    before = build_stamps()
     code = ("import sys; from setuptools import build_meta; "
             "print(build_meta.build_sdist(sys.argv[1]))")
     res = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
                          text=True, cwd=ROOT)
     assert res.returncode == 0, res.stdout + res.stderr
-    assert _snapshot() == before
+    assert_build_left_alone(before)
     sdist = tmp_path / res.stdout.split()[-1]
     with tarfile.open(sdist) as tar:
         members = {m.name.split("/", 1)[1] for m in tar.getmembers() if "/" in m.name}

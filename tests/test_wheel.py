@@ -10,7 +10,7 @@ import zipfile
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, assert_build_left_alone, build_stamps
 from tooltest import ToolRun, records
 from pybpf import tools
 
@@ -18,8 +18,7 @@ from pybpf import tools
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory):
     out = tmp_path_factory.mktemp(f"pybpf-wheel-{os.getpid()}")
-    before = sorted(os.listdir(ROOT / "build")) if (ROOT / "build").exists() else []
-    stamp = {n: os.stat(ROOT / "build" / n).st_mtime_ns for n in before}
+    before = build_stamps()
     # two builds of the tree at once (as two interpreters' test runs do in CI): each
     # must finish, with the same wheel, however their setuptools steps interleave
     outs = [out / "a", out / "b"]
@@ -35,9 +34,7 @@ def wheel(tmp_path_factory):
     wheels = [next(o.glob("*.whl")) for o in outs]
     names = [sorted(zipfile.ZipFile(w).namelist()) for w in wheels]
     assert names[0] == names[1]
-    after = sorted(os.listdir(ROOT / "build")) if (ROOT / "build").exists() else []
-    assert after == before, "the wheel build wrote into build/"
-    assert {n: os.stat(ROOT / "build" / n).st_mtime_ns for n in after} == stamp
+    assert_build_left_alone(before)
     return wheels[0]
 
 
