@@ -284,7 +284,8 @@ def test_read_regular_file_growing_past_the_limit():
 
 def test_read_regular_file_exact_limit_while_reading():
     """/proc/version: st_size 0, stable content: the limit is exact while reading too."""
-    content = open("/proc/version", "rb").read()
+    with open("/proc/version", "rb") as f:
+        content = f.read()
     assert elf.read_regular_file("/proc/version", len(content)) == content
     with pytest.raises(ObjectError) as info:
         elf.read_regular_file("/proc/version", len(content) - 1)

@@ -14,6 +14,7 @@ import ctypes
 import errno
 import mmap
 import os
+import pathlib
 import platform
 import subprocess
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
@@ -757,7 +758,7 @@ def test_kprobe_multi_link_create(monkeypatch):
 
 
 def test_probe_event_attr_for_uprobes(kernel):
-    typ = int(open("/sys/bus/event_source/devices/uprobe/type").read())
+    typ = int(pathlib.Path("/sys/bus/event_source/devices/uprobe/type").read_text())
     attr = hooks._probe_event("uprobe", True, 11, 22, ref_ctr_offset=0x30)
     ret = tracefs.pmu_format_shift("uprobe", "retprobe")
     ref = tracefs.pmu_format_shift("uprobe", "ref_ctr_offset")

@@ -563,7 +563,7 @@ def test_failed_load_can_be_retried_with_the_values_set_before():
 def _renamed(old: bytes, new: bytes) -> bytes:
     """exec.bpf.o with a name changed in the ELF and BTF string tables alike (a name
     of the same length: every offset stays right)."""
-    raw = open(built("exec.bpf.o"), "rb").read()
+    raw = built("exec.bpf.o").read_bytes()
     assert raw.count(b"\0" + old + b"\0") >= 2 and len(new) == len(old)
     return raw.replace(b"\0" + old + b"\0", b"\0" + new + b"\0")
 

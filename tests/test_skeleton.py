@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import pathlib
 import random
 import subprocess
 import sys
@@ -260,7 +261,7 @@ def test_kernel_typed_events_from_skel_types(tmp_path):
     assert r.halves == [0x11111111, 0x22222222] and r.whole == 0x2222222211111111
     assert r.num.i == -2 and r.num.u == 0xfffffffe and r.num.bytes_ == [0xfe, 0xff, 0xff, 0xff]
     assert (r.lo, r.mid, r.neg, r.hi) == (5, 99, -7, 100000)
-    assert r.ok is True and r.comm == open("/proc/self/comm", "rb").read().strip()[:15]
+    assert r.ok is True and r.comm == pathlib.Path("/proc/self/comm").read_bytes().strip()[:15]
     assert r.big == 0x123456789a and isinstance(r.big, mod.skel_big)
     assert r.s == -1234567890123
 

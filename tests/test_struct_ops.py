@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pathlib
 import socket
 import struct
 import threading
@@ -297,7 +298,7 @@ def test_tcp_congestion_ops_against_this_kernel_btf():
 def test_struct_ops_layout_module_is_pure():
     """pybpf/struct_ops.py imports nothing that talks to the kernel."""
     import ast
-    tree = ast.parse(open(so.__file__).read())
+    tree = ast.parse(pathlib.Path(so.__file__).read_text())
     imported = {("." * n.level) + (n.module or "") for n in ast.walk(tree)
                 if isinstance(n, ast.ImportFrom)}
     imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
