@@ -25,6 +25,10 @@ MAX_RESOLVE_DEPTH = 32
 #: include/linux/slab.h: the largest kmalloc (2**(MAX_PAGE_ORDER + PAGE_SHIFT)); an
 #: array map (so a global data section) refuses a larger value_size with E2BIG.
 KMALLOC_MAX_SIZE = mmap.PAGESIZE << 10
+#: kernel/bpf/syscall.c, bpf_obj_name_cpy(): the characters a map or program name
+#: may hold, besides the letters of the kernel's Latin-1 ctype (EINVAL otherwise)
+KERNEL_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                              "0123456789_.")
 #: The largest object file pybpf reads (libbpf has none; this bounds memory).
 MAX_OBJECT_SIZE = 1 << 30
 

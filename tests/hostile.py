@@ -88,6 +88,15 @@ def rename_symbol(raw: bytes, old: str, new: str) -> bytes:
     return bytes(out)
 
 
+def renamed(raw: bytes, renames: Dict[bytes, bytes]) -> bytes:
+    """The object with names changed in its ELF and BTF string tables alike, each
+    to one of the same length (every string offset stays right)."""
+    for old, new in renames.items():
+        assert len(old) == len(new) and raw.count(b"\0" + old + b"\0") >= 2, old
+        raw = raw.replace(b"\0" + old + b"\0", b"\0" + new + b"\0")
+    return raw
+
+
 def section_data(raw: bytes, name: str) -> bytes:
     h = shdr(raw, name)
     return raw[h["sh_offset"]:h["sh_offset"] + h["sh_size"]]

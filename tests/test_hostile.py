@@ -16,7 +16,7 @@ from conftest import built
 from hostile import (ARRAY, CONST, DATASEC, ENUM, ENUM64, EXEC_IDS, FUNC_PROTO, PTR,
                      RESTRICT, STRUCT, TYPE_TAG, TYPEDEF, UNION, VAR, VOLATILE, RawBTF,
                      exec_object, info,
-                     replace_section, run_attacks, run_paths, section_data, set_ehdr,
+                     renamed, replace_section, run_attacks, run_paths, section_data, set_ehdr,
                      set_shdr, shdr, with_btf)
 
 REF_KINDS = {"ptr": PTR, "typedef": TYPEDEF, "const": CONST, "volatile": VOLATILE,
@@ -471,14 +471,8 @@ NAMES = {
 @pytest.fixture(scope="module")
 def name_outcomes(tmp_path_factory) -> Dict[str, str]:
     raw = built("hist_maps.bpf.o").read_bytes()
-    attacks = {}
-    for attack, renames in NAMES.items():
-        out = raw
-        for old, new in renames.items():
-            assert len(old) == len(new) and out.count(b"\0" + old + b"\0") >= 2
-            out = out.replace(b"\0" + old + b"\0", b"\0" + new + b"\0")
-        attacks[attack] = out
-    return run_attacks(tmp_path_factory.mktemp("names"), attacks)
+    return run_attacks(tmp_path_factory.mktemp("names"),
+                       {attack: renamed(raw, renames) for attack, renames in NAMES.items()})
 
 
 @pytest.mark.parametrize("attack", sorted(NAMES))

@@ -22,6 +22,7 @@ from pybpf.obj.sections import SLEEPABLE, find_sec_def
 from pybpf.obj.spec import ARENA_SEC, FuncSpec
 
 from conftest import built, require_kernel, skip_missing_feature
+from hostile import renamed
 
 PAGE = mmap.PAGESIZE
 
@@ -561,11 +562,8 @@ def test_failed_load_can_be_retried_with_the_values_set_before():
 # ------------------------------------------------------------------ names not UTF-8
 
 def _renamed(old: bytes, new: bytes) -> bytes:
-    """exec.bpf.o with a name changed in the ELF and BTF string tables alike (a name
-    of the same length: every offset stays right)."""
-    raw = built("exec.bpf.o").read_bytes()
-    assert raw.count(b"\0" + old + b"\0") >= 2 and len(new) == len(old)
-    return raw.replace(b"\0" + old + b"\0", b"\0" + new + b"\0")
+    """exec.bpf.o with a name changed (hostile.renamed)."""
+    return renamed(built("exec.bpf.o").read_bytes(), {old: new})
 
 
 def _map_renamed(raw_name: bytes) -> bytes:

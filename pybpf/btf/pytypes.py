@@ -26,6 +26,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
 from ..errors import ObjectError
 from . import types as T
 from .spec import BTF, POINTER_SIZE
+from .strtab import shown
 
 _MAX_DEPTH = 64
 _INT_FMT = {1: "b", 2: "h", 4: "i", 8: "q"}
@@ -58,8 +59,7 @@ def doc_text(text: str) -> str:
     backslashes, quotes, control characters and what UTF-8 cannot encode (the
     surrogates of undecodable bytes: shown as ``\\udcff``, for a class's docstring
     must encode) escaped, so it neither ends the string nor breaks the module."""
-    shown = text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return repr(shown)[1:-1].replace('"', '\\"')
+    return repr(shown(text))[1:-1].replace('"', '\\"')
 
 
 def _index(base: str, k: int) -> str:

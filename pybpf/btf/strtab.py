@@ -12,6 +12,12 @@ from ..errors import ObjectError
 
 _ENC = "surrogateescape"
 
+
+def shown(name: str) -> str:
+    """A decoded name as UTF-8 can carry it (a docstring, an exposition line): the
+    surrogate of each byte that was not UTF-8 becomes its escape, ``\\udcff``."""
+    return name.encode("utf-8", "backslashreplace").decode("utf-8")
+
 #: what a BTF blob is read from: its bytes, or the kernel's own mapped read-only
 Blob = Union[bytes, mmap.mmap]
 

@@ -15,6 +15,7 @@ from typing import Any, Callable, Dict, NamedTuple, Optional, Sequence, Tuple, T
 
 from .. import uapi
 from ..errors import BPFError, VerifierError, from_errno
+from ..limits import KERNEL_NAME_CHARS
 from .sigdefer import deferred
 
 #: errors that say the process (or the system) ran out of file descriptors
@@ -248,10 +249,6 @@ def map_create(map_type: int, key_size: int, value_size: int, max_entries: int,
     return bpf_fd(uapi.BPF_MAP_CREATE, attr, f"creating map {name!r}{name_hint(name)}")
 
 
-#: what bpf_obj_name_cpy() takes besides the letters of the kernel's Latin-1 ctype
-_NAME_ASCII = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.")
-
-
 def _obj_bytes(name: str) -> bytes:
     """A name from the object as the kernel gets it: its bytes, those that are not
     UTF-8 included (ELF and BTF names are decoded with ``surrogateescape``)."""
@@ -268,7 +265,7 @@ def name_hint(name: str) -> str:
     """Why the kernel may refuse a name with EINVAL, which it does not say itself:
     it takes only letters, digits, '_' and '.' in the bytes it keeps."""
     kept = _obj_name(name).decode("utf-8", "surrogateescape")
-    if all(c in _NAME_ASCII for c in kept):
+    if all(c in KERNEL_NAME_CHARS for c in kept):
         return ""
     return (" (the kernel takes only letters, digits, '_' and '.' in the first "
             f"{uapi.BPF_OBJ_NAME_LEN - 1} bytes of a name)")

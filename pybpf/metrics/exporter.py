@@ -29,6 +29,7 @@ import re
 from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 from . import hist
+from ..btf.strtab import shown
 from ..errors import BPFError
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -46,16 +47,10 @@ def metric_name(text: str) -> str:
     return name if name and not name[0].isdigit() else "_" + name
 
 
-def _utf8(text: str) -> str:
-    """``text`` as UTF-8 can carry it: a byte that was not UTF-8 (a name decoded
-    with surrogateescape) becomes its escape, ``\\udcff``."""
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
 def help_text(text: str) -> str:
     """A HELP line's text: backslash and line feed escaped, as the format asks (a
     map name holding a line feed must not start a line of its own)."""
-    return _utf8(text).replace("\\", "\\\\").replace("\n", "\\n")
+    return shown(text).replace("\\", "\\\\").replace("\n", "\\n")
 
 
 def label_value(value: Any) -> str:

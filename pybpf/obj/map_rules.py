@@ -15,6 +15,7 @@ import mmap
 from typing import Optional
 
 from .. import uapi
+from ..limits import KERNEL_NAME_CHARS
 from ..btf import BTF
 from ..btf import types as T
 from ..errors import ObjectError
@@ -25,8 +26,6 @@ LIBBPF_PIN_NONE, LIBBPF_PIN_BY_NAME = 0, 1
 #: libbpf reserves at least this many characters for the section suffix
 _MIN_SUFFIX = 7
 _NAME_MAX = uapi.BPF_OBJ_NAME_LEN - 1
-_KERNEL_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                               "0123456789_.")
 
 
 def internal_map_name(obj_name: str, section: str) -> str:
@@ -39,7 +38,7 @@ def internal_map_name(obj_name: str, section: str) -> str:
     suffix = min(max(_MIN_SUFFIX, len(section)), _NAME_MAX)
     prefix = 0 if "." in section[1:] else min(_NAME_MAX - suffix, len(obj_name))
     name = (obj_name[:prefix] + section[:suffix])[:_NAME_MAX]
-    return "".join(c if c in _KERNEL_NAME_CHARS else "_" for c in name)
+    return "".join(c if c in KERNEL_NAME_CHARS else "_" for c in name)
 
 
 def datasec_is_mmapable(btf: Optional[BTF], value_type_id: int) -> bool:
